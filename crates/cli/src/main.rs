@@ -1,0 +1,199 @@
+//! `trellis`: one binary that runs hosts and drives them.
+//!
+//! `trellis up app.yaml` is embedded mode: one host, an in-process lattice, the app deployed
+//! from its manifest, HTTP served until Ctrl-C or SIGTERM.
+
+mod units;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use trellis_host::{Host, HostConfig};
+use trellis_http_server::ServerLimits;
+use trellis_lattice::Lattice;
+use trellis_runtime::Limits;
+
+#[derive(Parser)]
+#[command(name = "trellis", version, about = "Run WebAssembly components as applications")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "TRELLIS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an application from its manifest on one embedded host (no broker needed).
+    Up(UpArgs),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// The OAM application manifest (YAML or JSON). `file://` paths in it are relative to it.
+    manifest: PathBuf,
+
+    /// Listen on this address instead of the addresses in the manifest (port 0 picks a free port).
+    #[arg(long, env = "TRELLIS_HTTP")]
+    http: Option<SocketAddr>,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    /// Directory for compiled components [default: $XDG_CACHE_HOME/trellis/compiled].
+    #[arg(long, env = "TRELLIS_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile every component at start-up instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// Linear memory one instance may use (e.g. 256MiB).
+    #[arg(long, default_value = "256MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_MEMORY")]
+    max_memory: u64,
+
+    /// Time one request may run before its instance is stopped (e.g. 30s, 500ms).
+    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_MAX_EXECUTION_TIME")]
+    max_execution_time: Duration,
+
+    /// Size of the wasm call stack; deeper recursion traps (e.g. 512KiB).
+    #[arg(long, default_value = "512KiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_WASM_STACK")]
+    max_wasm_stack: u64,
+
+    /// Instances that may exist at once across all components (pooling allocator size).
+    #[arg(long, default_value_t = 1000, env = "TRELLIS_MAX_TOTAL_INSTANCES")]
+    max_total_instances: u32,
+
+    /// Requests that may wait for a busy component before the host answers 503.
+    #[arg(long, default_value_t = 1000, env = "TRELLIS_MAX_QUEUED_REQUESTS")]
+    max_queued_requests: usize,
+
+    /// Largest request body accepted; larger ones get 413 (e.g. 10MiB).
+    #[arg(long, default_value = "10MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_REQUEST_BODY")]
+    max_request_body: u64,
+
+    /// Time a client has to send its request headers before it is disconnected.
+    #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Duration,
+
+    /// Time in-flight requests get to finish on Ctrl-C or SIGTERM.
+    #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_DRAIN_TIMEOUT")]
+    drain_timeout: Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let l = &args.limits;
+    let config = HostConfig {
+        limits: Limits {
+            max_memory_bytes: usize::try_from(l.max_memory).context("--max-memory is too large")?,
+            max_execution_time: l.max_execution_time,
+            max_wasm_stack_bytes: usize::try_from(l.max_wasm_stack).context("--max-wasm-stack is too large")?,
+            max_total_instances: l.max_total_instances,
+        },
+        cache_dir: if args.no_cache { None } else { args.cache_dir.or_else(default_cache_dir) },
+        server: ServerLimits {
+            max_request_body_bytes: l.max_request_body,
+            header_read_timeout: l.header_read_timeout,
+            drain_timeout: l.drain_timeout,
+        },
+        max_queued_requests: l.max_queued_requests,
+        http_address_override: args.http,
+        ..HostConfig::default()
+    };
+    let lattice = Lattice::in_process("default");
+    let host = Host::new(config, lattice).context("cannot start the host")?;
+    let listening = host.deploy(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // stdout carries only these lines, so scripts and tests can read the addresses.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "app `{}` is running on host {}", app.name, host.id())?;
+    for l in &listening {
+        writeln!(out, "listening on http://{} (component {})", l.address, l.component_id)?;
+    }
+    out.flush()?;
+    drop(out);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    host.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("trellis").join("compiled"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the host");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,286 @@
+//! Runs the real `trellis` binary and talks to it over real sockets.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `trellis` process, killed on drop.
+pub struct Trellis {
+    child: Option<Child>,
+    /// Addresses from the `listening on http://…` lines, in order.
+    pub addresses: Vec<SocketAddr>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Output of a `trellis` run that exited.
+pub struct Exited {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One compile cache for the whole test run, so each test does not recompile the guests.
+pub fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
+
+pub fn trellis_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_trellis")
+}
+
+/// Runs `trellis ARGS` to completion (for commands expected to fail fast).
+pub fn run(args: &[&str]) -> Exited {
+    let out = Command::new(trellis_bin())
+        .args(args)
+        .env("TRELLIS_LOG", "info")
+        .env("TRELLIS_CACHE_DIR", shared_cache_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run trellis");
+    Exited {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Trellis {
+    /// Starts `trellis up MANIFEST --http 127.0.0.1:0 EXTRA...` and waits until it listens.
+    pub fn up(manifest: &Path, extra: &[&str]) -> Trellis {
+        let mut cmd = Command::new(trellis_bin());
+        cmd.arg("up").arg(manifest).args(["--http", "127.0.0.1:0"]).args(extra);
+        Self::start(cmd)
+    }
+
+    pub fn start(mut cmd: Command) -> Trellis {
+        cmd.env("TRELLIS_LOG", "info")
+            .env("TRELLIS_CACHE_DIR", shared_cache_dir())
+            .stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn trellis");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let stderr = stderr.clone();
+            let pipe = child.stderr.take().expect("stderr");
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut s = stderr.lock().expect("lock");
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+        }
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut trellis = Trellis { child: Some(child), addresses: Vec::new(), stderr };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("listening on http://") {
+                        let addr = rest.split_whitespace().next().expect("address");
+                        trellis.addresses.push(addr.parse().expect("socket address"));
+                    } else if line.starts_with("app `") && !trellis.addresses.is_empty() {
+                        // unreachable in practice: the app line comes first
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if !trellis.addresses.is_empty() {
+                        return trellis;
+                    }
+                    if let Some(status) = trellis.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                        panic!("trellis exited early with {status}:\n{}", trellis.stderr());
+                    }
+                    if Instant::now() > deadline {
+                        panic!("trellis did not start listening in time:\n{}", trellis.stderr());
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    if !trellis.addresses.is_empty() {
+                        return trellis;
+                    }
+                    let _ = trellis.child.as_mut().map(Child::wait);
+                    panic!("trellis closed stdout before listening:\n{}", trellis.stderr());
+                }
+            }
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addresses[0]
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits until stderr contains `needle`, or panics after `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.stderr();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "stderr never contained {needle:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "trellis did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Trellis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// Sends one HTTP/1.1 request with `Connection: close` and reads the whole response.
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
+    try_request(addr, method, path, body).expect("HTTP request")
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, b"")
+}
+
+pub fn try_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    read_response(&mut stream)
+}
+
+pub fn read_response(stream: &mut impl Read) -> std::io::Result<Response> {
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!("malformed response: {:?}", String::from_utf8_lossy(&raw)))
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    Some(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_str = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_str.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// Writes `manifest` to `dir/app.yaml` and returns the path.
+pub fn write_manifest(dir: &Path, manifest: &str) -> PathBuf {
+    let path = dir.join("app.yaml");
+    std::fs::write(&path, manifest).expect("write manifest");
+    path
+}
+
+/// Copies a built guest into `dir/build/NAME.wasm`.
+pub fn install_guest(dir: &Path, guest: &str) -> PathBuf {
+    let build = dir.join("build");
+    std::fs::create_dir_all(&build).expect("mkdir build");
+    let dest = build.join(format!("{guest}.wasm"));
+    std::fs::copy(trellis_test_support::guest(guest), &dest).expect("copy guest");
+    dest
+}
+
+/// A manifest with one component served over HTTP by the built-in server.
+pub fn http_app(name: &str, wasm: &str, instances: u32, extra_component_yaml: &str) -> String {
+    format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: file://./build/{wasm}.wasm
+{extra_component_yaml}      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: default-http
+                  properties:
+                    address: 127.0.0.1:8000
+"#
+    )
+}

@@ -1,0 +1,66 @@
+//! Identifier newtypes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps an identifier.
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The id of a component in the lattice, for example `rust_hello_world_http_component`.
+    ComponentId
+);
+id_type!(
+    /// The id of a capability provider in the lattice.
+    ProviderId
+);
+id_type!(
+    /// The id of a host.
+    HostId
+);
+id_type!(
+    /// The name of a link; `default` unless the manifest names it.
+    LinkName
+);
+
+impl Default for LinkName {
+    fn default() -> Self {
+        Self("default".to_owned())
+    }
+}

@@ -1,0 +1,83 @@
+//! What a host runs, as `host.get` and heartbeats report it.
+
+use crate::{ComponentId, HostId, ProviderId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The inventory of one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInventory {
+    /// The host's id.
+    pub host_id: HostId,
+    /// A human-friendly name.
+    pub friendly_name: String,
+    /// Host labels, including the automatic `hostcore.*` ones.
+    pub labels: BTreeMap<String, String>,
+    /// The Trellis version (semver).
+    pub version: String,
+    /// Seconds since the host started.
+    pub uptime_seconds: u64,
+    /// Uptime for people, for example `1h 2m 3s`.
+    pub uptime_human: String,
+    /// Components running on the host.
+    pub components: Vec<ComponentDescription>,
+    /// Providers running (or failed) on the host.
+    pub providers: Vec<ProviderDescription>,
+}
+
+/// One component in an inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentDescription {
+    /// The component id.
+    pub id: ComponentId,
+    /// Where it came from, for example `file:///app/build/hello.wasm`.
+    pub image_ref: String,
+    /// The name in the manifest, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Annotations, for example which app manages it.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Revision of the component.
+    #[serde(default)]
+    pub revision: i32,
+    /// The maximum number of concurrent instances on this host.
+    pub max_instances: u32,
+}
+
+/// One provider in an inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderDescription {
+    /// The provider id.
+    pub id: ProviderId,
+    /// The image reference it was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<String>,
+    /// The name in the manifest, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Revision of the provider.
+    #[serde(default)]
+    pub revision: i32,
+    /// Whether it runs, and why not when it does not (a Trellis extension; wasmCloud clients
+    /// ignore unknown fields).
+    #[serde(default)]
+    pub status: ProviderStatus,
+}
+
+/// The health of a provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Started and serving.
+    #[default]
+    Running,
+    /// Could not start or stopped working.
+    Failed {
+        /// What went wrong, for people.
+        reason: String,
+    },
+}

@@ -1,0 +1,99 @@
+//! Typed identifiers and wire types shared by every Trellis crate.
+//!
+//! The shapes here follow the wasmCloud v1 control interface (see `shared/reference/protocol.md`):
+//! the reply envelope, links, host inventory and CloudEvents. Other crates speak in these types
+//! so that the in-process lattice of embedded mode and the NATS lattice carry the same JSON.
+//!
+//! Identifiers are newtypes so that a component id cannot be passed where a provider id or a
+//! link name is expected.
+
+mod ids;
+mod inventory;
+mod link;
+
+pub use ids::{ComponentId, HostId, LinkName, ProviderId};
+pub use inventory::{ComponentDescription, HostInventory, ProviderDescription, ProviderStatus};
+pub use link::Link;
+
+use serde::{Deserialize, Serialize};
+
+/// The envelope of every control-interface reply: `success: true` on a command means
+/// "accepted"; completion is announced by events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtlResponse<T> {
+    /// Whether the request was accepted.
+    pub success: bool,
+    /// A human-readable explanation, empty on success.
+    #[serde(default)]
+    pub message: String,
+    /// The payload, absent for commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<T>,
+}
+
+impl<T> CtlResponse<T> {
+    /// A successful reply carrying `response`.
+    pub fn ok(response: T) -> Self {
+        Self { success: true, message: String::new(), response: Some(response) }
+    }
+
+    /// A failed reply explaining why.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self { success: false, message: message.into(), response: None }
+    }
+}
+
+/// A lattice event as a CloudEvents 1.0 JSON document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    /// Always `"1.0"`.
+    pub specversion: String,
+    /// Unique per event.
+    pub id: String,
+    /// The id of the host that emitted it.
+    pub source: String,
+    /// `com.wasmcloud.lattice.{event_name}`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Always `"application/json"`.
+    pub datacontenttype: String,
+    /// RFC 3339 timestamp.
+    pub time: String,
+    /// Event-specific payload.
+    pub data: serde_json::Value,
+}
+
+impl CloudEvent {
+    /// The prefix of every event type.
+    pub const TYPE_PREFIX: &'static str = "com.wasmcloud.lattice.";
+
+    /// The event name without the type prefix, for example `component_scaled`.
+    pub fn name(&self) -> &str {
+        self.ty.strip_prefix(Self::TYPE_PREFIX).unwrap_or(&self.ty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_omits_absent_response() {
+        let json = serde_json::to_value(CtlResponse::<()>::error("nope")).expect("serialize");
+        assert_eq!(json, serde_json::json!({"success": false, "message": "nope"}));
+    }
+
+    #[test]
+    fn event_name_strips_prefix() {
+        let ev = CloudEvent {
+            specversion: "1.0".into(),
+            id: "1".into(),
+            source: "h".into(),
+            ty: "com.wasmcloud.lattice.component_scaled".into(),
+            datacontenttype: "application/json".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            data: serde_json::Value::Null,
+        };
+        assert_eq!(ev.name(), "component_scaled");
+    }
+}

@@ -1,0 +1,91 @@
+//! Routing an HTTP request from the HTTP server provider to a component instance.
+
+use crate::limiter::ConcurrencyLimiter;
+use futures::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use trellis_http_server::{BodyTooLarge, BoxError, IncomingHandler, RequestBody, ResponseBody, text_response};
+use trellis_runtime::{HttpComponent, InvokeError, WasiHttpError};
+
+/// A component ready to take requests on this host.
+pub(crate) struct Running {
+    pub(crate) http: HttpComponent,
+    pub(crate) limiter: ConcurrencyLimiter,
+}
+
+/// The host's [`IncomingHandler`]: finds the target component, waits for an instance slot,
+/// runs the request and turns failures into HTTP statuses.
+#[derive(Default)]
+pub(crate) struct Dispatch {
+    components: RwLock<HashMap<Arc<str>, Arc<Running>>>,
+}
+
+impl Dispatch {
+    pub(crate) fn insert(&self, id: &str, running: Running) {
+        self.components.write().unwrap_or_else(|e| e.into_inner()).insert(id.into(), Arc::new(running));
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Running>> {
+        self.components.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+}
+
+impl IncomingHandler for Dispatch {
+    fn handle(&self, target: Arc<str>, request: Request<RequestBody>) -> BoxFuture<'static, Response<ResponseBody>> {
+        let running = self.get(&target);
+        Box::pin(async move {
+            let Some(running) = running else {
+                return text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("component `{target}` is not running on this host\n"),
+                );
+            };
+            let _permit = match running.limiter.acquire().await {
+                Ok(permit) => permit,
+                Err(full) => {
+                    tracing::warn!(component_id = %target, %full, "request refused: queue full");
+                    return text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("component `{target}` is busy: {full}; retry later\n"),
+                    );
+                }
+            };
+            let request = request.map(|body| body.map_err(to_wasi_error));
+            match running.http.handle(request).await {
+                Ok(response) => response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+                Err(error) => error_response(&error),
+            }
+        })
+    }
+}
+
+fn to_wasi_error(error: BoxError) -> WasiHttpError {
+    if let Some(too_large) = error.downcast_ref::<BodyTooLarge>() {
+        return WasiHttpError::HttpRequestBodySize(Some(too_large.limit));
+    }
+    match error.downcast::<hyper::Error>() {
+        Ok(hyper_error) => WasiHttpError::Hyper(*hyper_error),
+        Err(other) => WasiHttpError::InternalError(Some(other.to_string())),
+    }
+}
+
+/// The status for each way an invocation fails; the details go to the log, the client gets a
+/// short reason.
+fn error_response(error: &InvokeError) -> Response<ResponseBody> {
+    let status = match error {
+        InvokeError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+        InvokeError::Instantiate { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        InvokeError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        InvokeError::Trap { .. } | InvokeError::NoResponse { .. } | InvokeError::ErrorCode { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    tracing::error!(error = %error, status = status.as_u16(), "request failed");
+    let summary = match error {
+        InvokeError::Trap { id, .. } => format!("component `{id}` trapped while handling the request"),
+        other => other.to_string(),
+    };
+    text_response(status, format!("{summary}\n"))
+}

@@ -1,0 +1,187 @@
+//! A Trellis host: the inventory of one machine's components, providers and links, and the
+//! glue that invokes components when providers call them.
+//!
+//! [`Host::deploy`] takes a normalised [`trellis_manifest::Application`], checks all of it
+//! before anything runs (images load and are components; every import is served by the host
+//! or by a link; providers are built in; named config exists; listen addresses parse), and
+//! only then starts: components are prepared once, HTTP listeners are bound, events are
+//! published on the lattice. Every problem found is reported at once in a [`DeployError`].
+//!
+//! Embedded mode (`trellis up`) deploys one manifest straight onto one host. The lattice
+//! reconciler will drive the same host through the control interface.
+
+mod deploy;
+mod dispatch;
+mod limiter;
+mod problems;
+
+pub use deploy::Listening;
+pub use limiter::{ConcurrencyLimiter, QueueFull};
+pub use problems::{DeployError, Problem};
+
+use dispatch::Dispatch;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use trellis_control::{ComponentDescription, HostId, HostInventory, ProviderDescription};
+use trellis_http_server::ServerLimits;
+use trellis_lattice::Lattice;
+use trellis_runtime::{Limits, Runtime, RuntimeError};
+
+/// How a host is set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// A name for people; generated when absent.
+    pub friendly_name: Option<String>,
+    /// Labels in addition to the automatic `hostcore.*` ones.
+    pub labels: BTreeMap<String, String>,
+    /// Limits on every instance.
+    pub limits: Limits,
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits of the built-in HTTP server.
+    pub server: ServerLimits,
+    /// Requests that may wait for a busy component before the host answers 503.
+    pub max_queued_requests: usize,
+    /// Replaces every HTTP listen address in manifests (tests use `127.0.0.1:0`).
+    pub http_address_override: Option<SocketAddr>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            friendly_name: None,
+            labels: BTreeMap::new(),
+            limits: Limits::default(),
+            cache_dir: None,
+            server: ServerLimits::default(),
+            max_queued_requests: 1000,
+            http_address_override: None,
+        }
+    }
+}
+
+/// One host.
+pub struct Host {
+    id: HostId,
+    friendly_name: String,
+    labels: BTreeMap<String, String>,
+    started: Instant,
+    runtime: Arc<Runtime>,
+    lattice: Lattice,
+    config: HostConfig,
+    dispatch: Arc<Dispatch>,
+    inventory: Mutex<Inventory>,
+    shutdown: watch::Sender<bool>,
+    servers: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+#[derive(Default)]
+struct Inventory {
+    components: Vec<ComponentDescription>,
+    providers: Vec<ProviderDescription>,
+}
+
+impl Host {
+    /// Creates a host on `lattice`; it runs nothing until [`Host::deploy`].
+    pub fn new(config: HostConfig, lattice: Lattice) -> Result<Arc<Self>, RuntimeError> {
+        let runtime = Runtime::new(config.limits.clone(), config.cache_dir.as_deref())?;
+        let id = new_host_id();
+        let friendly_name = config.friendly_name.clone().unwrap_or_else(|| format!("trellis-{}", &id.as_str()[1..7].to_lowercase()));
+        let mut labels = config.labels.clone();
+        labels.insert("hostcore.os".into(), std::env::consts::OS.into());
+        labels.insert("hostcore.arch".into(), std::env::consts::ARCH.into());
+        labels.insert("hostcore.osfamily".into(), std::env::consts::FAMILY.into());
+        let (shutdown, _) = watch::channel(false);
+        let host = Arc::new(Self {
+            id,
+            friendly_name,
+            labels,
+            started: Instant::now(),
+            runtime: Arc::new(runtime),
+            lattice,
+            config,
+            dispatch: Arc::default(),
+            inventory: Mutex::default(),
+            shutdown,
+            servers: tokio::sync::Mutex::new(JoinSet::new()),
+        });
+        host.publish("host_started", serde_json::json!({
+            "labels": host.labels,
+            "friendly_name": host.friendly_name,
+        }));
+        Ok(host)
+    }
+
+    /// The host's id.
+    pub fn id(&self) -> &HostId {
+        &self.id
+    }
+
+    /// The lattice it belongs to.
+    pub fn lattice(&self) -> &Lattice {
+        &self.lattice
+    }
+
+    /// What the host runs now.
+    pub fn inventory(&self) -> HostInventory {
+        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        let uptime = self.started.elapsed().as_secs();
+        HostInventory {
+            host_id: self.id.clone(),
+            friendly_name: self.friendly_name.clone(),
+            labels: self.labels.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: uptime,
+            uptime_human: format!("{}h {}m {}s", uptime / 3600, uptime / 60 % 60, uptime % 60),
+            components: inventory.components.clone(),
+            providers: inventory.providers.clone(),
+        }
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish (up to the drain timeout), and
+    /// returns when every listener has stopped.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let mut servers = self.servers.lock().await;
+        while servers.join_next().await.is_some() {}
+        self.publish("host_stopped", serde_json::json!({"labels": self.labels}));
+    }
+
+    fn publish(&self, event: &str, mut data: serde_json::Value) {
+        if let Some(map) = data.as_object_mut() {
+            map.insert("host_id".into(), self.id.to_string().into());
+        }
+        let event = self.lattice.publish_event(&self.id, event, data);
+        tracing::debug!(event = event.name(), "published event");
+    }
+}
+
+/// A fresh host id in the shape of an nkey server public key: `N` and 55 base32 characters.
+fn new_host_id() -> HostId {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bytes = Vec::with_capacity(64);
+    while bytes.len() < 55 {
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    let id: String = std::iter::once('N')
+        .chain(bytes.iter().take(55).map(|b| ALPHABET[(*b as usize) % 32] as char))
+        .collect();
+    HostId::new(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_ids_look_like_nkeys() {
+        let id = super::new_host_id();
+        assert_eq!(id.as_str().len(), 56);
+        assert!(id.as_str().starts_with('N'));
+        assert!(id.as_str()[1..].bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert_ne!(super::new_host_id(), id);
+    }
+}

@@ -1,0 +1,80 @@
+//! The lattice transport: how hosts publish what happens to them and how clients watch it.
+//!
+//! Embedded mode (`trellis up`) uses [`Lattice::in_process`]: events travel over a tokio
+//! broadcast channel inside the one process, as CloudEvents with exactly the JSON shapes they
+//! would have on NATS (`wasmbus.evt.{lattice}.{event}`), so the code that emits them is the
+//! same in both modes. The NATS transport joins this crate with the lattice issue.
+
+use tokio::sync::broadcast;
+use trellis_control::{CloudEvent, HostId};
+
+/// How many events a slow subscriber may fall behind before it starts missing some.
+const EVENT_BUFFER: usize = 1024;
+
+/// A handle to the lattice; cheap to clone.
+#[derive(Clone)]
+pub struct Lattice {
+    name: String,
+    events: broadcast::Sender<CloudEvent>,
+}
+
+impl Lattice {
+    /// A lattice that lives inside this process.
+    pub fn in_process(name: impl Into<String>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Self { name: name.into(), events }
+    }
+
+    /// The lattice name, for example `default`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The subject an event is published on, for example `wasmbus.evt.default.host_started`.
+    pub fn event_subject(&self, event_name: &str) -> String {
+        format!("wasmbus.evt.{}.{event_name}", self.name)
+    }
+
+    /// Publishes `event_name` with `data` as a CloudEvent from `source`.
+    pub fn publish_event(&self, source: &HostId, event_name: &str, data: serde_json::Value) -> CloudEvent {
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let event = CloudEvent {
+            specversion: "1.0".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            source: source.to_string(),
+            ty: format!("{}{event_name}", CloudEvent::TYPE_PREFIX),
+            datacontenttype: "application/json".into(),
+            time,
+            data,
+        };
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.events.send(event.clone());
+        event
+    }
+
+    /// Receives every event published after this call.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<CloudEvent> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_receive_cloudevents() {
+        let lattice = Lattice::in_process("default");
+        let mut rx = lattice.subscribe_events();
+        lattice.publish_event(&HostId::new("Nhost"), "component_scaled", serde_json::json!({"max_instances": 2}));
+        let ev = rx.recv().await.expect("event");
+        assert_eq!(ev.ty, "com.wasmcloud.lattice.component_scaled");
+        assert_eq!(ev.source, "Nhost");
+        assert_eq!(ev.specversion, "1.0");
+        assert_eq!(ev.data["max_instances"], 2);
+        assert!(time::OffsetDateTime::parse(&ev.time, &time::format_description::well_known::Rfc3339).is_ok());
+        assert_eq!(lattice.event_subject("host_started"), "wasmbus.evt.default.host_started");
+    }
+}

@@ -1,0 +1,54 @@
+//! Per-instance limits and the engine configuration derived from them.
+
+use std::time::Duration;
+
+/// Bounds on every instance. Each has a default and a CLI flag (`trellis up --help`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Maximum linear memory of one instance, in bytes. A guest that grows past it sees
+    /// `memory.grow` fail (and usually traps when its allocator gives up).
+    pub max_memory_bytes: usize,
+    /// Maximum time one invocation may run, including time spent waiting on the host. A guest
+    /// still running at its deadline is stopped and its request answered with an error.
+    pub max_execution_time: Duration,
+    /// Maximum size of the wasm call stack, in bytes; deeper recursion traps.
+    pub max_wasm_stack_bytes: usize,
+    /// How many instances may exist at once across all components (the size of the pooling
+    /// allocator). Instantiations beyond it fail and are answered with 503.
+    pub max_total_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 256 << 20,
+            max_execution_time: Duration::from_secs(30),
+            max_wasm_stack_bytes: 512 << 10,
+            max_total_instances: 1000,
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn engine_config(&self) -> wasmtime::Config {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(self.max_total_instances);
+        // A component built by wit-component has several core instances (the program, the
+        // WASI adapter, shims) but one or two memories; size the pools so that the number of
+        // component instances is the limit that bites.
+        pool.total_core_instances(self.max_total_instances.saturating_mul(8));
+        pool.total_memories(self.max_total_instances.saturating_mul(2));
+        pool.total_tables(self.max_total_instances.saturating_mul(4));
+        pool.total_stacks(self.max_total_instances);
+        pool.max_memory_size(self.max_memory_bytes);
+
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(self.max_wasm_stack_bytes);
+        // The async stack must hold the wasm stack plus host frames.
+        config.async_stack_size(self.max_wasm_stack_bytes + (1 << 20));
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        config
+    }
+}

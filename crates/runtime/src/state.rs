@@ -1,0 +1,118 @@
+//! The data every store carries, and the host side of the non-HTTP WASI interfaces the
+//! runtime serves without any link: `wasi:logging/logging` and `wasi:config/{runtime,store}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use trellis_control::ComponentId;
+use wasmtime::StoreLimits;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/logging", "../../wit/config"],
+        inline: "
+            package trellis:host;
+            world imports {
+                import wasi:logging/logging;
+                import wasi:config/runtime@0.2.0-draft;
+                import wasi:config/store@0.2.0-draft;
+            }
+        ",
+    });
+}
+
+use bindings::wasi::config::{runtime as config_runtime, store as config_store};
+use bindings::wasi::logging::logging;
+
+/// Who an instance is and what it may read: passed by the host, fixed for the instance.
+#[derive(Debug, Clone)]
+pub struct InstanceContext {
+    /// The component id, attached to every log line the guest writes.
+    pub component_id: ComponentId,
+    /// What `wasi:config` returns to the guest.
+    pub config: Arc<BTreeMap<String, String>>,
+}
+
+/// The `T` of every `Store<T>`.
+pub(crate) struct InstanceState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) context: InstanceContext,
+}
+
+impl InstanceState {
+    pub(crate) fn new(context: InstanceContext, max_memory_bytes: usize) -> Self {
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            // Guest stdout goes to the host's stderr: the host's stdout carries its own
+            // messages (listen addresses) that scripts read.
+            .stdout(std::io::stderr())
+            .stderr(std::io::stderr())
+            .build();
+        let limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(max_memory_bytes)
+            .trap_on_grow_failure(false)
+            .build();
+        Self { wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), limits, context }
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
+impl logging::Host for InstanceState {
+    fn log(&mut self, level: logging::Level, context: String, message: String) {
+        let component_id = self.context.component_id.as_str();
+        match level {
+            logging::Level::Trace => tracing::trace!(component_id, context, "{message}"),
+            logging::Level::Debug => tracing::debug!(component_id, context, "{message}"),
+            logging::Level::Info => tracing::info!(component_id, context, "{message}"),
+            logging::Level::Warn => tracing::warn!(component_id, context, "{message}"),
+            logging::Level::Error | logging::Level::Critical => {
+                tracing::error!(component_id, context, critical = matches!(level, logging::Level::Critical), "{message}")
+            }
+        }
+    }
+}
+
+impl config_runtime::Host for InstanceState {
+    fn get(&mut self, key: String) -> Result<Option<String>, config_runtime::ConfigError> {
+        Ok(self.context.config.get(&key).cloned())
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_runtime::ConfigError> {
+        Ok(self.context.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+impl config_store::Host for InstanceState {
+    fn get(&mut self, key: String) -> Result<Option<String>, config_store::Error> {
+        Ok(self.context.config.get(&key).cloned())
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_store::Error> {
+        Ok(self.context.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+/// Everything the host serves without a link. Keep in sync with [`crate::imports`].
+pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    logging::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    config_runtime::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    config_store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}
