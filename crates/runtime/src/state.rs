@@ -76,12 +76,12 @@ impl logging::Host for InstanceState {
     fn log(&mut self, level: logging::Level, context: String, message: String) {
         let component_id = self.context.component_id.as_str();
         match level {
-            logging::Level::Trace => tracing::trace!(component_id, context, "{message}"),
-            logging::Level::Debug => tracing::debug!(component_id, context, "{message}"),
-            logging::Level::Info => tracing::info!(component_id, context, "{message}"),
-            logging::Level::Warn => tracing::warn!(component_id, context, "{message}"),
+            logging::Level::Trace => tracing::trace!(component_id = %component_id, context = %context, "{message}"),
+            logging::Level::Debug => tracing::debug!(component_id = %component_id, context = %context, "{message}"),
+            logging::Level::Info => tracing::info!(component_id = %component_id, context = %context, "{message}"),
+            logging::Level::Warn => tracing::warn!(component_id = %component_id, context = %context, "{message}"),
             logging::Level::Error | logging::Level::Critical => {
-                tracing::error!(component_id, context, critical = matches!(level, logging::Level::Critical), "{message}")
+                tracing::error!(component_id = %component_id, context = %context, critical = matches!(level, logging::Level::Critical), "{message}")
             }
         }
     }

@@ -1,0 +1,212 @@
+//! Guest components for Trellis's integration tests, built from source on demand.
+//!
+//! The guests live outside the host workspace because they target `wasm32-wasip2`:
+//! `examples/http-hello` and the `test-components` workspace (`behaviours`, `needs-kv`).
+//! [`guest`] builds all of them the first time a test process asks for one, so a test never
+//! runs against a stale or committed binary.
+//!
+//! ```no_run
+//! let wasm = trellis_test_support::guest("behaviours");
+//! assert!(wasm.ends_with("behaviours.wasm"));
+//! ```
+//!
+//! Test runners such as cargo-nextest start one process per test, so many processes may build
+//! at once. They share one target directory, and cargo's lock on it makes all but the first wait
+//! and then find nothing left to do.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The Rust target every guest is compiled for.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
+pub const GUESTS: [&str; 3] = ["http_hello", "behaviours", "needs_kv"];
+
+/// Manifests, relative to the repository root, of the workspaces that produce [`GUESTS`].
+const GUEST_MANIFESTS: [&str; 2] = [
+    "examples/http-hello/Cargo.toml",
+    "test-components/Cargo.toml",
+];
+
+/// Environment variables that configure the host build and would break, or silently change,
+/// the nested cross-compile. `CARGO_TARGET_DIR` is not listed: it is always set explicitly.
+const HOST_BUILD_VARS: [&str; 4] = [
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+];
+
+/// Path of a built guest: `"http_hello"`, `"behaviours"` or `"needs_kv"`.
+///
+/// The first call in a process builds all guests (release, `wasm32-wasip2`) into
+/// `{target}/guests`, where `{target}` is `CARGO_TARGET_DIR` if set, else `{repo}/target`.
+///
+/// # Panics
+///
+/// If `name` is not one of [`GUESTS`], or if the build fails: the message carries cargo's
+/// stderr and a hint on how to fix it. A failed build is not retried within the process.
+pub fn guest(name: &str) -> PathBuf {
+    assert!(
+        GUESTS.contains(&name),
+        "unknown guest {name:?}; the guests are {GUESTS:?}"
+    );
+
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let out_dir = match BUILT.get_or_init(build_guests) {
+        Ok(dir) => dir,
+        Err(message) => panic!("{message}"),
+    };
+
+    let path = out_dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "the guest build succeeded but {} is missing; was the crate renamed?",
+        path.display()
+    );
+    path
+}
+
+/// Root of the repository (the directory holding the workspace `Cargo.toml`).
+pub fn repo_root() -> PathBuf {
+    // This crate is `{repo}/crates/test-support`.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/test-support is two levels below the repository root")
+        .to_path_buf()
+}
+
+/// Builds every guest workspace and returns the directory holding the `.wasm` files.
+fn build_guests() -> Result<PathBuf, String> {
+    check_wasm_target_installed()?;
+
+    let root = repo_root();
+    let target_dir = guests_target_dir(&root);
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+
+    for manifest in GUEST_MANIFESTS {
+        let mut command = Command::new(&cargo);
+        command
+            .args([
+                "build",
+                "--release",
+                "--target",
+                WASM_TARGET,
+                "--manifest-path",
+            ])
+            .arg(root.join(manifest))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(&root);
+        for var in HOST_BUILD_VARS {
+            command.env_remove(var);
+        }
+
+        let output = command
+            .output()
+            .map_err(|e| format!("could not run {}: {e}", Path::new(&cargo).display()))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(format!(
+                "building the guest components in {manifest} failed ({}):\n{stderr}\n\
+                 hint: {}",
+                output.status,
+                failure_hint(&stderr),
+            ));
+        }
+    }
+
+    Ok(target_dir.join(WASM_TARGET).join("release"))
+}
+
+/// `{CARGO_TARGET_DIR or {repo}/target}/guests`. Guests get their own directory so their
+/// builds never invalidate, or wait on, the host's build artefacts more than cargo must.
+fn guests_target_dir(root: &Path) -> PathBuf {
+    let base = match env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
+        // Cargo reads a relative CARGO_TARGET_DIR against the directory it was started in,
+        // which for a test run is most likely the repository root, not this process's cwd.
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    base.join("guests")
+}
+
+/// Fails early, with the fix, when rustc has no standard library for the guest target;
+/// otherwise the error would be buried in cargo's output as "can't find crate for `core`".
+fn check_wasm_target_installed() -> Result<(), String> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", Path::new(&rustc).display()))?;
+    if !output.status.success() {
+        // Let the build itself report whatever is wrong with this toolchain.
+        return Ok(());
+    }
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let target_lib = Path::new(&sysroot)
+        .join("lib")
+        .join("rustlib")
+        .join(WASM_TARGET);
+    if target_lib.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Rust target {WASM_TARGET} is not installed for the toolchain at {sysroot}; \
+             install it with `rustup target add {WASM_TARGET}`"
+        ))
+    }
+}
+
+/// What to try next, judged from cargo's stderr.
+fn failure_hint(stderr: &str) -> String {
+    let target_missing = ["target may not be installed", "can't find crate for `core`"]
+        .iter()
+        .any(|symptom| stderr.contains(symptom));
+    if target_missing {
+        format!("install the guest target with `rustup target add {WASM_TARGET}`")
+    } else {
+        format!(
+            "reproduce with `cargo build --release --target {WASM_TARGET} --manifest-path \
+             <manifest>` from the repository root, or run `scripts/build-guests`; \
+             if the target is missing, `rustup target add {WASM_TARGET}`"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_http_hello_as_a_wasm_binary() {
+        let path = guest("http_hello");
+        let bytes = std::fs::read(&path).expect("the built guest is readable");
+        assert!(
+            bytes.starts_with(b"\0asm"),
+            "{} does not start with the wasm magic",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn repo_root_holds_the_guest_manifests() {
+        let root = repo_root();
+        for manifest in GUEST_MANIFESTS {
+            assert!(
+                root.join(manifest).is_file(),
+                "{manifest} not found under {}",
+                root.display()
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown guest")]
+    fn unknown_guest_is_refused() {
+        guest("no_such_guest");
+    }
+}
