@@ -18,10 +18,20 @@ use trellis_lattice::Lattice;
 use trellis_runtime::Limits;
 
 #[derive(Parser)]
-#[command(name = "trellis", version, about = "Run WebAssembly components as applications")]
+#[command(
+    name = "trellis",
+    version,
+    about = "Run WebAssembly components as applications"
+)]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "TRELLIS_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TRELLIS_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -98,7 +108,10 @@ struct LimitArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -141,10 +154,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         limits: Limits {
             max_memory_bytes: usize::try_from(l.max_memory).context("--max-memory is too large")?,
             max_execution_time: l.max_execution_time,
-            max_wasm_stack_bytes: usize::try_from(l.max_wasm_stack).context("--max-wasm-stack is too large")?,
+            max_wasm_stack_bytes: usize::try_from(l.max_wasm_stack)
+                .context("--max-wasm-stack is too large")?,
             max_total_instances: l.max_total_instances,
         },
-        cache_dir: if args.no_cache { None } else { args.cache_dir.or_else(default_cache_dir) },
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.or_else(default_cache_dir)
+        },
         server: ServerLimits {
             max_request_body_bytes: l.max_request_body,
             header_read_timeout: l.header_read_timeout,
@@ -156,13 +174,20 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let lattice = Lattice::in_process("default");
     let host = Host::new(config, lattice).context("cannot start the host")?;
-    let listening = host.deploy(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listening = host
+        .deploy(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // stdout carries only these lines, so scripts and tests can read the addresses.
     let mut out = std::io::stdout().lock();
     writeln!(out, "app `{}` is running on host {}", app.name, host.id())?;
     for l in &listening {
-        writeln!(out, "listening on http://{} (component {})", l.address, l.component_id)?;
+        writeln!(
+            out,
+            "listening on http://{} (component {})",
+            l.address, l.component_id
+        )?;
     }
     out.flush()?;
     drop(out);
@@ -185,7 +210,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the host");

@@ -8,15 +8,22 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size; use a number with an optional unit, e.g. 256MiB"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("`{s}` is not a size; use a number with an optional unit, e.g. 256MiB")
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{s}`; use B, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}`; use B, KiB, MiB or GiB"
+            ));
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 /// Parses a duration: a number with a unit `ms`, `s`, `m` or `h`.
@@ -24,14 +31,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration; use a number with a unit, e.g. 30s or 500ms"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("`{s}` is not a duration; use a number with a unit, e.g. 30s or 500ms")
+    })?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
         "" => Err(format!("`{s}` has no unit; write e.g. {n}s or {n}ms")),
-        other => Err(format!("unknown duration unit `{other}` in `{s}`; use ms, s, m or h")),
+        other => Err(format!(
+            "unknown duration unit `{other}` in `{s}`; use ms, s, m or h"
+        )),
     }
 }
 
@@ -44,8 +55,16 @@ mod tests {
         assert_eq!(parse_bytes("1024"), Ok(1024));
         assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
         assert_eq!(parse_bytes("8k"), Ok(8 << 10));
-        assert!(parse_bytes("12parsecs").unwrap_err().contains("unknown size unit"));
-        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+        assert!(
+            parse_bytes("12parsecs")
+                .expect_err("must fail")
+                .contains("unknown size unit")
+        );
+        assert!(
+            parse_bytes("lots")
+                .expect_err("must fail")
+                .contains("not a size")
+        );
     }
 
     #[test]
@@ -53,7 +72,15 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("3 days").unwrap_err().contains("unknown duration unit"));
+        assert!(
+            parse_duration("30")
+                .expect_err("must fail")
+                .contains("no unit")
+        );
+        assert!(
+            parse_duration("3 days")
+                .expect_err("must fail")
+                .contains("unknown duration unit")
+        );
     }
 }

@@ -5,16 +5,34 @@ mod common;
 use common::*;
 
 fn up_fails(manifest: &std::path::Path) -> String {
-    let out = run(&["up", manifest.to_str().expect("utf8"), "--http", "127.0.0.1:0"]);
-    assert_eq!(out.code, Some(1), "expected failure; stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(!out.stdout.contains("listening on"), "nothing may start: {}", out.stdout);
+    let out = run(&[
+        "up",
+        manifest.to_str().expect("utf8"),
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "expected failure; stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("listening on"),
+        "nothing may start: {}",
+        out.stdout
+    );
     out.stderr
 }
 
 #[test]
 fn malformed_yaml_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let manifest = write_manifest(dir.path(), "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: [oops\n");
+    let manifest = write_manifest(
+        dir.path(),
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: [oops\n",
+    );
     let err = up_fails(&manifest);
     assert!(err.contains("app.yaml:"), "{err}");
 }
@@ -23,7 +41,10 @@ fn malformed_yaml_names_file_and_line() {
 fn unknown_fields_are_named_with_their_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "http_hello");
-    let manifest = write_manifest(dir.path(), &http_app("typo", "http_hello", 1, "        imgae: typo\n"));
+    let manifest = write_manifest(
+        dir.path(),
+        &http_app("typo", "http_hello", 1, "        imgae: typo\n"),
+    );
     let err = up_fails(&manifest);
     assert!(err.contains("spec.components[0].properties"), "{err}");
     assert!(err.contains("imgae"), "{err}");
@@ -35,7 +56,10 @@ fn a_missing_wasm_file_says_where_it_looked() {
     let manifest = write_manifest(dir.path(), &http_app("missing", "not_built", 1, ""));
     let err = up_fails(&manifest);
     assert!(err.contains("not_built.wasm"), "{err}");
-    assert!(err.contains(&dir.path().join("build").display().to_string()), "shows the resolved path: {err}");
+    assert!(
+        err.contains(&dir.path().join("build").display().to_string()),
+        "shows the resolved path: {err}"
+    );
 }
 
 #[test]
@@ -50,7 +74,10 @@ fn garbage_and_core_modules_are_refused_with_a_hint() {
     std::fs::write(dir.path().join("build/core.wasm"), b"\0asm\x01\0\0\0").expect("write");
     let manifest = write_manifest(dir.path(), &http_app("core", "core", 1, ""));
     let err = up_fails(&manifest);
-    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
     assert!(err.contains("wasm32-wasip2"), "{err}");
 }
 
@@ -60,7 +87,8 @@ fn a_link_to_an_unknown_component_is_refused() {
     install_guest(dir.path(), "http_hello");
     let manifest = write_manifest(
         dir.path(),
-        &http_app("badlink", "http_hello", 1, "").replace("              name: web\n", "              name: wbe\n"),
+        &http_app("badlink", "http_hello", 1, "")
+            .replace("              name: web\n", "              name: wbe\n"),
     );
     let err = up_fails(&manifest);
     assert!(err.contains("wbe"), "{err}");
@@ -72,10 +100,19 @@ fn an_import_nothing_provides_is_refused_with_the_link_to_add() {
     install_guest(dir.path(), "needs_kv");
     let manifest = write_manifest(dir.path(), &http_app("nokv", "needs_kv", 1, ""));
     let err = up_fails(&manifest);
-    assert!(err.contains("`wasi:keyvalue/store@0.2.0-draft`"), "names the import: {err}");
+    assert!(
+        err.contains("`wasi:keyvalue/store@0.2.0-draft`"),
+        "names the import: {err}"
+    );
     assert!(err.contains("component `web`"), "{err}");
-    assert!(err.contains("- type: link"), "shows the trait to add: {err}");
-    assert!(err.contains("package: keyvalue") && err.contains("interfaces: [store]"), "{err}");
+    assert!(
+        err.contains("- type: link"),
+        "shows the trait to add: {err}"
+    );
+    assert!(
+        err.contains("package: keyvalue") && err.contains("interfaces: [store]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -86,17 +123,24 @@ fn a_port_in_use_is_reported_not_panicked() {
     let port = taken.local_addr().expect("addr").port();
     let manifest = write_manifest(
         dir.path(),
-        &http_app("busy", "http_hello", 1, "").replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")),
+        &http_app("busy", "http_hello", 1, "")
+            .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")),
     );
     let out = run(&["up", manifest.to_str().expect("utf8")]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
 
 #[test]
 fn the_shared_keyvalue_example_parses_and_says_what_is_missing() {
-    let source = trellis_test_support::repo_root().join("../shared/reference/examples/http-keyvalue-counter.wadm.yaml");
+    let source = trellis_test_support::repo_root()
+        .join("../shared/reference/examples/http-keyvalue-counter.wadm.yaml");
     let err = up_fails(&source);
     // Every problem is reported at once, each with what to do.
     assert!(err.contains("cannot pull images"), "{err}");

@@ -19,15 +19,24 @@ fn behaviours(instances: u32, flags: &[&str]) -> (tempfile::TempDir, Trellis) {
 fn a_guest_looping_forever_is_stopped_at_its_deadline_while_others_are_served() {
     let (_dir, trellis) = behaviours(10, &["--max-execution-time", "2s"]);
     let addr = trellis.addr();
-    let loops: Vec<_> = (0..3).map(|_| std::thread::spawn(move || get(addr, "/loop"))).collect();
+    let loops: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || get(addr, "/loop")))
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     // Three spinning guests on a two-core machine, and a normal request still gets through.
     let normal = get(addr, "/");
-    assert_eq!((normal.status, normal.body.as_str()), (200, "hello from behaviours"));
+    assert_eq!(
+        (normal.status, normal.body.as_str()),
+        (200, "hello from behaviours")
+    );
     for l in loops {
         let r = l.join().expect("thread");
         assert_eq!(r.status, 504, "{}", r.body);
-        assert!(r.body.contains("exceeded its execution time limit"), "{}", r.body);
+        assert!(
+            r.body.contains("exceeded its execution time limit"),
+            "{}",
+            r.body
+        );
     }
 }
 
@@ -63,7 +72,11 @@ fn requests_beyond_instances_and_queue_get_503() {
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.body.contains("busy"), "{}", refused.body);
     assert_eq!(running.join().expect("thread").status, 200);
-    assert_eq!(queued.join().expect("thread").status, 200, "the queued request waits, it is not dropped");
+    assert_eq!(
+        queued.join().expect("thread").status,
+        200,
+        "the queued request waits, it is not dropped"
+    );
 }
 
 #[test]
@@ -79,7 +92,11 @@ fn oversized_bodies_get_413_declared_or_streamed() {
 
     // Chunked: no Content-Length, so the limit bites while the guest reads.
     let mut s = TcpStream::connect(addr).expect("connect");
-    write!(s, "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").expect("write");
+    write!(
+        s,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .expect("write");
     for _ in 0..4 {
         write!(s, "3e8\r\n{}\r\n", "y".repeat(1000)).expect("write chunk");
     }
@@ -92,11 +109,16 @@ fn oversized_bodies_get_413_declared_or_streamed() {
 fn a_slow_client_is_disconnected_after_the_header_timeout() {
     let (_dir, trellis) = behaviours(2, &["--header-read-timeout", "1s"]);
     let mut slow = TcpStream::connect(trellis.addr()).expect("connect");
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").expect("partial headers");
-    slow.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("partial headers");
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     // Others are served meanwhile.
     assert_eq!(get(trellis.addr(), "/").status, 200);
     let mut buf = Vec::new();
     let closed = slow.read_to_end(&mut buf);
-    assert!(closed.is_ok(), "the server closes the connection rather than waiting forever: {closed:?}");
+    assert!(
+        closed.is_ok(),
+        "the server closes the connection rather than waiting forever: {closed:?}"
+    );
 }

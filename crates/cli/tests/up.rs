@@ -9,14 +9,19 @@ use std::time::Duration;
 fn serves_the_hello_example_with_paths_relative_to_the_manifest() {
     let app_dir = tempfile::tempdir().expect("tempdir");
     install_guest(app_dir.path(), "http_hello");
-    let manifest_src =
-        std::fs::read_to_string(trellis_test_support::repo_root().join("examples/http-hello/app.yaml")).expect("read example");
+    let manifest_src = std::fs::read_to_string(
+        trellis_test_support::repo_root().join("examples/http-hello/app.yaml"),
+    )
+    .expect("read example");
     let manifest = write_manifest(app_dir.path(), &manifest_src);
 
     // Run from an unrelated directory: `file://./build/...` must resolve against the manifest.
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let mut cmd = std::process::Command::new(trellis_bin());
-    cmd.current_dir(elsewhere.path()).arg("up").arg(&manifest).args(["--http", "127.0.0.1:0"]);
+    cmd.current_dir(elsewhere.path())
+        .arg("up")
+        .arg(&manifest)
+        .args(["--http", "127.0.0.1:0"]);
     let trellis = Trellis::start(cmd);
 
     let response = get(trellis.addr(), "/");
@@ -27,12 +32,16 @@ fn serves_the_hello_example_with_paths_relative_to_the_manifest() {
 #[test]
 fn runs_the_shared_wadm_hello_world_manifest_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let source = trellis_test_support::repo_root().join("../shared/reference/examples/http-hello-world.wadm.yaml");
+    let source = trellis_test_support::repo_root()
+        .join("../shared/reference/examples/http-hello-world.wadm.yaml");
     let manifest = dir.path().join("wadm.yaml");
     std::fs::copy(&source, &manifest).expect("copy shared example");
     std::fs::create_dir_all(dir.path().join("build")).expect("mkdir");
-    std::fs::copy(trellis_test_support::guest("http_hello"), dir.path().join("build/http_hello_world_s.wasm"))
-        .expect("copy guest");
+    std::fs::copy(
+        trellis_test_support::guest("http_hello"),
+        dir.path().join("build/http_hello_world_s.wasm"),
+    )
+    .expect("copy guest");
 
     let trellis = Trellis::up(&manifest, &[]);
     let response = get(trellis.addr(), "/");
@@ -44,10 +53,15 @@ fn runs_the_shared_wadm_hello_world_manifest_unchanged() {
 fn listens_on_the_address_from_the_link_source_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "http_hello");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let manifest = write_manifest(
         dir.path(),
-        &http_app("addr", "http_hello", 1, "").replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")),
+        &http_app("addr", "http_hello", 1, "")
+            .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")),
     );
     let mut cmd = std::process::Command::new(trellis_bin());
     cmd.arg("up").arg(&manifest);
@@ -65,15 +79,28 @@ fn guest_logs_and_config_reach_the_host() {
     let trellis = Trellis::up(&manifest, &[]);
 
     let response = get(trellis.addr(), "/config?key=greeting");
-    assert_eq!((response.status, response.body.as_str()), (200, "hello there"));
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, "hello there")
+    );
     assert_eq!(get(trellis.addr(), "/config?key=nope").status, 404);
     let all = get(trellis.addr(), "/config-all");
-    assert!(all.body.contains("audience=world") && all.body.contains("greeting=hello there"), "{}", all.body);
+    assert!(
+        all.body.contains("audience=world") && all.body.contains("greeting=hello there"),
+        "{}",
+        all.body
+    );
 
     assert_eq!(get(trellis.addr(), "/log?msg=guest-says-hi").status, 200);
     let stderr = trellis.wait_for_stderr("guest-says-hi", Duration::from_secs(10));
-    let line = stderr.lines().find(|l| l.contains("guest-says-hi")).expect("log line");
-    assert!(line.contains("component_id=cfg_web"), "log line lacks the component id: {line}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("guest-says-hi"))
+        .expect("log line");
+    assert!(
+        line.contains("component_id=cfg_web"),
+        "log line lacks the component id: {line}"
+    );
     assert!(line.contains("INFO"), "{line}");
 }
 
@@ -90,7 +117,10 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(trellis.terminate(), Some(0));
     let response = in_flight.join().expect("request thread");
-    assert_eq!((response.status, response.body.as_str()), (200, "slept 1500"));
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, "slept 1500")
+    );
     // And the listener is closed.
     assert!(try_request(addr, "GET", "/", b"").is_err());
 }
@@ -104,12 +134,20 @@ fn restart_uses_the_compile_cache() {
     let cache_arg = cache.to_str().expect("utf8");
 
     let first = Trellis::up(&manifest, &["--cache-dir", cache_arg]);
-    assert!(first.stderr().contains("from_cache=false"), "{}", first.stderr());
+    assert!(
+        first.stderr().contains("from_cache=false"),
+        "{}",
+        first.stderr()
+    );
     drop(first);
     let entries: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
     assert_eq!(entries.len(), 1, "one compiled component is cached");
 
     let second = Trellis::up(&manifest, &["--cache-dir", cache_arg]);
-    assert!(second.stderr().contains("from_cache=true"), "{}", second.stderr());
+    assert!(
+        second.stderr().contains("from_cache=true"),
+        "{}",
+        second.stderr()
+    );
     assert_eq!(get(second.addr(), "/").body, "Hello from Trellis!\n");
 }

@@ -34,12 +34,20 @@ pub struct CtlResponse<T> {
 impl<T> CtlResponse<T> {
     /// A successful reply carrying `response`.
     pub fn ok(response: T) -> Self {
-        Self { success: true, message: String::new(), response: Some(response) }
+        Self {
+            success: true,
+            message: String::new(),
+            response: Some(response),
+        }
     }
 
     /// A failed reply explaining why.
     pub fn error(message: impl Into<String>) -> Self {
-        Self { success: false, message: message.into(), response: None }
+        Self {
+            success: false,
+            message: message.into(),
+            response: None,
+        }
     }
 }
 
@@ -80,7 +88,10 @@ mod tests {
     #[test]
     fn envelope_omits_absent_response() {
         let json = serde_json::to_value(CtlResponse::<()>::error("nope")).expect("serialize");
-        assert_eq!(json, serde_json::json!({"success": false, "message": "nope"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"success": false, "message": "nope"})
+        );
     }
 
     #[test]

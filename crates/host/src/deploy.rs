@@ -45,7 +45,9 @@ impl Host {
         let loaded = self.load_components(app, &mut problems).await;
         let mut checked = BTreeMap::new();
         for (name, component) in loaded {
-            let Some(spec) = app.component(&name) else { continue };
+            let Some(spec) = app.component(&name) else {
+                continue;
+            };
             check_imports(app, &name, spec.line, &component, &mut problems);
             let mut names = Vec::new();
             // Config a component reads: links pointing at it, links it makes, then its own
@@ -63,11 +65,19 @@ impl Host {
 
         let mut http = BTreeMap::new();
         for (name, c) in &checked {
-            let Some(spec) = app.component(name) else { continue };
-            if !c.component.exports_interface("wasi", "http", "incoming-handler") {
+            let Some(spec) = app.component(name) else {
+                continue;
+            };
+            if !c
+                .component
+                .exports_interface("wasi", "http", "incoming-handler")
+            {
                 continue;
             }
-            let context = InstanceContext { component_id: spec.id.clone(), config: Arc::new(c.config.clone()) };
+            let context = InstanceContext {
+                component_id: spec.id.clone(),
+                config: Arc::new(c.config.clone()),
+            };
             match self.runtime.prepare_http(&c.component, context) {
                 Ok(prepared) => {
                     http.insert(name.clone(), prepared);
@@ -78,7 +88,11 @@ impl Host {
 
         let routes = self.http_routes(app, &checked, &mut problems);
         if !problems.is_empty() {
-            return Err(DeployError { app: app.name.clone(), manifest, problems });
+            return Err(DeployError {
+                app: app.name.clone(),
+                manifest,
+                problems,
+            });
         }
 
         // Bind every listener before serving anything, so a port in use fails the whole
@@ -97,13 +111,21 @@ impl Host {
             }
         }
         if !problems.is_empty() {
-            return Err(DeployError { app: app.name.clone(), manifest, problems });
+            return Err(DeployError {
+                app: app.name.clone(),
+                manifest,
+                problems,
+            });
         }
 
         self.start(app, &checked, http, bound).await
     }
 
-    async fn load_components(&self, app: &Application, problems: &mut Vec<Problem>) -> Vec<(String, Component)> {
+    async fn load_components(
+        &self,
+        app: &Application,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<(String, Component)> {
         let mut jobs = Vec::new();
         for c in &app.components {
             match &c.image {
@@ -146,7 +168,9 @@ impl Host {
     ) -> Vec<Route> {
         let mut routes = Vec::new();
         for link in &app.links {
-            let Some(provider) = app.provider(&link.source) else { continue };
+            let Some(provider) = app.provider(&link.source) else {
+                continue;
+            };
             if provider.builtin != Some(Builtin::HttpServer) {
                 continue;
             }
@@ -165,7 +189,11 @@ impl Host {
                 continue;
             };
             match checked.get(&target.name) {
-                Some(c) if !c.component.exports_interface("wasi", "http", "incoming-handler") => {
+                Some(c)
+                    if !c
+                        .component
+                        .exports_interface("wasi", "http", "incoming-handler") =>
+                {
                     problems.push(Problem::new(format!(
                         "capability `{}` sends HTTP requests to component `{}`, but it does not export wasi:http/incoming-handler (it exports: {})",
                         provider.name,
@@ -180,8 +208,16 @@ impl Host {
             }
             let mut names = provider.config.clone();
             names.extend(link.link.source_config.iter().cloned());
-            let config = merge_config(app, &format!("capability `{}`", provider.name), &names, problems);
-            for key in config.keys().filter(|k| !HTTP_SERVER_KEYS.contains(&k.as_str())) {
+            let config = merge_config(
+                app,
+                &format!("capability `{}`", provider.name),
+                &names,
+                problems,
+            );
+            for key in config
+                .keys()
+                .filter(|k| !HTTP_SERVER_KEYS.contains(&k.as_str()))
+            {
                 tracing::warn!(provider = %provider.name, key, "HTTP server config key is not supported by Trellis yet; ignoring it");
             }
             let address = config
@@ -236,7 +272,10 @@ impl Host {
                     spec.id.as_str(),
                     Running {
                         http: prepared,
-                        limiter: ConcurrencyLimiter::new(spec.scale.instances, self.config.max_queued_requests),
+                        limiter: ConcurrencyLimiter::new(
+                            spec.scale.instances,
+                            self.config.max_queued_requests,
+                        ),
                     },
                 );
             }
@@ -278,11 +317,17 @@ impl Host {
             });
         }
         for l in &app.links {
-            self.publish("linkdef_set", serde_json::to_value(&l.link).unwrap_or_default());
+            self.publish(
+                "linkdef_set",
+                serde_json::to_value(&l.link).unwrap_or_default(),
+            );
         }
         {
             let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            let Inventory { components: c, providers: p } = &mut *inventory;
+            let Inventory {
+                components: c,
+                providers: p,
+            } = &mut *inventory;
             c.extend(components);
             p.extend(providers);
         }
@@ -303,7 +348,11 @@ impl Host {
                 },
             ));
             tracing::info!(%address, provider = %route.provider, component_id = %route.component_id, "HTTP server listening");
-            listening.push(Listening { address, provider: route.provider, component_id: route.component_id });
+            listening.push(Listening {
+                address,
+                provider: route.provider,
+                component_id: route.component_id,
+            });
         }
         Ok(listening)
     }
@@ -348,7 +397,13 @@ fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
 
 /// Every import that neither the host nor a link from this component serves is a problem,
 /// reported per package with the link trait that would fix it.
-fn check_imports(app: &Application, name: &str, line: usize, component: &Component, problems: &mut Vec<Problem>) {
+fn check_imports(
+    app: &Application,
+    name: &str,
+    line: usize,
+    component: &Component,
+    problems: &mut Vec<Problem>,
+) {
     let mut missing: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     for import in component.imports() {
         if classify(import) == ImportSource::Host {
@@ -360,7 +415,9 @@ fn check_imports(app: &Application, name: &str, line: usize, component: &Compone
             )));
             continue;
         };
-        let linked = app.links.iter().any(|l: &LinkSpec| l.source == name && l.link.carries(n.namespace, n.package, n.interface));
+        let linked = app.links.iter().any(|l: &LinkSpec| {
+            l.source == name && l.link.carries(n.namespace, n.package, n.interface)
+        });
         if !linked {
             missing
                 .entry((n.namespace.to_owned(), n.package.to_owned()))
@@ -369,7 +426,10 @@ fn check_imports(app: &Application, name: &str, line: usize, component: &Compone
         }
     }
     for ((namespace, package), interfaces) in missing {
-        let names: Vec<_> = interfaces.iter().map(|(_, full)| format!("`{full}`")).collect();
+        let names: Vec<_> = interfaces
+            .iter()
+            .map(|(_, full)| format!("`{full}`"))
+            .collect();
         let list: Vec<_> = interfaces.iter().map(|(i, _)| i.as_str()).collect();
         let target = suggest_target(app, &namespace, &package);
         problems.push(
@@ -406,10 +466,17 @@ fn suggest_target(app: &Application, namespace: &str, package: &str) -> String {
         .iter()
         .find(|p| p.builtin.is_some_and(|b| wanted.contains(&b)))
         .map(|p| p.name.clone())
-        .unwrap_or_else(|| format!("<the capability or component that provides {namespace}:{package}>"))
+        .unwrap_or_else(|| {
+            format!("<the capability or component that provides {namespace}:{package}>")
+        })
 }
 
-fn merge_config(app: &Application, who: &str, names: &[String], problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+fn merge_config(
+    app: &Application,
+    who: &str,
+    names: &[String],
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     let mut merged = BTreeMap::new();
     for name in names {
         match app.configs.get(name) {

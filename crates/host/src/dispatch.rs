@@ -6,7 +6,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use trellis_http_server::{BodyTooLarge, BoxError, IncomingHandler, RequestBody, ResponseBody, text_response};
+use trellis_http_server::{
+    BodyTooLarge, BoxError, IncomingHandler, RequestBody, ResponseBody, text_response,
+};
 use trellis_runtime::{HttpComponent, InvokeError, WasiHttpError};
 
 /// A component ready to take requests on this host.
@@ -24,16 +26,27 @@ pub(crate) struct Dispatch {
 
 impl Dispatch {
     pub(crate) fn insert(&self, id: &str, running: Running) {
-        self.components.write().unwrap_or_else(|e| e.into_inner()).insert(id.into(), Arc::new(running));
+        self.components
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.into(), Arc::new(running));
     }
 
     fn get(&self, id: &str) -> Option<Arc<Running>> {
-        self.components.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.components
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 }
 
 impl IncomingHandler for Dispatch {
-    fn handle(&self, target: Arc<str>, request: Request<RequestBody>) -> BoxFuture<'static, Response<ResponseBody>> {
+    fn handle(
+        &self,
+        target: Arc<str>,
+        request: Request<RequestBody>,
+    ) -> BoxFuture<'static, Response<ResponseBody>> {
         let running = self.get(&target);
         Box::pin(async move {
             let Some(running) = running else {
@@ -54,7 +67,9 @@ impl IncomingHandler for Dispatch {
             };
             let request = request.map(|body| body.map_err(to_wasi_error));
             match running.http.handle(request).await {
-                Ok(response) => response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+                Ok(response) => {
+                    response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+                }
                 Err(error) => error_response(&error),
             }
         })
@@ -78,13 +93,15 @@ fn error_response(error: &InvokeError) -> Response<ResponseBody> {
         InvokeError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         InvokeError::Instantiate { .. } => StatusCode::SERVICE_UNAVAILABLE,
         InvokeError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        InvokeError::Trap { .. } | InvokeError::NoResponse { .. } | InvokeError::ErrorCode { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        InvokeError::Trap { .. }
+        | InvokeError::NoResponse { .. }
+        | InvokeError::ErrorCode { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::error!(error = %error, status = status.as_u16(), "request failed");
     let summary = match error {
-        InvokeError::Trap { id, .. } => format!("component `{id}` trapped while handling the request"),
+        InvokeError::Trap { id, .. } => {
+            format!("component `{id}` trapped while handling the request")
+        }
         other => other.to_string(),
     };
     text_response(status, format!("{summary}\n"))

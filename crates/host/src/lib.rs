@@ -91,7 +91,10 @@ impl Host {
     pub fn new(config: HostConfig, lattice: Lattice) -> Result<Arc<Self>, RuntimeError> {
         let runtime = Runtime::new(config.limits.clone(), config.cache_dir.as_deref())?;
         let id = new_host_id();
-        let friendly_name = config.friendly_name.clone().unwrap_or_else(|| format!("trellis-{}", &id.as_str()[1..7].to_lowercase()));
+        let friendly_name = config
+            .friendly_name
+            .clone()
+            .unwrap_or_else(|| format!("trellis-{}", &id.as_str()[1..7].to_lowercase()));
         let mut labels = config.labels.clone();
         labels.insert("hostcore.os".into(), std::env::consts::OS.into());
         labels.insert("hostcore.arch".into(), std::env::consts::ARCH.into());
@@ -110,10 +113,13 @@ impl Host {
             shutdown,
             servers: tokio::sync::Mutex::new(JoinSet::new()),
         });
-        host.publish("host_started", serde_json::json!({
-            "labels": host.labels,
-            "friendly_name": host.friendly_name,
-        }));
+        host.publish(
+            "host_started",
+            serde_json::json!({
+                "labels": host.labels,
+                "friendly_name": host.friendly_name,
+            }),
+        );
         Ok(host)
     }
 
@@ -169,7 +175,12 @@ fn new_host_id() -> HostId {
         bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     }
     let id: String = std::iter::once('N')
-        .chain(bytes.iter().take(55).map(|b| ALPHABET[(*b as usize) % 32] as char))
+        .chain(
+            bytes
+                .iter()
+                .take(55)
+                .map(|b| ALPHABET[(*b as usize) % 32] as char),
+        )
         .collect();
     HostId::new(id)
 }
@@ -181,7 +192,11 @@ mod tests {
         let id = super::new_host_id();
         assert_eq!(id.as_str().len(), 56);
         assert!(id.as_str().starts_with('N'));
-        assert!(id.as_str()[1..].bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert!(
+            id.as_str()[1..]
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        );
         assert_ne!(super::new_host_id(), id);
     }
 }

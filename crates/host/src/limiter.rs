@@ -42,7 +42,10 @@ impl ConcurrencyLimiter {
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(QueueFull { max_instances: self.max_instances, max_queued: self.max_queued });
+            return Err(QueueFull {
+                max_instances: self.max_instances,
+                max_queued: self.max_queued,
+            });
         }
         // Leave the queue even if the caller gives up (client disconnected) while waiting.
         let _waiting = WaitingGuard(&self.waiting);
@@ -51,7 +54,10 @@ impl ConcurrencyLimiter {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| QueueFull { max_instances: self.max_instances, max_queued: self.max_queued })
+            .map_err(|_| QueueFull {
+                max_instances: self.max_instances,
+                max_queued: self.max_queued,
+            })
     }
 
     /// How many callers are waiting now.
@@ -84,10 +90,19 @@ mod tests {
         while limiter.queued() == 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(limiter.acquire().await.err(), Some(QueueFull { max_instances: 1, max_queued: 1 }));
+        assert_eq!(
+            limiter.acquire().await.err(),
+            Some(QueueFull {
+                max_instances: 1,
+                max_queued: 1
+            })
+        );
 
         drop(first);
-        waiter.await.expect("join").expect("the queued caller gets the freed instance");
+        waiter
+            .await
+            .expect("join")
+            .expect("the queued caller gets the freed instance");
         assert_eq!(limiter.queued(), 0);
     }
 
@@ -104,6 +119,10 @@ mod tests {
         }
         waiter.abort();
         let _ = waiter.await;
-        assert_eq!(limiter.queued(), 0, "an abandoned wait must free its queue slot");
+        assert_eq!(
+            limiter.queued(),
+            0,
+            "an abandoned wait must free its queue slot"
+        );
     }
 }

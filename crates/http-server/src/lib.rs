@@ -44,7 +44,11 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 /// Invokes the component a link points at. Implemented by the host.
 pub trait IncomingHandler: Send + Sync + 'static {
     /// Handles one request for `target` (a component id).
-    fn handle(&self, target: Arc<str>, request: Request<RequestBody>) -> BoxFuture<'static, Response<ResponseBody>>;
+    fn handle(
+        &self,
+        target: Arc<str>,
+        request: Request<RequestBody>,
+    ) -> BoxFuture<'static, Response<ResponseBody>>;
 }
 
 /// Protocol-level limits of the server.
@@ -113,7 +117,11 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = RequestService { target: target.clone(), handler: handler.clone(), limits: limits.clone() };
+        let service = RequestService {
+            target: target.clone(),
+            handler: handler.clone(),
+            limits: limits.clone(),
+        };
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
@@ -159,7 +167,13 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
         }
         let exceeded = Arc::new(AtomicBool::new(false));
         let request = request.map(|body| {
-            LimitedBody { inner: body, remaining: limit, limit, exceeded: exceeded.clone() }.boxed_unsync()
+            LimitedBody {
+                inner: body,
+                remaining: limit,
+                limit,
+                exceeded: exceeded.clone(),
+            }
+            .boxed_unsync()
         });
         let response = self.handler.handle(self.target.clone(), request);
         Box::pin(async move {
@@ -207,7 +221,10 @@ impl Body for LimitedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -215,7 +232,9 @@ impl Body for LimitedBody {
                     let len = data.len() as u64;
                     if len > this.remaining {
                         this.exceeded.store(true, Ordering::Relaxed);
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: this.limit }))));
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: this.limit,
+                        }))));
                     }
                     this.remaining -= len;
                 }
@@ -245,23 +264,42 @@ mod tests {
     struct CountBytes;
 
     impl IncomingHandler for CountBytes {
-        fn handle(&self, target: Arc<str>, request: Request<RequestBody>) -> BoxFuture<'static, Response<ResponseBody>> {
+        fn handle(
+            &self,
+            target: Arc<str>,
+            request: Request<RequestBody>,
+        ) -> BoxFuture<'static, Response<ResponseBody>> {
             Box::pin(async move {
                 match request.into_body().collect().await {
-                    Ok(body) => text_response(StatusCode::OK, format!("{target}:{}", body.to_bytes().len())),
+                    Ok(body) => text_response(
+                        StatusCode::OK,
+                        format!("{target}:{}", body.to_bytes().len()),
+                    ),
                     Err(e) => text_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
                 }
             })
         }
     }
 
-    async fn start(limits: ServerLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    async fn start(
+        limits: ServerLimits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let listener = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, "web".into(), Arc::new(CountBytes), limits, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(serve(
+            listener,
+            "web".into(),
+            Arc::new(CountBytes),
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         (addr, stop, task)
     }
 
@@ -274,13 +312,20 @@ mod tests {
     }
 
     fn limits(body: u64) -> ServerLimits {
-        ServerLimits { max_request_body_bytes: body, ..ServerLimits::default() }
+        ServerLimits {
+            max_request_body_bytes: body,
+            ..ServerLimits::default()
+        }
     }
 
     #[tokio::test]
     async fn passes_requests_to_the_handler_with_the_target() {
         let (addr, _stop, _task) = start(limits(100)).await;
-        let out = raw(addr, b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello").await;
+        let out = raw(
+            addr,
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .await;
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         assert!(out.ends_with("web:5"), "{out}");
     }
@@ -288,7 +333,11 @@ mod tests {
     #[tokio::test]
     async fn declared_oversize_body_is_413_without_calling_the_handler() {
         let (addr, _stop, _task) = start(limits(4)).await;
-        let out = raw(addr, b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello").await;
+        let out = raw(
+            addr,
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .await;
         assert!(out.starts_with("HTTP/1.1 413"), "{out}");
         assert!(out.contains("limit of 4 bytes"), "{out}");
     }
@@ -306,21 +355,35 @@ mod tests {
 
     #[tokio::test]
     async fn incomplete_headers_are_cut_off() {
-        let (addr, _stop, _task) =
-            start(ServerLimits { header_read_timeout: Duration::from_millis(200), ..ServerLimits::default() }).await;
+        let (addr, _stop, _task) = start(ServerLimits {
+            header_read_timeout: Duration::from_millis(200),
+            ..ServerLimits::default()
+        })
+        .await;
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
         let mut out = Vec::new();
         // The server closes the connection (possibly after a 408); it does not wait forever.
         let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
-        assert!(read.is_ok(), "connection still open after the header timeout");
+        assert!(
+            read.is_ok(),
+            "connection still open after the header timeout"
+        );
     }
 
     #[tokio::test]
     async fn shutdown_stops_accepting_and_returns() {
         let (addr, stop, task) = start(limits(100)).await;
         stop.send(()).expect("stop");
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("serve returns").expect("join");
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener is closed");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve returns")
+            .expect("join");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "listener is closed"
+        );
     }
 }

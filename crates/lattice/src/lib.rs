@@ -22,7 +22,10 @@ impl Lattice {
     /// A lattice that lives inside this process.
     pub fn in_process(name: impl Into<String>) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        Self { name: name.into(), events }
+        Self {
+            name: name.into(),
+            events,
+        }
     }
 
     /// The lattice name, for example `default`.
@@ -36,7 +39,12 @@ impl Lattice {
     }
 
     /// Publishes `event_name` with `data` as a CloudEvent from `source`.
-    pub fn publish_event(&self, source: &HostId, event_name: &str, data: serde_json::Value) -> CloudEvent {
+    pub fn publish_event(
+        &self,
+        source: &HostId,
+        event_name: &str,
+        data: serde_json::Value,
+    ) -> CloudEvent {
         let time = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
@@ -68,13 +76,23 @@ mod tests {
     async fn subscribers_receive_cloudevents() {
         let lattice = Lattice::in_process("default");
         let mut rx = lattice.subscribe_events();
-        lattice.publish_event(&HostId::new("Nhost"), "component_scaled", serde_json::json!({"max_instances": 2}));
+        lattice.publish_event(
+            &HostId::new("Nhost"),
+            "component_scaled",
+            serde_json::json!({"max_instances": 2}),
+        );
         let ev = rx.recv().await.expect("event");
         assert_eq!(ev.ty, "com.wasmcloud.lattice.component_scaled");
         assert_eq!(ev.source, "Nhost");
         assert_eq!(ev.specversion, "1.0");
         assert_eq!(ev.data["max_instances"], 2);
-        assert!(time::OffsetDateTime::parse(&ev.time, &time::format_description::well_known::Rfc3339).is_ok());
-        assert_eq!(lattice.event_subject("host_started"), "wasmbus.evt.default.host_started");
+        assert!(
+            time::OffsetDateTime::parse(&ev.time, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+        );
+        assert_eq!(
+            lattice.event_subject("host_started"),
+            "wasmbus.evt.default.host_started"
+        );
     }
 }

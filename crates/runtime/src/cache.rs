@@ -20,11 +20,16 @@ pub struct CompileCache {
 impl CompileCache {
     /// Opens (creating it if needed) the cache directory for `engine`.
     pub fn open(dir: &Path, engine: &wasmtime::Engine) -> Result<Self, RuntimeError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| RuntimeError::Cache { dir: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Cache {
+            dir: dir.to_owned(),
+            source,
+        })?;
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self { dir: dir.to_owned(), engine_key: format!("{:016x}", hasher.finish()) })
+        Ok(Self {
+            dir: dir.to_owned(),
+            engine_key: format!("{:016x}", hasher.finish()),
+        })
     }
 
     /// The cache directory.
@@ -54,7 +59,9 @@ impl CompileCache {
                     return Ok((component, true));
                 }
                 // A truncated or foreign file: recompile and overwrite it.
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;

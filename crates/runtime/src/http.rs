@@ -109,10 +109,14 @@ impl HttpComponent {
                 exports: component.exports.join(", "),
             });
         }
-        let link_err =
-            |e: wasmtime::Error| PrepareError::Link { id: component.id.clone(), reason: format!("{e:#}") };
-        let instance_pre: InstancePre<InstanceState> =
-            runtime.linker.instantiate_pre(&component.component).map_err(link_err)?;
+        let link_err = |e: wasmtime::Error| PrepareError::Link {
+            id: component.id.clone(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre: InstancePre<InstanceState> = runtime
+            .linker
+            .instantiate_pre(&component.component)
+            .map_err(link_err)?;
         let pre = ProxyPre::new(instance_pre).map_err(link_err)?;
         let _ = runtime.engine();
         Ok(Self {
@@ -160,15 +164,29 @@ impl HttpComponent {
         });
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let bad_request = |e: wasmtime::Error| InvokeError::BadRequest { id: id.clone(), reason: format!("{e:#}") };
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, request).map_err(bad_request)?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(bad_request)?;
+        let bad_request = |e: wasmtime::Error| InvokeError::BadRequest {
+            id: id.clone(),
+            reason: format!("{e:#}"),
+        };
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(bad_request)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(bad_request)?;
         let pre = self.pre.clone();
 
         let task_id = id.clone();
         let task = tokio::spawn(async move {
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| GuestFailure::Instantiate(e))?;
+                let proxy = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(GuestFailure::Instantiate)?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -184,12 +202,18 @@ impl HttpComponent {
 
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(InvokeError::ErrorCode { id, code: format!("{code:?}") }),
+            Ok(Err(code)) => Err(InvokeError::ErrorCode {
+                id,
+                code: format!("{code:?}"),
+            }),
             // The guest dropped the outparam without setting it: the task tells why.
             Err(_) => match task.await {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(())) => Err(InvokeError::NoResponse { id }),
-                Err(join) => Err(InvokeError::Trap { id, message: format!("host task failed: {join}") }),
+                Err(join) => Err(InvokeError::Trap {
+                    id,
+                    message: format!("host task failed: {join}"),
+                }),
             },
         }
     }
@@ -204,15 +228,28 @@ enum GuestFailure {
 impl GuestFailure {
     fn into_invoke_error(self, id: &ComponentId, limit: Duration) -> InvokeError {
         match self {
-            GuestFailure::Timeout => InvokeError::Deadline { id: id.clone(), limit },
-            GuestFailure::Instantiate(e) => {
-                InvokeError::Instantiate { id: id.clone(), reason: format!("{e:#}") }
-            }
+            GuestFailure::Timeout => InvokeError::Deadline {
+                id: id.clone(),
+                limit,
+            },
+            GuestFailure::Instantiate(e) => InvokeError::Instantiate {
+                id: id.clone(),
+                reason: format!("{e:#}"),
+            },
             GuestFailure::Call(e) => {
-                if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-                    InvokeError::Deadline { id: id.clone(), limit }
+                if matches!(
+                    e.downcast_ref::<wasmtime::Trap>(),
+                    Some(wasmtime::Trap::Interrupt)
+                ) {
+                    InvokeError::Deadline {
+                        id: id.clone(),
+                        limit,
+                    }
                 } else {
-                    InvokeError::Trap { id: id.clone(), message: format!("{e:?}") }
+                    InvokeError::Trap {
+                        id: id.clone(),
+                        message: format!("{e:?}"),
+                    }
                 }
             }
         }

@@ -26,7 +26,12 @@ impl<'a> InterfaceName<'a> {
         };
         let (ns_pkg, interface) = path.split_once('/')?;
         let (namespace, package) = ns_pkg.split_once(':')?;
-        Some(Self { namespace, package, interface, version })
+        Some(Self {
+            namespace,
+            package,
+            interface,
+            version,
+        })
     }
 }
 
@@ -76,7 +81,10 @@ mod tests {
     #[test]
     fn parses_versioned_and_unversioned_names() {
         let n = InterfaceName::parse("wasi:keyvalue/store@0.2.0-draft").expect("parse");
-        assert_eq!((n.namespace, n.package, n.interface, n.version), ("wasi", "keyvalue", "store", Some("0.2.0-draft")));
+        assert_eq!(
+            (n.namespace, n.package, n.interface, n.version),
+            ("wasi", "keyvalue", "store", Some("0.2.0-draft"))
+        );
         let n = InterfaceName::parse("wasi:logging/logging").expect("parse");
         assert_eq!(n.version, None);
         assert!(InterfaceName::parse("run").is_none());
@@ -86,9 +94,18 @@ mod tests {
     fn classifies_host_and_link_imports() {
         assert_eq!(classify("wasi:io/streams@0.2.0"), ImportSource::Host);
         assert_eq!(classify("wasi:http/types@0.2.3"), ImportSource::Host);
-        assert_eq!(classify("wasi:config/runtime@0.2.0-draft"), ImportSource::Host);
-        assert_eq!(classify("wasi:http/outgoing-handler@0.2.0"), ImportSource::Link);
-        assert_eq!(classify("wasi:keyvalue/store@0.2.0-draft"), ImportSource::Link);
+        assert_eq!(
+            classify("wasi:config/runtime@0.2.0-draft"),
+            ImportSource::Host
+        );
+        assert_eq!(
+            classify("wasi:http/outgoing-handler@0.2.0"),
+            ImportSource::Link
+        );
+        assert_eq!(
+            classify("wasi:keyvalue/store@0.2.0-draft"),
+            ImportSource::Link
+        );
         assert_eq!(classify("example:greeter/greet"), ImportSource::Link);
     }
 }

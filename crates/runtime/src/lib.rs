@@ -119,9 +119,17 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         state::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let cache = cache_dir.map(|dir| CompileCache::open(dir, &engine)).transpose()?;
+        let cache = cache_dir
+            .map(|dir| CompileCache::open(dir, &engine))
+            .transpose()?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, linker, limits, cache, ticker })
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            cache,
+            ticker,
+        })
     }
 
     /// The limits every instance runs under.
@@ -152,11 +160,17 @@ impl Runtime {
         bytes: &[u8],
     ) -> Result<Component, LoadError> {
         if !bytes.starts_with(b"\0asm") {
-            return Err(LoadError::NotWasm { id: id.clone(), path: path.to_owned() });
+            return Err(LoadError::NotWasm {
+                id: id.clone(),
+                path: path.to_owned(),
+            });
         }
         // The 4 bytes after the magic are the version: 1 for core modules, 0x0d 0 1 0 for components.
         if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
-            return Err(LoadError::CoreModule { id: id.clone(), path: path.to_owned() });
+            return Err(LoadError::CoreModule {
+                id: id.clone(),
+                path: path.to_owned(),
+            });
         }
         let invalid = |e: wasmtime::Error| LoadError::Invalid {
             id: id.clone(),
@@ -164,13 +178,30 @@ impl Runtime {
             reason: format!("{e:#}"),
         };
         let (component, from_cache) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes).map_err(invalid)?,
-            None => (wasmtime::component::Component::new(&self.engine, bytes).map_err(invalid)?, false),
+            Some(cache) => cache
+                .load_or_compile(&self.engine, bytes)
+                .map_err(invalid)?,
+            None => (
+                wasmtime::component::Component::new(&self.engine, bytes).map_err(invalid)?,
+                false,
+            ),
         };
         let ty = component.component_type();
-        let imports = ty.imports(&self.engine).map(|(name, _)| name.to_owned()).collect();
-        let exports = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
-        Ok(Component { id: id.clone(), component, imports, exports, from_cache })
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        Ok(Component {
+            id: id.clone(),
+            component,
+            imports,
+            exports,
+            from_cache,
+        })
     }
 
     /// Prepares `component` to serve `wasi:http/incoming-handler`: resolves all its imports
@@ -223,8 +254,9 @@ impl Component {
     /// Whether it exports `namespace:package/interface` at any version.
     pub fn exports_interface(&self, namespace: &str, package: &str, interface: &str) -> bool {
         self.exports.iter().any(|e| {
-            imports::InterfaceName::parse(e)
-                .is_some_and(|n| n.namespace == namespace && n.package == package && n.interface == interface)
+            imports::InterfaceName::parse(e).is_some_and(|n| {
+                n.namespace == namespace && n.package == package && n.interface == interface
+            })
         })
     }
 

@@ -56,19 +56,32 @@ impl InstanceState {
             .memory_size(max_memory_bytes)
             .trap_on_grow_failure(false)
             .build();
-        Self { wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), limits, context }
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits,
+            context,
+        }
     }
 }
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
     }
 }
 
@@ -76,10 +89,18 @@ impl logging::Host for InstanceState {
     fn log(&mut self, level: logging::Level, context: String, message: String) {
         let component_id = self.context.component_id.as_str();
         match level {
-            logging::Level::Trace => tracing::trace!(component_id = %component_id, context = %context, "{message}"),
-            logging::Level::Debug => tracing::debug!(component_id = %component_id, context = %context, "{message}"),
-            logging::Level::Info => tracing::info!(component_id = %component_id, context = %context, "{message}"),
-            logging::Level::Warn => tracing::warn!(component_id = %component_id, context = %context, "{message}"),
+            logging::Level::Trace => {
+                tracing::trace!(component_id = %component_id, context = %context, "{message}")
+            }
+            logging::Level::Debug => {
+                tracing::debug!(component_id = %component_id, context = %context, "{message}")
+            }
+            logging::Level::Info => {
+                tracing::info!(component_id = %component_id, context = %context, "{message}")
+            }
+            logging::Level::Warn => {
+                tracing::warn!(component_id = %component_id, context = %context, "{message}")
+            }
             logging::Level::Error | logging::Level::Critical => {
                 tracing::error!(component_id = %component_id, context = %context, critical = matches!(level, logging::Level::Critical), "{message}")
             }
@@ -93,7 +114,12 @@ impl config_runtime::Host for InstanceState {
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, config_runtime::ConfigError> {
-        Ok(self.context.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .context
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 
@@ -103,7 +129,12 @@ impl config_store::Host for InstanceState {
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, config_store::Error> {
-        Ok(self.context.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .context
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 

@@ -53,14 +53,19 @@ impl Trellis {
     /// Starts `trellis up MANIFEST --http 127.0.0.1:0 EXTRA...` and waits until it listens.
     pub fn up(manifest: &Path, extra: &[&str]) -> Trellis {
         let mut cmd = Command::new(trellis_bin());
-        cmd.arg("up").arg(manifest).args(["--http", "127.0.0.1:0"]).args(extra);
+        cmd.arg("up")
+            .arg(manifest)
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra);
         Self::start(cmd)
     }
 
     pub fn start(mut cmd: Command) -> Trellis {
         cmd.env("TRELLIS_LOG", "info")
             .env("TRELLIS_CACHE_DIR", shared_cache_dir())
-            .stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn trellis");
         let stderr = Arc::new(Mutex::new(String::new()));
         {
@@ -83,14 +88,20 @@ impl Trellis {
                 }
             }
         });
-        let mut trellis = Trellis { child: Some(child), addresses: Vec::new(), stderr };
+        let mut trellis = Trellis {
+            child: Some(child),
+            addresses: Vec::new(),
+            stderr,
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("listening on http://") {
                         let addr = rest.split_whitespace().next().expect("address");
-                        trellis.addresses.push(addr.parse().expect("socket address"));
+                        trellis
+                            .addresses
+                            .push(addr.parse().expect("socket address"));
                     } else if line.starts_with("app `") && !trellis.addresses.is_empty() {
                         // unreachable in practice: the app line comes first
                     }
@@ -99,11 +110,18 @@ impl Trellis {
                     if !trellis.addresses.is_empty() {
                         return trellis;
                     }
-                    if let Some(status) = trellis.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    if let Some(status) = trellis
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten())
+                    {
                         panic!("trellis exited early with {status}:\n{}", trellis.stderr());
                     }
                     if Instant::now() > deadline {
-                        panic!("trellis did not start listening in time:\n{}", trellis.stderr());
+                        panic!(
+                            "trellis did not start listening in time:\n{}",
+                            trellis.stderr()
+                        );
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -111,7 +129,10 @@ impl Trellis {
                         return trellis;
                     }
                     let _ = trellis.child.as_mut().map(Child::wait);
-                    panic!("trellis closed stdout before listening:\n{}", trellis.stderr());
+                    panic!(
+                        "trellis closed stdout before listening:\n{}",
+                        trellis.stderr()
+                    );
                 }
             }
         }
@@ -134,7 +155,10 @@ impl Trellis {
             if s.contains(needle) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "stderr never contained {needle:?}:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "stderr never contained {needle:?}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -143,13 +167,19 @@ impl Trellis {
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "trellis did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "trellis did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -181,7 +211,12 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, b"")
 }
 
-pub fn try_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
@@ -197,7 +232,10 @@ pub fn read_response(stream: &mut impl Read) -> std::io::Result<Response> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_response(&raw).ok_or_else(|| {
-        std::io::Error::other(format!("malformed response: {:?}", String::from_utf8_lossy(&raw)))
+        std::io::Error::other(format!(
+            "malformed response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
     })
 }
 
@@ -211,9 +249,19 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[split + 4..];
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
-    Some(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
+    Some(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

@@ -1,0 +1,861 @@
+//! From the manifest as written ([`raw`]) to the checked [`Application`].
+//!
+//! Deserialisation has already enforced the shape; this module enforces the rules that span
+//! fields: names and ids are unique, links point at entries of the manifest, config names mean
+//! one thing, `file://` images exist. It stops at the first problem, reported at the field
+//! that causes it.
+
+use crate::error::{ErrorKind, ManifestError, closest, list};
+use crate::image::{self, ImageSpec};
+use crate::model::{
+    Application, Builtin, Component, DEFAULT_SPREAD_WEIGHT, ImageRef, LinkSpec, Provider, Scale,
+    ScalerKind, Spread, derive_id,
+};
+use crate::positions::Positions;
+use crate::raw;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use trellis_control::{ComponentId, Link, LinkName, ProviderId};
+
+/// The only `apiVersion` wadm accepts.
+pub const OAM_API_VERSION: &str = "core.oam.dev/v1beta1";
+/// The only `kind` wadm accepts.
+pub const APPLICATION_KIND: &str = "Application";
+/// The trait types Trellis implements.
+pub const SUPPORTED_TRAITS: [&str; 3] = [SPREADSCALER, DAEMONSCALER, LINK];
+
+const SPREADSCALER: &str = "spreadscaler";
+const DAEMONSCALER: &str = "daemonscaler";
+const LINK: &str = "link";
+
+/// Where the manifest came from, for resolving paths and placing errors.
+pub(crate) struct Source<'a> {
+    pub file: &'a Path,
+    /// The absolute folder `file://` paths are relative to.
+    pub base_dir: PathBuf,
+    pub positions: Positions,
+}
+
+impl Source<'_> {
+    /// An error at `path`, placed at the line and column where that field is written.
+    pub(crate) fn error(
+        &self,
+        kind: ErrorKind,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ManifestError {
+        let path = path.into();
+        let (line, column) = self.positions.find(&path).unzip();
+        ManifestError::new(kind, self.file, path, message).at(line, column)
+    }
+
+    fn line(&self, path: &str) -> usize {
+        self.positions.line(path).unwrap_or(0)
+    }
+}
+
+/// The entries as first seen: name and id, before traits are looked at.
+struct EntryInfo<'m> {
+    raw: &'m raw::Entry,
+    path: String,
+    id: String,
+}
+
+/// A named config and where it was first defined with properties.
+struct ConfigDef {
+    properties: BTreeMap<String, String>,
+    path: String,
+}
+
+/// The interfaces a link binds, for detecting two links that bind the same import.
+struct LinkKey {
+    source: usize,
+    namespace: String,
+    package: String,
+    name: String,
+    interfaces: Vec<String>,
+    path: String,
+}
+
+pub(crate) fn normalize(
+    manifest: raw::Manifest,
+    src: &Source<'_>,
+) -> Result<Application, ManifestError> {
+    check_header(&manifest, src)?;
+    if !manifest.spec.policies.is_empty() {
+        return Err(src
+            .error(
+                ErrorKind::Unsupported,
+                "spec.policies",
+                "policies are not supported by Trellis yet",
+            )
+            .with_hint(
+                "policies configure secrets backends, which Trellis does not have yet; remove them",
+            ));
+    }
+
+    let app_name = manifest.metadata.name.as_str();
+    let entries = first_pass(&manifest.spec.components, app_name, src)?;
+    let mut builder = Builder {
+        src,
+        entries: &entries,
+        configs: BTreeMap::new(),
+        link_keys: Vec::new(),
+    };
+
+    let mut components = Vec::new();
+    let mut providers = Vec::new();
+    let mut links = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let props = &entry.raw.properties;
+        let props_path = format!("{}.properties", entry.path);
+        let config = match &props.config {
+            Some(list) => builder.config_list(list, &format!("{props_path}.config"))?,
+            None => Vec::new(),
+        };
+        let (scale, entry_links) = builder.traits(index)?;
+        links.extend(entry_links);
+        let line = src.line(&entry.path);
+        // Presence was checked in the first pass; an empty string falls to the image checks.
+        let image = props.image.as_deref().unwrap_or_default();
+        match entry.raw.kind {
+            raw::EntryKind::Component => components.push(Component {
+                name: entry.raw.name.clone(),
+                id: ComponentId::new(entry.id.clone()),
+                image: component_image(entry, image, src)?,
+                scale,
+                config,
+                line,
+            }),
+            raw::EntryKind::Capability => {
+                if image.trim().is_empty() {
+                    return Err(src
+                        .error(
+                            ErrorKind::Invalid,
+                            format!("{props_path}.image"),
+                            "the image is empty",
+                        )
+                        .with_hint(
+                            "give the provider's OCI reference, \
+                             such as `ghcr.io/wasmcloud/http-server:0.27.0`",
+                        ));
+                }
+                providers.push(Provider {
+                    name: entry.raw.name.clone(),
+                    id: ProviderId::new(entry.id.clone()),
+                    image_ref: image.to_owned(),
+                    builtin: Builtin::from_image_ref(image),
+                    scale,
+                    config,
+                    line,
+                })
+            }
+        }
+    }
+
+    let annotations = manifest.metadata.annotations;
+    Ok(Application {
+        name: manifest.metadata.name.clone(),
+        version: annotations.get("version").cloned(),
+        description: annotations.get("description").cloned(),
+        annotations,
+        labels: manifest.metadata.labels,
+        manifest_path: src.file.to_path_buf(),
+        components,
+        providers,
+        links,
+        configs: builder
+            .configs
+            .into_iter()
+            .map(|(name, def)| (name, def.properties))
+            .collect(),
+    })
+}
+
+fn check_header(manifest: &raw::Manifest, src: &Source<'_>) -> Result<(), ManifestError> {
+    if manifest.api_version != OAM_API_VERSION {
+        return Err(src
+            .error(
+                ErrorKind::Invalid,
+                "apiVersion",
+                format!(
+                    "unsupported apiVersion `{}`; wadm manifests are `{OAM_API_VERSION}`",
+                    manifest.api_version
+                ),
+            )
+            .with_hint(format!("set `apiVersion: {OAM_API_VERSION}`")));
+    }
+    if manifest.kind != APPLICATION_KIND {
+        return Err(src
+            .error(
+                ErrorKind::Invalid,
+                "kind",
+                format!(
+                    "unsupported kind `{}`; wadm manifests are of kind `{APPLICATION_KIND}`",
+                    manifest.kind
+                ),
+            )
+            .with_hint(format!("set `kind: {APPLICATION_KIND}`")));
+    }
+    let name = &manifest.metadata.name;
+    if name.is_empty() {
+        return Err(src
+            .error(
+                ErrorKind::Invalid,
+                "metadata.name",
+                "the application name is empty",
+            )
+            .with_hint("name the application, for example `name: hello-world`"));
+    }
+    // wadm's rule (`^[-\w]+$`): the name becomes part of NATS subjects and KV keys.
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(src
+            .error(
+                ErrorKind::Invalid,
+                "metadata.name",
+                format!(
+                    "the application name `{name}` contains {c:?}; \
+                     only letters, digits, `-` and `_` are allowed"
+                ),
+            )
+            .with_hint(format!("for example `{}`", sanitize_name(name))));
+    }
+    if manifest
+        .metadata
+        .annotations
+        .get("version")
+        .is_some_and(|v| v == "latest")
+    {
+        return Err(src
+            .error(
+                ErrorKind::Invalid,
+                "metadata.annotations.version",
+                "`latest` is reserved and cannot be an application version",
+            )
+            .with_hint("use a concrete version such as `v0.1.0`, or leave `version` out"));
+    }
+    for (what, map) in [
+        ("annotations", &manifest.metadata.annotations),
+        ("labels", &manifest.metadata.labels),
+    ] {
+        if let Some(key) = map.keys().find(|k| !valid_oam_key(k)) {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("metadata.{what}.{key}"),
+                    format!("`{key}` is not a valid OAM {} key", &what[..what.len() - 1]),
+                )
+                .with_hint(
+                    "keys are `name` or `prefix/name`: a name is up to 63 letters, digits, `-`, `_` or `.`, \
+                     starting and ending with a letter or digit; a prefix is a DNS subdomain such as `wasmcloud.dev`",
+                ));
+        }
+    }
+    Ok(())
+}
+
+/// wadm's rule for annotation and label keys (after the OAM metadata spec): `name` or
+/// `prefix/name`, where the prefix is a DNS subdomain.
+fn valid_oam_key(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => valid_dns_subdomain(prefix) && valid_label_name(name),
+        None => valid_label_name(key),
+    }
+}
+
+fn valid_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part.len() <= 63
+                && part.starts_with(|c: char| c.is_ascii_alphabetic())
+                && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn valid_label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn sanitize_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Names, ids, unsupported features and the presence of images: everything links need to
+/// resolve before any entry's traits are read.
+fn first_pass<'m>(
+    raw_entries: &'m [raw::Entry],
+    app_name: &str,
+    src: &Source<'_>,
+) -> Result<Vec<EntryInfo<'m>>, ManifestError> {
+    let mut entries: Vec<EntryInfo<'m>> = Vec::with_capacity(raw_entries.len());
+    for (index, raw) in raw_entries.iter().enumerate() {
+        let path = format!("spec.components[{index}]");
+        let what = match raw.kind {
+            raw::EntryKind::Component => "component",
+            raw::EntryKind::Capability => "capability provider",
+        };
+        if raw.name.is_empty() {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("{path}.name"),
+                    format!("the {what} has an empty name"),
+                )
+                .with_hint("every entry needs a name; links refer to entries by it"));
+        }
+        if let Some(first) = entries.iter().find(|e| e.raw.name == raw.name) {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("{path}.name"),
+                    format!(
+                        "duplicate name `{}`: {}{} has the same name",
+                        raw.name,
+                        first.path,
+                        at_line(src, &first.path)
+                    ),
+                )
+                .with_hint(
+                    "every component and capability needs a unique name; \
+                     links refer to entries by it",
+                ));
+        }
+
+        let props = &raw.properties;
+        let props_path = format!("{path}.properties");
+        if props.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(src
+                .error(
+                    ErrorKind::Unsupported,
+                    format!("{props_path}.secrets"),
+                    "secrets are not supported by Trellis yet",
+                )
+                .with_hint("pass the values as named config for now, or remove `secrets`"));
+        }
+        if let Some(app) = &props.application {
+            return Err(src
+                .error(
+                    ErrorKind::Unsupported,
+                    format!("{props_path}.application"),
+                    format!(
+                        "references to shared applications (here `{}` in `{}`) are not supported by Trellis yet",
+                        app.component, app.name
+                    ),
+                )
+                .with_hint("give the entry its own `image` instead"));
+        }
+        if props.image.is_none() {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    &props_path,
+                    format!("the {what} `{}` has no `image`", raw.name),
+                )
+                .with_hint(match raw.kind {
+                    raw::EntryKind::Component => {
+                        "set `image: file://./build/<name>.wasm` for a local build, or an OCI reference"
+                    }
+                    raw::EntryKind::Capability => "set `image` to the provider's OCI reference",
+                }));
+        }
+
+        let (id, id_path) = match &props.id {
+            Some(id) if id.trim().is_empty() => {
+                return Err(src
+                    .error(
+                        ErrorKind::Invalid,
+                        format!("{props_path}.id"),
+                        "the id is empty",
+                    )
+                    .with_hint(format!(
+                        "leave `id` out to get `{}`, or give a non-empty id",
+                        derive_id(app_name, &raw.name)
+                    )));
+            }
+            Some(id) => (id.clone(), format!("{props_path}.id")),
+            None => (derive_id(app_name, &raw.name), format!("{path}.name")),
+        };
+        if let Some(first) = entries.iter().find(|e| e.id == id) {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    id_path,
+                    format!(
+                        "duplicate id `{id}`: `{}` at {}{} has the same id",
+                        first.raw.name,
+                        first.path,
+                        at_line(src, &first.path)
+                    ),
+                )
+                .with_hint(
+                    "ids are derived from the application and entry names (letters and digits kept, \
+                     everything else turned into `_`) unless set with the `id` property; set a distinct `id`",
+                ));
+        }
+        entries.push(EntryInfo { raw, path, id });
+    }
+    Ok(entries)
+}
+
+fn component_image(
+    entry: &EntryInfo<'_>,
+    image: &str,
+    src: &Source<'_>,
+) -> Result<ImageRef, ManifestError> {
+    let path = format!("{}.properties.image", entry.path);
+    let name = &entry.raw.name;
+    match image::classify(image, &src.base_dir) {
+        Ok(ImageSpec::Remote) => Ok(ImageRef::Remote(image.to_owned())),
+        Ok(ImageSpec::File(file)) => match std::fs::metadata(&file) {
+            Ok(meta) if meta.is_file() => Ok(ImageRef::File(file)),
+            found => {
+                let problem = match found {
+                    Ok(_) => "which is not a file".to_owned(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        "which does not exist".to_owned()
+                    }
+                    Err(e) => format!("which cannot be read: {e}"),
+                };
+                Err(src
+                    .error(
+                        ErrorKind::MissingFile,
+                        path,
+                        format!(
+                            "component `{name}`: image `{image}` resolves to `{}`, {problem}",
+                            file.display()
+                        ),
+                    )
+                    .with_hint(format!(
+                        "file:// paths are relative to the manifest's folder (`{}`); build the component \
+                         first (for example `cargo build --release --target wasm32-wasip2`) or fix the path",
+                        src.base_dir.display()
+                    )))
+            }
+        },
+        Err(bad) => Err(src
+            .error(
+                ErrorKind::Invalid,
+                path,
+                format!("component `{name}`: {}", bad.message),
+            )
+            .with_hint(bad.hint)),
+    }
+}
+
+/// " (line N)" when the position of `path` is known.
+fn at_line(src: &Source<'_>, path: &str) -> String {
+    src.positions
+        .line(path)
+        .map(|l| format!(" (line {l})"))
+        .unwrap_or_default()
+}
+
+/// Reads traits and config, accumulating what spans entries.
+struct Builder<'a, 'm> {
+    src: &'a Source<'a>,
+    entries: &'a [EntryInfo<'m>],
+    configs: BTreeMap<String, ConfigDef>,
+    link_keys: Vec<LinkKey>,
+}
+
+impl<'m> Builder<'_, 'm> {
+    /// The scale and the links of entry `index`.
+    fn traits(&mut self, index: usize) -> Result<(Scale, Vec<LinkSpec>), ManifestError> {
+        let entry = &self.entries[index];
+        let mut scale: Option<(Scale, String)> = None;
+        let mut links = Vec::new();
+        for (t, raw_trait) in entry.raw.traits.iter().flatten().enumerate() {
+            let path = format!("{}.traits[{t}]", entry.path);
+            let props_path = format!("{path}.properties");
+            match raw_trait.kind.as_str() {
+                kind @ (SPREADSCALER | DAEMONSCALER) => {
+                    if let Some((_, first)) = &scale {
+                        return Err(self
+                            .src
+                            .error(
+                                ErrorKind::Invalid,
+                                format!("{path}.type"),
+                                format!(
+                                    "`{}` already has a scaler at {first}{}; \
+                                     an entry takes one spreadscaler or one daemonscaler",
+                                    entry.raw.name,
+                                    at_line(self.src, first)
+                                ),
+                            )
+                            .with_hint("remove one of the scaler traits"));
+                    }
+                    let props: raw::SpreadScalerProperties =
+                        crate::from_value(&raw_trait.properties, &props_path, self.src)?;
+                    let kind = if kind == SPREADSCALER {
+                        ScalerKind::Spread
+                    } else {
+                        ScalerKind::Daemon
+                    };
+                    scale = Some((self.scale(kind, props), path));
+                }
+                LINK => {
+                    let props: raw::LinkProperties =
+                        crate::from_value(&raw_trait.properties, &props_path, self.src)?;
+                    links.push(self.link(index, props, &path)?);
+                }
+                other => {
+                    let hint = match closest(other, SUPPORTED_TRAITS) {
+                        Some(near) => format!("did you mean `{near}`?"),
+                        None => "custom traits are not supported by Trellis".to_owned(),
+                    };
+                    return Err(self
+                        .src
+                        .error(
+                            ErrorKind::Invalid,
+                            format!("{path}.type"),
+                            format!(
+                                "unknown trait type `{other}`; supported types are {}",
+                                list(SUPPORTED_TRAITS)
+                            ),
+                        )
+                        .with_hint(hint));
+                }
+            }
+        }
+        Ok((scale.map(|(s, _)| s).unwrap_or_default(), links))
+    }
+
+    fn scale(&self, kind: ScalerKind, props: raw::SpreadScalerProperties) -> Scale {
+        Scale {
+            kind,
+            instances: props.instances,
+            spread: props
+                .spread
+                .into_iter()
+                .map(|s| Spread {
+                    name: s.name,
+                    requirements: s.requirements,
+                    weight: s.weight.unwrap_or(DEFAULT_SPREAD_WEIGHT),
+                })
+                .collect(),
+        }
+    }
+
+    fn link(
+        &mut self,
+        source: usize,
+        props: raw::LinkProperties,
+        path: &str,
+    ) -> Result<LinkSpec, ManifestError> {
+        let src = self.src;
+        let p = format!("{path}.properties");
+        let entry = &self.entries[source];
+
+        for (field, value) in [("namespace", &props.namespace), ("package", &props.package)] {
+            if value.trim().is_empty() {
+                return Err(src
+                    .error(
+                        ErrorKind::Invalid,
+                        format!("{p}.{field}"),
+                        format!("the link's WIT {field} is empty"),
+                    )
+                    .with_hint("for example `namespace: wasi`, `package: http`"));
+            }
+        }
+        if props.interfaces.is_empty() {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("{p}.interfaces"),
+                    "the link carries no interfaces",
+                )
+                .with_hint(
+                    "list the WIT interfaces the link carries, \
+                     for example `interfaces: [incoming-handler]`",
+                ));
+        }
+        check_known_interfaces(&props, &p, src)?;
+        let name = match props.name {
+            Some(name) if name.trim().is_empty() => {
+                return Err(src
+                    .error(
+                        ErrorKind::Invalid,
+                        format!("{p}.name"),
+                        "the link name is empty",
+                    )
+                    .with_hint("leave `name` out for the link named `default`"));
+            }
+            Some(name) => LinkName::new(name),
+            None => LinkName::default(),
+        };
+
+        let (target_name, target_path, target_config) = match props.target {
+            raw::LinkTarget::Name(target) => {
+                let config = match &props.target_config {
+                    Some(list) => self.config_list(list, &format!("{p}.target_config"))?,
+                    None => Vec::new(),
+                };
+                (target, format!("{p}.target"), config)
+            }
+            raw::LinkTarget::Config(target) => {
+                if props.target_config.is_some() {
+                    return Err(src
+                        .error(
+                            ErrorKind::Invalid,
+                            format!("{p}.target_config"),
+                            "`target_config` cannot be combined with a `target` mapping",
+                        )
+                        .with_hint("move these entries to `target.config`"));
+                }
+                if !target.secrets.is_empty() {
+                    return Err(unsupported_secrets(src, format!("{p}.target.secrets")));
+                }
+                let config = self.config_list(&target.config, &format!("{p}.target.config"))?;
+                (target.name, format!("{p}.target.name"), config)
+            }
+        };
+        let source_config = match (&props.source, &props.source_config) {
+            (Some(_), Some(_)) => {
+                return Err(src
+                    .error(
+                        ErrorKind::Invalid,
+                        format!("{p}.source_config"),
+                        "`source_config` cannot be combined with `source`",
+                    )
+                    .with_hint("move these entries to `source.config`"));
+            }
+            (Some(def), None) => {
+                if !def.secrets.is_empty() {
+                    return Err(unsupported_secrets(src, format!("{p}.source.secrets")));
+                }
+                self.config_list(&def.config, &format!("{p}.source.config"))?
+            }
+            (None, Some(list)) => self.config_list(list, &format!("{p}.source_config"))?,
+            (None, None) => Vec::new(),
+        };
+
+        let Some(target) = self.entries.iter().find(|e| e.raw.name == target_name) else {
+            let names: Vec<&str> = self.entries.iter().map(|e| e.raw.name.as_str()).collect();
+            let hint = match closest(&target_name, names.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => {
+                    "a link's target is the `name` of a component or capability in spec.components"
+                        .to_owned()
+                }
+            };
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    target_path,
+                    format!(
+                        "link target `{target_name}` is not an entry of this manifest; the entries are {}",
+                        list(names)
+                    ),
+                )
+                .with_hint(hint));
+        };
+
+        let link = Link {
+            source_id: entry.id.clone(),
+            target: target.id.clone(),
+            name,
+            wit_namespace: props.namespace,
+            wit_package: props.package,
+            interfaces: props.interfaces,
+            source_config,
+            target_config,
+        };
+        self.check_overlap(source, &link, path)?;
+        Ok(LinkSpec {
+            source: entry.raw.name.clone(),
+            target: target_name,
+            link,
+            line: src.line(path),
+        })
+    }
+
+    /// Rejects a second link from the same entry that binds an interface already bound under
+    /// the same link name: the import would have two targets and which one wins is arbitrary.
+    fn check_overlap(
+        &mut self,
+        source: usize,
+        link: &Link,
+        path: &str,
+    ) -> Result<(), ManifestError> {
+        let clash = self.link_keys.iter().find(|k| {
+            k.source == source
+                && k.namespace == link.wit_namespace
+                && k.package == link.wit_package
+                && k.name == link.name.as_str()
+                && k.interfaces.iter().any(|i| link.interfaces.contains(i))
+        });
+        if let Some(first) = clash {
+            let shared: Vec<&str> = first
+                .interfaces
+                .iter()
+                .filter(|i| link.interfaces.contains(i))
+                .map(String::as_str)
+                .collect();
+            return Err(self
+                .src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("{path}.properties.interfaces"),
+                    format!(
+                        "`{}` already links {} of `{}:{}` under the link name `{}` at {}{}",
+                        self.entries[source].raw.name,
+                        list(shared),
+                        link.wit_namespace,
+                        link.wit_package,
+                        link.name,
+                        first.path,
+                        at_line(self.src, &first.path)
+                    ),
+                )
+                .with_hint("give one of the links a distinct `name`, or remove the duplicate"));
+        }
+        self.link_keys.push(LinkKey {
+            source,
+            namespace: link.wit_namespace.clone(),
+            package: link.wit_package.clone(),
+            name: link.name.as_str().to_owned(),
+            interfaces: link.interfaces.clone(),
+            path: path.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// The names in a config list, recording inline definitions in [`Application::configs`].
+    fn config_list(
+        &mut self,
+        list: &[raw::ConfigProperty],
+        path: &str,
+    ) -> Result<Vec<String>, ManifestError> {
+        let mut names = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            if item.name.trim().is_empty() {
+                return Err(self
+                    .src
+                    .error(
+                        ErrorKind::Invalid,
+                        format!("{item_path}.name"),
+                        "the config name is empty",
+                    )
+                    .with_hint("name the config, for example `name: default-http`"));
+            }
+            if let Some(props) = &item.properties {
+                let properties: BTreeMap<String, String> = props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect();
+                match self.configs.get(&item.name) {
+                    Some(first) if first.properties != properties => {
+                        return Err(self
+                            .src
+                            .error(
+                                ErrorKind::Invalid,
+                                format!("{item_path}.properties"),
+                                format!(
+                                    "config `{}` is defined twice with different properties; \
+                                     the first definition is at {}{}",
+                                    item.name,
+                                    first.path,
+                                    at_line(self.src, &first.path)
+                                ),
+                            )
+                            .with_hint(
+                                "named config is shared by the whole lattice: give one of them another name, \
+                                 or make the properties identical",
+                            ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.configs.insert(
+                            item.name.clone(),
+                            ConfigDef {
+                                properties,
+                                path: item_path,
+                            },
+                        );
+                    }
+                }
+            }
+            names.push(item.name.clone());
+        }
+        Ok(names)
+    }
+}
+
+fn unsupported_secrets(src: &Source<'_>, path: String) -> ManifestError {
+    src.error(
+        ErrorKind::Unsupported,
+        path,
+        "secrets are not supported by Trellis yet",
+    )
+    .with_hint("pass the values as named config for now, or remove `secrets`")
+}
+
+/// Interfaces of the WIT packages wasmCloud hosts provide, as wadm lists them. An interface
+/// of one of these packages that is not listed is almost certainly a typo; other packages
+/// are custom and anything goes.
+const KNOWN_INTERFACES: &[(&str, &str, &[&str])] = &[
+    ("wasi", "http", &["incoming-handler", "outgoing-handler"]),
+    ("wasi", "keyvalue", &["atomics", "store", "batch", "watch"]),
+    ("wasi", "blobstore", &["blobstore"]),
+    ("wasi", "config", &["runtime"]),
+    ("wasi", "logging", &["logging"]),
+    ("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
+    ("wrpc", "keyvalue", &["atomics", "store"]),
+    ("wrpc", "blobstore", &["blobstore"]),
+    ("wasmcloud", "messaging", &["consumer", "handler"]),
+];
+
+fn check_known_interfaces(
+    props: &raw::LinkProperties,
+    path: &str,
+    src: &Source<'_>,
+) -> Result<(), ManifestError> {
+    let Some((_, _, known)) = KNOWN_INTERFACES
+        .iter()
+        .find(|(ns, pkg, _)| *ns == props.namespace && *pkg == props.package)
+    else {
+        return Ok(());
+    };
+    for (i, interface) in props.interfaces.iter().enumerate() {
+        if !known.contains(&interface.as_str()) {
+            let mut err = src.error(
+                ErrorKind::Invalid,
+                format!("{path}.interfaces[{i}]"),
+                format!(
+                    "unknown interface `{}:{}/{interface}`; `{}:{}` has {}",
+                    props.namespace,
+                    props.package,
+                    props.namespace,
+                    props.package,
+                    list(known.iter().copied())
+                ),
+            );
+            if let Some(near) = closest(interface, known.iter().copied()) {
+                err = err.with_hint(format!("did you mean `{near}`?"));
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
+}
