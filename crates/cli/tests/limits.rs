@@ -122,3 +122,44 @@ fn a_slow_client_is_disconnected_after_the_header_timeout() {
         "the server closes the connection rather than waiting forever: {closed:?}"
     );
 }
+
+#[test]
+fn instances_beyond_the_pool_get_503() {
+    // The component may run 5 at once, but the host's pool holds one instance in all.
+    let (_dir, trellis) = behaviours(5, &["--max-total-instances", "1"]);
+    let addr = trellis.addr();
+    let running = std::thread::spawn(move || get(addr, "/sleep?ms=2000"));
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = get(addr, "/");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("could not be instantiated"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(running.join().expect("thread").status, 200);
+    // The slot is free again.
+    assert_eq!(get(addr, "/").status, 200);
+}
+
+#[test]
+fn shutdown_stops_waiting_for_requests_after_the_drain_timeout() {
+    let (_dir, mut trellis) = behaviours(2, &["--drain-timeout", "1s"]);
+    let addr = trellis.addr();
+    let stuck = std::thread::spawn(move || try_request(addr, "GET", "/sleep?ms=20000", b""));
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    assert_eq!(trellis.terminate(), Some(0));
+    // Not a performance assertion: the host must not wait out the 20 s guest.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    let outcome = stuck.join().expect("thread");
+    assert!(
+        outcome.as_ref().map_or(true, |r| r.status != 200),
+        "the cut-off request did not complete: {:?}",
+        outcome.map(|r| r.status)
+    );
+}
