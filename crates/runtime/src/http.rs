@@ -118,7 +118,6 @@ impl HttpComponent {
             .instantiate_pre(&component.component)
             .map_err(link_err)?;
         let pre = ProxyPre::new(instance_pre).map_err(link_err)?;
-        let _ = runtime.engine();
         Ok(Self {
             pre,
             context,

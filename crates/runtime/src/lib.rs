@@ -213,10 +213,6 @@ impl Runtime {
     ) -> Result<HttpComponent, http::PrepareError> {
         HttpComponent::prepare(self, component, context)
     }
-
-    fn engine(&self) -> &wasmtime::Engine {
-        &self.engine
-    }
 }
 
 impl Drop for Runtime {

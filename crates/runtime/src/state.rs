@@ -108,33 +108,37 @@ impl logging::Host for InstanceState {
     }
 }
 
+impl InstanceContext {
+    fn config_value(&self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
+    }
+
+    fn config_pairs(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+// `runtime` and `store` are two names of one interface; both read the same values.
 impl config_runtime::Host for InstanceState {
     fn get(&mut self, key: String) -> Result<Option<String>, config_runtime::ConfigError> {
-        Ok(self.context.config.get(&key).cloned())
+        Ok(self.context.config_value(&key))
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, config_runtime::ConfigError> {
-        Ok(self
-            .context
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.context.config_pairs())
     }
 }
 
 impl config_store::Host for InstanceState {
     fn get(&mut self, key: String) -> Result<Option<String>, config_store::Error> {
-        Ok(self.context.config.get(&key).cloned())
+        Ok(self.context.config_value(&key))
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, config_store::Error> {
-        Ok(self
-            .context
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.context.config_pairs())
     }
 }
 
