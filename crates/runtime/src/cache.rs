@@ -39,7 +39,10 @@ impl CompileCache {
 
     /// The file a component with these bytes is cached in.
     pub fn entry_path(&self, bytes: &[u8]) -> PathBuf {
-        let digest = Sha256::digest(bytes);
+        self.entry_for_digest(&Sha256::digest(bytes).into())
+    }
+
+    fn entry_for_digest(&self, digest: &[u8; 32]) -> PathBuf {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         self.dir.join(format!("{hex}-{}.cwasm", self.engine_key))
     }
@@ -50,8 +53,9 @@ impl CompileCache {
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
+        digest: &[u8; 32],
     ) -> wasmtime::Result<(Component, bool)> {
-        let path = self.entry_path(bytes);
+        let path = self.entry_for_digest(digest);
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(component) => {

@@ -29,10 +29,12 @@ pub use state::InstanceContext;
 /// The error type of request bodies handed to guests; see [`HttpComponent::handle`].
 pub use wasmtime_wasi_http::Error as WasiHttpError;
 
+use sha2::Digest as _;
 use state::InstanceState;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use trellis_control::ComponentId;
 use wasmtime::component::Linker;
@@ -106,6 +108,9 @@ pub enum LoadError {
 /// The shared WebAssembly runtime of one host.
 pub struct Runtime {
     engine: wasmtime::Engine,
+    /// Components compiled in this process, by content hash: a thousand copies of one
+    /// component share one compiled image.
+    compiled: Mutex<HashMap<[u8; 32], wasmtime::component::Component>>,
     linker: Linker<InstanceState>,
     limits: Limits,
     cache: Option<CompileCache>,
@@ -125,6 +130,7 @@ impl Runtime {
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
+            compiled: Mutex::default(),
             linker,
             limits,
             cache,
@@ -177,15 +183,27 @@ impl Runtime {
             path: path.to_owned(),
             reason: format!("{e:#}"),
         };
-        let (component, from_cache) = match &self.cache {
-            Some(cache) => cache
-                .load_or_compile(&self.engine, bytes)
+        let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
+        let known = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned();
+        let (component, from_cache) = match (known, &self.cache) {
+            (Some(component), _) => (component, true),
+            (None, Some(cache)) => cache
+                .load_or_compile(&self.engine, bytes, &digest)
                 .map_err(invalid)?,
-            None => (
+            (None, None) => (
                 wasmtime::component::Component::new(&self.engine, bytes).map_err(invalid)?,
                 false,
             ),
         };
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, component.clone());
         let ty = component.component_type();
         let imports = ty
             .imports(&self.engine)
@@ -229,6 +247,17 @@ pub struct Component {
     imports: Vec<String>,
     exports: Vec<String>,
     from_cache: bool,
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component")
+            .field("id", &self.id)
+            .field("imports", &self.imports)
+            .field("exports", &self.exports)
+            .field("from_cache", &self.from_cache)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Component {

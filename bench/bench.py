@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Trellis benchmark suite.
+
+One command (`bench/run`) builds what it needs, runs every benchmark side by side with its
+baseline in the same run, and writes docs/performance.md (with an SVG plot) and
+docs/performance.json. Benchmarks are plain functions registered in BENCHMARKS; each returns a
+markdown section and raw numbers, so later ones (cross-host calls) slot into the same report.
+
+Nothing here is a pass/fail test: the figures are measurements, reported as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+if not TARGET.is_absolute():
+    TARGET = REPO / TARGET
+TOOLS = TARGET / "bench-tools"
+WASMTIME_VERSION = "48.0.8"  # must match the wasmtime in Cargo.lock
+WASMTIME_FEATURES = "serve,run,component-model-async,cranelift,pooling-allocator,parallel-compilation,component-model,cache,demangle,addr2line,backtrace"
+TRELLIS = TARGET / "release" / "trellis"
+HELLO_WASM = REPO / "examples/http-hello/build/http_hello.wasm"
+GUESTS_DIR = TARGET / "guests/wasm32-wasip2/release"
+DOCS = REPO / "docs"
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    log("$ " + " ".join(str(c) for c in cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# --------------------------------------------------------------------------- setup
+
+def ensure_tools() -> dict[str, str]:
+    if shutil.which("wrk") is None:
+        log("installing wrk from Debian's packages")
+        sh(["apt-get", "update", "-qq"])
+        sh(["apt-get", "install", "-y", "-qq", "wrk"])
+    wasmtime = TOOLS / "bin" / "wasmtime"
+    if not wasmtime.exists():
+        log(f"installing wasmtime-cli {WASMTIME_VERSION} into {TOOLS} (a long build, once)")
+        sh(["cargo", "install", "--locked", "wasmtime-cli", "--version", WASMTIME_VERSION,
+            "--no-default-features", "--features", WASMTIME_FEATURES, "--root", str(TOOLS)])
+    version = subprocess.run([str(wasmtime), "--version"], capture_output=True, text=True).stdout.strip()
+    if WASMTIME_VERSION not in version:
+        sys.exit(f"{wasmtime} is {version!r}, expected {WASMTIME_VERSION}; delete it and rerun")
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    return {"wasmtime": version, "wrk": (wrk_version.stdout + wrk_version.stderr).splitlines()[0]}
+
+
+def build() -> None:
+    sh(["cargo", "build", "--release", "-p", "trellis-cli"], cwd=REPO)
+    sh([str(REPO / "scripts/build-guests")], cwd=REPO)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS")}
+    sh(["cargo", "build", "--release", "--target", "wasm32-wasip2",
+        "--manifest-path", str(REPO / "test-components/Cargo.toml"),
+        "--target-dir", str(TARGET / "guests")], env=env)
+
+
+def machine() -> dict[str, str]:
+    info = {"cores": str(os.cpu_count()), "kernel": platform.release()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory"] = f"{int(line.split()[1]) // 1024 // 1024} GiB"
+    except OSError:
+        pass
+    return info
+
+
+# --------------------------------------------------------------------------- servers
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_ok(url: str, timeout: float) -> float:
+    """Seconds until `url` answers 200, polling every millisecond."""
+    start = time.perf_counter()
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.perf_counter() - start
+        except OSError:
+            pass
+        if time.perf_counter() - start > timeout:
+            raise RuntimeError(f"{url} did not answer within {timeout}s")
+        time.sleep(0.001)
+
+
+def hello_manifest(dir: Path, wasm: Path, instances: int = 1000, count: int = 1, route: str = "") -> Path:
+    """A manifest with `count` copies of one component, each behind its own HTTP link."""
+    comps, links = [], []
+    for i in range(count):
+        comps.append(f"""    - name: c{i}
+      type: component
+      properties:
+        image: file://{wasm}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}
+""")
+        links.append(f"""        - type: link
+          properties:
+            target:
+              name: c{i}
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+""")
+    text = ("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: bench\nspec:\n  components:\n"
+            + "".join(comps)
+            + "    - name: httpserver\n      type: capability\n      properties:\n"
+            + "        image: ghcr.io/wasmcloud/http-server:0.27.0\n      traits:\n" + "".join(links))
+    path = dir / "app.yaml"
+    path.write_text(text)
+    return path
+
+
+class Server:
+    """A server process on a fixed port, optionally pinned to CPUs, stopped on exit."""
+
+    def __init__(self, name: str, cmd: list[str], port: int, cpus: str | None):
+        self.name, self.port = name, port
+        self.cmd = (["taskset", "-c", cpus] if cpus else []) + cmd
+        self.proc: subprocess.Popen | None = None
+        self.started_in = 0.0
+
+    def __enter__(self) -> "Server":
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "TRELLIS_LOG": "warn"})
+        self.started_in = first_ok(f"http://127.0.0.1:{self.port}/", 120)
+        return self
+
+    def rss_kib(self) -> int:
+        assert self.proc
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+        return 0
+
+    def __exit__(self, *exc) -> None:
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def trellis_server(port: int, manifest: Path, cpus: str | None, cache: Path, extra: list[str] = ()) -> Server:
+    return Server("trellis", [str(TRELLIS), "up", str(manifest), "--http", f"127.0.0.1:{port}",
+                              "--cache-dir", str(cache), *extra], port, cpus)
+
+
+def wasmtime_server(port: int, wasm: Path, cpus: str | None) -> Server:
+    return Server("wasmtime serve", [str(TOOLS / "bin/wasmtime"), "serve", "-Scli", "--addr",
+                                     f"127.0.0.1:{port}", str(wasm)], port, cpus)
+
+
+# --------------------------------------------------------------------------- wrk
+
+def wrk(port: int, path: str, connections: int, seconds: int, cpus: str | None) -> dict:
+    cmd = (["taskset", "-c", cpus] if cpus else []) + [
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise RuntimeError(f"no {pct}% latency in wrk output:\n{out}")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else ""}
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+def bench_http(args, work: Path) -> tuple[str, dict]:
+    """Hello-world throughput and latency: trellis up vs wasmtime serve, alternating."""
+    cache = work / "cache"
+    manifest = hello_manifest(work, HELLO_WASM)
+    modes = {"pinned (server on CPU 0, wrk on CPU 1)": ("0", "1"), "unpinned": (None, None)}
+    results: dict[str, dict[str, list[dict]]] = {}
+    for mode, (server_cpus, load_cpus) in modes.items():
+        results[mode] = {"trellis": [], "wasmtime serve": []}
+        for rnd in range(args.rounds):
+            order = ["trellis", "wasmtime serve"] if rnd % 2 == 0 else ["wasmtime serve", "trellis"]
+            for system in order:
+                port = free_port()
+                server = (trellis_server(port, manifest, server_cpus, cache) if system == "trellis"
+                          else wasmtime_server(port, HELLO_WASM, server_cpus))
+                with server:
+                    wrk(port, "/", args.connections, args.warmup, load_cpus)
+                    r = wrk(port, "/", args.connections, args.duration, load_cpus)
+                log(f"http {mode} round {rnd + 1} {system}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms")
+                results[mode][system].append(r)
+
+    lines = [f"`wrk -t1 -c{args.connections} -d{args.duration}s --latency` against `GET /` of the hello component, "
+             f"after a {args.warmup}s warm-up, {args.rounds} rounds per system, alternating which goes first. "
+             "Figures are medians over the rounds.", "",
+             "| mode | system | req/s | p50 ms | p99 ms | non-2xx |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    summary = {}
+    for mode, systems in results.items():
+        med = {s: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_ms", "p99_ms")} for s, rs in systems.items()}
+        for s, m in med.items():
+            bad = sum(r["non_2xx"] for r in systems[s])
+            lines.append(f"| {mode} | {s} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {bad} |")
+        t, w = med["trellis"], med["wasmtime serve"]
+        summary[mode] = {"throughput_ratio": t["rps"] / w["rps"], "p99_ratio": t["p99_ms"] / w["p99_ms"],
+                         "p50_ratio": t["p50_ms"] / w["p50_ms"], "medians": med}
+    lines += ["", "| mode | throughput trellis / wasmtime | p50 trellis / wasmtime | p99 trellis / wasmtime |",
+              "| --- | ---: | ---: | ---: |"]
+    for mode, s in summary.items():
+        lines.append(f"| {mode} | {s['throughput_ratio']:.3f} | {s['p50_ratio']:.3f} | {s['p99_ratio']:.3f} |")
+    plot = DOCS / "performance-http.svg"
+    plot.write_text(http_svg(summary))
+    lines += ["", "![throughput and latency, trellis vs wasmtime serve](performance-http.svg)"]
+    return "\n".join(lines), {"rounds": results, "summary": summary}
+
+
+def bench_cold_start(args, work: Path) -> tuple[str, dict]:
+    """Process start to first successful response, with an empty and a warm compile cache."""
+    manifest = hello_manifest(work, HELLO_WASM)
+    runs = {"trellis, empty cache": [], "trellis, warm cache": [], "wasmtime serve (compiles every start)": []}
+    warm = work / "warm-cache"
+    with trellis_server(free_port(), manifest, None, warm):
+        pass  # populate the warm cache
+    for _ in range(args.cold_runs):
+        with trellis_server(free_port(), manifest, None, Path(tempfile.mkdtemp(dir=work))) as s:
+            runs["trellis, empty cache"].append(s.started_in * 1000)
+        with trellis_server(free_port(), manifest, None, warm) as s:
+            runs["trellis, warm cache"].append(s.started_in * 1000)
+        with wasmtime_server(free_port(), HELLO_WASM, None) as s:
+            runs["wasmtime serve (compiles every start)"].append(s.started_in * 1000)
+    lines = [f"Time from spawning the process to the first `200` on `GET /`, polled every millisecond; "
+             f"median (min–max) of {args.cold_runs} starts.", "", "| start | ms |", "| --- | ---: |"]
+    for name, ms in runs.items():
+        lines.append(f"| {name} | {statistics.median(ms):.0f} ({min(ms):.0f}–{max(ms):.0f}) |")
+    return "\n".join(lines), runs
+
+
+def bench_density(args, work: Path) -> tuple[str, dict]:
+    """Resident memory idle with N components, and per concurrent instance under load."""
+    idle = {}
+    for n in args.density:
+        d = work / f"density-{n}"
+        d.mkdir()
+        manifest = hello_manifest(d, HELLO_WASM, instances=10, count=n)
+        port = free_port()
+        # --http with a fixed port would make N listeners collide: listen on port 0 and probe
+        # the first component through its own address.
+        proc = subprocess.Popen([str(TRELLIS), "up", str(manifest), "--http", "127.0.0.1:0",
+                                 "--cache-dir", str(work / "cache")], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env={**os.environ, "TRELLIS_LOG": "warn"})
+        try:
+            listening = 0
+            assert proc.stdout
+            first = None
+            while listening < n:
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError("trellis exited during the density run")
+                if line.startswith("listening on http://"):
+                    listening += 1
+                    first = first or line.split()[2]
+            first_ok(f"{first}/", 60)
+            time.sleep(1)
+            rss = int(next(l.split()[1] for l in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                           if l.startswith("VmRSS")))
+            idle[n] = rss
+            log(f"density {n} components: {rss / 1024:.1f} MiB")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        _ = port
+    # Under load: the behaviours component sleeping 200 ms keeps `connections` instances alive.
+    behaviours = GUESTS_DIR / "behaviours.wasm"
+    conc = args.load_instances
+    manifest = hello_manifest(work, behaviours, instances=conc)
+    port = free_port()
+    with trellis_server(port, manifest, None, work / "cache") as s:
+        time.sleep(0.5)
+        base = s.rss_kib()
+        peak = base
+        load = subprocess.Popen(["wrk", "-t1", f"-c{conc}", "-d5s", f"http://127.0.0.1:{port}/sleep?ms=200"],
+                                stdout=subprocess.DEVNULL)
+        while load.poll() is None:
+            peak = max(peak, s.rss_kib())
+            time.sleep(0.05)
+    per_instance = (peak - base) / conc
+    lines = ["Resident set size (VmRSS) of one `trellis up` process after start-up, idle, with N copies of "
+             "the hello component, each prepared and behind its own HTTP listener.", "",
+             "| components | RSS MiB | per component KiB |", "| ---: | ---: | ---: |"]
+    base1 = idle.get(1, 0)
+    for n, rss in idle.items():
+        per = (rss - base1) / (n - 1) if n > 1 else 0
+        lines.append(f"| {n} | {rss / 1024:.1f} | {per:.0f} |" if n > 1 else f"| {n} | {rss / 1024:.1f} | – |")
+    lines += ["", f"Under load: {conc} concurrent requests to a component that sleeps 200 ms "
+              f"(so {conc} instances are alive at once): RSS {base / 1024:.1f} MiB idle → "
+              f"{peak / 1024:.1f} MiB peak, **{per_instance:.0f} KiB per concurrent instance**."]
+    return "\n".join(lines), {"idle_kib": idle, "load": {"instances": conc, "base_kib": base, "peak_kib": peak,
+                                                           "per_instance_kib": per_instance}}
+
+
+def bench_instantiate(args, work: Path) -> tuple[str, dict]:
+    """criterion: prepared component → instance → handled request, in process."""
+    out = subprocess.run(["cargo", "bench", "-p", "trellis-runtime", "--bench", "instantiate", "--",
+                          "--warm-up-time", "2", "--measurement-time", str(args.duration)],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"time:\s+\[([\d.]+ \S+) ([\d.]+ \S+) ([\d.]+ \S+)\]", out)
+    if not m:
+        raise RuntimeError(f"no criterion estimate in:\n{out}")
+    lines = ["`cargo bench -p trellis-runtime --bench instantiate`: a fresh store and instance from the "
+             "prepared `InstancePre`, `handle` called, the response body collected; no sockets.", "",
+             f"Per request: **{m.group(2)}** (95% interval {m.group(1)} – {m.group(3)})."]
+    return "\n".join(lines), {"low": m.group(1), "estimate": m.group(2), "high": m.group(3)}
+
+
+BENCHMARKS = {
+    "http": ("HTTP throughput and latency", bench_http),
+    "instantiate": ("Instantiation cost (in process)", bench_instantiate),
+    "cold-start": ("Cold start", bench_cold_start),
+    "density": ("Density", bench_density),
+}
+
+
+# --------------------------------------------------------------------------- plot
+
+def http_svg(summary: dict) -> str:
+    """Grouped bars: req/s and p99 per mode, trellis vs wasmtime serve. Plain SVG, no dependencies."""
+    colors = {"trellis": "#2b7a78", "wasmtime serve": "#c0843d"}
+    panels = [("requests per second", "rps"), ("p50 latency (ms)", "p50_ms"), ("p99 latency (ms)", "p99_ms")]
+    w, h, pad = 300, 260, 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(panels)}" height="{h + 40}" '
+             'font-family="sans-serif" font-size="11">']
+    for i, (title, key) in enumerate(panels):
+        x0 = i * w
+        parts.append(f'<text x="{x0 + w / 2}" y="16" text-anchor="middle" font-size="13">{title}</text>')
+        values = [(mode, s, summary[mode]["medians"][s][key]) for mode in summary for s in colors]
+        vmax = max(v for _, _, v in values) or 1
+        bar = (w - 2 * pad) / (len(values) + len(summary))
+        x = x0 + pad
+        for j, mode in enumerate(summary):
+            for s in colors:
+                v = summary[mode]["medians"][s][key]
+                bh = (h - 60) * v / vmax
+                parts.append(f'<rect x="{x:.1f}" y="{h - 20 - bh:.1f}" width="{bar * 0.9:.1f}" height="{bh:.1f}" fill="{colors[s]}"/>')
+                parts.append(f'<text x="{x + bar * 0.45:.1f}" y="{h - 24 - bh:.1f}" text-anchor="middle">{v:.0f}</text>'
+                             if key == "rps" else
+                             f'<text x="{x + bar * 0.45:.1f}" y="{h - 24 - bh:.1f}" text-anchor="middle">{v:.2f}</text>')
+                x += bar
+            parts.append(f'<text x="{x - bar:.1f}" y="{h - 6}" text-anchor="middle">{mode.split(" ")[0]}</text>')
+            x += bar
+    for k, (s, c) in enumerate(colors.items()):
+        parts.append(f'<rect x="{10 + k * 140}" y="{h + 14}" width="12" height="12" fill="{c}"/>'
+                     f'<text x="{26 + k * 140}" y="{h + 24}">{s}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- report
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("benchmarks", nargs="*", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="short runs, for trying the suite out")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--cold-runs", type=int, default=5)
+    p.add_argument("--density", type=int, nargs="*", default=[1, 100, 1000])
+    p.add_argument("--load-instances", type=int, default=64)
+    p.add_argument("--no-build", action="store_true")
+    args = p.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.cold_runs = 1, 3, 1, 2
+        args.density = [1, 10]
+    names = args.benchmarks or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+
+    tools = ensure_tools()
+    if not args.no_build:
+        build()
+    DOCS.mkdir(exist_ok=True)
+    sections, raw = [], {"machine": machine(), "tools": tools, "args": vars(args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            title, fn = BENCHMARKS[name]
+            log(f"== {title}")
+            work = Path(tmp) / name
+            work.mkdir()
+            text, data = fn(args, work)
+            sections.append(f"## {title}\n\n{text}\n")
+            raw[name] = data
+
+    m = raw["machine"]
+    notes = (REPO / "bench/notes.md").read_text() if (REPO / "bench/notes.md").exists() else ""
+    report = [
+        "# Performance", "",
+        "Generated by `bench/run` — do not edit by hand; the analysis lives in `bench/notes.md`, "
+        "which is copied in at the end.", "",
+        f"Machine: {m.get('cpu', '?')}, {m['cores']} cores, {m.get('memory', '?')}, Linux {m['kernel']}. "
+        f"Baseline: {tools['wasmtime']} (built by the script with the features `{WASMTIME_FEATURES}`), "
+        f"load from {tools['wrk']}. Trellis: release build of this commit.", "",
+        f"Command: `bench/run {' '.join(sys.argv[1:])}`".rstrip() + "", "",
+        *sections, notes]
+    (DOCS / "performance.md").write_text("\n".join(report))
+    (DOCS / "performance.json").write_text(json.dumps(raw, indent=2, default=str))
+    log(f"wrote {DOCS / 'performance.md'}")
+
+
+if __name__ == "__main__":
+    main()

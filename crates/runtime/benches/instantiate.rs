@@ -1,0 +1,51 @@
+//! In-process cost of one HTTP request: prepared component → fresh store and instance →
+//! `wasi:http/incoming-handler.handle` → response body collected. No sockets, no hyper server:
+//! this is the part of a request that Trellis adds on top of the network.
+//!
+//! Run with `cargo bench -p trellis-runtime --bench instantiate` (part of `bench/run`).
+
+#![allow(missing_docs)]
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::{BodyExt, Empty};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use trellis_control::ComponentId;
+use trellis_runtime::{InstanceContext, Limits, Runtime, WasiHttpError};
+
+fn handle_request(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let runtime = Runtime::new(Limits::default(), None).expect("runtime");
+    let id = ComponentId::new("hello");
+    let wasm = trellis_test_support::guest("http_hello");
+    let component = runtime.load_file(&id, &wasm).expect("load");
+    let context = InstanceContext {
+        component_id: id,
+        config: Arc::new(BTreeMap::new()),
+    };
+    let http = runtime.prepare_http(&component, context).expect("prepare");
+
+    c.bench_function("hello: instantiate + handle + collect body", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::builder()
+                .uri("http://localhost/")
+                .body(Empty::<Bytes>::new().map_err(|never| -> WasiHttpError { match never {} }))
+                .expect("request");
+            let response = http.handle(request).await.expect("handled");
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(&body[..], b"Hello from Trellis!\n");
+        })
+    });
+}
+
+criterion_group!(benches, handle_request);
+criterion_main!(benches);
