@@ -127,8 +127,10 @@ def hello_manifest(dir: Path, wasm: Path, instances: int = 1000, count: int = 1,
           properties:
             instances: {instances}
 """)
+        # One provider linking to many components needs a link name per target (as in wadm).
         links.append(f"""        - type: link
           properties:
+            name: to-c{i}
             target:
               name: c{i}
             namespace: wasi
@@ -253,7 +255,7 @@ def bench_http(args, work: Path) -> tuple[str, dict]:
 def bench_cold_start(args, work: Path) -> tuple[str, dict]:
     """Process start to first successful response, with an empty and a warm compile cache."""
     manifest = hello_manifest(work, HELLO_WASM)
-    runs = {"trellis, empty cache": [], "trellis, warm cache": [], "wasmtime serve (compiles every start)": []}
+    runs = {"trellis, empty cache": [], "trellis, warm cache": [], "wasmtime serve (default settings: its own compile cache, warm)": []}
     warm = work / "warm-cache"
     with trellis_server(free_port(), manifest, None, warm):
         pass  # populate the warm cache
@@ -263,7 +265,7 @@ def bench_cold_start(args, work: Path) -> tuple[str, dict]:
         with trellis_server(free_port(), manifest, None, warm) as s:
             runs["trellis, warm cache"].append(s.started_in * 1000)
         with wasmtime_server(free_port(), HELLO_WASM, None) as s:
-            runs["wasmtime serve (compiles every start)"].append(s.started_in * 1000)
+            runs["wasmtime serve (default settings: its own compile cache, warm)"].append(s.started_in * 1000)
     lines = [f"Time from spawning the process to the first `200` on `GET /`, polled every millisecond; "
              f"median (min–max) of {args.cold_runs} starts.", "", "| start | ms |", "| --- | ---: |"]
     for name, ms in runs.items():
@@ -274,6 +276,9 @@ def bench_cold_start(args, work: Path) -> tuple[str, dict]:
 def bench_density(args, work: Path) -> tuple[str, dict]:
     """Resident memory idle with N components, and per concurrent instance under load."""
     idle = {}
+    # Measure warm starts: compiling in the measured process would count the compiler's memory.
+    with trellis_server(free_port(), hello_manifest(work, HELLO_WASM), None, work / "cache"):
+        pass
     for n in args.density:
         d = work / f"density-{n}"
         d.mkdir()
@@ -291,7 +296,9 @@ def bench_density(args, work: Path) -> tuple[str, dict]:
             while listening < n:
                 line = proc.stdout.readline()
                 if not line:
-                    raise RuntimeError("trellis exited during the density run")
+                    proc.wait(30)
+                    raise RuntimeError(f"trellis exited during the density run with {proc.returncode}; "
+                                       f"run it by hand: {TRELLIS} up {manifest} --http 127.0.0.1:0")
                 if line.startswith("listening on http://"):
                     listening += 1
                     first = first or line.split()[2]
@@ -404,6 +411,8 @@ def main() -> None:
     p.add_argument("--density", type=int, nargs="*", default=[1, 100, 1000])
     p.add_argument("--load-instances", type=int, default=64)
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite docs/performance.md from docs/performance.json and bench/notes.md, measuring nothing")
     args = p.parse_args()
     if args.quick:
         args.rounds, args.duration, args.warmup, args.cold_runs = 1, 3, 1, 2
@@ -413,11 +422,20 @@ def main() -> None:
     if unknown:
         p.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
 
+    if args.report_only:
+        raw = json.loads((DOCS / "performance.json").read_text())
+    else:
+        raw = measure(args, names)
+    write_report(raw)
+
+
+def measure(args, names: list[str]) -> dict:
     tools = ensure_tools()
     if not args.no_build:
         build()
     DOCS.mkdir(exist_ok=True)
-    sections, raw = [], {"machine": machine(), "tools": tools, "args": vars(args)}
+    raw = {"machine": machine(), "tools": tools, "command": " ".join(["bench/run", *sys.argv[1:]]),
+           "sections": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             title, fn = BENCHMARKS[name]
@@ -425,22 +443,25 @@ def main() -> None:
             work = Path(tmp) / name
             work.mkdir()
             text, data = fn(args, work)
-            sections.append(f"## {title}\n\n{text}\n")
-            raw[name] = data
+            raw["sections"].append({"name": name, "title": title, "markdown": text, "data": data})
+    (DOCS / "performance.json").write_text(json.dumps(raw, indent=2, default=str))
+    return raw
 
-    m = raw["machine"]
+
+def write_report(raw: dict) -> None:
+    m, tools = raw["machine"], raw["tools"]
     notes = (REPO / "bench/notes.md").read_text() if (REPO / "bench/notes.md").exists() else ""
     report = [
         "# Performance", "",
-        "Generated by `bench/run` — do not edit by hand; the analysis lives in `bench/notes.md`, "
-        "which is copied in at the end.", "",
+        "Generated by `bench/run`; do not edit by hand. The analysis lives in `bench/notes.md` and is "
+        "copied in at the end (`bench/run --report-only` refreshes it without measuring).", "",
         f"Machine: {m.get('cpu', '?')}, {m['cores']} cores, {m.get('memory', '?')}, Linux {m['kernel']}. "
         f"Baseline: {tools['wasmtime']} (built by the script with the features `{WASMTIME_FEATURES}`), "
         f"load from {tools['wrk']}. Trellis: release build of this commit.", "",
-        f"Command: `bench/run {' '.join(sys.argv[1:])}`".rstrip() + "", "",
-        *sections, notes]
+        f"Command: `{raw['command']}`", "",
+        *[f"## {sec['title']}\n\n{sec['markdown']}\n" for sec in raw["sections"]],
+        notes]
     (DOCS / "performance.md").write_text("\n".join(report))
-    (DOCS / "performance.json").write_text(json.dumps(raw, indent=2, default=str))
     log(f"wrote {DOCS / 'performance.md'}")
 
 
