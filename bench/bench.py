@@ -146,6 +146,13 @@ def hello_manifest(dir: Path, wasm: Path, instances: int = 1000, count: int = 1,
     return path
 
 
+def server_env() -> dict[str, str]:
+    """The environment both servers run in. RUST_BACKTRACE is forced off: with it on, every
+    error value a server creates captures a backtrace, which costs wasmtime serve about a tenth of
+    its throughput on this workload (see bench/notes.md); production runs without it."""
+    return {**os.environ, "TRELLIS_LOG": "warn", "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0"}
+
+
 class Server:
     """A server process on a fixed port, optionally pinned to CPUs, stopped on exit."""
 
@@ -157,7 +164,7 @@ class Server:
 
     def __enter__(self) -> "Server":
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env={**os.environ, "TRELLIS_LOG": "warn"})
+                                     env=server_env())
         self.started_in = first_ok(f"http://127.0.0.1:{self.port}/", 120)
         return self
 
@@ -288,7 +295,7 @@ def bench_density(args, work: Path) -> tuple[str, dict]:
         # the first component through its own address.
         proc = subprocess.Popen([str(TRELLIS), "up", str(manifest), "--http", "127.0.0.1:0",
                                  "--cache-dir", str(work / "cache")], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, env={**os.environ, "TRELLIS_LOG": "warn"})
+                                stderr=subprocess.DEVNULL, text=True, env=server_env())
         try:
             listening = 0
             assert proc.stdout
