@@ -72,11 +72,22 @@ pub fn guest(name: &str) -> PathBuf {
 
 /// Root of the repository (the directory holding the workspace `Cargo.toml`).
 pub fn repo_root() -> PathBuf {
-    // This crate is `{repo}/crates/test-support`.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Prefer the checkout the tests run in: cargo and nextest set CARGO_MANIFEST_DIR for each
+    // test process to the crate under test, `{repo}/crates/NAME`. The path baked in at compile
+    // time can name another checkout, because cargo reuses artifacts across checkouts that
+    // share a target directory (CI does).
+    let crate_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    crate_dir
         .ancestors()
-        .nth(2)
-        .expect("crates/test-support is two levels below the repository root")
+        .find(|dir| dir.join("test-components/Cargo.toml").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no repository root (with test-components/) above {}",
+                crate_dir.display()
+            )
+        })
         .to_path_buf()
 }
 
