@@ -15,7 +15,7 @@ use std::time::Duration;
 use trellis_host::{Host, HostConfig};
 use trellis_http_server::ServerLimits;
 use trellis_lattice::Lattice;
-use trellis_runtime::Limits;
+use trellis_runtime::{CapabilityLimits, Limits};
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +103,34 @@ struct LimitArgs {
     /// Time in-flight requests get to finish on Ctrl-C or SIGTERM.
     #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_DRAIN_TIMEOUT")]
     drain_timeout: Duration,
+
+    /// Longest key a component may use in key-value calls (e.g. 1KiB).
+    #[arg(long, default_value = "1KiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_KV_KEY")]
+    max_kv_key: u64,
+
+    /// Largest value a component may store in key-value calls (e.g. 1MiB).
+    #[arg(long, default_value = "1MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_KV_VALUE")]
+    max_kv_value: u64,
+
+    /// Most keys in one key-value batch call.
+    #[arg(long, default_value_t = 1000, env = "TRELLIS_MAX_KV_BATCH")]
+    max_kv_batch: usize,
+
+    /// Largest message body a component may publish (e.g. 1MiB).
+    #[arg(long, default_value = "1MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_MESSAGE_SIZE")]
+    max_message_size: u64,
+
+    /// Longest timeout a component may ask for on a messaging request.
+    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_MAX_REQUEST_TIMEOUT")]
+    max_request_timeout: Duration,
+
+    /// Largest blobstore object a component may write or read at once (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_BLOB_SIZE")]
+    max_blob_size: u64,
+
+    /// How often capability providers are health-checked and failed listeners retried.
+    #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_PROVIDER_HEALTH_INTERVAL")]
+    provider_health_interval: Duration,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +185,24 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             max_wasm_stack_bytes: usize::try_from(l.max_wasm_stack)
                 .context("--max-wasm-stack is too large")?,
             max_total_instances: l.max_total_instances,
+            capabilities: CapabilityLimits {
+                keyvalue: trellis_keyvalue::Limits {
+                    max_key_bytes: usize::try_from(l.max_kv_key)
+                        .context("--max-kv-key is too large")?,
+                    max_value_bytes: usize::try_from(l.max_kv_value)
+                        .context("--max-kv-value is too large")?,
+                    max_batch_keys: l.max_kv_batch,
+                    ..Default::default()
+                },
+                messaging: trellis_messaging::Limits {
+                    max_body_bytes: usize::try_from(l.max_message_size)
+                        .context("--max-message-size is too large")?,
+                    max_request_timeout: l.max_request_timeout,
+                },
+                blobstore: trellis_blobstore::Limits {
+                    max_object_bytes: l.max_blob_size,
+                },
+            },
         },
         cache_dir: if args.no_cache {
             None
@@ -170,6 +216,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         max_queued_requests: l.max_queued_requests,
         http_address_override: args.http,
+        provider_health_interval: l.provider_health_interval,
         ..HostConfig::default()
     };
     let lattice = Lattice::in_process("default");
@@ -188,6 +235,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "listening on http://{} (component {})",
             l.address, l.component_id
         )?;
+    }
+    for p in host.inventory().providers {
+        if let trellis_control::ProviderStatus::Failed { reason } = &p.status {
+            writeln!(
+                out,
+                "capability `{}` failed: {reason}",
+                p.name.as_deref().unwrap_or(p.id.as_str())
+            )?;
+        }
     }
     out.flush()?;
     drop(out);

@@ -116,7 +116,7 @@ fn an_import_nothing_provides_is_refused_with_the_link_to_add() {
 }
 
 #[test]
-fn a_port_in_use_is_reported_not_panicked() {
+fn a_port_in_use_fails_the_provider_and_is_retried_until_free() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "http_hello");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -126,15 +126,32 @@ fn a_port_in_use_is_reported_not_panicked() {
         &http_app("busy", "http_hello", 1, "")
             .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")),
     );
-    let out = run(&["up", manifest.to_str().expect("utf8")]);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let mut cmd = std::process::Command::new(trellis_bin());
+    cmd.arg("up")
+        .arg(&manifest)
+        .args(["--provider-health-interval", "200ms"]);
+    let trellis = Trellis::start(cmd);
+    // The host stays up and says which capability failed and why.
+    let failed = trellis
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("capability `httpserver` failed:"))
+        .unwrap_or_else(|| panic!("no failure line in {:?}", trellis.stdout));
     assert!(
-        out.stderr
-            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
-        "{}",
-        out.stderr
+        failed.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{failed}"
     );
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(!trellis.stderr().contains("panicked"));
+
+    // Once the port is free, the next health check binds it and requests are served.
+    drop(taken);
+    trellis.wait_for_stderr("HTTP server listening", std::time::Duration::from_secs(20));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    assert_eq!(get(addr, "/").status, 200);
+    trellis.wait_for_stderr(
+        "capability provider is healthy again",
+        std::time::Duration::from_secs(20),
+    );
 }
 
 #[test]
@@ -144,5 +161,6 @@ fn the_shared_keyvalue_example_parses_and_says_what_is_missing() {
     let err = up_fails(&source);
     // Every problem is reported at once, each with what to do.
     assert!(err.contains("cannot pull images"), "{err}");
-    assert!(err.contains("keyvalue-redis"), "{err}");
+    // Its Redis provider is built in, so that is not a problem.
+    assert!(!err.contains("keyvalue-redis"), "{err}");
 }

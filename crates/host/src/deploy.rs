@@ -1,16 +1,18 @@
 //! Deploying an application onto this host: check everything, then start everything.
 
+use crate::Host;
 use crate::dispatch::Running;
 use crate::limiter::ConcurrencyLimiter;
 use crate::problems::{DeployError, Problem};
-use crate::{Host, Inventory};
+use crate::providers::{Instance, ProviderState, linked, provides};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use trellis_control::{ComponentDescription, ProviderDescription, ProviderStatus};
+use trellis_control::ComponentDescription;
+use trellis_control::ProviderStatus;
 use trellis_manifest::{Application, Builtin, ImageRef, LinkSpec};
 use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
-use trellis_runtime::{Component, HttpComponent, InstanceContext};
+use trellis_runtime::{Capabilities, Component, HttpComponent, InstanceContext, MessageComponent};
 
 /// Where the wasmCloud HTTP server listens when the link does not say.
 const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
@@ -63,30 +65,50 @@ impl Host {
             checked.insert(name, Checked { component, config });
         }
 
+        let routes = self.http_routes(app, &checked, &mut problems);
+        let subscriptions = message_subscriptions(app, &checked, &mut problems);
+        if !problems.is_empty() {
+            return Err(DeployError {
+                app: app.name.clone(),
+                manifest,
+                problems,
+            });
+        }
+
+        // Start the providers' backends and resolve each component's links to them. A
+        // backend that cannot start is not a deploy error: its provider is marked failed and
+        // calls through it answer with the reason.
+        let providers = self.start_providers(app);
         let mut http = BTreeMap::new();
+        let mut handlers = BTreeMap::new();
         for (name, c) in &checked {
             let Some(spec) = app.component(name) else {
                 continue;
             };
-            if !c
-                .component
-                .exports_interface("wasi", "http", "incoming-handler")
-            {
-                continue;
-            }
             let context = InstanceContext {
                 component_id: spec.id.clone(),
                 config: Arc::new(c.config.clone()),
+                capabilities: capabilities_for(app, name, &providers).await,
             };
-            match self.runtime.prepare_http(&c.component, context) {
-                Ok(prepared) => {
-                    http.insert(name.clone(), prepared);
+            if c.component
+                .exports_interface("wasi", "http", "incoming-handler")
+            {
+                match self.runtime.prepare_http(&c.component, context.clone()) {
+                    Ok(prepared) => {
+                        http.insert(name.clone(), prepared);
+                    }
+                    Err(e) => problems.push(Problem::new(e.to_string())),
                 }
-                Err(e) => problems.push(Problem::new(e.to_string())),
+            }
+            if subscriptions.iter().any(|s| s.component == *name) {
+                match self.runtime.prepare_messaging(&c.component, context) {
+                    Ok(prepared) => {
+                        handlers.insert(name.clone(), prepared);
+                    }
+                    Err(e) => problems.push(Problem::new(e.to_string())),
+                }
             }
         }
-
-        let routes = self.http_routes(app, &checked, &mut problems);
         if !problems.is_empty() {
             return Err(DeployError {
                 app: app.name.clone(),
@@ -95,30 +117,34 @@ impl Host {
             });
         }
 
-        // Bind every listener before serving anything, so a port in use fails the whole
-        // deployment instead of leaving half of it running.
+        // A listener that cannot bind marks its provider failed; the health loop keeps trying.
         let mut bound = Vec::new();
         for route in routes {
             match trellis_http_server::bind(route.address) {
                 Ok(listener) => bound.push((route, listener)),
-                Err(e) => problems.push(
-                    Problem::new(format!(
-                        "capability `{}` cannot listen on {} for component `{}`: {e}",
-                        route.provider, route.address, route.component
-                    ))
-                    .hint("another process may be using that address: change `address` in the link's source config, stop the other process, or pass `--http 127.0.0.1:0` to pick a free port"),
-                ),
+                Err(e) => {
+                    let reason = format!(
+                        "cannot listen on {} for component `{}`: {e}; another process may be using that address: change `address` in the link's source config, stop the other process, or pass `--http 127.0.0.1:0`",
+                        route.address, route.component
+                    );
+                    tracing::error!(provider = %route.provider, %reason, "HTTP server failed to start; retrying on every health check");
+                    if let Some(p) = providers.iter().find(|p| p.name == route.provider) {
+                        p.set_status(ProviderStatus::Failed { reason });
+                    }
+                    self.pending_routes.lock().await.push(route);
+                }
             }
         }
-        if !problems.is_empty() {
-            return Err(DeployError {
-                app: app.name.clone(),
-                manifest,
-                problems,
-            });
-        }
-
-        self.start(app, &checked, http, bound).await
+        self.start(
+            app,
+            &checked,
+            http,
+            handlers,
+            subscriptions,
+            &providers,
+            bound,
+        )
+        .await
     }
 
     async fn load_components(
@@ -251,11 +277,15 @@ impl Host {
         routes
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         app: &Application,
         checked: &BTreeMap<String, Checked>,
         mut http: BTreeMap<String, HttpComponent>,
+        handlers: BTreeMap<String, MessageComponent>,
+        subscriptions: Vec<SubscriptionLink>,
+        providers: &[Arc<ProviderState>],
         bound: Vec<(Route, tokio::net::TcpListener)>,
     ) -> Result<Vec<Listening>, DeployError> {
         let annotations = BTreeMap::from([
@@ -267,17 +297,24 @@ impl Host {
             if !checked.contains_key(&spec.name) || spec.scale.instances == 0 {
                 continue;
             }
+            let limiter = Arc::new(ConcurrencyLimiter::new(
+                spec.scale.instances,
+                self.config.max_queued_requests,
+            ));
             if let Some(prepared) = http.remove(&spec.name) {
                 self.dispatch.insert(
                     spec.id.as_str(),
                     Running {
                         http: prepared,
-                        limiter: ConcurrencyLimiter::new(
-                            spec.scale.instances,
-                            self.config.max_queued_requests,
-                        ),
+                        limiter: limiter.clone(),
                     },
                 );
+            }
+            if let Some(handler) = handlers.get(&spec.name) {
+                for sub in subscriptions.iter().filter(|s| s.component == spec.name) {
+                    self.subscribe(sub, handler.clone(), limiter.clone(), providers)
+                        .await;
+                }
             }
             let image_ref = match &spec.image {
                 ImageRef::File(p) => format!("file://{}", p.display()),
@@ -301,20 +338,11 @@ impl Host {
                 max_instances: spec.scale.instances,
             });
         }
-        let mut providers = Vec::new();
-        for p in &app.providers {
+        for p in providers {
             self.publish(
                 "provider_started",
                 serde_json::json!({"provider_id": p.id, "image_ref": p.image_ref, "annotations": annotations}),
             );
-            providers.push(ProviderDescription {
-                id: p.id.clone(),
-                image_ref: Some(p.image_ref.clone()),
-                name: Some(p.name.clone()),
-                annotations: annotations.clone(),
-                revision: 0,
-                status: ProviderStatus::Running,
-            });
         }
         for l in &app.links {
             self.publish(
@@ -324,64 +352,61 @@ impl Host {
         }
         {
             let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            let Inventory {
-                components: c,
-                providers: p,
-            } = &mut *inventory;
-            c.extend(components);
-            p.extend(providers);
+            inventory.components.extend(components);
+            inventory
+                .providers
+                .extend(providers.iter().map(|p| (p.clone(), annotations.clone())));
         }
 
         let mut listening = Vec::new();
-        let mut servers = self.servers.lock().await;
         for (route, listener) in bound {
-            let address = listener.local_addr().unwrap_or(route.address);
-            let mut shutdown = self.shutdown.subscribe();
-            let handler: Arc<dyn trellis_http_server::IncomingHandler> = self.dispatch.clone();
-            servers.spawn(trellis_http_server::serve(
-                listener,
-                route.component_id.clone().into(),
-                handler,
-                self.config.server.clone(),
-                async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                },
-            ));
-            tracing::info!(%address, provider = %route.provider, component_id = %route.component_id, "HTTP server listening");
-            listening.push(Listening {
-                address,
-                provider: route.provider,
-                component_id: route.component_id,
-            });
+            listening.push(self.serve_route(route, listener).await);
         }
         Ok(listening)
     }
+
+    /// Serves HTTP requests from `listener` to the route's component until shutdown.
+    pub(crate) async fn serve_route(
+        &self,
+        route: Route,
+        listener: tokio::net::TcpListener,
+    ) -> Listening {
+        let address = listener.local_addr().unwrap_or(route.address);
+        let mut shutdown = self.shutdown.subscribe();
+        let handler: Arc<dyn trellis_http_server::IncomingHandler> = self.dispatch.clone();
+        self.servers.lock().await.spawn(trellis_http_server::serve(
+            listener,
+            route.component_id.clone().into(),
+            handler,
+            self.config.server.clone(),
+            async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            },
+        ));
+        tracing::info!(%address, provider = %route.provider, component_id = %route.component_id, "HTTP server listening");
+        Listening {
+            address,
+            provider: route.provider,
+            component_id: route.component_id,
+        }
+    }
 }
 
-struct Route {
-    address: SocketAddr,
-    provider: String,
+pub(crate) struct Route {
+    pub(crate) address: SocketAddr,
+    pub(crate) provider: String,
     component: String,
     component_id: String,
 }
 
 fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
-    const AVAILABLE: &str = "built-in providers in this version: http-server (`ghcr.io/wasmcloud/http-server:<tag>` or `wasmcloud+builtin://http-server`)";
     for p in &app.providers {
-        match p.builtin {
-            Some(Builtin::HttpServer) => {}
-            Some(other) => problems.push(
-                Problem::new(format!(
-                    "capability `{}` ({}:{}): `{}` is the built-in {} provider, which this version of Trellis does not include yet",
-                    p.name,
-                    app.manifest_path.display(),
-                    p.line,
-                    p.image_ref,
-                    other.name()
-                ))
-                .hint(AVAILABLE),
-            ),
-            None => problems.push(
+        if p.builtin.is_none() {
+            let available: Vec<_> = Builtin::ALL
+                .iter()
+                .map(|b| format!("`trellis+builtin://{b}`"))
+                .collect();
+            problems.push(
                 Problem::new(format!(
                     "capability `{}` ({}:{}): `{}` is not a built-in provider; Trellis runs providers inside the host and cannot start provider binaries",
                     p.name,
@@ -389,8 +414,11 @@ fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
                     p.line,
                     p.image_ref
                 ))
-                .hint(AVAILABLE),
-            ),
+                .hint(format!(
+                    "use a wasmCloud provider image (`ghcr.io/wasmcloud/keyvalue-redis:<tag>`, `http-server`, `http-client`, `keyvalue-nats`, `messaging-nats`, `blobstore-fs`) or one of {}",
+                    available.join(", ")
+                )),
+            );
         }
     }
 }
@@ -415,10 +443,15 @@ fn check_imports(
             )));
             continue;
         };
-        let linked = app.links.iter().any(|l: &LinkSpec| {
-            l.source == name && l.link.carries(n.namespace, n.package, n.interface)
-        });
-        if !linked {
+        let links: Vec<&LinkSpec> = app
+            .links
+            .iter()
+            .filter(|l| l.source == name && l.link.carries(n.namespace, n.package, n.interface))
+            .collect();
+        for link in &links {
+            check_link_target(app, name, import, &n, link, problems);
+        }
+        if links.is_empty() {
             missing
                 .entry((n.namespace.to_owned(), n.package.to_owned()))
                 .or_default()
@@ -453,25 +486,60 @@ fn check_imports(
     }
 }
 
-/// The manifest entry a missing link should most likely point at.
-fn suggest_target(app: &Application, namespace: &str, package: &str) -> String {
-    let wanted = match (namespace, package) {
-        ("wasi", "keyvalue") => &[Builtin::KeyValueRedis, Builtin::KeyValueNats][..],
-        ("wasi", "http") => &[Builtin::HttpClient][..],
-        ("wasi", "blobstore") => &[Builtin::BlobstoreFs][..],
-        ("wasmcloud", "messaging") => &[Builtin::MessagingNats][..],
-        _ => &[][..],
-    };
-    app.providers
-        .iter()
-        .find(|p| p.builtin.is_some_and(|b| wanted.contains(&b)))
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| {
-            format!("<the capability or component that provides {namespace}:{package}>")
-        })
+/// A link that carries an import must point at a provider that provides it.
+fn check_link_target(
+    app: &Application,
+    name: &str,
+    import: &str,
+    n: &InterfaceName<'_>,
+    link: &LinkSpec,
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(provider) = app.provider(&link.target) {
+        let Some(builtin) = provider.builtin else {
+            return; // reported by check_providers
+        };
+        if provides(builtin) != Some((n.namespace, n.package)) {
+            let target = suggest_target(app, n.namespace, n.package);
+            problems.push(
+                Problem::new(format!(
+                    "component `{name}` links `{import}` to capability `{}`, but that is the {builtin} provider, which does not provide {}:{}",
+                    provider.name, n.namespace, n.package
+                ))
+                .hint(format!("point the link's `target` at a provider of {}:{}: {target}", n.namespace, n.package)),
+            );
+        }
+    } else if app.component(&link.target).is_some() {
+        problems.push(
+            Problem::new(format!(
+                "component `{name}` links `{import}` to component `{}`; calls between components are not supported by this version of Trellis",
+                link.target
+            ))
+            .hint("link the import to a capability provider instead"),
+        );
+    }
 }
 
-fn merge_config(
+/// The manifest entry a missing link should most likely point at.
+fn suggest_target(app: &Application, namespace: &str, package: &str) -> String {
+    if let Some(p) = app
+        .providers
+        .iter()
+        .find(|p| p.builtin.and_then(provides) == Some((namespace, package)))
+    {
+        return p.name.clone();
+    }
+    let builtin = match (namespace, package) {
+        ("wasi", "keyvalue") => "trellis+builtin://keyvalue-local",
+        ("wasi", "http") => "ghcr.io/wasmcloud/http-client:0.13.1",
+        ("wasi", "blobstore") => "ghcr.io/wasmcloud/blobstore-fs:0.10.1",
+        ("wasmcloud", "messaging") => "ghcr.io/wasmcloud/messaging-nats:0.23.1",
+        _ => return format!("<the capability that provides {namespace}:{package}>"),
+    };
+    format!("<a capability with `image: {builtin}`, added under `components:`>")
+}
+
+pub(crate) fn merge_config(
     app: &Application,
     who: &str,
     names: &[String],
@@ -488,4 +556,144 @@ fn merge_config(
         }
     }
     merged
+}
+
+/// A messaging provider delivering a subscription's messages to a component.
+pub(crate) struct SubscriptionLink {
+    pub(crate) provider: String,
+    pub(crate) component: String,
+    /// The link's source config without `subscriptions` (it picks the backend).
+    pub(crate) config: BTreeMap<String, String>,
+    pub(crate) specs: Vec<trellis_messaging::SubscriptionSpec>,
+}
+
+/// Links from a messaging provider to a component's `wasmcloud:messaging/handler`.
+fn message_subscriptions(
+    app: &Application,
+    checked: &BTreeMap<String, Checked>,
+    problems: &mut Vec<Problem>,
+) -> Vec<SubscriptionLink> {
+    let mut out = Vec::new();
+    for link in &app.links {
+        let Some(provider) = app.provider(&link.source) else {
+            continue;
+        };
+        if provider.builtin.and_then(provides) != Some(("wasmcloud", "messaging")) {
+            continue;
+        }
+        if !link.link.carries("wasmcloud", "messaging", "handler") {
+            continue;
+        }
+        let Some(c) = checked.get(&link.target) else {
+            continue;
+        };
+        if !c
+            .component
+            .exports_interface("wasmcloud", "messaging", "handler")
+        {
+            problems.push(Problem::new(format!(
+                "capability `{}` delivers messages to component `{}`, but it does not export wasmcloud:messaging/handler (it exports: {})",
+                provider.name,
+                link.target,
+                c.component.exports().join(", ")
+            )));
+            continue;
+        }
+        let mut names = provider.config.clone();
+        names.extend(link.link.source_config.iter().cloned());
+        let mut config = merge_config(
+            app,
+            &format!("capability `{}`", provider.name),
+            &names,
+            problems,
+        );
+        let subscriptions = config
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("subscriptions"))
+            .cloned()
+            .and_then(|k| config.remove(&k))
+            .unwrap_or_default();
+        match trellis_messaging::SubscriptionSpec::parse_list(&subscriptions) {
+            Ok(specs) if specs.is_empty() => problems.push(
+                Problem::new(format!(
+                    "capability `{}` links to component `{}`'s message handler but subscribes to nothing",
+                    provider.name, link.target
+                ))
+                .hint("add `subscriptions: some.subject` (comma-separated, `subject|queue` for a queue group) to the link's source config"),
+            ),
+            Ok(specs) => out.push(SubscriptionLink {
+                provider: provider.name.clone(),
+                component: link.target.clone(),
+                config,
+                specs,
+            }),
+            Err(e) => problems.push(Problem::new(format!(
+                "capability `{}` link to `{}`: `subscriptions`: {e}",
+                provider.name, link.target
+            ))),
+        }
+    }
+    out
+}
+
+/// Resolves the component's links to providers into the backends its imports call.
+async fn capabilities_for(
+    app: &Application,
+    name: &str,
+    providers: &[Arc<ProviderState>],
+) -> Capabilities {
+    let mut caps = Capabilities::default();
+    // With several links for one capability (distinct link names), `default` wins.
+    let mut links: Vec<&LinkSpec> = app.links.iter().filter(|l| l.source == name).collect();
+    links.sort_by_key(|l| l.link.name.as_str() == "default");
+    for link in links {
+        let Some(p) = providers.iter().find(|p| p.name == link.target) else {
+            continue;
+        };
+        let mut names = Vec::new();
+        names.extend(link.link.target_config.iter().cloned());
+        let mut ignored = Vec::new();
+        let config = merge_config(app, "link", &names, &mut ignored);
+        let instance = p.instance(&config).await;
+        match provides(p.builtin) {
+            Some(("wasi", "keyvalue")) => {
+                caps.keyvalue = Some(linked(
+                    &p.name,
+                    instance.and_then(|i| match i {
+                        Instance::KeyValue(b) => Ok(b),
+                        _ => Err("not a key-value provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasmcloud", "messaging")) => {
+                caps.messaging = Some(linked(
+                    &p.name,
+                    instance.and_then(|i| match i {
+                        Instance::Messaging(b) => Ok(b),
+                        _ => Err("not a messaging provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasi", "blobstore")) => {
+                caps.blobstore = Some(linked(
+                    &p.name,
+                    instance.and_then(|i| match i {
+                        Instance::Blobstore(b) => Ok(b),
+                        _ => Err("not a blobstore provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasi", "http")) => {
+                caps.http_client = Some(linked(
+                    &p.name,
+                    instance.and_then(|i| match i {
+                        Instance::HttpClient(b) => Ok(b),
+                        _ => Err("not an HTTP client provider".into()),
+                    }),
+                ))
+            }
+            _ => {}
+        }
+    }
+    caps
 }

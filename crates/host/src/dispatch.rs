@@ -14,7 +14,7 @@ use trellis_runtime::{HttpComponent, InvokeError, WasiHttpError};
 /// A component ready to take requests on this host.
 pub(crate) struct Running {
     pub(crate) http: HttpComponent,
-    pub(crate) limiter: ConcurrencyLimiter,
+    pub(crate) limiter: Arc<ConcurrencyLimiter>,
 }
 
 /// The host's [`IncomingHandler`]: finds the target component, waits for an instance slot,

@@ -12,8 +12,10 @@
 
 mod deploy;
 mod dispatch;
+mod health;
 mod limiter;
 mod problems;
+mod providers;
 
 pub use deploy::Listening;
 pub use limiter::{ConcurrencyLimiter, QueueFull};
@@ -49,6 +51,8 @@ pub struct HostConfig {
     pub max_queued_requests: usize,
     /// Replaces every HTTP listen address in manifests (tests use `127.0.0.1:0`).
     pub http_address_override: Option<SocketAddr>,
+    /// How often providers are health-checked (and failed HTTP listeners retried).
+    pub provider_health_interval: std::time::Duration,
 }
 
 impl Default for HostConfig {
@@ -61,6 +65,7 @@ impl Default for HostConfig {
             server: ServerLimits::default(),
             max_queued_requests: 1000,
             http_address_override: None,
+            provider_health_interval: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -78,12 +83,16 @@ pub struct Host {
     inventory: Mutex<Inventory>,
     shutdown: watch::Sender<bool>,
     servers: tokio::sync::Mutex<JoinSet<()>>,
+    /// Message subscriptions and the health loop; aborted at shutdown.
+    background: Mutex<JoinSet<()>>,
+    /// HTTP routes whose address could not be bound yet.
+    pending_routes: tokio::sync::Mutex<Vec<deploy::Route>>,
 }
 
 #[derive(Default)]
 struct Inventory {
     components: Vec<ComponentDescription>,
-    providers: Vec<ProviderDescription>,
+    providers: Vec<(Arc<providers::ProviderState>, BTreeMap<String, String>)>,
 }
 
 impl Host {
@@ -112,6 +121,20 @@ impl Host {
             inventory: Mutex::default(),
             shutdown,
             servers: tokio::sync::Mutex::new(JoinSet::new()),
+            background: Mutex::default(),
+            pending_routes: tokio::sync::Mutex::default(),
+        });
+        let weak = Arc::downgrade(&host);
+        let interval = host.config.provider_health_interval;
+        host.spawn_background(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(host) = weak.upgrade() else { break };
+                host.check_providers().await;
+            }
         });
         host.publish(
             "host_started",
@@ -145,7 +168,18 @@ impl Host {
             uptime_seconds: uptime,
             uptime_human: format!("{}h {}m {}s", uptime / 3600, uptime / 60 % 60, uptime % 60),
             components: inventory.components.clone(),
-            providers: inventory.providers.clone(),
+            providers: inventory
+                .providers
+                .iter()
+                .map(|(p, annotations)| ProviderDescription {
+                    id: p.id.clone(),
+                    image_ref: Some(p.image_ref.clone()),
+                    name: Some(p.name.clone()),
+                    annotations: annotations.clone(),
+                    revision: 0,
+                    status: p.status(),
+                })
+                .collect(),
         }
     }
 
@@ -153,9 +187,20 @@ impl Host {
     /// returns when every listener has stopped.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+        self.background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
         let mut servers = self.servers.lock().await;
         while servers.join_next().await.is_some() {}
         self.publish("host_stopped", serde_json::json!({"labels": self.labels}));
+    }
+
+    fn spawn_background(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(task);
     }
 
     fn publish(&self, event: &str, mut data: serde_json::Value) {

@@ -182,38 +182,55 @@ pub enum Builtin {
     /// `wasi:blobstore` on the local file system.
     #[serde(rename = "blobstore-fs")]
     BlobstoreFs,
+    /// `wasi:keyvalue` in memory, gone when the host stops.
+    #[serde(rename = "keyvalue-memory")]
+    KeyValueMemory,
+    /// `wasi:keyvalue` in a durable file beside the manifest (redb).
+    #[serde(rename = "keyvalue-local")]
+    KeyValueLocal,
+    /// `wasmcloud:messaging` inside the host process, with no broker.
+    #[serde(rename = "messaging-local")]
+    MessagingLocal,
 }
 
 impl Builtin {
     /// Every built-in provider.
-    pub const ALL: [Builtin; 6] = [
+    pub const ALL: [Builtin; 9] = [
         Builtin::HttpServer,
         Builtin::HttpClient,
         Builtin::KeyValueRedis,
         Builtin::KeyValueNats,
         Builtin::MessagingNats,
         Builtin::BlobstoreFs,
+        Builtin::KeyValueMemory,
+        Builtin::KeyValueLocal,
+        Builtin::MessagingLocal,
     ];
 
     /// The image prefix of wasmCloud's first-party providers.
     const OCI_PREFIX: &'static str = "ghcr.io/wasmcloud/";
-    /// The scheme for naming a built-in provider without an image.
-    const BUILTIN_SCHEME: &'static str = "wasmcloud+builtin://";
+    /// The schemes for naming a built-in provider without an image: wasmCloud's, and ours
+    /// for the providers only Trellis has.
+    const BUILTIN_SCHEMES: [&'static str; 2] = ["wasmcloud+builtin://", "trellis+builtin://"];
 
     /// The built-in that an image reference names, if any.
     ///
     /// Recognises `ghcr.io/wasmcloud/<name>` with any tag or digest (for example
-    /// `ghcr.io/wasmcloud/http-server:0.27.0`) and `wasmcloud+builtin://<name>`. Anything
+    /// `ghcr.io/wasmcloud/http-server:0.27.0`) and `wasmcloud+builtin://<name>` or `trellis+builtin://<name>`. Anything
     /// else is `None`: such a provider is not built in, which is not an error at parse time.
     ///
     /// ```
     /// use trellis_manifest::Builtin;
     /// assert_eq!(Builtin::from_image_ref("ghcr.io/wasmcloud/http-server:0.27.0"), Some(Builtin::HttpServer));
     /// assert_eq!(Builtin::from_image_ref("wasmcloud+builtin://keyvalue-redis"), Some(Builtin::KeyValueRedis));
+    /// assert_eq!(Builtin::from_image_ref("trellis+builtin://keyvalue-local"), Some(Builtin::KeyValueLocal));
     /// assert_eq!(Builtin::from_image_ref("ghcr.io/example/http-server:1"), None);
     /// ```
     pub fn from_image_ref(r: &str) -> Option<Builtin> {
-        let name = if let Some(name) = r.strip_prefix(Self::BUILTIN_SCHEME) {
+        let name = if let Some(name) = Self::BUILTIN_SCHEMES
+            .iter()
+            .find_map(|scheme| r.strip_prefix(scheme))
+        {
             name
         } else {
             let rest = r.strip_prefix(Self::OCI_PREFIX)?;
@@ -241,6 +258,9 @@ impl Builtin {
             Builtin::KeyValueNats => "keyvalue-nats",
             Builtin::MessagingNats => "messaging-nats",
             Builtin::BlobstoreFs => "blobstore-fs",
+            Builtin::KeyValueMemory => "keyvalue-memory",
+            Builtin::KeyValueLocal => "keyvalue-local",
+            Builtin::MessagingLocal => "messaging-local",
         }
     }
 }

@@ -26,6 +26,7 @@ fn handle_request(c: &mut Criterion) {
     let context = InstanceContext {
         component_id: id,
         config: Arc::new(BTreeMap::new()),
+        capabilities: Default::default(),
     };
     let http = runtime.prepare_http(&component, context).expect("prepare");
 

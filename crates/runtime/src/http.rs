@@ -1,12 +1,12 @@
 //! Serving `wasi:http/incoming-handler`: a fresh store and instance per request.
 
+use crate::state::InstanceBounds;
 use crate::state::InstanceState;
 use crate::{Component, InstanceContext, Runtime};
 use bytes::Bytes;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use trellis_control::ComponentId;
 use wasmtime::component::InstancePre;
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -93,8 +93,7 @@ pub enum InvokeError {
 pub struct HttpComponent {
     pre: ProxyPre<InstanceState>,
     context: InstanceContext,
-    max_memory_bytes: usize,
-    max_execution_time: Duration,
+    bounds: InstanceBounds,
 }
 
 impl HttpComponent {
@@ -121,8 +120,7 @@ impl HttpComponent {
         Ok(Self {
             pre,
             context,
-            max_memory_bytes: runtime.limits.max_memory_bytes,
-            max_execution_time: runtime.limits.max_execution_time,
+            bounds: InstanceBounds::from(&runtime.limits),
         })
     }
 
@@ -144,23 +142,10 @@ impl HttpComponent {
         B: http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
         let id = self.context.component_id.clone();
-        let limit = self.max_execution_time;
-        let deadline = Instant::now() + limit;
-        let mut store = Store::new(
-            self.pre.engine(),
-            InstanceState::new(self.context.clone(), self.max_memory_bytes),
-        );
-        store.limiter(|s| &mut s.limits);
-        // Check the deadline on every epoch tick; until then yield to the executor so a
-        // guest spinning in a loop shares its thread with other requests.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let limit = self.bounds.max_execution_time;
+        let mut store = self
+            .bounds
+            .new_store(self.pre.engine(), self.context.clone());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let bad_request = |e: wasmtime::Error| InvokeError::BadRequest {
@@ -218,14 +203,14 @@ impl HttpComponent {
     }
 }
 
-enum GuestFailure {
+pub(crate) enum GuestFailure {
     Instantiate(wasmtime::Error),
     Call(wasmtime::Error),
     Timeout,
 }
 
 impl GuestFailure {
-    fn into_invoke_error(self, id: &ComponentId, limit: Duration) -> InvokeError {
+    pub(crate) fn into_invoke_error(self, id: &ComponentId, limit: Duration) -> InvokeError {
         match self {
             GuestFailure::Timeout => InvokeError::Deadline {
                 id: id.clone(),

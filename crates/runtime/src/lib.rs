@@ -17,14 +17,18 @@
 //! passes each instance its identity and config in an [`InstanceContext`].
 
 mod cache;
+mod capabilities;
 mod http;
 pub mod imports;
 mod limits;
+mod messaging;
 mod state;
 
 pub use cache::CompileCache;
+pub use capabilities::{Backend, Capabilities, CapabilityLimits, Linked};
 pub use http::{HttpComponent, InvokeError, OutgoingBody};
 pub use limits::Limits;
+pub use messaging::{HandleMessageError, MessageComponent, PrepareMessagingError};
 pub use state::InstanceContext;
 /// The error type of request bodies handed to guests; see [`HttpComponent::handle`].
 pub use wasmtime_wasi_http::Error as WasiHttpError;

@@ -16,6 +16,8 @@ pub struct Limits {
     /// How many instances may exist at once across all components (the size of the pooling
     /// allocator). Instantiations beyond it fail and are answered with 503.
     pub max_total_instances: u32,
+    /// Bounds on capability calls (key and value sizes, message sizes, object sizes).
+    pub capabilities: crate::CapabilityLimits,
 }
 
 impl Default for Limits {
@@ -25,6 +27,7 @@ impl Default for Limits {
             max_execution_time: Duration::from_secs(30),
             max_wasm_stack_bytes: 512 << 10,
             max_total_instances: 1000,
+            capabilities: crate::CapabilityLimits::default(),
         }
     }
 }

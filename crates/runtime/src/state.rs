@@ -1,6 +1,9 @@
 //! The data every store carries, and the host side of the non-HTTP WASI interfaces the
 //! runtime serves without any link: `wasi:logging/logging` and `wasi:config/{runtime,store}`.
+//! The linked capabilities are added to the same linker from [`crate::capabilities`].
 
+use crate::capabilities::http_client::OutgoingHooks;
+use crate::capabilities::{Capabilities, CapabilityLimits, bindings as capability_bindings};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
@@ -26,13 +29,15 @@ mod bindings {
 use bindings::wasi::config::{runtime as config_runtime, store as config_store};
 use bindings::wasi::logging::logging;
 
-/// Who an instance is and what it may read: passed by the host, fixed for the instance.
-#[derive(Debug, Clone)]
+/// Who an instance is and what it may reach: passed by the host, fixed for the instance.
+#[derive(Clone)]
 pub struct InstanceContext {
     /// The component id, attached to every log line the guest writes.
     pub component_id: ComponentId,
     /// What `wasi:config` returns to the guest.
     pub config: Arc<BTreeMap<String, String>>,
+    /// The backends its links resolved to.
+    pub capabilities: Capabilities,
 }
 
 /// The `T` of every `Store<T>`.
@@ -42,10 +47,16 @@ pub(crate) struct InstanceState {
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) context: InstanceContext,
+    pub(crate) capability_limits: Arc<CapabilityLimits>,
+    http_hooks: OutgoingHooks,
 }
 
 impl InstanceState {
-    pub(crate) fn new(context: InstanceContext, max_memory_bytes: usize) -> Self {
+    pub(crate) fn new(
+        context: InstanceContext,
+        max_memory_bytes: usize,
+        capability_limits: Arc<CapabilityLimits>,
+    ) -> Self {
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             // Guest stdout goes to the host's stderr: the host's stdout carries its own
             // messages (listen addresses) that scripts read.
@@ -61,7 +72,11 @@ impl InstanceState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits,
+            http_hooks: OutgoingHooks {
+                client: context.capabilities.http_client.clone(),
+            },
             context,
+            capability_limits,
         }
     }
 }
@@ -80,7 +95,7 @@ impl WasiHttpView for InstanceState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -149,5 +164,64 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
     logging::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     config_runtime::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     config_store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    use capability_bindings::wasi::{blobstore, keyvalue};
+    use capability_bindings::wasmcloud::messaging;
+    keyvalue::store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    keyvalue::atomics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    keyvalue::batch::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    messaging::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    messaging::consumer::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    blobstore::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    blobstore::container::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    blobstore::blobstore::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
+}
+
+/// What bounds every store: memory, execution time, capability call limits.
+#[derive(Clone)]
+pub(crate) struct InstanceBounds {
+    pub(crate) max_memory_bytes: usize,
+    pub(crate) max_execution_time: std::time::Duration,
+    pub(crate) capability_limits: Arc<CapabilityLimits>,
+}
+
+impl From<&crate::Limits> for InstanceBounds {
+    fn from(limits: &crate::Limits) -> Self {
+        Self {
+            max_memory_bytes: limits.max_memory_bytes,
+            max_execution_time: limits.max_execution_time,
+            capability_limits: Arc::new(limits.capabilities.clone()),
+        }
+    }
+}
+
+impl InstanceBounds {
+    /// A fresh store for one invocation, whose guest is interrupted at the execution deadline.
+    pub(crate) fn new_store(
+        &self,
+        engine: &wasmtime::Engine,
+        context: InstanceContext,
+    ) -> wasmtime::Store<InstanceState> {
+        let deadline = std::time::Instant::now() + self.max_execution_time;
+        let mut store = wasmtime::Store::new(
+            engine,
+            InstanceState::new(
+                context,
+                self.max_memory_bytes,
+                self.capability_limits.clone(),
+            ),
+        );
+        store.limiter(|s| &mut s.limits);
+        // Check the deadline on every epoch tick; until then yield to the executor so a
+        // guest spinning in a loop shares its thread with other requests.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
 }

@@ -1,7 +1,9 @@
 //! Guest components for Trellis's integration tests, built from source on demand.
 //!
-//! The guests live outside the host workspace because they target `wasm32-wasip2`:
-//! `examples/http-hello` and the `test-components` workspace (`behaviours`, `needs-kv`).
+//! The guests live outside the host workspace because they target `wasm32-wasip2`: the
+//! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`) and the
+//! `test-components` workspace (`behaviours`, `needs-kv`, `kv-ops`, `blob-ops`, `http-fetch`,
+//! `msg-client`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -23,11 +25,23 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 3] = ["http_hello", "behaviours", "needs_kv"];
+pub const GUESTS: [&str; 9] = [
+    "http_hello",
+    "behaviours",
+    "needs_kv",
+    "kv_ops",
+    "blob_ops",
+    "http_fetch",
+    "msg_client",
+    "kv_counter",
+    "messaging_echo",
+];
 
 /// Manifests, relative to the repository root, of the workspaces that produce [`GUESTS`].
-const GUEST_MANIFESTS: [&str; 2] = [
+const GUEST_MANIFESTS: [&str; 4] = [
     "examples/http-hello/Cargo.toml",
+    "examples/kv-counter/Cargo.toml",
+    "examples/messaging/Cargo.toml",
     "test-components/Cargo.toml",
 ];
 
@@ -40,7 +54,7 @@ const HOST_BUILD_VARS: [&str; 4] = [
     "CARGO_BUILD_TARGET",
 ];
 
-/// Path of a built guest: `"http_hello"`, `"behaviours"` or `"needs_kv"`.
+/// Path of a built guest: one of [`GUESTS`], for example `"http_hello"` or `"kv_ops"`.
 ///
 /// The first call in a process builds all guests (release, `wasm32-wasip2`) into
 /// `{target}/guests`, where `{target}` is `CARGO_TARGET_DIR` if set, else `{repo}/target`.

@@ -14,6 +14,8 @@ pub struct Trellis {
     child: Option<Child>,
     /// Addresses from the `listening on http://…` lines, in order.
     pub addresses: Vec<SocketAddr>,
+    /// Every line printed on stdout before it was ready.
+    pub stdout: Vec<String>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -91,6 +93,7 @@ impl Trellis {
         let mut trellis = Trellis {
             child: Some(child),
             addresses: Vec::new(),
+            stdout: Vec::new(),
             stderr,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -102,12 +105,12 @@ impl Trellis {
                         trellis
                             .addresses
                             .push(addr.parse().expect("socket address"));
-                    } else if line.starts_with("app `") && !trellis.addresses.is_empty() {
-                        // unreachable in practice: the app line comes first
                     }
+                    trellis.stdout.push(line);
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if !trellis.addresses.is_empty() {
+                    // The host prints all its startup lines at once, the app line first.
+                    if trellis.stdout.iter().any(|l| l.starts_with("app `")) {
                         return trellis;
                     }
                     if let Some(status) = trellis
@@ -125,7 +128,7 @@ impl Trellis {
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    if !trellis.addresses.is_empty() {
+                    if trellis.stdout.iter().any(|l| l.starts_with("app `")) {
                         return trellis;
                     }
                     let _ = trellis.child.as_mut().map(Child::wait);
@@ -312,6 +315,142 @@ spec:
         - type: spreadscaler
           properties:
             instances: {instances}
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: default-http
+                  properties:
+                    address: 127.0.0.1:8000
+"#
+    )
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A `redis-server` of our own on `port`, with no persistence; killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RedisServer { child, port }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A manifest with one HTTP component `web` linked to one capability provider `cap`.
+///
+/// `link` is the `namespace`/`package`/`interfaces` lines of the link from `web` to `cap`;
+/// `target_config` is inline properties for that link (YAML lines at 20 spaces' indent) and
+/// `provider_config` properties for the provider itself (at 18 spaces' indent).
+pub fn capability_app(
+    wasm: &str,
+    provider_image: &str,
+    link: (&str, &str, &str),
+    target_config: &str,
+    provider_config: &str,
+) -> String {
+    let (namespace, package, interfaces) = link;
+    let target_config = if target_config.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "              config:\n                - name: cap-link\n                  properties:\n{target_config}"
+        )
+    };
+    let provider_config = if provider_config.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "        config:\n          - name: cap-config\n            properties:\n{provider_config}"
+        )
+    };
+    format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: capabilities
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: file://./build/{wasm}.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 4
+        - type: link
+          properties:
+            namespace: {namespace}
+            package: {package}
+            interfaces: [{interfaces}]
+            target:
+              name: cap
+{target_config}
+    - name: cap
+      type: capability
+      properties:
+        image: {provider_image}
+{provider_config}
     - name: httpserver
       type: capability
       properties:

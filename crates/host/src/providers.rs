@@ -1,0 +1,272 @@
+//! The built-in capability providers of deployed apps: starting their backends from config,
+//! sharing a backend between links with the same config, and tracking health.
+//!
+//! A provider that cannot start (bad config, a database file held by another process, an
+//! address in use) does not stop the host or the rest of the app: it is marked
+//! [`ProviderStatus::Failed`] with the reason, which shows in the inventory and the log, and
+//! components linked to it get an error value from every call. Backends that lose their
+//! server (Redis, NATS) reconnect by themselves; the health loop notices both directions and
+//! publishes `health_check_failed` / `health_check_passed` events.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use trellis_blobstore::Blobstore;
+use trellis_control::{ProviderId, ProviderStatus};
+use trellis_http_client::{HttpClient, HttpClientConfig};
+use trellis_keyvalue::KeyValue;
+use trellis_manifest::Builtin;
+use trellis_messaging::Messaging;
+use trellis_runtime::{Backend, Linked};
+
+/// How long a health check may take before it counts as failed.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A started backend.
+#[derive(Clone)]
+pub(crate) enum Instance {
+    KeyValue(Arc<dyn KeyValue>),
+    Messaging(Arc<dyn Messaging>),
+    Blobstore(Arc<dyn Blobstore>),
+    HttpClient(Arc<HttpClient>),
+}
+
+impl Instance {
+    async fn health(&self) -> Result<(), String> {
+        let check = async {
+            match self {
+                Instance::KeyValue(b) => b.health().await,
+                Instance::Messaging(b) => b.health().await,
+                Instance::Blobstore(b) => b.health().await,
+                Instance::HttpClient(_) => Ok(()),
+            }
+        };
+        match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, check).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "health check did not answer within {HEALTH_CHECK_TIMEOUT:?}"
+            )),
+        }
+    }
+}
+
+/// The capability a built-in provides to components that link to it, as
+/// `(namespace, package)`; `None` for the HTTP server, which calls components instead.
+pub(crate) fn provides(builtin: Builtin) -> Option<(&'static str, &'static str)> {
+    match builtin {
+        Builtin::HttpServer => None,
+        Builtin::HttpClient => Some(("wasi", "http")),
+        Builtin::KeyValueRedis
+        | Builtin::KeyValueNats
+        | Builtin::KeyValueMemory
+        | Builtin::KeyValueLocal => Some(("wasi", "keyvalue")),
+        Builtin::MessagingNats | Builtin::MessagingLocal => Some(("wasmcloud", "messaging")),
+        Builtin::BlobstoreFs => Some(("wasi", "blobstore")),
+    }
+}
+
+type Config = BTreeMap<String, String>;
+
+/// One provider entry of a deployed app.
+pub(crate) struct ProviderState {
+    pub(crate) name: String,
+    pub(crate) id: ProviderId,
+    pub(crate) image_ref: String,
+    pub(crate) builtin: Builtin,
+    /// The provider's own config; link config is laid over it per link.
+    config: BTreeMap<String, String>,
+    /// Where relative paths in config resolve, and where default state lives.
+    manifest_dir: PathBuf,
+    /// Backends by the config they were started with: links with equal config share one.
+    instances: tokio::sync::Mutex<Vec<(Config, Result<Instance, String>)>>,
+    status: Mutex<ProviderStatus>,
+}
+
+impl ProviderState {
+    pub(crate) fn new(
+        name: String,
+        id: ProviderId,
+        image_ref: String,
+        builtin: Builtin,
+        config: BTreeMap<String, String>,
+        manifest_dir: PathBuf,
+    ) -> Self {
+        Self {
+            name,
+            id,
+            image_ref,
+            builtin,
+            config,
+            manifest_dir,
+            instances: tokio::sync::Mutex::default(),
+            status: Mutex::new(ProviderStatus::Running),
+        }
+    }
+
+    pub(crate) fn status(&self) -> ProviderStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the status; returns whether it changed.
+    pub(crate) fn set_status(&self, status: ProviderStatus) -> bool {
+        let mut current = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *current != status;
+        *current = status;
+        changed
+    }
+
+    /// The backend for a link with `link_config`, started on first use.
+    pub(crate) async fn instance(
+        &self,
+        link_config: &BTreeMap<String, String>,
+    ) -> Result<Instance, String> {
+        let mut config = self.config.clone();
+        config.extend(link_config.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut instances = self.instances.lock().await;
+        if let Some((_, existing)) = instances.iter().find(|(c, _)| *c == config) {
+            return existing.clone();
+        }
+        let started = start(self.builtin, &self.name, &config, &self.manifest_dir).await;
+        match &started {
+            Ok(_) => {
+                tracing::info!(provider = %self.name, builtin = %self.builtin, "capability provider started")
+            }
+            Err(reason) => {
+                tracing::error!(provider = %self.name, builtin = %self.builtin, %reason, "capability provider failed to start");
+                self.set_status(ProviderStatus::Failed {
+                    reason: reason.clone(),
+                });
+            }
+        }
+        instances.push((config, started.clone()));
+        started
+    }
+
+    /// Checks every backend; `Err` carries the first failure.
+    pub(crate) async fn check_health(&self) -> Result<(), String> {
+        let instances: Vec<_> = self
+            .instances
+            .lock()
+            .await
+            .iter()
+            .map(|(_, i)| i.clone())
+            .collect();
+        for instance in instances {
+            match instance {
+                Err(reason) => return Err(format!("failed to start: {reason}")),
+                Ok(i) => i.health().await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a started backend as a component's link.
+pub(crate) fn linked<T: ?Sized>(provider: &str, backend: Result<Arc<T>, String>) -> Linked<T> {
+    Linked {
+        provider: provider.to_owned(),
+        backend: match backend {
+            Ok(b) => Backend::Ready(b),
+            Err(reason) => Backend::Failed(reason),
+        },
+    }
+}
+
+/// A config value by key, ignoring case (wasmCloud's providers read `URL` and `url` alike).
+fn get_ci<'a>(config: &'a BTreeMap<String, String>, key: &str) -> Option<&'a String> {
+    config
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn resolve(manifest_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        manifest_dir.join(path)
+    }
+}
+
+fn warn_ignored(provider: &str, ignored: &[String]) {
+    for key in ignored {
+        tracing::warn!(
+            provider,
+            key,
+            "config key is not used by this provider; ignoring it"
+        );
+    }
+}
+
+async fn start(
+    builtin: Builtin,
+    name: &str,
+    config: &BTreeMap<String, String>,
+    manifest_dir: &Path,
+) -> Result<Instance, String> {
+    match builtin {
+        Builtin::HttpServer => Err("the HTTP server has no backend".into()),
+        Builtin::HttpClient => {
+            let config = HttpClientConfig::from_config(config).map_err(|e| e.to_string())?;
+            warn_ignored(name, &config.ignored);
+            Ok(Instance::HttpClient(Arc::new(HttpClient::new(config))))
+        }
+        Builtin::KeyValueMemory => Ok(Instance::KeyValue(Arc::new(
+            trellis_keyvalue::memory::MemoryStore::new(),
+        ))),
+        Builtin::KeyValueLocal => {
+            let path = match get_ci(config, "path") {
+                Some(p) => resolve(manifest_dir, p),
+                None => manifest_dir
+                    .join(".trellis")
+                    .join("keyvalue")
+                    .join(format!("{name}.redb")),
+            };
+            let store =
+                tokio::task::spawn_blocking(move || trellis_keyvalue_redb::RedbStore::open(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            Ok(Instance::KeyValue(Arc::new(store)))
+        }
+        Builtin::KeyValueRedis => {
+            let config = trellis_keyvalue_redis::RedisConfig::from_config(config)
+                .map_err(|e| e.to_string())?;
+            warn_ignored(name, &config.ignored);
+            let store =
+                trellis_keyvalue_redis::RedisStore::connect(&config, Default::default()).await;
+            Ok(Instance::KeyValue(Arc::new(store)))
+        }
+        Builtin::KeyValueNats => {
+            let config = trellis_keyvalue_nats::NatsKvConfig::from_config(config)
+                .map_err(|e| e.to_string())?;
+            warn_ignored(name, &config.ignored);
+            let store = trellis_keyvalue_nats::NatsKvStore::connect(&config).await;
+            Ok(Instance::KeyValue(Arc::new(store)))
+        }
+        Builtin::MessagingLocal => Ok(Instance::Messaging(Arc::new(
+            trellis_messaging::memory::InProcess::new(),
+        ))),
+        Builtin::MessagingNats => {
+            let config = trellis_messaging_nats::NatsMessagingConfig::from_config(config)
+                .map_err(|e| e.to_string())?;
+            warn_ignored(name, &config.ignored);
+            let messaging = trellis_messaging_nats::NatsMessaging::connect(&config).await;
+            Ok(Instance::Messaging(Arc::new(messaging)))
+        }
+        Builtin::BlobstoreFs => {
+            let root = match get_ci(config, "root") {
+                Some(p) => resolve(manifest_dir, p),
+                None => manifest_dir.join(".trellis").join("blobstore").join(name),
+            };
+            let store = trellis_blobstore::fs::FsBlobstore::new(root.clone())
+                .map_err(|e| format!("cannot use {} as the blobstore root: {e}", root.display()))?;
+            Ok(Instance::Blobstore(Arc::new(store)))
+        }
+    }
+}

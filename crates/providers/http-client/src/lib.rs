@@ -1,0 +1,322 @@
+//! The built-in HTTP client provider behind `wasi:http/outgoing-handler`: one pooled client
+//! per provider, so connections to a host are reused across requests and components, with
+//! connect and first-byte timeouts and an allow-list of hosts a component may reach.
+//!
+//! The runtime hands every outgoing request a guest makes to [`HttpClient::send`], which
+//! checks the allow-list before any connection is made. With `allowed_hosts` unset every
+//! host may be reached (as with wasmCloud's provider); once it is set, everything not on it
+//! is refused.
+//!
+//! Config keys (provider config or the link's target config):
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `allowed_hosts` | unset: any | comma-separated `host`, `host:port` or `*.domain` entries |
+//! | `connect_timeout_ms` | 5000 | TCP (and TLS) connect timeout |
+//! | `first_byte_timeout_ms` | 30000 | time from sending to the response head |
+//! | `pool_idle_timeout_ms` | 90000 | how long an idle connection is kept for reuse |
+//! | `max_idle_per_host` | 32 | idle connections kept per host |
+//!
+//! wasmCloud's `load_native_certs`, `load_webpki_certs` and `ssl_certs_file` are accepted
+//! and reported as ignored: TLS always trusts the compiled-in Mozilla roots.
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The body type of requests handed to [`HttpClient::send`].
+pub type RequestBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Why a config is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HTTP client config key `{key}`: {message}")]
+pub struct ConfigError {
+    /// The key.
+    pub key: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+/// One allow-list entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AllowedHost {
+    /// Exactly this host, any port.
+    Host(String),
+    /// This host on this port.
+    HostPort(String, u16),
+    /// Any subdomain of this domain (not the domain itself).
+    Suffix(String),
+}
+
+impl AllowedHost {
+    fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim().to_ascii_lowercase();
+        if entry.is_empty() {
+            return Err("empty entry".into());
+        }
+        if entry.contains("://") || entry.contains('/') {
+            return Err(format!(
+                "`{entry}` should be a host name, not a URL (for example `api.example.com`)"
+            ));
+        }
+        if let Some(domain) = entry.strip_prefix("*.") {
+            return Ok(AllowedHost::Suffix(format!(".{domain}")));
+        }
+        if let Some((host, port)) = entry.rsplit_once(':')
+            && !host.contains(':')
+        {
+            let port = port
+                .parse()
+                .map_err(|_| format!("`{entry}` has an invalid port"))?;
+            return Ok(AllowedHost::HostPort(host.to_owned(), port));
+        }
+        Ok(AllowedHost::Host(entry.trim_matches(['[', ']']).to_owned()))
+    }
+
+    fn allows(&self, host: &str, port: u16) -> bool {
+        match self {
+            AllowedHost::Host(h) => h == host,
+            AllowedHost::HostPort(h, p) => h == host && *p == port,
+            AllowedHost::Suffix(s) => host.ends_with(s.as_str()),
+        }
+    }
+}
+
+/// How the client behaves; see the crate docs for the config keys.
+#[derive(Debug, Clone)]
+pub struct HttpClientConfig {
+    allowed_hosts: Option<Vec<AllowedHost>>,
+    /// TCP (and TLS) connect timeout.
+    pub connect_timeout: Duration,
+    /// Time from sending a request to receiving the response head.
+    pub first_byte_timeout: Duration,
+    /// How long an idle connection is kept for reuse.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per host.
+    pub max_idle_per_host: usize,
+    /// Keys that were present but that this provider does not use.
+    pub ignored: Vec<String>,
+}
+
+impl Default for HttpClientConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: None,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(30),
+            pool_idle_timeout: Duration::from_secs(90),
+            max_idle_per_host: 32,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl HttpClientConfig {
+    /// Reads the config keys; an unparseable value is an error naming its key.
+    pub fn from_config(config: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut out = Self::default();
+        for (key, value) in config {
+            let err = |message: String| ConfigError {
+                key: key.clone(),
+                message,
+            };
+            let millis = |value: &str| {
+                value
+                    .trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| err(format!("`{value}` is not a whole number of milliseconds")))
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "allowed_hosts" => {
+                    let hosts = value
+                        .split(',')
+                        .filter(|e| !e.trim().is_empty())
+                        .map(AllowedHost::parse)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(err)?;
+                    out.allowed_hosts = Some(hosts);
+                }
+                "connect_timeout_ms" => out.connect_timeout = millis(value)?,
+                "first_byte_timeout_ms" => out.first_byte_timeout = millis(value)?,
+                "pool_idle_timeout_ms" => out.pool_idle_timeout = millis(value)?,
+                "max_idle_per_host" => {
+                    out.max_idle_per_host = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| err(format!("`{value}` is not a whole number")))?
+                }
+                _ => out.ignored.push(key.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a request to `host:port` is allowed.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+        match &self.allowed_hosts {
+            None => true,
+            Some(list) => list.iter().any(|a| a.allows(&host, port)),
+        }
+    }
+}
+
+/// Why a request was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The destination is not on the allow-list.
+    #[error("requests to `{host}:{port}` are not allowed by this HTTP client's `allowed_hosts`")]
+    Denied {
+        /// The host asked for.
+        host: String,
+        /// The port asked for.
+        port: u16,
+    },
+    /// The URI has no host.
+    #[error("the request URI `{0}` has no host")]
+    NoHost(String),
+    /// Connecting took longer than the connect timeout.
+    #[error("connecting timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    /// No response head arrived within the first-byte timeout.
+    #[error("no response within {0:?}")]
+    FirstByteTimeout(Duration),
+    /// The connection was refused.
+    #[error("connection refused: {0}")]
+    ConnectionRefused(String),
+    /// Anything else from the HTTP stack.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A pooled client; cheap to share behind an `Arc`.
+pub struct HttpClient {
+    config: HttpClientConfig,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>,
+}
+
+impl HttpClient {
+    /// Builds a client; nothing connects until the first request.
+    pub fn new(config: HttpClientConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .build(https);
+        Self { config, client }
+    }
+
+    /// The config it runs with.
+    pub fn config(&self) -> &HttpClientConfig {
+        &self.config
+    }
+
+    /// Sends `request` (its URI must be absolute) and returns the response head with a
+    /// streaming body. The allow-list is checked before any connection is made.
+    pub async fn send(
+        &self,
+        request: http::Request<RequestBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+        let uri = request.uri().clone();
+        let host = uri
+            .host()
+            .ok_or_else(|| SendError::NoHost(uri.to_string()))?
+            .to_owned();
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if !self.config.allows(&host, port) {
+            tracing::warn!(%host, port, "outgoing HTTP request refused by allowed_hosts");
+            return Err(SendError::Denied { host, port });
+        }
+        let timeout = self.config.first_byte_timeout;
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Err(_) => Err(SendError::FirstByteTimeout(timeout)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(classify(e, self.config.connect_timeout)),
+        }
+    }
+}
+
+fn classify(e: hyper_util::client::legacy::Error, connect_timeout: Duration) -> SendError {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return SendError::ConnectionRefused(io.to_string());
+                }
+                std::io::ErrorKind::TimedOut => return SendError::ConnectTimeout(connect_timeout),
+                _ => {}
+            }
+        }
+        if s.to_string().contains("timed out") && e.is_connect() {
+            return SendError::ConnectTimeout(connect_timeout);
+        }
+        source = s.source();
+    }
+    SendError::Other(format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<HttpClientConfig, ConfigError> {
+        HttpClientConfig::from_config(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn no_list_allows_everything_and_a_list_denies_the_rest() {
+        let open = config(&[]).expect("config");
+        assert!(open.allows("example.com", 443));
+        let c = config(&[(
+            "allowed_hosts",
+            "api.example.com, 127.0.0.1:8080,*.internal",
+        )])
+        .expect("config");
+        assert!(c.allows("api.example.com", 443));
+        assert!(c.allows("API.example.com", 80));
+        assert!(c.allows("127.0.0.1", 8080));
+        assert!(!c.allows("127.0.0.1", 8081));
+        assert!(c.allows("db.internal", 5432));
+        assert!(
+            !c.allows("internal", 80),
+            "a wildcard covers subdomains only"
+        );
+        assert!(!c.allows("example.com", 443));
+        let empty = config(&[("allowed_hosts", "")]).expect("config");
+        assert!(
+            !empty.allows("example.com", 443),
+            "an empty list denies everything"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = config(&[("allowed_hosts", "https://x.com")]).expect_err("a URL is not a host");
+        assert_eq!(e.key, "allowed_hosts");
+        let e = config(&[("connect_timeout_ms", "soon")]).expect_err("not a number");
+        assert!(e.to_string().contains("connect_timeout_ms"), "{e}");
+        let c = config(&[("load_native_certs", "true")]).expect("known wasmCloud key");
+        assert_eq!(c.ignored, ["load_native_certs"]);
+    }
+}

@@ -1,0 +1,511 @@
+//! A key-value backend on a NATS JetStream key-value bucket, configured like wasmCloud's
+//! `keyvalue-nats` provider so that existing link configuration carries over.
+//!
+//! [`NatsKvStore`] implements [`trellis_keyvalue::KeyValue`].
+//!
+//! # Configuration
+//!
+//! [`NatsKvConfig::from_config`] reads a string map; keys match case-insensitively.
+//!
+//! | key | meaning | default |
+//! |-----|---------|---------|
+//! | `cluster_uri` | server URL(s), comma-separated (`nats://`, `tls://`, `ws://`, `wss://`) | `nats://127.0.0.1:4222` |
+//! | `bucket` | the JetStream key-value bucket (letters, digits, `_`, `-`) | `trellis` (wasmCloud requires the key; we default it) |
+//! | `js_domain` | JetStream domain | the local one |
+//! | `client_jwt`, `client_seed` | user JWT and its nkey seed, for JWT auth; both or neither | none |
+//! | `enable_bucket_auto_create` | `true` creates the bucket (as `nats kv add` would: history 1, file storage, one replica) if missing | `false` |
+//! | `tls_ca_file` | PEM file of CA certificates to trust | system roots |
+//!
+//! Other keys (including `tls_ca`, an inline PEM, which is not supported: use `tls_ca_file`)
+//! are not errors; they are returned in [`NatsKvConfig::ignored`] for the host to warn about.
+//! [`NatsKvConfig::request_timeout`] (5 s) bounds every request.
+//!
+//! # Semantics
+//!
+//! - **The bucket identifier is ignored**, as in wasmCloud's provider: every identifier opens
+//!   the configured `bucket`. Use one configuration per bucket to keep applications apart.
+//! - Keys: any guest string works. Keys NATS does not allow (with spaces, `:`, and so on) are
+//!   stored encoded; see [`encode_key`]. Keys NATS allows are stored as they are.
+//! - `delete` writes a delete marker (as `nats kv del` does); the key then reads as missing.
+//! - `increment` is atomic: it reads the entry and writes the new value only if the key's
+//!   revision is unchanged (compare-and-swap), retrying on a conflict.
+//! - `list-keys` returns every key in one page with no cursor, whatever `cursor` and `limit`
+//!   say: NATS key-value has no cursor (wasmCloud's provider does the same). Keys are sorted.
+//! - Batch calls run their single-key calls concurrently; they are not atomic.
+//! - Values are limited by the server's `max_payload` (1 MiB by default).
+//! - The store never fails to start because NATS is down: it connects in the background and
+//!   reconnects by itself. While it is not connected, every call fails at once with
+//!   `Error::Other("nats at <uri> is unreachable (…); calls will succeed again when it is
+//!   back")`; once NATS is back, calls succeed again on the same store. The bucket is looked up
+//!   (and, with auto-create, created) on first use, not at start.
+//! - A call that fails because the connection dropped or timed out may still have been applied.
+//! - [`KeyValue::health`]: the connection state, then the bucket's status from JetStream,
+//!   under the request timeout.
+
+mod config;
+mod keys;
+
+pub use config::{
+    ConfigError, DEFAULT_BUCKET, DEFAULT_CLUSTER_URI, DEFAULT_REQUEST_TIMEOUT, JwtAuth,
+    NatsKvConfig,
+};
+pub use keys::{decode_key, encode_key};
+
+use async_nats::connection::State;
+use async_nats::jetstream::{self, kv};
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use trellis_keyvalue::{Bucket, Error, KeyPage, KeyValue, add_counter, parse_counter};
+
+/// How many compare-and-swap rounds an increment tries before giving up.
+const MAX_INCREMENT_ATTEMPTS: u32 = 100;
+/// How long [`NatsKvStore::connect`] waits for the first connection before returning anyway.
+const INITIAL_WAIT: Duration = Duration::from_secs(1);
+/// How many single-key calls of a batch run at once.
+const BATCH_CONCURRENCY: usize = 16;
+
+/// A key-value store on one NATS JetStream key-value bucket.
+pub struct NatsKvStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The client, or why none could be made.
+    client: Result<async_nats::Client, String>,
+    jetstream: Option<jetstream::Context>,
+    /// The servers, for messages (any password hidden).
+    uri: String,
+    bucket: String,
+    auto_create: bool,
+    timeout: Duration,
+    /// The bucket, looked up on first use.
+    store: OnceCell<kv::Store>,
+}
+
+impl NatsKvStore {
+    /// Creates the store and starts connecting in the background; returns as soon as it is
+    /// connected, or after at most a second if NATS does not answer.
+    ///
+    /// Never fails because NATS is down. If the client cannot even be set up (which
+    /// [`NatsKvConfig::from_config`] rules out for configs it produced), every call fails with
+    /// the reason.
+    pub async fn connect(config: &NatsKvConfig) -> NatsKvStore {
+        let uri = config
+            .cluster_uri
+            .split(',')
+            .map(config::redact)
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers: Vec<String> = config
+            .cluster_uri
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut options = match &config.auth {
+            Some(auth) => match nkeys::KeyPair::from_seed(&auth.seed) {
+                Ok(key_pair) => {
+                    let key_pair = Arc::new(key_pair);
+                    async_nats::ConnectOptions::with_jwt(auth.jwt.clone(), move |nonce| {
+                        let key_pair = key_pair.clone();
+                        async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
+                    })
+                }
+                Err(e) => {
+                    return Self::broken(config, uri, format!("the nkey seed is not valid: {e}"));
+                }
+            },
+            None => async_nats::ConnectOptions::new(),
+        };
+        options = options
+            .name("trellis-keyvalue-nats")
+            .retry_on_initial_connect()
+            .connection_timeout(config.request_timeout)
+            .request_timeout(Some(config.request_timeout))
+            .max_reconnects(None);
+        if let Some(ca) = &config.tls_ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        let log_uri = uri.clone();
+        options = options.event_callback(move |event| {
+            let uri = log_uri.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!(%uri, "connected to nats"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(%uri, "lost the connection to nats; reconnecting")
+                    }
+                    other => tracing::debug!(%uri, event = %other, "nats event"),
+                }
+            }
+        });
+        let client = match options.connect(servers).await {
+            Ok(client) => client,
+            Err(e) => {
+                return Self::broken(config, uri, format!("cannot set up a NATS client: {e}"));
+            }
+        };
+        let mut jetstream = match &config.js_domain {
+            Some(domain) => jetstream::with_domain(client.clone(), domain),
+            None => jetstream::new(client.clone()),
+        };
+        jetstream.set_timeout(config.request_timeout);
+        // Give a server that is up the moment it takes to accept us, so that the first calls
+        // do not fail for nothing; a server that is down costs at most this wait.
+        let deadline = tokio::time::Instant::now() + config.request_timeout.min(INITIAL_WAIT);
+        while client.connection_state() != State::Connected
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if client.connection_state() != State::Connected {
+            tracing::warn!(%uri, "nats is not reachable yet; will connect when it is");
+        }
+        NatsKvStore {
+            inner: Arc::new(Inner {
+                client: Ok(client),
+                jetstream: Some(jetstream),
+                uri,
+                bucket: config.bucket.clone(),
+                auto_create: config.auto_create,
+                timeout: config.request_timeout,
+                store: OnceCell::new(),
+            }),
+        }
+    }
+
+    fn broken(config: &NatsKvConfig, uri: String, why: String) -> NatsKvStore {
+        tracing::error!(%uri, error = %why, "nats key-value store cannot work");
+        NatsKvStore {
+            inner: Arc::new(Inner {
+                client: Err(why),
+                jetstream: None,
+                uri,
+                bucket: config.bucket.clone(),
+                auto_create: config.auto_create,
+                timeout: config.request_timeout,
+                store: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The bucket every identifier opens.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+}
+
+#[async_trait]
+impl KeyValue for NatsKvStore {
+    /// Every identifier opens the configured bucket.
+    async fn open(&self, _identifier: &str) -> Result<Arc<dyn Bucket>, Error> {
+        Ok(Arc::new(NatsBucket {
+            inner: self.inner.clone(),
+        }))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.inner
+            .run("check the bucket", |store| async move {
+                store.status().await.map(drop).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Inner {
+    fn unreachable(&self, why: impl std::fmt::Display) -> Error {
+        Error::Other(format!(
+            "nats at {} is unreachable ({why}); calls will succeed again when it is back",
+            self.uri
+        ))
+    }
+
+    /// `Ok` when the client is connected now, else the error a call returns.
+    fn connected(&self) -> Result<(), Error> {
+        let client = self.client.as_ref().map_err(|e| Error::Other(e.clone()))?;
+        match client.connection_state() {
+            State::Connected => Ok(()),
+            State::Pending => Err(self.unreachable("not connected yet")),
+            State::Disconnected => Err(self.unreachable("disconnected")),
+        }
+    }
+
+    /// The bucket, looked up (or created) on first use.
+    async fn store(&self) -> Result<kv::Store, Error> {
+        let Some(js) = &self.jetstream else {
+            return Err(self
+                .connected()
+                .err()
+                .unwrap_or_else(|| Error::other("no client")));
+        };
+        self.store
+            .get_or_try_init(|| self.open_bucket(js))
+            .await
+            .cloned()
+    }
+
+    async fn open_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, Error> {
+        let (bucket, uri) = (&self.bucket, &self.uri);
+        let get_error = match js.get_key_value(bucket).await {
+            Ok(store) => return Ok(store),
+            Err(e) => e,
+        };
+        if !self.auto_create {
+            return Err(Error::Other(if is_not_found(&get_error) {
+                format!(
+                    "nats key-value bucket `{bucket}` does not exist at {uri}: create it \
+                     (`nats kv add {bucket}`) or set `enable_bucket_auto_create` to `true`"
+                )
+            } else {
+                format!(
+                    "nats key-value bucket `{bucket}` at {uri} could not be opened: {get_error}"
+                )
+            }));
+        }
+        match js.create_stream(bucket_stream_config(bucket)).await {
+            Ok(_) => {
+                tracing::info!(%uri, %bucket, "created nats key-value bucket");
+                js.get_key_value(bucket).await.map_err(|e| {
+                    Error::Other(format!(
+                        "nats key-value bucket `{bucket}` at {uri} was created but cannot be \
+                         opened: {e}"
+                    ))
+                })
+            }
+            // Someone else may have created it meanwhile.
+            Err(create_error) => js.get_key_value(bucket).await.map_err(|_| {
+                Error::Other(format!(
+                    "nats key-value bucket `{bucket}` at {uri} could not be opened \
+                     ({get_error}) nor created ({create_error})"
+                ))
+            }),
+        }
+    }
+
+    /// Runs `request` on the bucket: at once an error if not connected, and bounded by the
+    /// request timeout. `what` names the request in messages.
+    async fn run<T, F, Fut>(&self, what: &str, request: F) -> Result<T, Error>
+    where
+        F: FnOnce(kv::Store) -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        self.connected()?;
+        let limit = self.timeout + Duration::from_millis(500);
+        let attempt = async {
+            let store = self.store().await?;
+            request(store).await.map_err(|e| {
+                Error::Other(format!(
+                    "nats key-value bucket `{}` at {}: cannot {what}: {e}",
+                    self.bucket, self.uri
+                ))
+            })
+        };
+        let result = match tokio::time::timeout(limit, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Other(format!(
+                "nats at {} did not answer within {:.1}s",
+                self.uri,
+                limit.as_secs_f64()
+            ))),
+        };
+        // A failure caused by losing the connection says so.
+        result.map_err(|e| match self.connected() {
+            Ok(()) => e,
+            Err(_) => self.unreachable(format!("disconnected: {e}")),
+        })
+    }
+}
+
+/// The stream behind a new key-value bucket: what `nats kv add <bucket>` makes (history 1,
+/// file storage, one replica, no limits).
+///
+/// Built here rather than with `create_key_value`, which first reads the account's JetStream
+/// info in a form that servers before 2.10 do not send; a stream made this way is the same
+/// bucket on every server version.
+fn bucket_stream_config(bucket: &str) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Whether looking up a bucket failed because its stream does not exist.
+fn is_not_found(e: &jetstream::context::KeyValueError) -> bool {
+    use jetstream::context::GetStreamErrorKind;
+    use std::error::Error as _;
+    let by_code = e
+        .source()
+        .and_then(|s| s.downcast_ref::<jetstream::context::GetStreamError>())
+        .is_some_and(|s| match s.kind() {
+            GetStreamErrorKind::JetStream(js) => {
+                js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            }
+            _ => false,
+        });
+    by_code || e.to_string().contains("stream not found")
+}
+
+/// The configured bucket, whatever identifier opened it.
+struct NatsBucket {
+    inner: Arc<Inner>,
+}
+
+#[async_trait]
+impl Bucket for NatsBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let stored = encode_key(key).into_owned();
+        self.inner
+            .run("get a key", |store| async move {
+                store
+                    .get(stored)
+                    .await
+                    .map(|v| v.map(|b| b.to_vec()))
+                    .map_err(|e| e.to_string())
+            })
+            .await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        let stored = encode_key(key).into_owned();
+        self.inner
+            .run("set a key", |store| async move {
+                store
+                    .put(stored, value.into())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let stored = encode_key(key).into_owned();
+        self.inner
+            .run("delete a key", |store| async move {
+                store.delete(stored).await.map_err(|e| e.to_string())
+            })
+            .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.get(key).await?.is_some())
+    }
+
+    async fn list_keys(&self, _cursor: Option<u64>, _limit: usize) -> Result<KeyPage, Error> {
+        let mut keys: Vec<String> = self
+            .inner
+            .run("list keys", |store| async move {
+                let keys = store.keys().await.map_err(|e| e.to_string())?;
+                keys.try_collect::<Vec<String>>()
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await?
+            .iter()
+            .filter_map(|stored| decode_key(stored))
+            .collect();
+        keys.sort();
+        Ok(KeyPage { keys, cursor: None })
+    }
+
+    async fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
+        let stored = encode_key(key).into_owned();
+        for attempt in 0..MAX_INCREMENT_ATTEMPTS {
+            let stored = stored.clone();
+            let key = key.to_owned();
+            let outcome = self
+                .inner
+                .run("increment a key", |store| async move {
+                    let entry = store
+                        .entry(stored.as_str())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let (current, revision) = match entry {
+                        Some(entry) if entry.operation == kv::Operation::Put => {
+                            match parse_counter(&key, &entry.value) {
+                                Ok(n) => (n, entry.revision),
+                                Err(e) => return Ok(Err(e)),
+                            }
+                        }
+                        // Deleted or purged: counts from zero, replacing the marker.
+                        Some(entry) => (0, entry.revision),
+                        // Never written: revision 0 means "no message for this key yet".
+                        None => (0, 0),
+                    };
+                    let next = match add_counter(&key, current, delta) {
+                        Ok(next) => next,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    match store
+                        .update(stored.as_str(), next.to_string().into(), revision)
+                        .await
+                    {
+                        Ok(_) => Ok(Ok(Some(next))),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                            Ok(Ok(None))
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+                .await?;
+            match outcome? {
+                Some(next) => return Ok(next),
+                None => {
+                    // Another writer got in between: try again after a short pause that varies
+                    // between writers, so that they do not collide again in lockstep.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos());
+                    let pause = 1 + u64::from(jitter % 10) + u64::from(attempt.min(20));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }
+        }
+        Err(Error::other(format!(
+            "cannot increment `{key}`: it changed under {MAX_INCREMENT_ATTEMPTS} attempts in a row; try again"
+        )))
+    }
+
+    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, Error> {
+        futures::stream::iter(keys)
+            .map(|key| async move {
+                let value = self.get(&key).await?;
+                Ok::<_, Error>(value.map(|v| (key, v)))
+            })
+            .buffered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), Error> {
+        futures::stream::iter(pairs)
+            .map(|(key, value)| async move { self.set(&key, value).await })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), Error> {
+        futures::stream::iter(keys)
+            .map(|key| async move { self.delete(&key).await })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,640 @@
+//! A key-value backend on a Redis server, configured like wasmCloud's `keyvalue-redis`
+//! provider so that existing link configuration carries over.
+//!
+//! [`RedisStore`] implements [`trellis_keyvalue::KeyValue`].
+//!
+//! # Configuration
+//!
+//! [`RedisConfig::from_config`] reads a string map:
+//!
+//! | key   | meaning | default |
+//! |-------|---------|---------|
+//! | `url` | the Redis URL, matched case-insensitively (wasmCloud writes `URL`): `redis://[[user]:password@]host[:port][/db]` or `redis+unix:///path/to/socket` | `redis://127.0.0.1:6379/` |
+//!
+//! Other keys are not errors: they are returned in [`RedisConfig::ignored`] so the host can warn
+//! about them. TLS (`rediss://`) is not built in, so such a URL is a configuration error.
+//! Timeouts come separately, as [`RedisTimeouts`] (connect 2 s, response 5 s by default).
+//!
+//! # Semantics
+//!
+//! - **The bucket identifier is ignored**, as in wasmCloud's provider: every bucket is the whole
+//!   database that the URL selects (`/0` by default). Use a database number or a separate
+//!   server to keep applications apart.
+//! - Values are Redis strings; `get-many` is `MGET`, `set-many` is `MSET` (atomic in Redis),
+//!   `delete-many` is `DEL`.
+//! - `increment` is atomic: one Lua script checks that the current value (if any) is a decimal
+//!   unsigned integer, then runs `INCRBY`. Redis counts in signed 64 bits, so a counter here
+//!   stops at `i64::MAX` (an overflow is an error that changes nothing) and one increment adds
+//!   at most `i64::MAX`. A value written as `-5` or `abc` is refused, unchanged.
+//! - `list-keys` is `SCAN`. The cursor we hand out is Redis's own `SCAN` cursor, with one
+//!   refinement: `COUNT` is only a hint, so when one `SCAN` step returns more keys than the
+//!   page `limit`, the rest of that step are served next, and the cursor then also carries how
+//!   many of that step's keys were already returned (in its top 16 bits; Redis cursors stay far
+//!   below 2^48). As with `SCAN` itself, a key present for the whole listing is returned at
+//!   least once, and may be returned twice. Keys that are not UTF-8 are skipped.
+//! - The store never fails to start because Redis is down. It connects on first use and
+//!   reconnects after a failure by itself; while Redis is unreachable every call returns
+//!   `Error::Other("redis at <url> is unreachable: …; calls will succeed again when it is
+//!   back")` within the connect and response timeouts, and calls succeed again, on the same
+//!   store, once Redis is back. After a failed connection attempt, calls in the next
+//!   half second fail at once rather than queueing for another attempt.
+//! - A call that fails with a connection or timeout error may still have been applied by Redis.
+//! - [`KeyValue::health`] sends `PING` under the same timeouts.
+//!
+//! Passwords in the URL never appear in messages: the user-info part is shown as `***`.
+
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use trellis_keyvalue::{Bucket, Error, KeyPage, KeyValue};
+
+/// The URL used when the config names none.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
+
+/// How long after a failed connection attempt calls fail at once instead of trying again.
+const RETRY_GAP: Duration = Duration::from_millis(500);
+
+/// Bits of our `list-keys` cursor that hold Redis's `SCAN` cursor; the bits above hold how many
+/// keys of that `SCAN` step were already returned.
+const SCAN_CURSOR_BITS: u32 = 48;
+const SCAN_CURSOR_MASK: u64 = (1 << SCAN_CURSOR_BITS) - 1;
+const MAX_SKIP: usize = (1 << (64 - SCAN_CURSOR_BITS)) - 1;
+/// The largest `COUNT` hint sent with `SCAN`.
+const MAX_SCAN_COUNT: usize = 10_000;
+
+/// A bad Redis configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The URL does not parse.
+    #[error(
+        "config key `{key}`: `{value}` is not a usable Redis URL ({reason}); \
+         expected something like redis://127.0.0.1:6379/0 or redis://:password@host:6379/1"
+    )]
+    InvalidUrl {
+        /// The key as written in the config (`url`, `URL`, ...).
+        key: String,
+        /// The value, with any password replaced by `***`.
+        value: String,
+        /// What the Redis client said.
+        reason: String,
+    },
+    /// The URL is given twice, under keys differing only in case, with different values.
+    #[error("config keys {} all set the Redis URL, to different values; keep one", .keys.join(", "))]
+    ConflictingKeys {
+        /// The keys, as written.
+        keys: Vec<String>,
+    },
+}
+
+/// Where the Redis server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The Redis URL; see the [crate docs](crate).
+    pub url: String,
+    /// Config keys that were present but mean nothing to this backend, for the host to warn
+    /// about. Not an error: wasmCloud configs may carry keys for other providers.
+    pub ignored: Vec<String>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Reads the config map: `url` (any case) and nothing else; see the [crate docs](crate).
+    pub fn from_config(config: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut url: Option<(&String, &String)> = None;
+        let mut url_keys = Vec::new();
+        let mut ignored = Vec::new();
+        for (key, value) in config {
+            if key.eq_ignore_ascii_case("url") {
+                url_keys.push(key.clone());
+                match url {
+                    Some((_, first)) if first != value => {
+                        return Err(ConfigError::ConflictingKeys {
+                            keys: config
+                                .keys()
+                                .filter(|k| k.eq_ignore_ascii_case("url"))
+                                .cloned()
+                                .collect(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => url = Some((key, value)),
+                }
+            } else {
+                ignored.push(key.clone());
+            }
+        }
+        let url = match url {
+            Some((key, value)) => {
+                if let Err(e) = Client::open(value.as_str()) {
+                    return Err(ConfigError::InvalidUrl {
+                        key: key.clone(),
+                        value: redact(value),
+                        reason: e.to_string(),
+                    });
+                }
+                value.clone()
+            }
+            None => DEFAULT_URL.to_owned(),
+        };
+        Ok(Self { url, ignored })
+    }
+}
+
+/// How long to wait for Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisTimeouts {
+    /// To open a connection, including the handshake (`AUTH`, `SELECT`).
+    pub connect: Duration,
+    /// For the answer to one command.
+    pub response: Duration,
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A key-value store on a Redis server. Cheap to share: clone the `Arc` the host keeps.
+pub struct RedisStore {
+    conn: Arc<Conn>,
+}
+
+impl RedisStore {
+    /// Creates the store and tries once to connect, for at most `timeouts.connect`.
+    ///
+    /// Never fails because Redis is down: the store then starts disconnected and connects on
+    /// a later call. A URL that does not parse (possible only when [`RedisConfig`] was built by
+    /// hand, since [`RedisConfig::from_config`] checks it) makes every call fail with the reason.
+    pub async fn connect(config: &RedisConfig, timeouts: RedisTimeouts) -> RedisStore {
+        let url = redact(&config.url);
+        let client = Client::open(config.url.as_str()).map_err(|e| {
+            format!("the Redis URL `{url}` is not usable ({e}); fix the `url` config key")
+        });
+        let store = RedisStore {
+            conn: Arc::new(Conn {
+                client,
+                config: AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeouts.connect))
+                    .set_response_timeout(Some(timeouts.response)),
+                url,
+                timeouts,
+                state: Mutex::new(State::default()),
+            }),
+        };
+        match store
+            .conn
+            .call(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
+            .await
+        {
+            Ok(()) => tracing::debug!(url = %store.conn.url, "connected to redis"),
+            Err(e) => {
+                tracing::warn!(url = %store.conn.url, error = %e, "redis is not reachable yet; will connect when it is")
+            }
+        }
+        store
+    }
+
+    /// The URL this store talks to, with any password hidden.
+    pub fn url(&self) -> &str {
+        &self.conn.url
+    }
+}
+
+#[async_trait]
+impl KeyValue for RedisStore {
+    /// Every identifier opens the same keyspace: the database the URL selects.
+    async fn open(&self, _identifier: &str) -> Result<Arc<dyn Bucket>, Error> {
+        Ok(Arc::new(RedisBucket {
+            conn: self.conn.clone(),
+        }))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.conn
+            .call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The connection shared by the store and its buckets, replaced when it fails.
+struct Conn {
+    client: Result<Client, String>,
+    config: AsyncConnectionConfig,
+    /// The URL for messages, password hidden.
+    url: String,
+    timeouts: RedisTimeouts,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The live connection and its generation number.
+    current: Option<(u64, MultiplexedConnection)>,
+    generation: u64,
+    /// When the last connection attempt failed, and the error calls got.
+    last_failure: Option<(Instant, Error)>,
+}
+
+impl Conn {
+    fn unreachable(&self, why: impl std::fmt::Display) -> Error {
+        Error::Other(format!(
+            "redis at {} is unreachable: {why}; calls will succeed again when it is back",
+            self.url
+        ))
+    }
+
+    /// The live connection, connecting first if there is none.
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), Error> {
+        let client = self.client.as_ref().map_err(|e| Error::Other(e.clone()))?;
+        let mut state = self.state.lock().await;
+        if let Some(current) = &state.current {
+            return Ok(current.clone());
+        }
+        if let Some((at, error)) = &state.last_failure
+            && at.elapsed() < RETRY_GAP
+        {
+            return Err(error.clone());
+        }
+        let attempt = tokio::time::timeout(
+            self.timeouts.connect + Duration::from_millis(100),
+            client.get_multiplexed_async_connection_with_config(&self.config),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        });
+        match attempt {
+            Ok(connection) => {
+                if state.last_failure.take().is_some() {
+                    tracing::info!(url = %self.url, "reconnected to redis");
+                }
+                state.generation += 1;
+                let current = (state.generation, connection);
+                state.current = Some(current.clone());
+                Ok(current)
+            }
+            Err(e) => {
+                let why = describe(&e);
+                if state.last_failure.is_none() {
+                    tracing::warn!(url = %self.url, error = %why, "cannot connect to redis");
+                }
+                let error = if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                    Error::Other(format!(
+                        "redis at {} refused our credentials ({why}); fix the user or password \
+                         in the `url` config key",
+                        self.url
+                    ))
+                } else {
+                    self.unreachable(why)
+                };
+                state.last_failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets connection `generation` after it failed, so that the next call reconnects.
+    async fn forget(&self, generation: u64, why: &str) {
+        let mut state = self.state.lock().await;
+        if state
+            .current
+            .as_ref()
+            .is_some_and(|(g, _)| *g == generation)
+        {
+            tracing::warn!(url = %self.url, error = %why, "lost the connection to redis");
+            state.current = None;
+        }
+    }
+
+    /// Runs one request on the live connection, bounded by the timeouts; a connection-level
+    /// failure drops the connection so that the next call reconnects.
+    async fn call<T, F, Fut>(&self, request: F) -> Result<T, Error>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let limit = self.timeouts.connect + self.timeouts.response + Duration::from_millis(200);
+        let attempt = async {
+            let (generation, connection) = self.connection().await?;
+            match request(connection).await {
+                Ok(value) => Ok(value),
+                Err(e) if is_connection_failure(&e) => {
+                    let why = describe(&e);
+                    self.forget(generation, &why).await;
+                    Err(self.unreachable(why))
+                }
+                Err(e) => Err(Error::Other(format!(
+                    "redis at {} refused the call: {e}",
+                    self.url
+                ))),
+            }
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(self.unreachable(format!("no answer within {:.1}s", limit.as_secs_f64())))
+            }
+        }
+    }
+}
+
+/// Whether `e` means the connection is unusable (rather than Redis refusing one command).
+fn is_connection_failure(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_timeout()
+}
+
+fn describe(e: &RedisError) -> String {
+    if e.is_timeout() {
+        format!("timed out ({e})")
+    } else {
+        e.to_string()
+    }
+}
+
+/// `url` with the user-info part (`user:password@`) replaced by `***@`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &url[scheme_end + at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The whole database the URL selects, whatever identifier opened it.
+struct RedisBucket {
+    conn: Arc<Conn>,
+}
+
+/// Checks the current value and increments it in one step; replies `{status, value-or-error}`:
+/// 0 = done (value is the new counter, as text, so that no precision is lost in Lua's doubles),
+/// 1 = the current value is not a decimal unsigned integer, 2 = `INCRBY` refused.
+const INCREMENT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and not string.match(current, '^%d+$') then
+  return {1, ''}
+end
+local result = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(result) == 'table' and result.err then
+  return {2, result.err}
+end
+return {0, redis.call('GET', KEYS[1])}
+";
+
+fn increment_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(INCREMENT))
+}
+
+#[async_trait]
+impl Bucket for RedisBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let cmd = redis::cmd("GET").arg(key).to_owned();
+        self.conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        let cmd = redis::cmd("SET").arg(key).arg(value).to_owned();
+        self.conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let cmd = redis::cmd("DEL").arg(key).to_owned();
+        self.conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, Error> {
+        let cmd = redis::cmd("EXISTS").arg(key).to_owned();
+        self.conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn list_keys(&self, cursor: Option<u64>, limit: usize) -> Result<KeyPage, Error> {
+        let raw = cursor.unwrap_or(0);
+        if limit == 0 {
+            return Ok(KeyPage {
+                keys: Vec::new(),
+                cursor: Some(raw),
+            });
+        }
+        let scan_cursor = raw & SCAN_CURSOR_MASK;
+        // Lossless: the shift leaves at most 16 bits.
+        let skip = (raw >> SCAN_CURSOR_BITS) as usize;
+        let cmd = redis::cmd("SCAN")
+            .arg(scan_cursor)
+            .arg("COUNT")
+            .arg(limit.min(MAX_SCAN_COUNT))
+            .to_owned();
+        let (next, batch): (u64, Vec<Vec<u8>>) = self
+            .conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await?;
+        if next > SCAN_CURSOR_MASK {
+            return Err(Error::other(format!(
+                "redis at {} returned SCAN cursor {next}, larger than this backend can page with",
+                self.conn.url
+            )));
+        }
+        let rest = batch.len().saturating_sub(skip);
+        let (taken, cursor) = if rest > limit && skip + limit <= MAX_SKIP {
+            // More of this SCAN step is left: come back to the same step.
+            (
+                limit,
+                Some(scan_cursor | (((skip + limit) as u64) << SCAN_CURSOR_BITS)),
+            )
+        } else {
+            (rest, (next != 0).then_some(next))
+        };
+        let keys = batch
+            .into_iter()
+            .skip(skip)
+            .take(taken)
+            .filter_map(|k| String::from_utf8(k).ok())
+            .collect();
+        Ok(KeyPage { keys, cursor })
+    }
+
+    async fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
+        let Ok(delta) = i64::try_from(delta) else {
+            return Err(Error::other(format!(
+                "cannot increment `{key}` by {delta}: Redis counts in signed 64 bits, so one \
+                 increment may add at most {}",
+                i64::MAX
+            )));
+        };
+        let mut invocation = increment_script().key(key);
+        invocation.arg(delta);
+        let (status, text): (i64, String) = self
+            .conn
+            .call(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        match status {
+            0 => text.parse::<u64>().map_err(|_| {
+                Error::other(format!(
+                    "cannot increment `{key}`: Redis returned `{text}`, not a counter"
+                ))
+            }),
+            1 => Err(Error::other(format!(
+                "cannot increment `{key}`: its value is not a decimal unsigned integer"
+            ))),
+            _ if text.contains("overflow") => Err(Error::other(format!(
+                "cannot increment `{key}`: the result overflows Redis's signed 64-bit counters \
+                 (at most {})",
+                i64::MAX
+            ))),
+            _ => Err(Error::other(format!(
+                "cannot increment `{key}`: its value is not an integer Redis can count with \
+                 (Redis counters are signed 64-bit): {text}"
+            ))),
+        }
+    }
+
+    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cmd = redis::cmd("MGET").arg(&keys).to_owned();
+        let values: Vec<Option<Vec<u8>>> = self
+            .conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await?;
+        if values.len() != keys.len() {
+            return Err(Error::other(format!(
+                "redis at {} answered MGET of {} keys with {} values",
+                self.conn.url,
+                keys.len(),
+                values.len()
+            )));
+        }
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+
+    async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), Error> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("MSET");
+        for (key, value) in &pairs {
+            cmd.arg(key).arg(value);
+        }
+        self.conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), Error> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let cmd = redis::cmd("DEL").arg(&keys).to_owned();
+        self.conn
+            .call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_to_local_redis() {
+        let config = RedisConfig::from_config(&BTreeMap::new()).expect("empty config");
+        assert_eq!(config, RedisConfig::default());
+        assert_eq!(config.url, "redis://127.0.0.1:6379/");
+    }
+
+    #[test]
+    fn url_key_is_case_insensitive_and_other_keys_are_ignored() {
+        for key in ["url", "URL", "Url"] {
+            let config = RedisConfig::from_config(&map(&[
+                (key, "redis://example.invalid:7000/3"),
+                ("bucket", "x"),
+                ("TLS_CA", "y"),
+            ]))
+            .expect("valid");
+            assert_eq!(config.url, "redis://example.invalid:7000/3");
+            assert_eq!(config.ignored, ["TLS_CA", "bucket"]);
+        }
+    }
+
+    #[test]
+    fn the_same_url_twice_is_fine_but_two_urls_are_an_error() {
+        let same = map(&[("URL", "redis://a/"), ("url", "redis://a/")]);
+        assert_eq!(
+            RedisConfig::from_config(&same).expect("same").url,
+            "redis://a/"
+        );
+        let different = map(&[("URL", "redis://a/"), ("url", "redis://b/")]);
+        let err = RedisConfig::from_config(&different).expect_err("conflict");
+        assert!(err.to_string().contains("URL, url"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_url_names_the_key_and_an_example_and_hides_the_password() {
+        let err = RedisConfig::from_config(&map(&[("URL", "http://:secret@host/")]))
+            .expect_err("not redis");
+        let message = err.to_string();
+        assert!(message.contains("`URL`"), "{message}");
+        assert!(message.contains("redis://127.0.0.1:6379/0"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        for bad in ["", "not a url", "redis://host:notaport/"] {
+            assert!(
+                RedisConfig::from_config(&map(&[("url", bad)])).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_hides_user_info_only() {
+        assert_eq!(redact("redis://:pw@host:1/2"), "redis://***@host:1/2");
+        assert_eq!(redact("redis://user:p@w@host/"), "redis://***@host/");
+        assert_eq!(redact("redis://host:1/2?x=a@b"), "redis://host:1/2?x=a@b");
+        assert_eq!(redact("redis://host"), "redis://host");
+        assert_eq!(redact("nonsense"), "nonsense");
+    }
+}

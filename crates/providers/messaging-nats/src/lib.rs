@@ -1,0 +1,541 @@
+//! The NATS backend of [`trellis_messaging::Messaging`], configured with the same keys as
+//! wasmCloud's `messaging-nats` provider so existing link config carries over.
+//!
+//! # Outages
+//!
+//! [`NatsMessaging::connect`] never fails because NATS is down: the client keeps
+//! reconnecting in the background for as long as the value lives, and existing
+//! subscriptions resume by themselves once it is back. While it is not connected:
+//!
+//! - [`publish`](Messaging::publish) and [`request`](Messaging::request) fail at once with
+//!   [`Error::Backend`] ("NATS at ... is unreachable"). async-nats would otherwise queue
+//!   them and send them after the reconnect (or block once its queue is full), which a
+//!   guest could not tell from success. A message published in the instant between the
+//!   connection dropping and the client noticing is lost, as core NATS is at-most-once
+//!   anyway.
+//! - [`subscribe`](Messaging::subscribe) succeeds: the subscription is registered with the
+//!   client and becomes active when the connection is (re)established, so a host that
+//!   starts before NATS does not need a retry loop for its link subscriptions.
+//! - [`health`](Messaging::health) is an error.
+
+use async_nats::connection::State;
+use async_nats::{ConnectOptions, RequestErrorKind, ServerAddr, SubscribeErrorKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use trellis_messaging::{Error, Message, Messaging, Subscription, subject};
+
+/// Where NATS is looked for when `cluster_uris` is not given.
+pub const DEFAULT_CLUSTER_URI: &str = "nats://127.0.0.1:4222";
+
+/// How long [`NatsMessaging::connect`] waits for the first connection before returning a
+/// client that is still trying, so that a host starting next to a running NATS can use it
+/// at once.
+const INITIAL_CONNECT_WAIT: Duration = Duration::from_secs(2);
+
+/// Bound on handing a command to the client; it only waits when async-nats's command queue
+/// is full, which means the connection is stuck.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bound on the round trip to the server in [`Messaging::health`].
+const HEALTH_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Link config of the NATS messaging backend.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsMessagingConfig {
+    /// Servers to connect to, from `cluster_uris`.
+    pub cluster_uris: Vec<String>,
+    /// Decentralised-auth credentials, from `client_jwt` and `client_seed`.
+    pub credentials: Option<Credentials>,
+    /// Keys that were given but mean nothing to this backend (lower-cased), for the host to
+    /// warn about.
+    pub ignored: Vec<String>,
+}
+
+/// A user JWT and the nkey seed that signs the server's nonce with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user JWT.
+    pub jwt: String,
+    /// The user nkey seed (`SU...`).
+    pub seed: String,
+}
+
+// The seed is a secret and the JWT a bearer token: neither may reach logs.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("jwt", &"<redacted>")
+            .field("seed", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NatsMessagingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsMessagingConfig")
+            .field("cluster_uris", &self.cluster_uris)
+            .field("credentials", &self.credentials)
+            .field("ignored", &self.ignored)
+            .finish()
+    }
+}
+
+/// Why a link config cannot configure the NATS backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The same key appears more than once, differing only in case.
+    #[error("config key `{0}` is given more than once (keys are case-insensitive)")]
+    DuplicateKey(String),
+    /// A server address does not parse.
+    #[error("invalid NATS server address `{uri}` in cluster_uris: {reason}")]
+    InvalidUri {
+        /// The address as given.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Only one of `client_jwt` and `client_seed` was given.
+    #[error("client_jwt and client_seed must be given together, but {missing} is missing")]
+    IncompleteCredentials {
+        /// The key that is missing.
+        missing: &'static str,
+    },
+    /// The JWT or seed is malformed.
+    #[error("invalid NATS credentials: {0}")]
+    InvalidCredentials(String),
+}
+
+const KEY_URIS: &str = "cluster_uris";
+const KEY_JWT: &str = "client_jwt";
+const KEY_SEED: &str = "client_seed";
+/// Read by the host per link with `SubscriptionSpec::parse_list`, so neither used here nor
+/// worth a warning.
+const KEY_SUBSCRIPTIONS: &str = "subscriptions";
+
+impl NatsMessagingConfig {
+    /// Reads link config. Keys match case-insensitively; unknown keys are listed in
+    /// [`ignored`](Self::ignored) rather than refused, since wasmCloud's provider accepts
+    /// more (TLS, inbox prefix, ...) than this backend supports.
+    pub fn from_config(config: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<String, &str> = BTreeMap::new();
+        for (key, value) in config {
+            let key = key.to_ascii_lowercase();
+            if values.insert(key.clone(), value.as_str()).is_some() {
+                return Err(ConfigError::DuplicateKey(key));
+            }
+        }
+
+        let mut cluster_uris: Vec<String> = values
+            .remove(KEY_URIS)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|uri| !uri.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if cluster_uris.is_empty() {
+            cluster_uris.push(DEFAULT_CLUSTER_URI.to_owned());
+        }
+        for uri in &cluster_uris {
+            uri.parse::<ServerAddr>()
+                .map_err(|e| ConfigError::InvalidUri {
+                    uri: uri.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+
+        let jwt = values
+            .remove(KEY_JWT)
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let seed = values
+            .remove(KEY_SEED)
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let credentials = match (jwt, seed) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::IncompleteCredentials { missing: KEY_SEED });
+            }
+            (None, Some(_)) => return Err(ConfigError::IncompleteCredentials { missing: KEY_JWT }),
+            (Some(jwt), Some(seed)) => {
+                let credentials = Credentials {
+                    jwt: jwt.to_owned(),
+                    seed: seed.to_owned(),
+                };
+                // Parse now so that a bad seed is a config error, not a client that never
+                // authenticates.
+                credentials.apply(ConnectOptions::new())?;
+                Some(credentials)
+            }
+        };
+
+        values.remove(KEY_SUBSCRIPTIONS);
+        Ok(Self {
+            cluster_uris,
+            credentials,
+            ignored: values.into_keys().collect(),
+        })
+    }
+}
+
+impl Default for NatsMessagingConfig {
+    fn default() -> Self {
+        Self {
+            cluster_uris: vec![DEFAULT_CLUSTER_URI.to_owned()],
+            credentials: None,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl Credentials {
+    fn apply(&self, options: ConnectOptions) -> Result<ConnectOptions, ConfigError> {
+        // async-nats takes a JWT with a signing callback or a creds file; building the
+        // creds text reuses its seed parsing instead of depending on nkeys directly. Its
+        // parser only accepts these characters, and refusing others up front also keeps a
+        // value from smuggling in extra lines.
+        let plain = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='))
+        };
+        if !plain(&self.jwt) {
+            return Err(ConfigError::InvalidCredentials(
+                "client_jwt contains characters a JWT cannot have".to_owned(),
+            ));
+        }
+        if !plain(&self.seed) {
+            return Err(ConfigError::InvalidCredentials(
+                "client_seed contains characters an nkey seed cannot have".to_owned(),
+            ));
+        }
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n{}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            self.jwt, self.seed
+        );
+        options
+            .credentials(&creds)
+            .map_err(|e| ConfigError::InvalidCredentials(e.to_string()))
+    }
+}
+
+/// A NATS connection serving [`Messaging`]. See the [crate docs](crate) for what happens
+/// while NATS is unreachable.
+#[derive(Debug, Clone)]
+pub struct NatsMessaging {
+    /// `Err` only if async-nats refused options that [`NatsMessagingConfig::from_config`]
+    /// accepted; every call then reports it.
+    client: Result<async_nats::Client, String>,
+    /// For error messages.
+    uris: String,
+}
+
+impl NatsMessaging {
+    /// Starts a client for `config`. Returns once connected, or after a short wait with a
+    /// client that keeps trying in the background.
+    pub async fn connect(config: &NatsMessagingConfig) -> Self {
+        let uris = config.cluster_uris.join(",");
+        let client = match Self::start(config).await {
+            Ok(client) => Ok(client),
+            Err(e) => {
+                tracing::error!(uris, error = %e, "cannot start a NATS client");
+                Err(format!("cannot start a NATS client for {uris}: {e}"))
+            }
+        };
+        if let Ok(client) = &client {
+            let deadline = tokio::time::Instant::now() + INITIAL_CONNECT_WAIT;
+            while client.connection_state() != State::Connected
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if client.connection_state() != State::Connected {
+                tracing::warn!(
+                    uris,
+                    "NATS is unreachable; will keep reconnecting in the background"
+                );
+            }
+        }
+        Self { client, uris }
+    }
+
+    async fn start(config: &NatsMessagingConfig) -> Result<async_nats::Client, String> {
+        let addrs = config
+            .cluster_uris
+            .iter()
+            .map(|uri| uri.parse::<ServerAddr>().map_err(|e| format!("{uri}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut options = ConnectOptions::new()
+            .name("trellis")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            // Fast enough that a restarted server is picked up within seconds, slow enough
+            // not to hammer one that is down.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(250 * u64::try_from(attempts).unwrap_or(u64::MAX).min(8))
+            })
+            // A silently dead connection (no RST) is noticed after a few missed pings.
+            .ping_interval(Duration::from_secs(20));
+        if let Some(credentials) = &config.credentials {
+            options = credentials.apply(options).map_err(|e| e.to_string())?;
+        }
+        options.connect(addrs).await.map_err(|e| e.to_string())
+    }
+
+    fn unreachable(&self, state: &State) -> Error {
+        Error::Backend(format!(
+            "NATS at {} is unreachable (connection {state}); the client keeps reconnecting in the background",
+            self.uris
+        ))
+    }
+
+    /// The client, if it is connected now.
+    fn connected(&self) -> Result<&async_nats::Client, Error> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| Error::Backend(e.clone()))?;
+        match client.connection_state() {
+            State::Connected => Ok(client),
+            state => Err(self.unreachable(&state)),
+        }
+    }
+
+    async fn bounded<T>(&self, what: &str, fut: impl Future<Output = T>) -> Result<T, Error> {
+        tokio::time::timeout(COMMAND_TIMEOUT, fut).await.map_err(|_| {
+            Error::Backend(format!(
+                "{what} did not complete within {COMMAND_TIMEOUT:?}: NATS at {} is not keeping up or unreachable",
+                self.uris
+            ))
+        })
+    }
+}
+
+fn from_nats(message: async_nats::Message) -> Message {
+    Message {
+        subject: message.subject.to_string(),
+        body: message.payload,
+        reply_to: message.reply.map(|r| r.to_string()),
+    }
+}
+
+#[async_trait]
+impl Messaging for NatsMessaging {
+    async fn publish(&self, message: Message) -> Result<(), Error> {
+        subject::validate(&message.subject, false)?;
+        if let Some(reply_to) = &message.reply_to {
+            subject::validate(reply_to, false)?;
+        }
+        let client = self.connected()?;
+        let Message {
+            subject,
+            body,
+            reply_to,
+        } = message;
+        let result = match reply_to {
+            Some(reply_to) => {
+                self.bounded(
+                    "publish",
+                    client.publish_with_reply(subject.clone(), reply_to, body),
+                )
+                .await?
+            }
+            None => {
+                self.bounded("publish", client.publish(subject.clone(), body))
+                    .await?
+            }
+        };
+        result.map_err(|e| Error::Backend(format!("publish to `{subject}` failed: {e}")))
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        subject::validate(subject, false)?;
+        let client = self.connected()?;
+        let request = async_nats::Request::new()
+            .payload(body)
+            .timeout(Some(timeout));
+        let timed_out = || Error::TimedOut {
+            subject: subject.to_owned(),
+            timeout,
+        };
+        // async-nats applies `timeout` to the wait for the reply; this outer bound also
+        // covers handing the request to a stuck connection.
+        let result = tokio::time::timeout(
+            timeout.saturating_add(COMMAND_TIMEOUT),
+            client.send_request(subject.to_owned(), request),
+        )
+        .await
+        .map_err(|_| timed_out())?;
+        match result {
+            Ok(reply) => Ok(from_nats(reply)),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::TimedOut => timed_out(),
+                RequestErrorKind::NoResponders => Error::NoResponders {
+                    subject: subject.to_owned(),
+                },
+                RequestErrorKind::InvalidSubject => Error::InvalidSubject {
+                    subject: subject.to_owned(),
+                    reason: e.to_string(),
+                },
+                RequestErrorKind::MaxPayloadExceeded | RequestErrorKind::Other => {
+                    Error::Backend(format!("request on `{subject}` failed: {e}"))
+                }
+            }),
+        }
+    }
+
+    async fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription, Error> {
+        subject::validate(subject, true)?;
+        // Not `connected()`: a subscription made while disconnected starts working when
+        // the client reconnects (see the crate docs).
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| Error::Backend(e.clone()))?;
+        let result = match queue {
+            Some(queue) => {
+                self.bounded(
+                    "subscribe",
+                    client.queue_subscribe(subject.to_owned(), queue.to_owned()),
+                )
+                .await?
+            }
+            None => {
+                self.bounded("subscribe", client.subscribe(subject.to_owned()))
+                    .await?
+            }
+        };
+        let subscriber = result.map_err(|e| match e.kind() {
+            SubscribeErrorKind::InvalidSubject | SubscribeErrorKind::InvalidQueueName => {
+                Error::InvalidSubject {
+                    subject: subject.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
+            _ => Error::Backend(format!("subscribe to `{subject}` failed: {e}")),
+        })?;
+        // Dropping the async-nats subscriber unsubscribes on the server.
+        Ok(subscriber.map(from_nats).boxed())
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        let client = self.connected().map_err(|e| e.to_string())?;
+        match tokio::time::timeout(HEALTH_FLUSH_TIMEOUT, client.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("NATS at {} failed a flush: {e}", self.uris)),
+            Err(_) => Err(format!(
+                "NATS at {} did not answer a flush within {HEALTH_FLUSH_TIMEOUT:?}",
+                self.uris
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<NatsMessagingConfig, ConfigError> {
+        NatsMessagingConfig::from_config(
+            &pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    // A user JWT/seed pair in the format `nsc` produces (from async-nats's own tests).
+    const SEED: &str = "SUAIO3FHUX5PNV2LQIIP7TZ3N4L7TX3W53MQGEIVYFIGA635OZCKEYHFLM";
+    const JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJqdGkiOiJMN1dBT1hJU0tPSUZNM1QyNEhMQ09ENzJRT1czQkNVWEdETjRKVU1SSUtHTlQ3RzdZVFRRIiwiaWF0IjoxNjUxNzkwOTgyLCJpc3MiOiJBRFRRUzdaQ0ZWSk5XNTcyNkdPWVhXNVRTQ1pGTklRU0hLMlpHWVVCQ0Q1RDc3T1ROTE9PS1pPWiIsIm5hbWUiOiJUZXN0VXNlciIsInN1YiI6IlVBRkhHNkZVRDJVVTRTREZWQUZVTDVMREZPMlhNNFdZTTc2VU5YVFBKWUpLN0VFTVlSQkhUMlZFIiwibmF0cyI6eyJwdWIiOnt9LCJzdWIiOnt9LCJzdWJzIjotMSwiZGF0YSI6LTEsInBheWxvYWQiOi0xLCJ0eXBlIjoidXNlciIsInZlcnNpb24iOjJ9fQ.bp2-Jsy33l4ayF7Ku1MNdJby4WiMKUrG-rSVYGBusAtV3xP4EdCa-zhSNUaBVIL3uYPPCQYCEoM1pCUdOnoJBg";
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).expect("empty config");
+        assert_eq!(c.cluster_uris, vec![DEFAULT_CLUSTER_URI.to_owned()]);
+        assert_eq!(c.credentials, None);
+        assert!(c.ignored.is_empty());
+        assert_eq!(c, NatsMessagingConfig::default());
+    }
+
+    #[test]
+    fn cluster_uris_are_comma_separated_and_case_insensitive() {
+        let c = config(&[("CLUSTER_URIS", " nats://a:4222 , nats://b:4223,,")]).expect("config");
+        assert_eq!(c.cluster_uris, vec!["nats://a:4222", "nats://b:4223"]);
+        let c = config(&[("cluster_uris", "")]).expect("config");
+        assert_eq!(c.cluster_uris, vec![DEFAULT_CLUSTER_URI]);
+    }
+
+    #[test]
+    fn bad_uri_is_an_error() {
+        assert!(matches!(
+            config(&[("cluster_uris", "http://example.com")]),
+            Err(ConfigError::InvalidUri { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_keys_differing_in_case() {
+        assert_eq!(
+            config(&[("cluster_uris", "a"), ("Cluster_Uris", "b")]),
+            Err(ConfigError::DuplicateKey("cluster_uris".into()))
+        );
+    }
+
+    #[test]
+    fn credentials_need_both_halves() {
+        assert_eq!(
+            config(&[("client_jwt", JWT)]),
+            Err(ConfigError::IncompleteCredentials {
+                missing: "client_seed"
+            })
+        );
+        assert_eq!(
+            config(&[("Client_Seed", SEED)]),
+            Err(ConfigError::IncompleteCredentials {
+                missing: "client_jwt"
+            })
+        );
+        let c = config(&[("client_jwt", JWT), ("CLIENT_SEED", SEED)]).expect("credentials");
+        assert_eq!(
+            c.credentials,
+            Some(Credentials {
+                jwt: JWT.into(),
+                seed: SEED.into()
+            })
+        );
+        assert!(!format!("{c:?}").contains(SEED), "seed leaked into Debug");
+    }
+
+    #[test]
+    fn malformed_credentials_are_refused() {
+        assert!(matches!(
+            config(&[("client_jwt", JWT), ("client_seed", "not-a-seed")]),
+            Err(ConfigError::InvalidCredentials(_))
+        ));
+        assert!(matches!(
+            config(&[("client_jwt", "a\n-----BEGIN"), ("client_seed", SEED)]),
+            Err(ConfigError::InvalidCredentials(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_are_listed_and_subscriptions_is_not() {
+        let c = config(&[
+            ("subscriptions", "a.b,c|q"),
+            ("TLS_CA_FILE", "/x"),
+            ("custom_inbox_prefix", "x"),
+        ])
+        .expect("config");
+        assert_eq!(c.ignored, vec!["custom_inbox_prefix", "tls_ca_file"]);
+    }
+}

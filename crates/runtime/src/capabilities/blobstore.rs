@@ -1,0 +1,436 @@
+//! `wasi:blobstore/{types,container,blobstore}@0.2.0-draft` on a
+//! [`trellis_blobstore::Blobstore`] backend.
+//!
+//! Values move whole: a guest writes an object through an `output-stream` into a buffer
+//! bounded by [`trellis_blobstore::Limits::max_object_bytes`], and reads one back as bytes or
+//! as an `input-stream` over bytes already fetched. A write past the limit fails the stream
+//! write (a guest-visible error), not the instance.
+
+use super::bindings::wasi::blobstore::{blobstore, container, types};
+use crate::state::InstanceState;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use trellis_blobstore::Blobstore;
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, OutputStream, Pollable, StreamError, StreamResult,
+};
+
+/// The host side of `outgoing-value`: the bytes a guest has written so far.
+pub struct OutgoingValue {
+    buffer: Arc<Mutex<Buffer>>,
+    stream_taken: bool,
+    /// Where `write-data` put it, so that bytes written after that call still land.
+    written_to: Option<(Arc<dyn Blobstore>, String, String, usize)>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    bytes: BytesMut,
+    overflowed: bool,
+}
+
+/// The host side of `incoming-value`: bytes already read from the backend.
+pub struct IncomingValue {
+    data: Bytes,
+}
+
+/// The host side of `container`.
+pub struct ContainerHandle {
+    name: String,
+    backend: Arc<dyn Blobstore>,
+}
+
+/// The host side of `stream-object-names`.
+pub struct ObjectNames {
+    names: VecDeque<String>,
+}
+
+/// The output stream a guest writes an object through.
+struct BoundedWriter {
+    buffer: Arc<Mutex<Buffer>>,
+    limit: u64,
+}
+
+#[async_trait::async_trait]
+impl Pollable for BoundedWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for BoundedWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        if (buffer.bytes.len() + bytes.len()) as u64 > self.limit {
+            buffer.overflowed = true;
+            return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                "object is larger than the limit of {} bytes (host flag --max-blob-size)",
+                self.limit
+            )));
+        }
+        buffer.bytes.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always accept a chunk; `write` refuses the one that crosses the limit with an
+        // error the guest sees. Returning 0 here would make a blocking writer wait forever.
+        Ok(64 * 1024)
+    }
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, String>>;
+
+impl InstanceState {
+    fn blobstore(&self) -> Result<Arc<dyn Blobstore>, String> {
+        match &self.context.capabilities.blobstore {
+            Some(linked) => linked.ready().cloned(),
+            None => Err("no blobstore capability is linked to this component".into()),
+        }
+    }
+
+    fn max_object_bytes(&self) -> u64 {
+        self.capability_limits.blobstore.max_object_bytes
+    }
+}
+
+impl types::Host for InstanceState {}
+
+impl types::HostOutgoingValue for InstanceState {
+    async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
+        Ok(self.table.push(OutgoingValue {
+            buffer: Arc::default(),
+            stream_taken: false,
+            written_to: None,
+        })?)
+    }
+
+    async fn outgoing_value_write_body(
+        &mut self,
+        this: Resource<OutgoingValue>,
+    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ()>> {
+        let limit = self.max_object_bytes();
+        let value = self.table.get_mut(&this)?;
+        if value.stream_taken {
+            return Ok(Err(()));
+        }
+        value.stream_taken = true;
+        let writer: DynOutputStream = Box::new(BoundedWriter {
+            buffer: value.buffer.clone(),
+            limit,
+        });
+        Ok(Ok(self.table.push(writer)?))
+    }
+
+    async fn finish(&mut self, this: Resource<OutgoingValue>) -> Outcome<()> {
+        let value = self.table.delete(this)?;
+        let Some((backend, container, object, written_len)) = value.written_to else {
+            return Ok(Ok(()));
+        };
+        let (bytes, overflowed) = {
+            let buffer = value.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            (buffer.bytes.clone().freeze(), buffer.overflowed)
+        };
+        if overflowed {
+            return Ok(Err(too_large(self.max_object_bytes())));
+        }
+        if bytes.len() == written_len {
+            return Ok(Ok(()));
+        }
+        Ok(backend
+            .write_data(&container, &object, bytes)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn drop(&mut self, this: Resource<OutgoingValue>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+fn too_large(limit: u64) -> String {
+    format!("object is larger than the limit of {limit} bytes (host flag --max-blob-size)")
+}
+
+impl types::HostIncomingValue for InstanceState {
+    async fn incoming_value_consume_sync(
+        &mut self,
+        this: Resource<IncomingValue>,
+    ) -> Outcome<Vec<u8>> {
+        let value = self.table.delete(this)?;
+        Ok(Ok(value.data.to_vec()))
+    }
+
+    async fn incoming_value_consume_async(
+        &mut self,
+        this: Resource<IncomingValue>,
+    ) -> Outcome<Resource<DynInputStream>> {
+        let value = self.table.delete(this)?;
+        let stream: DynInputStream =
+            Box::new(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(value.data));
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    async fn size(&mut self, this: Resource<IncomingValue>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&this)?.data.len() as u64)
+    }
+
+    async fn drop(&mut self, this: Resource<IncomingValue>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl container::Host for InstanceState {}
+
+impl container::HostContainer for InstanceState {
+    async fn name(&mut self, this: Resource<ContainerHandle>) -> Outcome<String> {
+        Ok(Ok(self.table.get(&this)?.name.clone()))
+    }
+
+    async fn info(&mut self, this: Resource<ContainerHandle>) -> Outcome<types::ContainerMetadata> {
+        let c = self.table.get(&this)?;
+        let (name, backend) = (c.name.clone(), c.backend.clone());
+        Ok(backend
+            .container_info(&name)
+            .await
+            .map(|i| types::ContainerMetadata {
+                name: i.name,
+                created_at: i.created_at,
+            })
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn get_data(
+        &mut self,
+        this: Resource<ContainerHandle>,
+        name: String,
+        start: u64,
+        end: u64,
+    ) -> Outcome<Resource<IncomingValue>> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        if end < start {
+            return Ok(Err(format!(
+                "invalid range: end {end} is before start {start}"
+            )));
+        }
+        let max = self.max_object_bytes();
+        match backend.get_data(&container, &name, start, end, max).await {
+            Ok(data) => Ok(Ok(self.table.push(IncomingValue { data })?)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    async fn write_data(
+        &mut self,
+        this: Resource<ContainerHandle>,
+        name: String,
+        data: Resource<OutgoingValue>,
+    ) -> Outcome<()> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        let limit = self.max_object_bytes();
+        let value = self.table.get_mut(&data)?;
+        let (bytes, overflowed) = {
+            let buffer = value.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            (buffer.bytes.clone().freeze(), buffer.overflowed)
+        };
+        if overflowed {
+            return Ok(Err(too_large(limit)));
+        }
+        value.written_to = Some((
+            backend.clone(),
+            container.clone(),
+            name.clone(),
+            bytes.len(),
+        ));
+        Ok(backend
+            .write_data(&container, &name, bytes)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn list_objects(
+        &mut self,
+        this: Resource<ContainerHandle>,
+    ) -> Outcome<Resource<ObjectNames>> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        match backend.list_objects(&container).await {
+            Ok(names) => Ok(Ok(self.table.push(ObjectNames {
+                names: names.into(),
+            })?)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    async fn delete_object(
+        &mut self,
+        this: Resource<ContainerHandle>,
+        name: String,
+    ) -> Outcome<()> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        Ok(backend
+            .delete_object(&container, &name)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn delete_objects(
+        &mut self,
+        this: Resource<ContainerHandle>,
+        names: Vec<String>,
+    ) -> Outcome<()> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        for name in names {
+            if let Err(e) = backend.delete_object(&container, &name).await {
+                return Ok(Err(e.to_string()));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn has_object(&mut self, this: Resource<ContainerHandle>, name: String) -> Outcome<bool> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        Ok(backend
+            .has_object(&container, &name)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn object_info(
+        &mut self,
+        this: Resource<ContainerHandle>,
+        name: String,
+    ) -> Outcome<types::ObjectMetadata> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        Ok(backend
+            .object_info(&container, &name)
+            .await
+            .map(|i| types::ObjectMetadata {
+                name: i.name,
+                container: i.container,
+                created_at: i.created_at,
+                size: i.size,
+            })
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn clear(&mut self, this: Resource<ContainerHandle>) -> Outcome<()> {
+        let c = self.table.get(&this)?;
+        let (container, backend) = (c.name.clone(), c.backend.clone());
+        Ok(backend.clear(&container).await.map_err(|e| e.to_string()))
+    }
+
+    async fn drop(&mut self, this: Resource<ContainerHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl container::HostStreamObjectNames for InstanceState {
+    async fn read_stream_object_names(
+        &mut self,
+        this: Resource<ObjectNames>,
+        len: u64,
+    ) -> Outcome<(Vec<String>, bool)> {
+        let names = &mut self.table.get_mut(&this)?.names;
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(names.len());
+        let page: Vec<String> = names.drain(..n).collect();
+        Ok(Ok((page, names.is_empty())))
+    }
+
+    async fn skip_stream_object_names(
+        &mut self,
+        this: Resource<ObjectNames>,
+        num: u64,
+    ) -> Outcome<(u64, bool)> {
+        let names = &mut self.table.get_mut(&this)?.names;
+        let n = usize::try_from(num).unwrap_or(usize::MAX).min(names.len());
+        names.drain(..n);
+        Ok(Ok((n as u64, names.is_empty())))
+    }
+
+    async fn drop(&mut self, this: Resource<ObjectNames>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl blobstore::Host for InstanceState {
+    async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
+        let backend = match self.blobstore() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        match backend.create_container(&name).await {
+            Ok(_) => Ok(Ok(self.table.push(ContainerHandle { name, backend })?)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
+        let backend = match self.blobstore() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        match backend.container_info(&name).await {
+            Ok(_) => Ok(Ok(self.table.push(ContainerHandle { name, backend })?)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    async fn delete_container(&mut self, name: String) -> Outcome<()> {
+        let backend = match self.blobstore() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(backend
+            .delete_container(&name)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn container_exists(&mut self, name: String) -> Outcome<bool> {
+        let backend = match self.blobstore() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(backend
+            .container_exists(&name)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
+        let backend = match self.blobstore() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(backend
+            .copy_object(&src.container, &src.object, &dest.container, &dest.object)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
+        let backend = match self.blobstore() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(backend
+            .move_object(&src.container, &src.object, &dest.container, &dest.object)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+}

@@ -1,0 +1,128 @@
+//! The capability interfaces a component reaches through links: `wasi:keyvalue`,
+//! `wasmcloud:messaging`, `wasi:blobstore` and `wasi:http/outgoing-handler`.
+//!
+//! The host resolves a component's links to backends when it deploys it and hands them to
+//! the runtime in a [`Capabilities`]; the bindings here turn guest calls into calls on those
+//! backends, after checking the [`CapabilityLimits`]. Two rules hold throughout:
+//!
+//! - Whatever goes wrong with a backend (down, misconfigured, failed to start) reaches the
+//!   guest as the interface's error value, never as a trap: a guest can always answer
+//!   "storage is unavailable" instead of dying.
+//! - Every value from a guest is bounded before a backend sees it (key, value, batch and
+//!   message sizes, request timeouts).
+
+pub(crate) mod blobstore;
+pub(crate) mod http_client;
+pub(crate) mod keyvalue;
+pub(crate) mod messaging;
+
+use std::sync::Arc;
+use trellis_blobstore::Blobstore;
+use trellis_keyvalue::KeyValue;
+use trellis_messaging::Messaging;
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: [
+            "../../wit/io",
+            "../../wit/keyvalue",
+            "../../wit/messaging",
+            "../../wit/blobstore",
+        ],
+        inline: "
+            package trellis:capabilities;
+            world capabilities {
+                import wasi:keyvalue/store@0.2.0-draft;
+                import wasi:keyvalue/atomics@0.2.0-draft;
+                import wasi:keyvalue/batch@0.2.0-draft;
+                import wasmcloud:messaging/consumer@0.2.0;
+                import wasi:blobstore/types@0.2.0-draft;
+                import wasi:blobstore/container@0.2.0-draft;
+                import wasi:blobstore/blobstore@0.2.0-draft;
+                export wasmcloud:messaging/handler@0.2.0;
+            }
+        ",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:keyvalue/store.bucket": super::keyvalue::BucketHandle,
+            "wasi:blobstore/types.outgoing-value": super::blobstore::OutgoingValue,
+            "wasi:blobstore/types.incoming-value": super::blobstore::IncomingValue,
+            "wasi:blobstore/container.container": super::blobstore::ContainerHandle,
+            "wasi:blobstore/container.stream-object-names": super::blobstore::ObjectNames,
+        },
+    });
+}
+
+/// A backend a link resolved to, or why the provider behind it is not available.
+pub enum Backend<T: ?Sized> {
+    /// The provider is running.
+    Ready(Arc<T>),
+    /// The provider failed to start; calls answer with this reason.
+    Failed(String),
+}
+
+impl<T: ?Sized> Clone for Backend<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Backend::Ready(b) => Backend::Ready(b.clone()),
+            Backend::Failed(r) => Backend::Failed(r.clone()),
+        }
+    }
+}
+
+/// One link from a component to a capability provider.
+pub struct Linked<T: ?Sized> {
+    /// The provider's name in the manifest, for error messages.
+    pub provider: String,
+    /// What calls go to.
+    pub backend: Backend<T>,
+}
+
+impl<T: ?Sized> Clone for Linked<T> {
+    fn clone(&self) -> Self {
+        Self {
+            provider: self.provider.clone(),
+            backend: self.backend.clone(),
+        }
+    }
+}
+
+impl<T: ?Sized> Linked<T> {
+    /// The backend, or the text the guest should see when there is none.
+    fn ready(&self) -> Result<&Arc<T>, String> {
+        match &self.backend {
+            Backend::Ready(b) => Ok(b),
+            Backend::Failed(reason) => Err(format!(
+                "capability `{}` is not available: it failed to start: {reason}",
+                self.provider
+            )),
+        }
+    }
+}
+
+/// What a component's links give it; fixed when the component is deployed.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    /// `wasi:keyvalue/{store,atomics,batch}`.
+    pub keyvalue: Option<Linked<dyn KeyValue>>,
+    /// `wasmcloud:messaging/consumer`.
+    pub messaging: Option<Linked<dyn Messaging>>,
+    /// `wasi:blobstore/*`.
+    pub blobstore: Option<Linked<dyn Blobstore>>,
+    /// `wasi:http/outgoing-handler`.
+    pub http_client: Option<Linked<trellis_http_client::HttpClient>>,
+}
+
+/// Bounds on capability calls, the same for every component on a host.
+#[derive(Debug, Clone, Default)]
+pub struct CapabilityLimits {
+    /// Key-value bounds.
+    pub keyvalue: trellis_keyvalue::Limits,
+    /// Messaging bounds.
+    pub messaging: trellis_messaging::Limits,
+    /// Blobstore bounds.
+    pub blobstore: trellis_blobstore::Limits,
+}

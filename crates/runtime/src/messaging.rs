@@ -1,0 +1,148 @@
+//! Delivering messages to components that export `wasmcloud:messaging/handler`: a fresh
+//! instance per message, under the same limits as an HTTP request.
+
+use crate::capabilities::bindings::exports::wasmcloud::messaging::handler::BrokerMessage;
+use crate::capabilities::bindings::{Capabilities as CapabilitiesWorld, CapabilitiesPre};
+use crate::http::{GuestFailure, InvokeError};
+use crate::state::{InstanceBounds, InstanceState};
+use crate::{Component, InstanceContext, Runtime};
+use trellis_control::ComponentId;
+use trellis_messaging::Message;
+
+/// Why a component cannot be prepared to receive messages.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareMessagingError {
+    /// It does not export the handler.
+    #[error(
+        "component `{id}` does not export wasmcloud:messaging/handler, so it cannot receive messages (it exports: {exports})"
+    )]
+    NotAHandler {
+        /// Component id.
+        id: ComponentId,
+        /// What it exports instead.
+        exports: String,
+    },
+    /// An import could not be resolved against the host.
+    #[error("component `{id}` cannot be linked: {reason}")]
+    Link {
+        /// Component id.
+        id: ComponentId,
+        /// wasmtime's explanation.
+        reason: String,
+    },
+}
+
+/// Why handling a message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleMessageError {
+    /// The instance failed: trapped, ran out of time, or could not be created.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// The guest's handler returned an error.
+    #[error("component `{id}` could not handle the message: {message}")]
+    Rejected {
+        /// Component id.
+        id: ComponentId,
+        /// The guest's error text.
+        message: String,
+    },
+}
+
+/// A component prepared once to receive messages; cheap to clone and share.
+#[derive(Clone)]
+pub struct MessageComponent {
+    pre: CapabilitiesPre<InstanceState>,
+    context: InstanceContext,
+    bounds: InstanceBounds,
+}
+
+impl MessageComponent {
+    pub(crate) fn prepare(
+        runtime: &Runtime,
+        component: &Component,
+        context: InstanceContext,
+    ) -> Result<Self, PrepareMessagingError> {
+        if !component.exports_interface("wasmcloud", "messaging", "handler") {
+            return Err(PrepareMessagingError::NotAHandler {
+                id: component.id.clone(),
+                exports: component.exports.join(", "),
+            });
+        }
+        let link_err = |e: wasmtime::Error| PrepareMessagingError::Link {
+            id: component.id.clone(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = runtime
+            .linker
+            .instantiate_pre(&component.component)
+            .map_err(link_err)?;
+        let pre = CapabilitiesPre::new(instance_pre).map_err(link_err)?;
+        Ok(Self {
+            pre,
+            context,
+            bounds: InstanceBounds::from(&runtime.limits),
+        })
+    }
+
+    /// The id of the component this serves.
+    pub fn id(&self) -> &ComponentId {
+        &self.context.component_id
+    }
+
+    /// Delivers one message to a fresh instance and waits for the handler to return.
+    pub async fn handle(&self, message: Message) -> Result<(), HandleMessageError> {
+        let id = self.context.component_id.clone();
+        let limit = self.bounds.max_execution_time;
+        let mut store = self
+            .bounds
+            .new_store(self.pre.engine(), self.context.clone());
+        let pre = self.pre.clone();
+        let msg = BrokerMessage {
+            subject: message.subject,
+            body: message.body.to_vec(),
+            reply_to: message.reply_to,
+        };
+        let run = async move {
+            let guest: CapabilitiesWorld = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(GuestFailure::Instantiate)?;
+            guest
+                .wasmcloud_messaging_handler()
+                .call_handle_message(&mut store, &msg)
+                .await
+                .map_err(GuestFailure::Call)
+        };
+        let task_id = id.clone();
+        // On its own task, as for HTTP, so the deadline stops the instance wherever it is.
+        let outcome = tokio::spawn(async move {
+            match tokio::time::timeout(limit, run).await {
+                Ok(result) => result,
+                Err(_) => Err(GuestFailure::Timeout),
+            }
+            .map_err(|f| f.into_invoke_error(&task_id, limit))
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(HandleMessageError::Rejected { id, message }),
+            Ok(Err(e)) => Err(e.into()),
+            Err(join) => Err(InvokeError::Trap {
+                id,
+                message: format!("host task failed: {join}"),
+            }
+            .into()),
+        }
+    }
+}
+
+impl Runtime {
+    /// Prepares `component` to receive messages on `wasmcloud:messaging/handler`.
+    pub fn prepare_messaging(
+        &self,
+        component: &Component,
+        context: InstanceContext,
+    ) -> Result<MessageComponent, PrepareMessagingError> {
+        MessageComponent::prepare(self, component, context)
+    }
+}
