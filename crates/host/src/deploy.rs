@@ -446,7 +446,7 @@ fn check_imports(
         let links: Vec<&LinkSpec> = app
             .links
             .iter()
-            .filter(|l| l.source == name && l.link.carries(n.namespace, n.package, n.interface))
+            .filter(|l| l.source == name && link_serves(l, &n))
             .collect();
         for link in &links {
             check_link_target(app, name, import, &n, link, problems);
@@ -484,6 +484,20 @@ fn check_imports(
             )),
         );
     }
+}
+
+/// Whether `link` serves the import `n`: it lists the interface, or the interface only
+/// exists to go with the package's others. Manifests written for wasmCloud list
+/// `[consumer]` for messaging and `[blobstore]` for the blobstore, while components also
+/// import the `types` (and for the blobstore, `container`) interfaces those use.
+fn link_serves(link: &LinkSpec, n: &InterfaceName<'_>) -> bool {
+    if link.link.carries(n.namespace, n.package, n.interface) {
+        return true;
+    }
+    let same_package = link.link.wit_namespace == n.namespace && link.link.wit_package == n.package;
+    let companion = n.interface == "types"
+        || (n.namespace, n.package, n.interface) == ("wasi", "blobstore", "container");
+    same_package && companion
 }
 
 /// A link that carries an import must point at a provider that provides it.

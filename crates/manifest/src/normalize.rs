@@ -817,13 +817,13 @@ fn unsupported_secrets(src: &Source<'_>, path: String) -> ManifestError {
 const KNOWN_INTERFACES: &[(&str, &str, &[&str])] = &[
     ("wasi", "http", &["incoming-handler", "outgoing-handler"]),
     ("wasi", "keyvalue", &["atomics", "store", "batch", "watch"]),
-    ("wasi", "blobstore", &["blobstore"]),
-    ("wasi", "config", &["runtime"]),
+    ("wasi", "blobstore", &["blobstore", "container", "types"]),
+    ("wasi", "config", &["runtime", "store"]),
     ("wasi", "logging", &["logging"]),
     ("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
     ("wrpc", "keyvalue", &["atomics", "store"]),
     ("wrpc", "blobstore", &["blobstore"]),
-    ("wasmcloud", "messaging", &["consumer", "handler"]),
+    ("wasmcloud", "messaging", &["consumer", "handler", "types"]),
 ];
 
 fn check_known_interfaces(

@@ -180,7 +180,7 @@ fn write_object(container: &Container, name: &str, body: &[u8]) -> Result<(), Re
         for chunk in body.chunks(WRITE_CHUNK) {
             stream
                 .blocking_write_and_flush(chunk)
-                .map_err(|e| blob_error(format!("writing the value: {e:?}")))?;
+                .map_err(|e| blob_error(format!("writing the value: {}", stream_error(e))))?;
         }
         // The stream is a child of the value; drop it before the value is used.
         drop(stream);
@@ -259,4 +259,12 @@ fn list_objects(container: &Container) -> Result<Vec<String>, Response> {
 
 fn blob_error(error: String) -> Response {
     Response::new(500, format!("blob error: {error}"))
+}
+
+/// The host's message for a failed stream operation.
+fn stream_error(e: wasi::io::streams::StreamError) -> String {
+    match e {
+        wasi::io::streams::StreamError::LastOperationFailed(error) => error.to_debug_string(),
+        wasi::io::streams::StreamError::Closed => "the stream is closed".to_string(),
+    }
 }
