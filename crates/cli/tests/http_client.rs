@@ -126,3 +126,23 @@ fn hosts_off_the_allow_list_are_refused_before_connecting() {
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("ConnectionRefused"), "{}", r.body);
 }
+
+#[test]
+fn an_upstream_that_never_answers_times_out_with_an_error_code() {
+    // Accepts connections and reads, but never writes a response.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = fetch_app(dir.path(), "              first_byte_timeout_ms: '300'\n");
+    let trellis = Trellis::up(&manifest, &[]);
+    let url = format!("http%3A%2F%2F127.0.0.1%3A{port}%2Fslow");
+    let r = get(trellis.addr(), &format!("/fetch?url={url}"));
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("ConnectionReadTimeout"), "{}", r.body);
+}

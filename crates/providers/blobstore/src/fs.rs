@@ -274,30 +274,57 @@ impl Inner {
     }
 
     /// Opens an object for reading, making sure it is the file that was checked.
+    ///
+    /// A concurrent write renames a new file over the object, which can land between the
+    /// check and the open; the check is then simply repeated on the new file, a few times.
     fn open_object(&self, container: &str, object: &str) -> Result<(File, Metadata), Error> {
-        let (_, path, checked) = self.existing_object(container, object)?;
-        if let Some(parent) = path.parent() {
-            self.confine(parent, object)?;
+        const ATTEMPTS: usize = 8;
+        for _ in 1..ATTEMPTS {
+            match self.open_object_once(container, object) {
+                Err(Replaced) => continue,
+                Ok(result) => return result,
+            }
+        }
+        match self.open_object_once(container, object) {
+            Ok(result) => result,
+            Err(Replaced) => Err(invalid(
+                object,
+                "the object kept being replaced while being opened",
+            )),
+        }
+    }
+
+    fn open_object_once(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Result<(File, Metadata), Error>, Replaced> {
+        let (_, path, checked) = match self.existing_object(container, object) {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Some(parent) = path.parent()
+            && let Err(e) = self.confine(parent, object)
+        {
+            return Ok(Err(e));
         }
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(no_such_object(container, object));
+                return Ok(Err(no_such_object(container, object)));
             }
-            Err(e) => return Err(io_error("opening", object, &e)),
+            Err(e) => return Ok(Err(io_error("opening", object, &e))),
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error("reading", object, &e))?;
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(e) => return Ok(Err(io_error("reading", object, &e))),
+        };
         if !same_file(&checked, &meta) || !meta.is_file() {
-            // Replaced between the check and the open; the new file was not checked.
-            tracing::warn!(path = %path.display(), "blobstore: object changed while being opened");
-            return Err(invalid(
-                object,
-                "the object was replaced while being opened",
-            ));
+            // Replaced between the check and the open; the new file was not checked yet.
+            tracing::debug!(path = %path.display(), "blobstore: object changed while being opened; checking again");
+            return Err(Replaced);
         }
-        Ok((file, meta))
+        Ok(Ok((file, meta)))
     }
 
     /// Creates the directories an object's name implies, refusing symlinks and objects in
@@ -760,3 +787,6 @@ impl Blobstore for FsBlobstore {
             .map_err(|e| format!("blobstore task failed: {e}"))?
     }
 }
+
+/// The object was swapped for another file between its check and its open.
+struct Replaced;
