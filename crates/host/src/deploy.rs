@@ -65,6 +65,17 @@ impl Host {
             checked.insert(name, Checked { component, config });
         }
 
+        // Config a link hands the provider it targets must exist too.
+        for l in &app.links {
+            if app.component(&l.source).is_some() && app.provider(&l.target).is_some() {
+                merge_config(
+                    app,
+                    &format!("the link from `{}` to `{}`", l.source, l.target),
+                    &l.link.target_config,
+                    &mut problems,
+                );
+            }
+        }
         let routes = self.http_routes(app, &checked, &mut problems);
         let subscriptions = message_subscriptions(app, &checked, &mut problems);
         if !problems.is_empty() {
