@@ -3,6 +3,7 @@
 //! `trellis up app.yaml` is embedded mode: one host, an in-process lattice, the app deployed
 //! from its manifest, HTTP served until Ctrl-C or SIGTERM.
 
+mod host;
 mod units;
 
 use anyhow::Context as _;
@@ -46,7 +47,9 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run an application from its manifest on one embedded host (no broker needed).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
+    /// Run a host that joins a lattice over NATS and serves the control interface.
+    Host(Box<host::HostArgs>),
 }
 
 #[derive(Args)]
@@ -61,6 +64,12 @@ struct UpArgs {
     #[command(flatten)]
     limits: LimitArgs,
 
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct CacheArgs {
     /// Directory for compiled components [default: $XDG_CACHE_HOME/trellis/compiled].
     #[arg(long, env = "TRELLIS_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -70,8 +79,18 @@ struct UpArgs {
     no_cache: bool,
 }
 
+impl CacheArgs {
+    fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(default_cache_dir)
+        }
+    }
+}
+
 #[derive(Args)]
-struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Linear memory one instance may use (e.g. 256MiB).
     #[arg(long, default_value = "256MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_MEMORY")]
     max_memory: u64,
@@ -148,7 +167,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up(args).await,
+            Command::Up(args) => up(*args).await,
+            Command::Host(args) => host::run(*args).await,
         }
     });
     match result {
@@ -160,25 +180,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal as _;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let l = &args.limits;
-    let config = HostConfig {
+/// The host settings every command that runs a host shares.
+pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<HostConfig> {
+    Ok(HostConfig {
         limits: Limits {
             max_memory_bytes: usize::try_from(l.max_memory).context("--max-memory is too large")?,
             max_execution_time: l.max_execution_time,
@@ -204,20 +208,38 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 },
             },
         },
-        cache_dir: if args.no_cache {
-            None
-        } else {
-            args.cache_dir.or_else(default_cache_dir)
-        },
+        cache_dir: cache.dir(),
         server: ServerLimits {
             max_request_body_bytes: l.max_request_body,
             header_read_timeout: l.header_read_timeout,
             drain_timeout: l.drain_timeout,
         },
         max_queued_requests: l.max_queued_requests,
-        http_address_override: args.http,
         provider_health_interval: l.provider_health_interval,
         ..HostConfig::default()
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = HostConfig {
+        http_address_override: args.http,
+        ..host_config(&args.limits, &args.cache)?
     };
     let lattice = Lattice::in_process("default");
     let host = Host::new(config, lattice).context("cannot start the host")?;
@@ -262,7 +284,7 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("trellis").join("compiled"))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

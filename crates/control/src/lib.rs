@@ -41,6 +41,15 @@ impl<T> CtlResponse<T> {
         }
     }
 
+    /// A successful reply to a command, with no payload.
+    pub fn success() -> Self {
+        Self {
+            success: true,
+            message: String::new(),
+            response: None,
+        }
+    }
+
     /// A failed reply explaining why.
     pub fn error(message: impl Into<String>) -> Self {
         Self {

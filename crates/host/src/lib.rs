@@ -10,6 +10,7 @@
 //! Embedded mode (`trellis up`) deploys one manifest straight onto one host. The lattice
 //! reconciler will drive the same host through the control interface.
 
+mod control;
 mod deploy;
 mod dispatch;
 mod health;
@@ -53,6 +54,8 @@ pub struct HostConfig {
     pub http_address_override: Option<SocketAddr>,
     /// How often providers are health-checked (and failed HTTP listeners retried).
     pub provider_health_interval: std::time::Duration,
+    /// How often `host_heartbeat` is published.
+    pub heartbeat_interval: std::time::Duration,
 }
 
 impl Default for HostConfig {
@@ -66,6 +69,7 @@ impl Default for HostConfig {
             max_queued_requests: 1000,
             http_address_override: None,
             provider_health_interval: std::time::Duration::from_secs(10),
+            heartbeat_interval: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -74,7 +78,7 @@ impl Default for HostConfig {
 pub struct Host {
     id: HostId,
     friendly_name: String,
-    labels: BTreeMap<String, String>,
+    labels: Mutex<BTreeMap<String, String>>,
     started: Instant,
     runtime: Arc<Runtime>,
     lattice: Lattice,
@@ -85,6 +89,8 @@ pub struct Host {
     servers: tokio::sync::Mutex<JoinSet<()>>,
     /// Message subscriptions and the health loop; aborted at shutdown.
     background: Mutex<JoinSet<()>>,
+    /// Set when the control interface asks the host to stop.
+    stop_request: watch::Sender<bool>,
     /// HTTP routes whose address could not be bound yet.
     pending_routes: tokio::sync::Mutex<Vec<deploy::Route>>,
 }
@@ -112,7 +118,7 @@ impl Host {
         let host = Arc::new(Self {
             id,
             friendly_name,
-            labels,
+            labels: Mutex::new(labels),
             started: Instant::now(),
             runtime: Arc::new(runtime),
             lattice,
@@ -123,6 +129,7 @@ impl Host {
             servers: tokio::sync::Mutex::new(JoinSet::new()),
             background: Mutex::default(),
             pending_routes: tokio::sync::Mutex::default(),
+            stop_request: watch::channel(false).0,
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;
@@ -136,10 +143,22 @@ impl Host {
                 host.check_providers().await;
             }
         });
+        let weak = Arc::downgrade(&host);
+        let interval = host.config.heartbeat_interval;
+        host.spawn_background(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(host) = weak.upgrade() else { break };
+                let inventory = serde_json::to_value(host.inventory()).unwrap_or_default();
+                host.publish("host_heartbeat", inventory);
+            }
+        });
         host.publish(
             "host_started",
             serde_json::json!({
-                "labels": host.labels,
+                "labels": host.labels(),
                 "friendly_name": host.friendly_name,
             }),
         );
@@ -149,6 +168,26 @@ impl Host {
     /// The host's id.
     pub fn id(&self) -> &HostId {
         &self.id
+    }
+
+    /// The host's labels, including the automatic `hostcore.*` ones.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A friendly name for people.
+    pub fn friendly_name(&self) -> &str {
+        &self.friendly_name
+    }
+
+    /// Resolves when someone asked this host to stop (`host.stop` on the control
+    /// interface); the owner of the host then calls [`Host::shutdown`].
+    pub async fn stop_requested(&self) {
+        let mut rx = self.stop_request.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
     }
 
     /// The lattice it belongs to.
@@ -163,7 +202,7 @@ impl Host {
         HostInventory {
             host_id: self.id.clone(),
             friendly_name: self.friendly_name.clone(),
-            labels: self.labels.clone(),
+            labels: self.labels(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: uptime,
             uptime_human: format!("{}h {}m {}s", uptime / 3600, uptime / 60 % 60, uptime % 60),
@@ -193,7 +232,11 @@ impl Host {
             .abort_all();
         let mut servers = self.servers.lock().await;
         while servers.join_next().await.is_some() {}
-        self.publish("host_stopped", serde_json::json!({"labels": self.labels}));
+        let data = serde_json::json!({"host_id": self.id.to_string(), "labels": self.labels()});
+        // Sent and flushed before returning: the process may exit right after.
+        self.lattice
+            .publish_event_now(&self.id, "host_stopped", data)
+            .await;
     }
 
     fn spawn_background(&self, task: impl Future<Output = ()> + Send + 'static) {

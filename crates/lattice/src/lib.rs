@@ -3,7 +3,14 @@
 //! Embedded mode (`trellis up`) uses [`Lattice::in_process`]: events travel over a tokio
 //! broadcast channel inside the one process, as CloudEvents with exactly the JSON shapes they
 //! would have on NATS (`wasmbus.evt.{lattice}.{event}`), so the code that emits them is the
-//! same in both modes. The NATS transport joins this crate with the lattice issue.
+//! same in both modes. [`Lattice::nats`] also publishes every event on the control
+//! connection; [`connect`] opens the connections a host needs, and [`state`] keeps the
+//! lattice-wide links and config in JetStream KV.
+
+pub mod connect;
+pub mod state;
+
+pub use connect::{Connections, NatsOptions};
 
 use tokio::sync::broadcast;
 use trellis_control::{CloudEvent, HostId};
@@ -16,6 +23,7 @@ const EVENT_BUFFER: usize = 1024;
 pub struct Lattice {
     name: String,
     events: broadcast::Sender<CloudEvent>,
+    nats: Option<Connections>,
 }
 
 impl Lattice {
@@ -25,7 +33,20 @@ impl Lattice {
         Self {
             name: name.into(),
             events,
+            nats: None,
         }
+    }
+
+    /// A lattice over NATS: events also go out on the control connection.
+    pub fn nats(name: impl Into<String>, connections: Connections) -> Self {
+        let mut lattice = Self::in_process(name);
+        lattice.nats = Some(connections);
+        lattice
+    }
+
+    /// The NATS connections, when this lattice runs over NATS.
+    pub fn connections(&self) -> Option<&Connections> {
+        self.nats.as_ref()
     }
 
     /// The lattice name, for example `default`.
@@ -59,7 +80,60 @@ impl Lattice {
         };
         // No subscriber is not an error: nobody is watching.
         let _ = self.events.send(event.clone());
+        if let Some(nats) = &self.nats {
+            match serde_json::to_vec(&event) {
+                Ok(body) => {
+                    let client = nats.ctl.clone();
+                    let subject = self.event_subject(event_name);
+                    // Publishing only queues the message in the client; the spawned task
+                    // keeps this function synchronous for callers that are not async.
+                    tokio::spawn(async move {
+                        if let Err(e) = client.publish(subject.clone(), body.into()).await {
+                            tracing::warn!(%subject, error = %e, "cannot publish event");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot encode event"),
+            }
+        }
         event
+    }
+
+    /// Publishes like [`Lattice::publish_event`] but waits until NATS has the event (for the
+    /// last event before a process exits).
+    pub async fn publish_event_now(
+        &self,
+        source: &HostId,
+        event_name: &str,
+        data: serde_json::Value,
+    ) {
+        let nats = self.nats.clone();
+        let event = Lattice {
+            name: self.name.clone(),
+            events: self.events.clone(),
+            nats: None,
+        }
+        .publish_event(source, event_name, data);
+        if let Some(nats) = nats {
+            let subject = self.event_subject(event_name);
+            let sent = async {
+                let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+                nats.ctl
+                    .publish(subject, body.into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                nats.ctl.flush().await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(5), sent).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(event = event_name, error = %e, "cannot publish event")
+                }
+                Err(_) => {
+                    tracing::warn!(event = event_name, "NATS did not take the event within 5s")
+                }
+            }
+        }
     }
 
     /// Receives every event published after this call.

@@ -62,7 +62,12 @@ impl Trellis {
         Self::start(cmd)
     }
 
-    pub fn start(mut cmd: Command) -> Trellis {
+    pub fn start(cmd: Command) -> Trellis {
+        Self::start_until(cmd, "app `")
+    }
+
+    /// Starts `cmd` and returns once it printed a stdout line starting with `ready`.
+    pub fn start_until(mut cmd: Command, ready: &str) -> Trellis {
         cmd.env("TRELLIS_LOG", "info")
             .env("TRELLIS_CACHE_DIR", shared_cache_dir())
             .stdin(Stdio::null())
@@ -109,8 +114,8 @@ impl Trellis {
                     trellis.stdout.push(line);
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    // The host prints all its startup lines at once, the app line first.
-                    if trellis.stdout.iter().any(|l| l.starts_with("app `")) {
+                    // The host prints all its startup lines at once, the ready line first.
+                    if trellis.stdout.iter().any(|l| l.starts_with(ready)) {
                         return trellis;
                     }
                     if let Some(status) = trellis
@@ -128,7 +133,7 @@ impl Trellis {
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    if trellis.stdout.iter().any(|l| l.starts_with("app `")) {
+                    if trellis.stdout.iter().any(|l| l.starts_with(ready)) {
                         return trellis;
                     }
                     let _ = trellis.child.as_mut().map(Child::wait);
@@ -167,6 +172,25 @@ impl Trellis {
     }
 
     /// Sends SIGTERM and waits for the exit code.
+    /// Waits up to `timeout` for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "trellis did not exit within {timeout:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();
@@ -470,4 +494,68 @@ spec:
                     address: 127.0.0.1:8000
 "#
     )
+}
+
+/// A `nats-server -js` of our own on `port`, storing in `dir`; killed on drop.
+pub struct NatsServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl NatsServer {
+    pub fn start(port: u16, dir: &Path) -> NatsServer {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (apt-get install nats-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        NatsServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `trellis host`, killed on drop.
+pub struct LatticeHost {
+    pub trellis: Trellis,
+    pub id: String,
+}
+
+impl LatticeHost {
+    pub fn start(nats: &str, lattice: &str, extra: &[&str]) -> LatticeHost {
+        let mut cmd = Command::new(trellis_bin());
+        cmd.args(["host", "--nats", nats, "--lattice", lattice])
+            .args(extra);
+        let trellis = Trellis::start_until(cmd, "host ");
+        let id = trellis
+            .stdout
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("host ")?
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .expect("host id line");
+        LatticeHost { trellis, id }
+    }
 }

@@ -1,0 +1,153 @@
+//! `trellis host`: a host that joins a lattice over NATS and serves the control interface.
+
+use crate::{CacheArgs, LimitArgs, host_config, shutdown_signal, units};
+use anyhow::Context as _;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+use trellis_host::{Host, HostConfig};
+use trellis_lattice::{Connections, Lattice, NatsOptions};
+
+#[derive(Args)]
+pub(crate) struct HostArgs {
+    /// NATS server URL(s) for both connections, comma-separated.
+    #[arg(long, env = "TRELLIS_NATS", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+
+    /// Credentials file (JWT and nkey seed) for both connections.
+    #[arg(long, env = "TRELLIS_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+
+    /// NATS URL for the control connection (control interface and events) [default: --nats].
+    #[arg(long, env = "TRELLIS_CTL_NATS")]
+    ctl_nats: Option<String>,
+
+    /// Credentials file for the control connection [default: --nats-creds].
+    #[arg(long, env = "TRELLIS_CTL_CREDS")]
+    ctl_creds: Option<PathBuf>,
+
+    /// NATS URL for the RPC connection (calls between hosts) [default: --nats].
+    #[arg(long, env = "TRELLIS_RPC_NATS")]
+    rpc_nats: Option<String>,
+
+    /// Credentials file for the RPC connection [default: --nats-creds].
+    #[arg(long, env = "TRELLIS_RPC_CREDS")]
+    rpc_creds: Option<PathBuf>,
+
+    /// PEM file of CA certificates to trust for TLS to NATS (both connections).
+    #[arg(long, env = "TRELLIS_NATS_TLS_CA")]
+    nats_tls_ca: Option<PathBuf>,
+
+    /// Require TLS on both connections.
+    #[arg(long, env = "TRELLIS_NATS_TLS")]
+    nats_tls: bool,
+
+    /// The lattice to join; hosts and clients on the same name see each other.
+    #[arg(long, env = "TRELLIS_LATTICE", default_value = "default")]
+    lattice: String,
+
+    /// A host label, KEY=VALUE; repeat for more (env: comma-separated).
+    #[arg(long = "label", env = "TRELLIS_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+
+    /// A name for people [default: generated from the host id].
+    #[arg(long, env = "TRELLIS_FRIENDLY_NAME")]
+    friendly_name: Option<String>,
+
+    /// How often the host publishes `host_heartbeat` (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_HEARTBEAT_INTERVAL")]
+    heartbeat_interval: Duration,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty key"));
+    }
+    if k.starts_with("hostcore.") {
+        return Err(format!(
+            "`{k}`: hostcore.* labels are set by the host itself"
+        ));
+    }
+    Ok((k.to_owned(), v.trim().to_owned()))
+}
+
+/// A lattice name ends up in NATS subjects.
+fn check_lattice_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c == '.' || c == '>' || c == '*' || c.is_whitespace())
+    {
+        anyhow::bail!(
+            "invalid lattice name `{name}`: it must be non-empty, without `.`, `>`, `*` or whitespace"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
+    check_lattice_name(&args.lattice)?;
+    let options = |url: Option<&String>, creds: Option<&PathBuf>| NatsOptions {
+        url: url.unwrap_or(&args.nats).clone(),
+        creds: creds.or(args.nats_creds.as_ref()).cloned(),
+        tls_ca: args.nats_tls_ca.clone(),
+        tls_required: args.nats_tls,
+    };
+    let ctl = options(args.ctl_nats.as_ref(), args.ctl_creds.as_ref());
+    let rpc = options(args.rpc_nats.as_ref(), args.rpc_creds.as_ref());
+    let connections = Connections::connect(&ctl, Some(&rpc), "trellis host").await?;
+
+    let config = HostConfig {
+        friendly_name: args.friendly_name.clone(),
+        labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        heartbeat_interval: args.heartbeat_interval,
+        ..host_config(&args.limits, &args.cache)?
+    };
+    let lattice = Lattice::nats(args.lattice.clone(), connections);
+    let host = Host::new(config, lattice).context("cannot start the host")?;
+    host.serve_control()
+        .await
+        .context("cannot serve the control interface")?;
+
+    // stdout carries only this line, so scripts and tests can read the host id.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "host {} joined lattice {}", host.id(), args.lattice)?;
+    out.flush()?;
+    drop(out);
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down: signal"),
+        _ = host.stop_requested() => tracing::info!("shutting down: stop requested over the control interface"),
+    }
+    host.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_lattice_names_are_checked() {
+        assert_eq!(parse_label("zone=eu-1"), Ok(("zone".into(), "eu-1".into())));
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("hostcore.os=x").is_err());
+        assert!(check_lattice_name("prod").is_ok());
+        for bad in ["", "a.b", "a b", "a*", "a>"] {
+            assert!(check_lattice_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

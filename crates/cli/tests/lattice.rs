@@ -1,0 +1,216 @@
+//! `trellis host` on a real NATS server: the control interface as a plain NATS client sees
+//! it, heartbeats, a stop request, and a NATS restart survived. (The published
+//! `wasmcloud-control-interface` client drives the same hosts in `crates/conformance`.)
+
+mod common;
+
+use common::*;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("runtime")
+}
+
+async fn ctl(client: &async_nats::Client, subject: String, body: Value) -> Value {
+    let payload = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).expect("json")
+    };
+    let msg = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(subject.clone(), payload.into()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no reply on {subject}"))
+    .unwrap_or_else(|e| panic!("request on {subject}: {e}"));
+    serde_json::from_slice(&msg.payload).expect("reply is JSON")
+}
+
+/// Collects `host.ping` replies for a second.
+async fn ping(client: &async_nats::Client, lattice: &str) -> Vec<Value> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client
+        .publish_with_reply(
+            format!("wasmbus.ctl.v1.{lattice}.host.ping"),
+            inbox,
+            "".into(),
+        )
+        .await
+        .expect("publish");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(m) = replies.next().await {
+            out.push(serde_json::from_slice::<Value>(&m.payload).expect("json"));
+        }
+    })
+    .await;
+    out
+}
+
+#[test]
+fn hosts_answer_the_control_interface_and_share_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), dir.path());
+    let lattice = "ctltest";
+    let a = LatticeHost::start(
+        &nats.url(),
+        lattice,
+        &["--label", "zone=a", "--heartbeat-interval", "500ms"],
+    );
+    let b = LatticeHost::start(&nats.url(), lattice, &["--label", "zone=b"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let mut events = client.subscribe(format!("wasmbus.evt.{lattice}.>")).await.expect("subscribe");
+        let prefix = format!("wasmbus.ctl.v1.{lattice}");
+
+        let hosts = ping(&client, lattice).await;
+        assert_eq!(hosts.len(), 2, "{hosts:?}");
+        let summary = hosts
+            .iter()
+            .map(|h| &h["response"])
+            .find(|h| h["id"] == a.id.as_str())
+            .expect("host a answered");
+        assert_eq!(summary["labels"]["zone"], "a");
+        assert_eq!(summary["lattice"], lattice);
+        assert!(summary["labels"]["hostcore.os"].is_string());
+
+        let inventory = ctl(&client, format!("{prefix}.host.get.{}", b.id), Value::Null).await;
+        assert_eq!(inventory["success"], true);
+        assert_eq!(inventory["response"]["host_id"], b.id.as_str());
+        assert_eq!(inventory["response"]["components"], json!([]));
+
+        // Labels: put, refuse hostcore.*, bad JSON gets an error reply, not silence.
+        let r = ctl(&client, format!("{prefix}.label.put.{}", a.id), json!({"key": "tier", "value": "gold"})).await;
+        assert_eq!(r["success"], true, "{r}");
+        let r = ctl(&client, format!("{prefix}.label.put.{}", a.id), json!({"key": "hostcore.os", "value": "x"})).await;
+        assert_eq!(r["success"], false);
+        let msg = client.request(format!("{prefix}.label.put.{}", a.id), "not json".into()).await.expect("reply");
+        let r: Value = serde_json::from_slice(&msg.payload).expect("json");
+        assert_eq!(r["success"], false);
+        assert!(r["message"].as_str().unwrap_or_default().contains("invalid label request"), "{r}");
+
+        // Config and links put through whichever host answers are read back by any.
+        let r = ctl(&client, format!("{prefix}.config.put.db"), json!({"url": "redis://x"})).await;
+        assert_eq!(r["success"], true, "{r}");
+        let link = json!({
+            "source_id": "front", "target": "back", "name": "default",
+            "wit_namespace": "example", "wit_package": "greeter", "interfaces": ["greet"],
+            "source_config": [], "target_config": ["db"]
+        });
+        assert_eq!(ctl(&client, format!("{prefix}.link.put"), link.clone()).await["success"], true);
+        let conflicting = json!({
+            "source_id": "front", "target": "elsewhere", "name": "default",
+            "wit_namespace": "example", "wit_package": "greeter", "interfaces": ["greet"]
+        });
+        let r = ctl(&client, format!("{prefix}.link.put"), conflicting).await;
+        assert_eq!(r["success"], false, "a second target for the same link is refused: {r}");
+
+        // A host that joins later sees both.
+        let c = LatticeHost::start(&nats.url(), lattice, &[]);
+        for _ in 0..5 {
+            let got = ctl(&client, format!("{prefix}.config.get.db"), Value::Null).await;
+            assert_eq!(got["response"], json!({"url": "redis://x"}));
+            let links = ctl(&client, format!("{prefix}.link.get"), Value::Null).await;
+            assert_eq!(links["response"], json!([link]));
+        }
+        let r = ctl(
+            &client,
+            format!("{prefix}.link.del"),
+            json!({"source_id": "front", "name": "default", "wit_namespace": "example", "wit_package": "greeter"}),
+        )
+        .await;
+        assert_eq!(r["success"], true);
+        assert_eq!(ctl(&client, format!("{prefix}.link.get"), Value::Null).await["response"], json!([]));
+
+        // Heartbeats carry the inventory.
+        let heartbeat = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let m = events.next().await.expect("event");
+                let ev: Value = serde_json::from_slice(&m.payload).expect("json");
+                // Heartbeats sent before the label was put do not carry it yet.
+                if ev["type"] == "com.wasmcloud.lattice.host_heartbeat"
+                    && ev["source"] == a.id.as_str()
+                    && ev["data"]["labels"]["tier"] == "gold"
+                {
+                    return ev;
+                }
+            }
+        })
+        .await
+        .expect("a heartbeat with the new label within 10s");
+        assert_eq!(heartbeat["data"]["host_id"], a.id.as_str());
+        assert!(heartbeat["data"]["version"].as_str().is_some_and(|v| v.split('.').count() == 3));
+        drop(c);
+    });
+}
+
+#[test]
+fn a_stop_request_stops_the_host_and_announces_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), dir.path());
+    let mut host = LatticeHost::start(&nats.url(), "stoptest", &[]);
+    let rt = runtime();
+    let stopped = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let mut events = client
+            .subscribe("wasmbus.evt.stoptest.host_stopped")
+            .await
+            .expect("subscribe");
+        let r = ctl(
+            &client,
+            format!("wasmbus.ctl.v1.stoptest.host.stop.{}", host.id),
+            json!({"host_id": host.id}),
+        )
+        .await;
+        assert_eq!(r["success"], true);
+        let m = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("host_stopped within 10s")
+            .expect("event");
+        serde_json::from_slice::<Value>(&m.payload).expect("json")
+    });
+    assert_eq!(stopped["source"], host.id.as_str());
+    assert_eq!(host.trellis.wait_exit(Duration::from_secs(20)), Some(0));
+}
+
+#[test]
+fn hosts_survive_a_nats_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let nats = NatsServer::start(port, dir.path());
+    let host = LatticeHost::start(&nats.url(), "restart", &[]);
+    let url = nats.url();
+    drop(nats);
+    std::thread::sleep(Duration::from_millis(500));
+    let _nats = NatsServer::start(port, dir.path());
+    let rt = runtime();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.expect("connect");
+        let subject = format!("wasmbus.ctl.v1.restart.host.get.{}", host.id);
+        let mut answered = None;
+        for _ in 0..100 {
+            if let Ok(Ok(m)) = tokio::time::timeout(
+                Duration::from_millis(500),
+                client.request(subject.clone(), "".into()),
+            )
+            .await
+            {
+                answered = Some(serde_json::from_slice::<Value>(&m.payload).expect("json"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let answered = answered.expect("the host answers again after NATS restarts");
+        assert_eq!(answered["response"]["host_id"], host.id.as_str());
+    });
+    assert!(
+        host.trellis
+            .stderr()
+            .contains("NATS connection (re)established")
+    );
+}

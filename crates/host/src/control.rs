@@ -1,0 +1,302 @@
+//! The wasmCloud v1 control interface over NATS (`wasmbus.ctl.v1.{lattice}.…`).
+//!
+//! Requests addressed to this host (`host.get.{id}`, `label.put.{id}`, …) arrive on a
+//! subscription of their own; lattice-wide requests that one host should answer (links,
+//! config, claims) arrive through a queue group shared by every host, and read and write the
+//! shared state in JetStream KV, so the answer is the same whichever host gives it. Every
+//! reply is the `{success, message, response}` envelope; a malformed request gets
+//! `success: false` with what was wrong, never silence.
+
+use crate::Host;
+use futures::StreamExt as _;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use trellis_control::{CtlResponse, Link};
+use trellis_lattice::state::LatticeState;
+
+/// The queue group hosts share for lattice-wide requests.
+const QUEUE_GROUP: &str = "trellis-ctl";
+
+/// Why the control interface could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Subscribing failed.
+    #[error("cannot subscribe to the control interface: {0}")]
+    Subscribe(String),
+    /// The shared state could not be opened.
+    #[error(transparent)]
+    State(#[from] trellis_lattice::state::StateError),
+}
+
+#[derive(Deserialize)]
+struct LabelRequest {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct DeleteLinkRequest {
+    source_id: String,
+    #[serde(default = "default_link_name")]
+    name: String,
+    wit_namespace: String,
+    wit_package: String,
+}
+
+fn default_link_name() -> String {
+    "default".into()
+}
+
+fn reply<T: serde::Serialize>(response: &CtlResponse<T>) -> bytes::Bytes {
+    serde_json::to_vec(response).unwrap_or_default().into()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("invalid {what} request: {e}"))
+}
+
+impl Host {
+    /// Starts answering the control interface; returns once subscribed. A host on an
+    /// in-process lattice has nothing to serve.
+    pub async fn serve_control(self: &Arc<Self>) -> Result<(), ControlError> {
+        let Some(nats) = self.lattice.connections().cloned() else {
+            return Ok(());
+        };
+        let client = nats.ctl.clone();
+        let state = LatticeState::open(client.clone(), self.lattice.name()).await?;
+        let prefix = format!("wasmbus.ctl.v1.{}", self.lattice.name());
+        let sub = |e: async_nats::SubscribeError| ControlError::Subscribe(e.to_string());
+        let mut subscriptions = vec![
+            client
+                .subscribe(format!("{prefix}.host.ping"))
+                .await
+                .map_err(sub)?,
+            client
+                .subscribe(format!("{prefix}.*.*.{}", self.id))
+                .await
+                .map_err(sub)?,
+        ];
+        for subject in ["link.*", "config.*.*", "claims.get"] {
+            subscriptions.push(
+                client
+                    .queue_subscribe(format!("{prefix}.{subject}"), QUEUE_GROUP.into())
+                    .await
+                    .map_err(sub)?,
+            );
+        }
+        let mut messages = futures::stream::select_all(subscriptions);
+        let host = Arc::downgrade(self);
+        let state = Arc::new(state);
+        self.spawn_background(async move {
+            while let Some(message) = messages.next().await {
+                let Some(host) = host.upgrade() else { break };
+                let Some(reply_to) = message.reply.clone() else {
+                    continue;
+                };
+                let operation = message
+                    .subject
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or_default()
+                    .trim_start_matches('.')
+                    .to_owned();
+                let client = client.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let body = host
+                        .handle_control(&operation, &message.payload, &state)
+                        .await;
+                    if let Err(e) = client.publish(reply_to, body).await {
+                        tracing::warn!(%operation, error = %e, "cannot reply to a control request");
+                    }
+                });
+            }
+        });
+        tracing::info!(lattice = %self.lattice.name(), host_id = %self.id, "serving the control interface");
+        Ok(())
+    }
+
+    async fn handle_control(
+        self: &Arc<Self>,
+        operation: &str,
+        payload: &[u8],
+        state: &LatticeState,
+    ) -> bytes::Bytes {
+        let tokens: Vec<&str> = operation.splitn(3, '.').collect();
+        tracing::debug!(%operation, "control request");
+        match tokens.as_slice() {
+            ["host", "ping"] => reply(&CtlResponse::ok(self.summary())),
+            ["host", "get", _] => reply(&CtlResponse::ok(self.inventory())),
+            ["host", "stop", _] => {
+                let _ = self.stop_request.send(true);
+                reply(&CtlResponse::<()>::success())
+            }
+            ["label", verb @ ("put" | "del"), _] => reply(&self.change_label(verb, payload)),
+            ["config", "put", name] => reply(&self.put_config(name, payload, state).await),
+            ["config", "get", name] => reply(&match state.get_config(name).await {
+                Ok(values) => CtlResponse {
+                    success: true,
+                    message: String::new(),
+                    response: values,
+                },
+                Err(e) => CtlResponse::error(e.to_string()),
+            }),
+            ["config", "del", name] => reply(&match state.delete_config(name).await {
+                Ok(()) => {
+                    self.publish("config_deleted", serde_json::json!({"config_name": name}));
+                    CtlResponse::<()>::success()
+                }
+                Err(e) => CtlResponse::error(e.to_string()),
+            }),
+            ["link", "put"] => reply(&self.put_link(payload, state).await),
+            ["link", "del"] => reply(&self.delete_link(payload, state).await),
+            ["link", "get"] => reply(&match state.links().await {
+                Ok(links) => CtlResponse::ok(links),
+                Err(e) => CtlResponse::error(e.to_string()),
+            }),
+            ["claims", "get"] => reply(&CtlResponse::ok(Vec::<BTreeMap<String, String>>::new())),
+            [noun @ ("component" | "provider"), verb, _] => {
+                reply(&CtlResponse::<()>::error(format!(
+                    "{noun}.{verb} is not supported by this version of Trellis yet; deploy with `trellis up` for now"
+                )))
+            }
+            _ => reply(&CtlResponse::<()>::error(format!(
+                "unknown control operation `{operation}`"
+            ))),
+        }
+    }
+
+    /// What `host.ping` answers.
+    fn summary(&self) -> serde_json::Value {
+        let inventory = self.inventory();
+        let nats = self.lattice.connections();
+        serde_json::json!({
+            "id": self.id,
+            "friendly_name": self.friendly_name,
+            "labels": inventory.labels,
+            "lattice": self.lattice.name(),
+            "uptime_seconds": inventory.uptime_seconds,
+            "uptime_human": inventory.uptime_human,
+            "version": inventory.version,
+            "ctl_host": nats.map(|n| n.ctl_url.clone()),
+            "rpc_host": nats.map(|n| n.rpc_url.clone()),
+        })
+    }
+
+    fn change_label(&self, verb: &str, payload: &[u8]) -> CtlResponse<()> {
+        let request: LabelRequest = match parse(payload, "label") {
+            Ok(r) => r,
+            Err(e) => return CtlResponse::error(e),
+        };
+        if request.key.starts_with("hostcore.") {
+            return CtlResponse::error(format!(
+                "label `{}` is set by the host and cannot be changed",
+                request.key
+            ));
+        }
+        if request.key.is_empty() {
+            return CtlResponse::error("a label needs a non-empty key");
+        }
+        let labels = {
+            let mut labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+            if verb == "put" {
+                labels.insert(request.key, request.value);
+            } else if labels.remove(&request.key).is_none() {
+                return CtlResponse::error(format!("this host has no label `{}`", request.key));
+            }
+            labels.clone()
+        };
+        self.publish("labels_changed", serde_json::json!({"labels": labels}));
+        CtlResponse::success()
+    }
+
+    async fn put_config(
+        &self,
+        name: &str,
+        payload: &[u8],
+        state: &LatticeState,
+    ) -> CtlResponse<()> {
+        let values: BTreeMap<String, String> = match parse(payload, "config") {
+            Ok(v) => v,
+            Err(e) => {
+                return CtlResponse::error(format!("{e} (expected a JSON object of strings)"));
+            }
+        };
+        match state.put_config(name, &values).await {
+            Ok(()) => {
+                self.publish("config_set", serde_json::json!({"config_name": name}));
+                CtlResponse::success()
+            }
+            Err(e) => CtlResponse::error(e.to_string()),
+        }
+    }
+
+    async fn put_link(&self, payload: &[u8], state: &LatticeState) -> CtlResponse<()> {
+        let link: Link = match parse(payload, "link") {
+            Ok(l) => l,
+            Err(e) => return CtlResponse::error(e),
+        };
+        let missing: Vec<&str> = [
+            ("source_id", link.source_id.as_str()),
+            ("target", link.target.as_str()),
+            ("wit_namespace", link.wit_namespace.as_str()),
+            ("wit_package", link.wit_package.as_str()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+        let result = if !missing.is_empty() {
+            Err(format!("a link needs {}", missing.join(", ")))
+        } else if link.interfaces.is_empty() {
+            Err("a link needs at least one interface".to_owned())
+        } else {
+            state.put_link(&link).await.map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(()) => {
+                self.publish(
+                    "linkdef_set",
+                    serde_json::to_value(&link).unwrap_or_default(),
+                );
+                CtlResponse::success()
+            }
+            Err(e) => {
+                let mut data = serde_json::to_value(&link).unwrap_or_default();
+                if let Some(map) = data.as_object_mut() {
+                    map.insert("message".into(), e.clone().into());
+                }
+                self.publish("linkdef_set_failed", data);
+                CtlResponse::error(e)
+            }
+        }
+    }
+
+    async fn delete_link(&self, payload: &[u8], state: &LatticeState) -> CtlResponse<()> {
+        let request: DeleteLinkRequest = match parse(payload, "link delete") {
+            Ok(r) => r,
+            Err(e) => return CtlResponse::error(e),
+        };
+        match state
+            .delete_link(
+                &request.source_id,
+                &request.name,
+                &request.wit_namespace,
+                &request.wit_package,
+            )
+            .await
+        {
+            Ok(removed) => {
+                if let Some(link) = removed {
+                    self.publish(
+                        "linkdef_deleted",
+                        serde_json::to_value(&link).unwrap_or_default(),
+                    );
+                }
+                CtlResponse::success()
+            }
+            Err(e) => CtlResponse::error(e.to_string()),
+        }
+    }
+}

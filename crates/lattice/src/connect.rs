@@ -1,0 +1,131 @@
+//! The two NATS connections of a host: control (control interface and events) and RPC
+//! (invocations between hosts). They may point at different servers with different
+//! credentials; when only one is given, both use it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where and how to connect to one NATS server.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// Server URL(s), comma-separated, for example `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// A `.creds` file (JWT and nkey seed).
+    pub creds: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust for TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// Require TLS.
+    pub tls_required: bool,
+}
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect the {role} connection to NATS at {url}: {reason}")]
+pub struct ConnectError {
+    /// `control` or `rpc`.
+    pub role: &'static str,
+    /// The URL tried.
+    pub url: String,
+    /// What went wrong, with what to do.
+    pub reason: String,
+}
+
+/// A host's connections; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Connections {
+    /// Control interface and events.
+    pub ctl: async_nats::Client,
+    /// Invocations between hosts.
+    pub rpc: async_nats::Client,
+    /// The control server's URL, as `host.ping` reports it.
+    pub ctl_url: String,
+    /// The RPC server's URL.
+    pub rpc_url: String,
+}
+
+/// How long the first connection may take before the host gives up with an error.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn connect_one(
+    role: &'static str,
+    options: &NatsOptions,
+    name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    let error = |reason: String| ConnectError {
+        role,
+        url: options.url.clone(),
+        reason,
+    };
+    let mut connect = match &options.creds {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path.clone())
+            .await
+            .map_err(|e| {
+                error(format!(
+                    "cannot read credentials file {}: {e}",
+                    path.display()
+                ))
+            })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let Some(ca) = &options.tls_ca {
+        connect = connect.add_root_certificates(ca.clone());
+    }
+    connect = connect
+        .require_tls(options.tls_required)
+        .name(name)
+        .connection_timeout(CONNECT_TIMEOUT)
+        // After the first connection the client reconnects for ever; requests made while
+        // it is away fail with their own timeouts.
+        .max_reconnects(None)
+        .event_callback(move |event| async move {
+            match event {
+                async_nats::Event::Disconnected => {
+                    tracing::warn!(connection = role, "NATS connection lost; reconnecting")
+                }
+                async_nats::Event::Connected => {
+                    tracing::info!(connection = role, "NATS connection (re)established")
+                }
+                other => tracing::debug!(connection = role, event = %other, "NATS event"),
+            }
+        });
+    let addresses: Vec<&str> = options.url.split(',').map(str::trim).collect();
+    tokio::time::timeout(
+        CONNECT_TIMEOUT + Duration::from_secs(1),
+        connect.connect(addresses),
+    )
+    .await
+    .map_err(|_| {
+        error(format!(
+            "no answer within {CONNECT_TIMEOUT:?}; is nats-server running there?"
+        ))
+    })?
+    .map_err(|e| {
+        error(format!(
+            "{e}; is nats-server running there, and are the credentials right?"
+        ))
+    })
+}
+
+impl Connections {
+    /// Connects both; `rpc` defaults to `ctl`'s settings. When both settings are equal, one
+    /// connection serves both roles.
+    pub async fn connect(
+        ctl: &NatsOptions,
+        rpc: Option<&NatsOptions>,
+        name: &str,
+    ) -> Result<Self, ConnectError> {
+        let ctl_client = connect_one("control", ctl, name).await?;
+        let (rpc_client, rpc_url) = match rpc {
+            Some(rpc) if rpc.url != ctl.url || rpc.creds != ctl.creds => {
+                (connect_one("rpc", rpc, name).await?, rpc.url.clone())
+            }
+            _ => (ctl_client.clone(), ctl.url.clone()),
+        };
+        Ok(Self {
+            ctl: ctl_client,
+            rpc: rpc_client,
+            ctl_url: ctl.url.clone(),
+            rpc_url,
+        })
+    }
+}

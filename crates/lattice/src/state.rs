@@ -1,0 +1,282 @@
+//! Lattice-wide state in JetStream KV, in the buckets wasmCloud v1 hosts use, so that links
+//! and config put through any host reach every host, including ones that join later:
+//!
+//! - `LATTICEDATA_{lattice}`: `COMPONENT_{source_id}` → `{"url": image_ref, "links": [...]}`;
+//! - `CONFIGDATA_{lattice}`: config name → JSON string map.
+//!
+//! Reads go to the bucket every time (no cache), so there is nothing to keep in sync.
+
+use async_nats::jetstream::{self, kv};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use trellis_control::Link;
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// JetStream refused or did not answer.
+    #[error("lattice state in JetStream bucket `{bucket}`: {reason}")]
+    JetStream {
+        /// The bucket.
+        bucket: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The stored value is not what Trellis or wasmCloud writes.
+    #[error(
+        "lattice state key `{key}` holds a value that is not valid JSON of the expected shape: {reason}"
+    )]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// The link conflicts with one already set.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The value under `COMPONENT_{id}`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ComponentLinks {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    links: Vec<Link>,
+}
+
+/// Handles to both buckets.
+#[derive(Clone)]
+pub struct LatticeState {
+    links: kv::Store,
+    config: kv::Store,
+    links_bucket: String,
+    config_bucket: String,
+}
+
+/// What `nats kv add BUCKET` makes; built by hand because `create_key_value` needs account
+/// info that NATS servers before 2.10 do not send.
+fn bucket_stream(bucket: &str) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, StateError> {
+    let err = |reason: String| StateError::JetStream {
+        bucket: bucket.to_owned(),
+        reason,
+    };
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    js.get_or_create_stream(bucket_stream(bucket))
+        .await
+        .map_err(|e| {
+            err(format!(
+                "cannot create it: {e}; is JetStream enabled on the server (`nats-server -js`)?"
+            ))
+        })?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| err(e.to_string()))
+}
+
+impl LatticeState {
+    /// Opens (creating when missing) the buckets of `lattice`.
+    pub async fn open(client: async_nats::Client, lattice: &str) -> Result<Self, StateError> {
+        let js = jetstream::new(client);
+        let links_bucket = format!("LATTICEDATA_{lattice}");
+        let config_bucket = format!("CONFIGDATA_{lattice}");
+        Ok(Self {
+            links: open_bucket(&js, &links_bucket).await?,
+            config: open_bucket(&js, &config_bucket).await?,
+            links_bucket,
+            config_bucket,
+        })
+    }
+
+    fn links_err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::JetStream {
+            bucket: self.links_bucket.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn config_err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::JetStream {
+            bucket: self.config_bucket.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Stores named config, replacing any previous values.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), StateError> {
+        let body = serde_json::to_vec(values).map_err(|e| self.config_err(e))?;
+        self.config
+            .put(name, body.into())
+            .await
+            .map_err(|e| self.config_err(e))?;
+        Ok(())
+    }
+
+    /// Named config, if it exists.
+    pub async fn get_config(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, StateError> {
+        match self
+            .config
+            .get(name)
+            .await
+            .map_err(|e| self.config_err(e))?
+        {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StateError::Corrupt {
+                        key: name.to_owned(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Deletes named config; deleting a missing one succeeds.
+    pub async fn delete_config(&self, name: &str) -> Result<(), StateError> {
+        self.config
+            .delete(name)
+            .await
+            .map_err(|e| self.config_err(e))
+    }
+
+    async fn read_component(&self, key: &str) -> Result<(ComponentLinks, u64), StateError> {
+        match self.links.entry(key).await.map_err(|e| self.links_err(e))? {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let value =
+                    serde_json::from_slice(&entry.value).map_err(|e| StateError::Corrupt {
+                        key: key.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                Ok((value, entry.revision))
+            }
+            Some(entry) => Ok((ComponentLinks::default(), entry.revision)),
+            None => Ok((ComponentLinks::default(), 0)),
+        }
+    }
+
+    /// Adds or replaces a link (same source, namespace, package and name). A link that would
+    /// send an interface the source already links elsewhere under the same name is refused.
+    pub async fn put_link(&self, link: &Link) -> Result<(), StateError> {
+        let key = format!("COMPONENT_{}", link.source_id);
+        // Compare-and-set so that two hosts putting links for one source at once both land.
+        for _ in 0..10 {
+            let (mut value, revision) = self.read_component(&key).await?;
+            let same = |l: &Link| {
+                l.name == link.name
+                    && l.wit_namespace == link.wit_namespace
+                    && l.wit_package == link.wit_package
+            };
+            if let Some(existing) = value.links.iter().find(|l| {
+                same(l)
+                    && l.target != link.target
+                    && l.interfaces.iter().any(|i| link.interfaces.contains(i))
+            }) {
+                return Err(StateError::Conflict(format!(
+                    "`{}` already links {}:{} (link name `{}`) to `{}`; delete that link first or use another link name",
+                    link.source_id,
+                    link.wit_namespace,
+                    link.wit_package,
+                    link.name,
+                    existing.target
+                )));
+            }
+            value.links.retain(|l| !same(l));
+            value.links.push(link.clone());
+            let body = serde_json::to_vec(&value).map_err(|e| self.links_err(e))?;
+            let written = if revision == 0 {
+                self.links
+                    .create(&key, body.into())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            } else {
+                self.links
+                    .update(&key, body.into(), revision)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::debug!(%key, error = %e, "link update raced; retrying"),
+            }
+        }
+        Err(self.links_err(format!(
+            "`{key}` kept changing while the link was being put"
+        )))
+    }
+
+    /// Removes the link of `source_id` with this namespace, package and name, if any.
+    pub async fn delete_link(
+        &self,
+        source_id: &str,
+        name: &str,
+        wit_namespace: &str,
+        wit_package: &str,
+    ) -> Result<Option<Link>, StateError> {
+        let key = format!("COMPONENT_{source_id}");
+        for _ in 0..10 {
+            let (mut value, revision) = self.read_component(&key).await?;
+            let Some(pos) = value.links.iter().position(|l| {
+                l.name.as_str() == name
+                    && l.wit_namespace == wit_namespace
+                    && l.wit_package == wit_package
+            }) else {
+                return Ok(None);
+            };
+            let removed = value.links.remove(pos);
+            let body = serde_json::to_vec(&value).map_err(|e| self.links_err(e))?;
+            match self.links.update(&key, body.into(), revision).await {
+                Ok(_) => return Ok(Some(removed)),
+                Err(e) => tracing::debug!(%key, error = %e, "link delete raced; retrying"),
+            }
+        }
+        Err(self.links_err(format!(
+            "`{key}` kept changing while the link was being deleted"
+        )))
+    }
+
+    /// Every link in the lattice.
+    pub async fn links(&self) -> Result<Vec<Link>, StateError> {
+        let mut keys = self.links.keys().await.map_err(|e| self.links_err(e))?;
+        let mut names = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| self.links_err(e))?;
+            if key.starts_with("COMPONENT_") {
+                names.push(key);
+            }
+        }
+        let mut links = Vec::new();
+        for key in names {
+            links.extend(self.read_component(&key).await?.0.links);
+        }
+        Ok(links)
+    }
+}
