@@ -3,6 +3,7 @@
 //! `trellis up app.yaml` is embedded mode: one host, an in-process lattice, the app deployed
 //! from its manifest, HTTP served until Ctrl-C or SIGTERM.
 
+mod ctl;
 mod host;
 mod units;
 
@@ -50,6 +51,46 @@ enum Command {
     Up(Box<UpArgs>),
     /// Run a host that joins a lattice over NATS and serves the control interface.
     Host(Box<host::HostArgs>),
+    /// Show hosts, a host's inventory, links or config.
+    Get {
+        #[command(subcommand)]
+        what: ctl::Get,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Put, get or delete named config shared by the lattice.
+    Config {
+        #[command(subcommand)]
+        cmd: ctl::ConfigCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Put or delete host labels.
+    Label {
+        #[command(subcommand)]
+        cmd: ctl::LabelCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Put or delete links.
+    Link {
+        #[command(subcommand)]
+        cmd: ctl::LinkCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Stop a host.
+    Stop {
+        #[command(subcommand)]
+        cmd: ctl::StopCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Stream lattice events, one line each.
+    Events {
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
 }
 
 #[derive(Args)]
@@ -154,7 +195,12 @@ pub(crate) struct LimitArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Commands that run a host log what they do; client commands only what went wrong.
+    let default_level = match cli.command {
+        Command::Up(_) | Command::Host(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -169,6 +215,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up(*args).await,
             Command::Host(args) => host::run(*args).await,
+            Command::Get { what, lattice } => ctl::get(&lattice, what).await,
+            Command::Config { cmd, lattice } => ctl::config(&lattice, cmd).await,
+            Command::Label { cmd, lattice } => ctl::label(&lattice, cmd).await,
+            Command::Link { cmd, lattice } => ctl::link(&lattice, cmd).await,
+            Command::Stop { cmd, lattice } => ctl::stop(&lattice, cmd).await,
+            Command::Events { lattice } => ctl::events(&lattice).await,
         }
     });
     match result {
@@ -220,10 +272,10 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
     })
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -214,3 +214,111 @@ fn hosts_survive_a_nats_restart() {
             .contains("NATS connection (re)established")
     );
 }
+
+#[test]
+fn the_cli_drives_a_lattice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), dir.path());
+    let url = nats.url();
+    let mut a = LatticeHost::start(
+        &url,
+        "clitest",
+        &["--friendly-name", "alpha", "--label", "zone=a"],
+    );
+    let _b = LatticeHost::start(&url, "clitest", &["--friendly-name", "beta"]);
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--nats", url.as_str(), "--lattice", "clitest"]);
+        run(&all)
+    };
+
+    let out = cli(&["get", "hosts", "-o", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let hosts: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(hosts.as_array().map(Vec::len), Some(2), "{hosts}");
+    let table = cli(&["get", "hosts"]).stdout;
+    assert!(
+        table.starts_with("ID") && table.contains("alpha") && table.contains("zone=a"),
+        "{table}"
+    );
+
+    assert_eq!(cli(&["label", "put", "alpha", "tier=gold"]).code, Some(0));
+    let inventory = cli(&["get", "inventory", "alpha", "-o", "json"]);
+    let inventory: Value = serde_json::from_str(&inventory.stdout).expect("json");
+    assert_eq!(inventory["labels"]["tier"], "gold");
+    let refused = cli(&["label", "put", "alpha", "hostcore.os=x"]);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("cannot be changed"),
+        "{}",
+        refused.stderr
+    );
+    let ambiguous = cli(&["get", "inventory"]);
+    assert_eq!(ambiguous.code, Some(1));
+    assert!(
+        ambiguous.stderr.contains("2 hosts match"),
+        "{}",
+        ambiguous.stderr
+    );
+
+    assert_eq!(
+        cli(&["config", "put", "db", "url=redis://x", "pool=4"]).code,
+        Some(0)
+    );
+    assert_eq!(
+        cli(&["get", "config", "db"]).stdout,
+        "pool=4\nurl=redis://x\n"
+    );
+    let missing = cli(&["get", "config", "nope"]);
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("no config named `nope`"),
+        "{}",
+        missing.stderr
+    );
+
+    let put = cli(&[
+        "link",
+        "put",
+        "front",
+        "back",
+        "example:greeter/greet",
+        "--target-config",
+        "db",
+    ]);
+    assert_eq!(put.code, Some(0), "{}", put.stderr);
+    let links: Value =
+        serde_json::from_str(&cli(&["get", "links", "-o", "json"]).stdout).expect("json");
+    assert_eq!(links[0]["target"], "back");
+    assert_eq!(links[0]["target_config"], json!(["db"]));
+    let bad = cli(&["link", "put", "front", "back", "greeter"]);
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr.contains("namespace:package/interface"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        cli(&["link", "del", "front", "example:greeter"]).code,
+        Some(0)
+    );
+    assert_eq!(cli(&["get", "links", "-o", "json"]).stdout.trim(), "[]");
+
+    assert_eq!(cli(&["stop", "host", "alpha"]).code, Some(0));
+    assert_eq!(a.trellis.wait_exit(Duration::from_secs(20)), Some(0));
+
+    let nobody = run(&[
+        "get",
+        "links",
+        "--nats",
+        url.as_str(),
+        "--lattice",
+        "nobody-here",
+    ]);
+    assert_eq!(nobody.code, Some(1));
+    assert!(
+        nobody.stderr.contains("no host answered"),
+        "{}",
+        nobody.stderr
+    );
+}

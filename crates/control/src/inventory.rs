@@ -4,6 +4,37 @@ use crate::{ComponentId, HostId, ProviderId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// What `host.ping` answers: who a host is, without its inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    /// The host's id.
+    pub id: HostId,
+    /// A human-friendly name.
+    #[serde(default)]
+    pub friendly_name: String,
+    /// Host labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The lattice it belongs to.
+    #[serde(default)]
+    pub lattice: String,
+    /// Seconds since it started.
+    #[serde(default)]
+    pub uptime_seconds: u64,
+    /// Uptime for people.
+    #[serde(default)]
+    pub uptime_human: Option<String>,
+    /// Its version (semver).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The control connection's server.
+    #[serde(default)]
+    pub ctl_host: Option<String>,
+    /// The RPC connection's server.
+    #[serde(default)]
+    pub rpc_host: Option<String>,
+}
+
 /// The inventory of one host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInventory {

@@ -12,7 +12,9 @@ mod inventory;
 mod link;
 
 pub use ids::{ComponentId, HostId, LinkName, ProviderId};
-pub use inventory::{ComponentDescription, HostInventory, ProviderDescription, ProviderStatus};
+pub use inventory::{
+    ComponentDescription, HostInventory, HostSummary, ProviderDescription, ProviderStatus,
+};
 pub use link::Link;
 
 use serde::{Deserialize, Serialize};
@@ -26,8 +28,8 @@ pub struct CtlResponse<T> {
     /// A human-readable explanation, empty on success.
     #[serde(default)]
     pub message: String,
-    /// The payload, absent for commands.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The payload, absent for commands (a missing field reads as `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<T>,
 }
 

@@ -12,7 +12,7 @@ use futures::StreamExt as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use trellis_control::{CtlResponse, Link};
+use trellis_control::{CtlResponse, HostSummary, Link};
 use trellis_lattice::state::LatticeState;
 
 /// The queue group hosts share for lattice-wide requests.
@@ -168,20 +168,20 @@ impl Host {
     }
 
     /// What `host.ping` answers.
-    fn summary(&self) -> serde_json::Value {
+    fn summary(&self) -> HostSummary {
         let inventory = self.inventory();
         let nats = self.lattice.connections();
-        serde_json::json!({
-            "id": self.id,
-            "friendly_name": self.friendly_name,
-            "labels": inventory.labels,
-            "lattice": self.lattice.name(),
-            "uptime_seconds": inventory.uptime_seconds,
-            "uptime_human": inventory.uptime_human,
-            "version": inventory.version,
-            "ctl_host": nats.map(|n| n.ctl_url.clone()),
-            "rpc_host": nats.map(|n| n.rpc_url.clone()),
-        })
+        HostSummary {
+            id: self.id.clone(),
+            friendly_name: self.friendly_name.clone(),
+            labels: inventory.labels,
+            lattice: self.lattice.name().to_owned(),
+            uptime_seconds: inventory.uptime_seconds,
+            uptime_human: Some(inventory.uptime_human),
+            version: Some(inventory.version),
+            ctl_host: nats.map(|n| n.ctl_url.clone()),
+            rpc_host: nats.map(|n| n.rpc_url.clone()),
+        }
     }
 
     fn change_label(&self, verb: &str, payload: &[u8]) -> CtlResponse<()> {

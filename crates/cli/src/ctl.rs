@@ -1,0 +1,494 @@
+//! The commands that drive a lattice through the control interface: `trellis get`,
+//! `config`, `label`, `link`, `stop`, `events`. Tables for people by default, `-o json` for
+//! scripts; exit code 0 on success, 1 when the lattice refused or did not answer.
+
+use crate::units;
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt as _;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+use trellis_control::{Link, LinkName};
+use trellis_lattice::client::CtlClient;
+use trellis_lattice::{Connections, NatsOptions};
+
+/// Where the lattice is.
+#[derive(Args, Clone)]
+pub(crate) struct LatticeArgs {
+    /// NATS server URL of the lattice's control connection.
+    #[arg(
+        long,
+        global = true,
+        env = "TRELLIS_NATS",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats: String,
+
+    /// Credentials file for the control connection.
+    #[arg(long, global = true, env = "TRELLIS_CTL_CREDS")]
+    ctl_creds: Option<PathBuf>,
+
+    /// The lattice name.
+    #[arg(
+        long,
+        global = true,
+        env = "TRELLIS_LATTICE",
+        default_value = "default"
+    )]
+    lattice: String,
+
+    /// How long to wait for answers (e.g. 5s).
+    #[arg(long, global = true, default_value = "5s", value_parser = units::parse_duration)]
+    timeout: Duration,
+
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Get {
+    /// Every host on the lattice.
+    Hosts,
+    /// What a host runs (HOST is an id, an id prefix or a friendly name; optional with one host).
+    Inventory { host: Option<String> },
+    /// Every link in the lattice.
+    Links,
+    /// Named config.
+    Config { name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigCmd {
+    /// Creates or replaces named config: `trellis config put db url=redis://… pool=4`.
+    Put {
+        name: String,
+        #[arg(value_parser = parse_pair, required = true)]
+        values: Vec<(String, String)>,
+    },
+    /// Prints named config.
+    Get { name: String },
+    /// Deletes named config.
+    Del { name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LabelCmd {
+    /// Sets a label: `trellis label put HOST zone=eu-1`.
+    Put {
+        host: String,
+        #[arg(value_parser = parse_pair)]
+        label: (String, String),
+    },
+    /// Removes a label.
+    Del { host: String, key: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LinkCmd {
+    /// Links SOURCE's imports of INTERFACES (`namespace:package/iface1,iface2`) to TARGET.
+    Put {
+        source: String,
+        target: String,
+        interfaces: String,
+        /// The link name, to tell several links of one source apart.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Named config the source reads for this link.
+        #[arg(long = "source-config")]
+        source_config: Vec<String>,
+        /// Named config the target reads for this link.
+        #[arg(long = "target-config")]
+        target_config: Vec<String>,
+    },
+    /// Deletes SOURCE's link for `namespace:package`.
+    Del {
+        source: String,
+        package: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StopCmd {
+    /// Stops a host gracefully (it announces `host_stopped`).
+    Host { host: String },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty key"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// `namespace:package/i1,i2` → (namespace, package, [i1, i2]).
+fn parse_interfaces(s: &str) -> anyhow::Result<(String, String, Vec<String>)> {
+    let (ns_pkg, list) = s
+        .split_once('/')
+        .with_context(|| format!("`{s}` should be namespace:package/interface[,interface…], for example wasi:keyvalue/store,atomics"))?;
+    let (ns, pkg) = parse_package(ns_pkg)?;
+    let interfaces: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned)
+        .collect();
+    anyhow::ensure!(!interfaces.is_empty(), "`{s}` names no interface");
+    Ok((ns, pkg, interfaces))
+}
+
+fn parse_package(s: &str) -> anyhow::Result<(String, String)> {
+    let (ns, pkg) = s
+        .split_once(':')
+        .with_context(|| format!("`{s}` should be namespace:package, for example wasi:keyvalue"))?;
+    anyhow::ensure!(
+        !ns.is_empty() && !pkg.is_empty(),
+        "`{s}` should be namespace:package"
+    );
+    Ok((ns.to_owned(), pkg.to_owned()))
+}
+
+async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
+    let options = NatsOptions {
+        url: args.nats.clone(),
+        creds: args.ctl_creds.clone(),
+        tls_ca: None,
+        tls_required: false,
+    };
+    let connections = Connections::connect(&options, None, "trellis cli").await?;
+    Ok(CtlClient::new(connections.ctl, args.lattice.clone()).with_timeout(args.timeout))
+}
+
+/// Resolves a host given as an id, an id prefix or a friendly name.
+async fn resolve_host(client: &CtlClient, host: Option<&str>) -> anyhow::Result<String> {
+    if let Some(h) = host
+        && h.len() == 56
+        && h.starts_with('N')
+    {
+        return Ok(h.to_owned());
+    }
+    let hosts = client.hosts().await?;
+    let matching: Vec<_> = hosts
+        .iter()
+        .filter(|s| match host {
+            None => true,
+            Some(h) => s.id.as_str().starts_with(h) || s.friendly_name == h,
+        })
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.id.to_string()),
+        [] => anyhow::bail!(
+            "no host {} on lattice (hosts: {})",
+            host.map(|h| format!("matches `{h}`"))
+                .unwrap_or_else(|| "answered".into()),
+            hosts
+                .iter()
+                .map(|h| h.friendly_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        many => anyhow::bail!(
+            "{} hosts match; name one: {}",
+            many.len(),
+            many.iter()
+                .map(|h| format!("{} ({})", h.friendly_name, h.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints rows as columns padded to their widest cell.
+fn print_table(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| h.to_string()).collect())
+    )?;
+    for row in rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}
+
+fn labels(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .filter(|(k, _)| !k.starts_with("hostcore."))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let json = args.output == Output::Json;
+    match what {
+        Get::Hosts => {
+            let hosts = client.hosts().await?;
+            if json {
+                return print_json(&hosts);
+            }
+            print_table(
+                &["ID", "NAME", "UPTIME", "VERSION", "LABELS"],
+                hosts
+                    .iter()
+                    .map(|h| {
+                        vec![
+                            h.id.to_string(),
+                            h.friendly_name.clone(),
+                            h.uptime_human.clone().unwrap_or_default(),
+                            h.version.clone().unwrap_or_default(),
+                            labels(&h.labels),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
+        Get::Inventory { host } => {
+            let id = resolve_host(&client, host.as_deref()).await?;
+            let inventory = client.inventory(&id).await?;
+            if json {
+                return print_json(&inventory);
+            }
+            println!(
+                "host {} ({}), up {}",
+                inventory.host_id, inventory.friendly_name, inventory.uptime_human
+            );
+            println!("labels: {}", labels(&inventory.labels));
+            let mut rows: Vec<Vec<String>> = inventory
+                .components
+                .iter()
+                .map(|c| {
+                    vec![
+                        "component".into(),
+                        c.id.to_string(),
+                        c.image_ref.clone(),
+                        format!("max {}", c.max_instances),
+                    ]
+                })
+                .collect();
+            rows.extend(inventory.providers.iter().map(|p| {
+                let status = match &p.status {
+                    trellis_control::ProviderStatus::Running => "running".to_owned(),
+                    trellis_control::ProviderStatus::Failed { reason } => {
+                        format!("failed: {reason}")
+                    }
+                };
+                vec![
+                    "provider".into(),
+                    p.id.to_string(),
+                    p.image_ref.clone().unwrap_or_default(),
+                    status,
+                ]
+            }));
+            print_table(&["KIND", "ID", "IMAGE", "STATUS"], rows)
+        }
+        Get::Links => {
+            let links = client.links().await?;
+            if json {
+                return print_json(&links);
+            }
+            print_table(
+                &["SOURCE", "TARGET", "INTERFACES", "NAME"],
+                links
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.source_id.clone(),
+                            l.target.clone(),
+                            format!(
+                                "{}:{}/{}",
+                                l.wit_namespace,
+                                l.wit_package,
+                                l.interfaces.join(",")
+                            ),
+                            l.name.to_string(),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
+        Get::Config { name } => config(args, ConfigCmd::Get { name }).await,
+    }
+}
+
+pub(crate) async fn config(args: &LatticeArgs, cmd: ConfigCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    match cmd {
+        ConfigCmd::Put { name, values } => {
+            client
+                .put_config(&name, &values.into_iter().collect())
+                .await?;
+            eprintln!("config `{name}` set");
+        }
+        ConfigCmd::Get { name } => match client.get_config(&name).await? {
+            None => anyhow::bail!("no config named `{name}` on lattice `{}`", args.lattice),
+            Some(values) if args.output == Output::Json => print_json(&values)?,
+            Some(values) => {
+                for (k, v) in values {
+                    println!("{k}={v}");
+                }
+            }
+        },
+        ConfigCmd::Del { name } => {
+            client.delete_config(&name).await?;
+            eprintln!("config `{name}` deleted");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn label(args: &LatticeArgs, cmd: LabelCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    match cmd {
+        LabelCmd::Put {
+            host,
+            label: (k, v),
+        } => {
+            let id = resolve_host(&client, Some(&host)).await?;
+            client.put_label(&id, &k, &v).await?;
+        }
+        LabelCmd::Del { host, key } => {
+            let id = resolve_host(&client, Some(&host)).await?;
+            client.delete_label(&id, &key).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn link(args: &LatticeArgs, cmd: LinkCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    match cmd {
+        LinkCmd::Put {
+            source,
+            target,
+            interfaces,
+            name,
+            source_config,
+            target_config,
+        } => {
+            let (wit_namespace, wit_package, interfaces) = parse_interfaces(&interfaces)?;
+            client
+                .put_link(&Link {
+                    source_id: source,
+                    target,
+                    name: LinkName::new(name),
+                    wit_namespace,
+                    wit_package,
+                    interfaces,
+                    source_config,
+                    target_config,
+                })
+                .await?;
+        }
+        LinkCmd::Del {
+            source,
+            package,
+            name,
+        } => {
+            let (ns, pkg) = parse_package(&package)?;
+            client.delete_link(&source, &name, &ns, &pkg).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn stop(args: &LatticeArgs, cmd: StopCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    match cmd {
+        StopCmd::Host { host } => {
+            let id = resolve_host(&client, Some(&host)).await?;
+            client.stop_host(&id).await?;
+            eprintln!("host {id} is stopping");
+        }
+    }
+    Ok(())
+}
+
+/// Streams events, one line each, until interrupted.
+pub(crate) async fn events(args: &LatticeArgs) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let mut events = Box::pin(client.events().await?);
+    while let Some(event) = events.next().await {
+        let mut out = std::io::stdout().lock();
+        if args.output == Output::Json {
+            serde_json::to_writer(&mut out, &event)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{} {} {} {}",
+                event.time,
+                event.name(),
+                event.source,
+                event.data
+            )?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_lists_parse_and_bad_ones_say_the_form() {
+        let (ns, pkg, list) = parse_interfaces("wasi:keyvalue/store,atomics").expect("parse");
+        assert_eq!(
+            (ns.as_str(), pkg.as_str(), list),
+            (
+                "wasi",
+                "keyvalue",
+                vec!["store".to_owned(), "atomics".to_owned()]
+            )
+        );
+        assert!(
+            parse_interfaces("wasi:keyvalue")
+                .expect_err("no interfaces")
+                .to_string()
+                .contains("namespace:package/")
+        );
+        assert!(parse_interfaces("keyvalue/store").is_err());
+        assert_eq!(parse_pair("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_pair("novalue").is_err());
+    }
+}
