@@ -46,6 +46,10 @@ pub(crate) struct LatticeArgs {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     output: Output,
+
+    /// Talk to an embedded host (`trellis up`) at this control address instead of a lattice.
+    #[arg(long, global = true, env = "TRELLIS_ADMIN", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7373")]
+    embedded: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +166,14 @@ fn parse_package(s: &str) -> anyhow::Result<(String, String)> {
 }
 
 async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
+    if let Some(url) = &args.embedded {
+        let url = if url.contains("://") {
+            url.clone()
+        } else {
+            format!("http://{url}")
+        };
+        return Ok(CtlClient::embedded(url).with_timeout(args.timeout));
+    }
     let options = NatsOptions {
         url: args.nats.clone(),
         creds: args.ctl_creds.clone(),

@@ -102,6 +102,11 @@ struct UpArgs {
     #[arg(long, env = "TRELLIS_HTTP")]
     http: Option<SocketAddr>,
 
+    /// Serve the control interface over HTTP here, for `trellis get … --embedded` from another
+    /// terminal; `off` to disable. Loopback only unless you say otherwise.
+    #[arg(long, env = "TRELLIS_ADMIN_ADDR", default_value = "127.0.0.1:7373")]
+    admin: String,
+
     #[command(flatten)]
     limits: LimitArgs,
 
@@ -293,12 +298,31 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         http_address_override: args.http,
         ..host_config(&args.limits, &args.cache)?
     };
+    let admin: Option<SocketAddr> = match args.admin.as_str() {
+        "off" => None,
+        addr => Some(
+            addr.parse()
+                .with_context(|| format!("--admin `{addr}` is not host:port (or `off`)"))?,
+        ),
+    };
     let lattice = Lattice::in_process("default");
     let host = Host::new(config, lattice).context("cannot start the host")?;
     let listening = host
         .deploy(&app)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin = match admin.map(trellis_http_server::bind) {
+        None => None,
+        Some(Ok(listener)) => {
+            let addr = listener.local_addr().ok();
+            host.serve_admin(listener).await;
+            addr
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the control interface is not available: cannot listen on {}; is another `trellis up` running? (pass --admin 127.0.0.1:0 or --admin off)", args.admin);
+            None
+        }
+    };
 
     // stdout carries only these lines, so scripts and tests can read the addresses.
     let mut out = std::io::stdout().lock();
@@ -309,6 +333,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "listening on http://{} (component {})",
             l.address, l.component_id
         )?;
+    }
+    if let Some(addr) = admin {
+        writeln!(out, "control interface on http://{addr}")?;
     }
     for p in host.inventory().providers {
         if let trellis_control::ProviderStatus::Failed { reason } = &p.status {

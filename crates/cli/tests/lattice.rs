@@ -322,3 +322,52 @@ fn the_cli_drives_a_lattice() {
         nobody.stderr
     );
 }
+
+#[test]
+fn the_same_cli_works_against_an_embedded_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_hello");
+    let manifest = write_manifest(dir.path(), &http_app("embedded", "http_hello", 2, ""));
+    let trellis = Trellis::up(&manifest, &[]);
+    let admin = trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("control interface on "))
+        .unwrap_or_else(|| panic!("no control interface line in {:?}", trellis.stdout))
+        .to_owned();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--embedded", admin.as_str()]);
+        run(&all)
+    };
+    let hosts: Value =
+        serde_json::from_str(&cli(&["get", "hosts", "-o", "json"]).stdout).expect("json");
+    assert_eq!(hosts.as_array().map(Vec::len), Some(1), "{hosts}");
+    let inventory = cli(&["get", "inventory", "-o", "json"]);
+    assert_eq!(inventory.code, Some(0), "{}", inventory.stderr);
+    let inventory: Value = serde_json::from_str(&inventory.stdout).expect("json");
+    assert_eq!(inventory["components"][0]["max_instances"], 2);
+    assert_eq!(inventory["providers"][0]["name"], "httpserver");
+
+    assert_eq!(cli(&["config", "put", "greeting", "text=hi"]).code, Some(0));
+    assert_eq!(cli(&["get", "config", "greeting"]).stdout, "text=hi\n");
+    assert_eq!(
+        cli(&[
+            "label",
+            "put",
+            &hosts[0]["id"].as_str().expect("id")[..8],
+            "env=dev"
+        ])
+        .code,
+        Some(0)
+    );
+    let table = cli(&["get", "hosts"]).stdout;
+    assert!(table.contains("env=dev"), "{table}");
+    let events = cli(&["events"]);
+    assert_eq!(events.code, Some(1));
+    assert!(
+        events.stderr.contains("events stream over NATS"),
+        "{}",
+        events.stderr
+    );
+}

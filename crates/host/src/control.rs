@@ -58,14 +58,15 @@ fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8], what: &str) -> Result<T, 
 }
 
 impl Host {
-    /// Starts answering the control interface; returns once subscribed. A host on an
-    /// in-process lattice has nothing to serve.
+    /// Starts answering the control interface on NATS; returns once subscribed. A host on
+    /// an in-process lattice answers through [`Host::serve_admin`] instead.
     pub async fn serve_control(self: &Arc<Self>) -> Result<(), ControlError> {
         let Some(nats) = self.lattice.connections().cloned() else {
             return Ok(());
         };
         let client = nats.ctl.clone();
         let state = LatticeState::open(client.clone(), self.lattice.name()).await?;
+        let _ = self.control_state.set(state.clone());
         let prefix = format!("wasmbus.ctl.v1.{}", self.lattice.name());
         let sub = |e: async_nats::SubscribeError| ControlError::Subscribe(e.to_string());
         let mut subscriptions = vec![
@@ -117,6 +118,31 @@ impl Host {
         Ok(())
     }
 
+    /// Answers one control request (`operation` is the subject after
+    /// `wasmbus.ctl.v1.{lattice}.`, for example `host.ping` or `config.get.db`) with the JSON
+    /// reply envelope, whatever transport it came on.
+    pub fn control_request(
+        self: &Arc<Self>,
+        operation: String,
+        payload: bytes::Bytes,
+    ) -> impl Future<Output = bytes::Bytes> + Send + 'static {
+        let state = self
+            .control_state
+            .get_or_init(LatticeState::in_memory)
+            .clone();
+        let host = self.clone();
+        // Spawned so that the future handed back is plainly `Send + 'static`.
+        let task =
+            tokio::spawn(async move { host.handle_control(&operation, &payload, &state).await });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                reply(&CtlResponse::<()>::error(format!(
+                    "the request failed: {e}"
+                )))
+            })
+        }
+    }
+
     async fn handle_control(
         self: &Arc<Self>,
         operation: &str,
@@ -127,12 +153,22 @@ impl Host {
         tracing::debug!(%operation, "control request");
         match tokens.as_slice() {
             ["host", "ping"] => reply(&CtlResponse::ok(self.summary())),
-            ["host", "get", _] => reply(&CtlResponse::ok(self.inventory())),
-            ["host", "stop", _] => {
+            ["host", "get", id] if *id == self.id.as_str() => {
+                reply(&CtlResponse::ok(self.inventory()))
+            }
+            ["host", "stop", id] if *id == self.id.as_str() => {
                 let _ = self.stop_request.send(true);
                 reply(&CtlResponse::<()>::success())
             }
-            ["label", verb @ ("put" | "del"), _] => reply(&self.change_label(verb, payload)),
+            ["label", verb @ ("put" | "del"), id] if *id == self.id.as_str() => {
+                reply(&self.change_label(verb, payload))
+            }
+            [_, _, id] if ["host", "label"].contains(&tokens[0]) && *id != self.id.as_str() => {
+                reply(&CtlResponse::<()>::error(format!(
+                    "no host `{id}` here; this host is {}",
+                    self.id
+                )))
+            }
             ["config", "put", name] => reply(&self.put_config(name, payload, state).await),
             ["config", "get", name] => reply(&match state.get_config(name).await {
                 Ok(values) => CtlResponse {

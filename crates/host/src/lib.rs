@@ -10,6 +10,7 @@
 //! Embedded mode (`trellis up`) deploys one manifest straight onto one host. The lattice
 //! reconciler will drive the same host through the control interface.
 
+mod admin;
 mod control;
 mod deploy;
 mod dispatch;
@@ -89,6 +90,8 @@ pub struct Host {
     servers: tokio::sync::Mutex<JoinSet<()>>,
     /// Message subscriptions and the health loop; aborted at shutdown.
     background: Mutex<JoinSet<()>>,
+    /// Links and config of the lattice: JetStream KV on NATS, in memory when embedded.
+    control_state: std::sync::OnceLock<trellis_lattice::state::LatticeState>,
     /// Set when the control interface asks the host to stop.
     stop_request: watch::Sender<bool>,
     /// HTTP routes whose address could not be bound yet.
@@ -130,6 +133,7 @@ impl Host {
             background: Mutex::default(),
             pending_routes: tokio::sync::Mutex::default(),
             stop_request: watch::channel(false).0,
+            control_state: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;

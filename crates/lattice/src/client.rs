@@ -45,12 +45,25 @@ pub enum CtlError {
     Nats(String),
 }
 
-/// A control-interface client for one lattice.
+/// A control-interface client for one lattice, over NATS or over the local HTTP endpoint
+/// of an embedded host (`trellis up`).
 #[derive(Clone)]
 pub struct CtlClient {
-    nats: async_nats::Client,
+    transport: Transport,
     lattice: String,
     timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Nats(async_nats::Client),
+    Http {
+        base: String,
+        client: hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<bytes::Bytes>,
+        >,
+    },
 }
 
 /// How long `hosts` waits for more answers after the last one before it stops collecting:
@@ -61,10 +74,70 @@ impl CtlClient {
     /// A client for `lattice` over `nats`, waiting up to 5 s for answers.
     pub fn new(nats: async_nats::Client, lattice: impl Into<String>) -> Self {
         Self {
-            nats,
+            transport: Transport::Nats(nats),
             lattice: lattice.into(),
             timeout: Duration::from_secs(5),
         }
+    }
+
+    /// A client for the embedded host whose admin endpoint is at `base` (for example
+    /// `http://127.0.0.1:7373`).
+    pub fn embedded(base: impl Into<String>) -> Self {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        Self {
+            transport: Transport::Http {
+                base: base.into().trim_end_matches('/').to_owned(),
+                client,
+            },
+            lattice: "embedded".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn http_request(
+        &self,
+        base: &str,
+        client: &hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<bytes::Bytes>,
+        >,
+        suffix: &str,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes, CtlError> {
+        use http_body_util::BodyExt as _;
+        let url = format!("{base}/v1/ctl/{suffix}");
+        let request = http::Request::post(&url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| CtlError::Nats(format!("bad admin URL `{url}`: {e}")))?;
+        let exchange = async {
+            let response = client.request(request).await.map_err(|e| {
+                CtlError::Nats(format!(
+                    "cannot reach the embedded host at {base}: {e}; is `trellis up` running (it prints its control interface address)?"
+                ))
+            })?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CtlError::Nats(e.to_string()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(CtlError::Refused(
+                    String::from_utf8_lossy(&body).trim().to_owned(),
+                ));
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| CtlError::TimedOut {
+                subject: url.clone(),
+                timeout: self.timeout,
+            })?
     }
 
     /// Sets how long a request waits for an answer.
@@ -83,42 +156,39 @@ impl CtlClient {
         body: Vec<u8>,
     ) -> Result<Option<T>, CtlError> {
         let subject = self.subject(suffix);
-        let reply = match tokio::time::timeout(
-            self.timeout,
-            self.nats.request(subject.clone(), body.into()),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(CtlError::TimedOut {
-                    subject,
-                    timeout: self.timeout,
-                });
+        let nats = match &self.transport {
+            Transport::Nats(nats) => nats,
+            Transport::Http { base, client } => {
+                let payload = self.http_request(base, client, suffix, body).await?;
+                return parse_envelope(&subject, &payload);
             }
-            Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                return Err(CtlError::NoResponders {
-                    lattice: self.lattice.clone(),
-                    subject,
-                });
-            }
-            Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::TimedOut => {
-                return Err(CtlError::TimedOut {
-                    subject,
-                    timeout: self.timeout,
-                });
-            }
-            Ok(Err(e)) => return Err(CtlError::Nats(e.to_string())),
-            Ok(Ok(reply)) => reply,
         };
-        let envelope: CtlResponse<T> =
-            serde_json::from_slice(&reply.payload).map_err(|e| CtlError::BadReply {
-                subject: subject.clone(),
-                reason: e.to_string(),
-            })?;
-        if !envelope.success {
-            return Err(CtlError::Refused(envelope.message));
-        }
-        Ok(envelope.response)
+        let reply =
+            match tokio::time::timeout(self.timeout, nats.request(subject.clone(), body.into()))
+                .await
+            {
+                Err(_) => {
+                    return Err(CtlError::TimedOut {
+                        subject,
+                        timeout: self.timeout,
+                    });
+                }
+                Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                    return Err(CtlError::NoResponders {
+                        lattice: self.lattice.clone(),
+                        subject,
+                    });
+                }
+                Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::TimedOut => {
+                    return Err(CtlError::TimedOut {
+                        subject,
+                        timeout: self.timeout,
+                    });
+                }
+                Ok(Err(e)) => return Err(CtlError::Nats(e.to_string())),
+                Ok(Ok(reply)) => reply,
+            };
+        parse_envelope(&subject, &reply.payload)
     }
 
     async fn command(&self, suffix: &str, body: &impl serde::Serialize) -> Result<(), CtlError> {
@@ -131,14 +201,23 @@ impl CtlClient {
     /// Every host on the lattice. Returns as soon as answers stop arriving (not after a
     /// fixed wait), or after the timeout at the latest.
     pub async fn hosts(&self) -> Result<Vec<HostSummary>, CtlError> {
-        let inbox = self.nats.new_inbox();
-        let mut replies = self
-            .nats
+        let nats = match &self.transport {
+            Transport::Nats(nats) => nats,
+            // An embedded host is the only host.
+            Transport::Http { .. } => {
+                return Ok(self
+                    .request("host.ping", Vec::new())
+                    .await?
+                    .into_iter()
+                    .collect());
+            }
+        };
+        let inbox = nats.new_inbox();
+        let mut replies = nats
             .subscribe(inbox.clone())
             .await
             .map_err(|e| CtlError::Nats(e.to_string()))?;
-        self.nats
-            .publish_with_reply(self.subject("host.ping"), inbox, "".into())
+        nats.publish_with_reply(self.subject("host.ping"), inbox, "".into())
             .await
             .map_err(|e| CtlError::Nats(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -256,11 +335,30 @@ impl CtlClient {
 
     /// Every event on the lattice from now on.
     pub async fn events(&self) -> Result<impl Stream<Item = CloudEvent> + use<>, CtlError> {
-        let subscription = self
-            .nats
+        let Transport::Nats(nats) = &self.transport else {
+            return Err(CtlError::Refused(
+                "events stream over NATS; an embedded host logs them (TRELLIS_LOG=trellis_host=debug)".into(),
+            ));
+        };
+        let subscription = nats
             .subscribe(format!("wasmbus.evt.{}.>", self.lattice))
             .await
             .map_err(|e| CtlError::Nats(e.to_string()))?;
         Ok(subscription.filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() }))
     }
+}
+
+fn parse_envelope<T: DeserializeOwned>(
+    subject: &str,
+    payload: &[u8],
+) -> Result<Option<T>, CtlError> {
+    let envelope: CtlResponse<T> =
+        serde_json::from_slice(payload).map_err(|e| CtlError::BadReply {
+            subject: subject.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if !envelope.success {
+        return Err(CtlError::Refused(envelope.message));
+    }
+    Ok(envelope.response)
 }

@@ -57,7 +57,7 @@ impl Trellis {
         let mut cmd = Command::new(trellis_bin());
         cmd.arg("up")
             .arg(manifest)
-            .args(["--http", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .args(extra);
         Self::start(cmd)
     }

@@ -1,0 +1,94 @@
+//! The control interface of an embedded host over local HTTP, for `trellis up`, which has no
+//! NATS: `POST /v1/ctl/{operation}` with the request JSON as the body answers exactly what
+//! `wasmbus.ctl.v1.{lattice}.{operation}` answers on a lattice, so the CLI and scripts work
+//! the same in both modes. It listens on loopback only by default: it is an admin endpoint.
+
+use crate::Host;
+use futures::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use std::sync::{Arc, Weak};
+use trellis_http_server::{
+    IncomingHandler, RequestBody, ResponseBody, ServerLimits, text_response,
+};
+
+/// Largest control request body accepted.
+const MAX_CONTROL_BODY: u64 = 1 << 20;
+
+struct Admin {
+    host: Weak<Host>,
+}
+
+impl IncomingHandler for Admin {
+    fn handle(
+        &self,
+        _target: Arc<str>,
+        request: Request<RequestBody>,
+    ) -> BoxFuture<'static, Response<ResponseBody>> {
+        let host = self.host.upgrade();
+        Box::pin(async move {
+            let Some(host) = host else {
+                return text_response(StatusCode::SERVICE_UNAVAILABLE, "the host is stopping\n");
+            };
+            let Some(operation) = request
+                .uri()
+                .path()
+                .strip_prefix("/v1/ctl/")
+                .map(str::to_owned)
+            else {
+                return text_response(
+                    StatusCode::NOT_FOUND,
+                    "use POST /v1/ctl/{operation}, for example /v1/ctl/host.ping\n",
+                );
+            };
+            if request.method() != http::Method::POST {
+                return text_response(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+            }
+            let body = match read_body(request.into_body()).await {
+                Ok(b) => b,
+                Err(message) => return text_response(StatusCode::PAYLOAD_TOO_LARGE, message),
+            };
+            let reply = host.control_request(operation, body).await;
+            let mut response = Response::new(
+                http_body_util::Full::new(reply)
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            response
+        })
+    }
+}
+
+/// The server already bounds bodies (`max_request_body_bytes`), so this only collects.
+async fn read_body(body: RequestBody) -> Result<bytes::Bytes, String> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(format!("cannot read the request: {e}\n")),
+    }
+}
+
+impl Host {
+    /// Serves the control interface over HTTP on `listener` until shutdown.
+    pub async fn serve_admin(self: &Arc<Self>, listener: tokio::net::TcpListener) {
+        let handler: Arc<dyn IncomingHandler> = Arc::new(Admin {
+            host: Arc::downgrade(self),
+        });
+        let mut shutdown = self.shutdown.subscribe();
+        self.servers.lock().await.spawn(trellis_http_server::serve(
+            listener,
+            "admin".into(),
+            handler,
+            ServerLimits {
+                max_request_body_bytes: MAX_CONTROL_BODY,
+                ..ServerLimits::default()
+            },
+            async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            },
+        ));
+    }
+}
