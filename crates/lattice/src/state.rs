@@ -56,7 +56,7 @@ pub struct LatticeState {
 
 #[derive(Clone)]
 enum Backend {
-    JetStream(JetStreamState),
+    JetStream(Box<JetStreamState>),
     Memory(std::sync::Arc<std::sync::Mutex<MemoryState>>),
 }
 
@@ -118,12 +118,12 @@ impl LatticeState {
         let links_bucket = format!("LATTICEDATA_{lattice}");
         let config_bucket = format!("CONFIGDATA_{lattice}");
         Ok(Self {
-            backend: Backend::JetStream(JetStreamState {
+            backend: Backend::JetStream(Box::new(JetStreamState {
                 links: open_bucket(&js, &links_bucket).await?,
                 config: open_bucket(&js, &config_bucket).await?,
                 links_bucket,
                 config_bucket,
-            }),
+            })),
         })
     }
 
