@@ -187,7 +187,7 @@ class Server:
 
 def trellis_server(port: int, manifest: Path, cpus: str | None, cache: Path, extra: list[str] = ()) -> Server:
     return Server("trellis", [str(TRELLIS), "up", str(manifest), "--http", f"127.0.0.1:{port}",
-                              "--cache-dir", str(cache), *extra], port, cpus)
+                              "--admin", "off", "--cache-dir", str(cache), *extra], port, cpus)
 
 
 def wasmtime_server(port: int, wasm: Path, cpus: str | None) -> Server:
@@ -362,11 +362,80 @@ def bench_instantiate(args, work: Path) -> tuple[str, dict]:
     return "\n".join(lines), {"low": m.group(1), "estimate": m.group(2), "high": m.group(3)}
 
 
+def bench_lattice(args, work: Path) -> tuple[str, dict]:
+    """`trellis get hosts` against a lattice of N `trellis host` processes on a local nats-server,
+    side by side with a single request/reply (`trellis get inventory HOST`) made the same way."""
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    nats = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(work / "nats")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hosts: list[subprocess.Popen] = []
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("nats-server did not start")
+                time.sleep(0.05)
+        for i in range(args.lattice_hosts):
+            hosts.append(subprocess.Popen(
+                [str(TRELLIS), "host", "--nats", url, "--lattice", "bench", "--friendly-name", f"h{i:02}",
+                 "--cache-dir", str(work / "cache")],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(), text=True))
+        ids = [h.stdout.readline().split()[1] for h in hosts]  # "host <ID> joined lattice bench"
+        rss = sum(int(line.split()[1]) for h in hosts
+                  for line in Path(f"/proc/{h.pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+        cli = [str(TRELLIS), "--nats", url, "--lattice", "bench", "-o", "json"]
+
+        def timed(extra: list[str]) -> tuple[float, str]:
+            start = time.perf_counter()
+            out = subprocess.run([*cli[:1], *extra, *cli[1:]], capture_output=True, text=True, env=server_env())
+            elapsed = (time.perf_counter() - start) * 1000
+            if out.returncode != 0:
+                raise SystemExit(f"{' '.join(extra)} failed: {out.stderr}")
+            return elapsed, out.stdout
+
+        runs = {"get hosts": [], "get inventory (one host)": []}
+        answered = []
+        for _ in range(args.lattice_runs):
+            ms, out = timed(["get", "hosts"])
+            runs["get hosts"].append(ms)
+            answered.append(len(json.loads(out)))
+            runs["get inventory (one host)"].append(timed(["get", "inventory", ids[0]])[0])
+    finally:
+        for h in hosts:
+            h.terminate()
+        for h in hosts:
+            try:
+                h.wait(20)
+            except subprocess.TimeoutExpired:
+                h.kill()
+        nats.terminate()
+        nats.wait()
+    hosts_ms, one_ms = statistics.median(runs["get hosts"]), statistics.median(runs["get inventory (one host)"])
+    lines = [f"{args.lattice_hosts} `trellis host` processes on one local `nats-server -js`; each command is a fresh "
+             f"`trellis` process (start, connect to NATS, ask, print JSON), timed end to end; median (min–max) of "
+             f"{args.lattice_runs} runs. Hosts answering `get hosts`: {min(answered)}–{max(answered)} of "
+             f"{args.lattice_hosts}. Resident memory of the {args.lattice_hosts} idle hosts: "
+             f"{rss / 1024:.0f} MiB ({rss / args.lattice_hosts / 1024:.1f} MiB each).", "",
+             "| command | ms |", "| --- | ---: |"]
+    for name, ms in runs.items():
+        lines.append(f"| {name} | {statistics.median(ms):.0f} ({min(ms):.0f}–{max(ms):.0f}) |")
+    lines += ["", f"`get hosts` (scatter/gather over {args.lattice_hosts} hosts) / `get inventory` (one request/reply): "
+              f"**{hosts_ms / one_ms:.2f}×**. Target: under 1 s with every host answering; the client stops "
+              "collecting 150 ms after the last answer instead of waiting out a fixed timeout."]
+    return "\n".join(lines), {"runs": runs, "answered": answered, "rss_kib": rss}
+
+
 BENCHMARKS = {
     "http": ("HTTP throughput and latency", bench_http),
     "instantiate": ("Instantiation cost (in process)", bench_instantiate),
     "cold-start": ("Cold start", bench_cold_start),
     "density": ("Density", bench_density),
+    "lattice": ("Lattice control: get hosts", bench_lattice),
 }
 
 
@@ -417,6 +486,8 @@ def main() -> None:
     p.add_argument("--cold-runs", type=int, default=5)
     p.add_argument("--density", type=int, nargs="*", default=[1, 100, 1000])
     p.add_argument("--load-instances", type=int, default=64)
+    p.add_argument("--lattice-hosts", type=int, default=20)
+    p.add_argument("--lattice-runs", type=int, default=10)
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite docs/performance.md from docs/performance.json and bench/notes.md, measuring nothing")
@@ -437,7 +508,13 @@ def main() -> None:
 
 
 def measure(args, names: list[str]) -> dict:
-    tools = ensure_tools()
+    previous = DOCS / "performance.json"
+    if set(names) <= {"lattice"}:
+        # The lattice benchmark needs neither wasmtime-cli nor wrk.
+        old = json.loads(previous.read_text()).get("tools") if previous.exists() else None
+        tools = old or {"wasmtime": "not used", "wrk": "not used"}
+    else:
+        tools = ensure_tools()
     if not args.no_build:
         build()
     DOCS.mkdir(exist_ok=True)
@@ -451,7 +528,14 @@ def measure(args, names: list[str]) -> dict:
             work.mkdir()
             text, data = fn(args, work)
             raw["sections"].append({"name": name, "title": title, "markdown": text, "data": data})
-    (DOCS / "performance.json").write_text(json.dumps(raw, indent=2, default=str))
+    # Sections not measured this time keep their last results, so `bench/run lattice` does not
+    # throw away the HTTP numbers.
+    if previous.exists() and set(names) != set(BENCHMARKS):
+        measured = {sec["name"] for sec in raw["sections"]}
+        kept = [sec for sec in json.loads(previous.read_text()).get("sections", []) if sec["name"] not in measured]
+        order = list(BENCHMARKS)
+        raw["sections"] = sorted(kept + raw["sections"], key=lambda sec: order.index(sec["name"]) if sec["name"] in order else len(order))
+    previous.write_text(json.dumps(raw, indent=2, default=str))
     return raw
 
 
