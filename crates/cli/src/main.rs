@@ -349,7 +349,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = host.stop_requested() => tracing::info!("stop requested over the control interface"),
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     host.shutdown().await;
     tracing::info!("stopped");
