@@ -123,6 +123,47 @@ pub(crate) enum LinkCmd {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum StartCmd {
+    /// Runs a component (REF: an absolute path or file:// URL of a .wasm) as ID on a host.
+    Component {
+        reference: String,
+        id: String,
+        /// The host (id, id prefix or friendly name); optional when the lattice has one.
+        #[arg(long)]
+        host: Option<String>,
+        /// Maximum concurrent instances.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Named config the component reads.
+        #[arg(long)]
+        config: Vec<String>,
+    },
+    /// Starts a built-in provider (REF: a wasmCloud provider image or trellis+builtin://NAME) as ID.
+    Provider {
+        reference: String,
+        id: String,
+        #[arg(long)]
+        host: Option<String>,
+        /// Named config the provider reads.
+        #[arg(long)]
+        config: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ScaleCmd {
+    /// Sets a running component's maximum concurrent instances (0 stops it).
+    Component {
+        id: String,
+        reference: String,
+        #[arg(long)]
+        count: u32,
+        #[arg(long)]
+        host: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum StopCmd {
     /// Stops a host gracefully (it announces `host_stopped`).
     Host { host: String },
@@ -439,6 +480,56 @@ pub(crate) async fn link(args: &LatticeArgs, cmd: LinkCmd) -> anyhow::Result<()>
             client.delete_link(&source, &name, &ns, &pkg).await?;
         }
     }
+    Ok(())
+}
+
+pub(crate) async fn start(args: &LatticeArgs, cmd: StartCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    match cmd {
+        StartCmd::Component {
+            reference,
+            id,
+            host,
+            count,
+            config,
+        } => {
+            let host = resolve_host(&client, host.as_deref()).await?;
+            client
+                .scale_component(&host, &id, &reference, count, &config)
+                .await?;
+            eprintln!(
+                "component `{id}` accepted by host {host}; `trellis events` shows component_scaled or why it failed"
+            );
+        }
+        StartCmd::Provider {
+            reference,
+            id,
+            host,
+            config,
+        } => {
+            let host = resolve_host(&client, host.as_deref()).await?;
+            client
+                .start_provider(&host, &id, &reference, &config)
+                .await?;
+            eprintln!("provider `{id}` accepted by host {host}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn scale(args: &LatticeArgs, cmd: ScaleCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let ScaleCmd::Component {
+        id,
+        reference,
+        count,
+        host,
+    } = cmd;
+    let host = resolve_host(&client, host.as_deref()).await?;
+    client
+        .scale_component(&host, &id, &reference, count, &[])
+        .await?;
+    eprintln!("component `{id}` scale to {count} accepted by host {host}");
     Ok(())
 }
 

@@ -121,6 +121,7 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
         .await
         .context("cannot serve the control interface")?;
 
+    let signals = shutdown_signal();
     // stdout carries only this line, so scripts and tests can read the host id.
     let mut out = std::io::stdout().lock();
     writeln!(out, "host {} joined lattice {}", host.id(), args.lattice)?;
@@ -128,7 +129,7 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
     drop(out);
 
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down: signal"),
+        _ = signals => tracing::info!("shutting down: signal"),
         _ = host.stop_requested() => tracing::info!("shutting down: stop requested over the control interface"),
     }
     host.shutdown().await;

@@ -79,6 +79,20 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Start a component or a provider on a host.
+    Start {
+        #[command(subcommand)]
+        cmd: ctl::StartCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Change how many instances of a component may run.
+    Scale {
+        #[command(subcommand)]
+        cmd: ctl::ScaleCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
     /// Stop a host.
     Stop {
         #[command(subcommand)]
@@ -225,6 +239,8 @@ fn main() -> ExitCode {
             Command::Label { cmd, lattice } => ctl::label(&lattice, cmd).await,
             Command::Link { cmd, lattice } => ctl::link(&lattice, cmd).await,
             Command::Stop { cmd, lattice } => ctl::stop(&lattice, cmd).await,
+            Command::Start { cmd, lattice } => ctl::start(&lattice, cmd).await,
+            Command::Scale { cmd, lattice } => ctl::scale(&lattice, cmd).await,
             Command::Events { lattice } => ctl::events(&lattice).await,
         }
     });
@@ -324,6 +340,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
 
+    let signals = shutdown_signal();
     // stdout carries only these lines, so scripts and tests can read the addresses.
     let mut out = std::io::stdout().lock();
     writeln!(out, "app `{}` is running on host {}", app.name, host.id())?;
@@ -350,7 +367,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     drop(out);
 
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = signals => {}
         _ = host.stop_requested() => tracing::info!("stop requested over the control interface"),
     }
     tracing::info!("shutting down: finishing in-flight requests");
@@ -366,25 +383,38 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("trellis").join("compiled"))
 }
 
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so call it before announcing readiness: a signal that arrives
+/// right after the ready line must not find the default handler (which kills the process
+/// without a graceful stop).
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the host");
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                (term, int) => {
+                    let e = term
+                        .err()
+                        .or(int.err())
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
+                    tracing::warn!(error = %e, "cannot listen for signals; falling back to Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -371,3 +371,153 @@ fn the_same_cli_works_against_an_embedded_host() {
         events.stderr
     );
 }
+
+#[test]
+fn components_and_providers_start_through_the_control_interface() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let url = nats.url();
+    let _a = LatticeHost::start(&url, "ops", &["--friendly-name", "alpha"]);
+    let _b = LatticeHost::start(&url, "ops", &["--friendly-name", "beta"]);
+    let wasm = install_guest(dir.path(), "http_hello");
+    let wasm = wasm.to_str().expect("utf8");
+    let port = free_port();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--nats", url.as_str(), "--lattice", "ops"]);
+        run(&all)
+    };
+    let rt = runtime();
+    let client = rt
+        .block_on(async_nats::connect(url.clone()))
+        .expect("connect");
+    let mut events = rt
+        .block_on(client.subscribe("wasmbus.evt.ops.>"))
+        .expect("subscribe");
+
+    let start = cli(&[
+        "start",
+        "provider",
+        "ghcr.io/wasmcloud/http-server:0.27.0",
+        "web-server",
+        "--host",
+        "alpha",
+    ]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    let start = cli(&[
+        "start",
+        "component",
+        &format!("file://{wasm}"),
+        "hello",
+        "--host",
+        "alpha",
+        "--count",
+        "2",
+    ]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    assert_eq!(
+        cli(&[
+            "config",
+            "put",
+            "hello-http",
+            &format!("address=127.0.0.1:{port}")
+        ])
+        .code,
+        Some(0)
+    );
+    let link = cli(&[
+        "link",
+        "put",
+        "web-server",
+        "hello",
+        "wasi:http/incoming-handler",
+        "--source-config",
+        "hello-http",
+    ]);
+    assert_eq!(link.code, Some(0), "{}", link.stderr);
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let body = eventually(
+        "the linked component to answer over HTTP",
+        Duration::from_secs(30),
+        || {
+            try_request(addr, "GET", "/", b"")
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.body)
+        },
+    );
+    assert_eq!(body, "Hello from Trellis!\n");
+
+    let inventory: Value =
+        serde_json::from_str(&cli(&["get", "inventory", "alpha", "-o", "json"]).stdout)
+            .expect("json");
+    assert_eq!(inventory["components"][0]["id"], "hello");
+    assert_eq!(inventory["components"][0]["max_instances"], 2);
+    assert_eq!(inventory["providers"][0]["id"], "web-server");
+
+    // A component that cannot be loaded is accepted, then fails with the reason as an event.
+    let missing = dir.path().join("missing.wasm");
+    let r = cli(&[
+        "start",
+        "component",
+        missing.to_str().expect("utf8"),
+        "ghost",
+        "--host",
+        "beta",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let failed = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let m = events.next().await.expect("event");
+                let ev: Value = serde_json::from_slice(&m.payload).expect("json");
+                if ev["type"] == "com.wasmcloud.lattice.component_scale_failed" {
+                    return ev;
+                }
+            }
+        })
+        .await
+        .expect("component_scale_failed within 20s")
+    });
+    assert_eq!(failed["data"]["component_id"], "ghost");
+    assert!(
+        failed["data"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing.wasm"),
+        "{failed}"
+    );
+    let relative = cli(&["start", "component", "build/x.wasm", "x", "--host", "beta"]);
+    assert_eq!(relative.code, Some(1));
+    assert!(
+        relative.stderr.contains("cannot pull images"),
+        "{}",
+        relative.stderr
+    );
+
+    // Scaling to zero stops it.
+    assert_eq!(
+        cli(&[
+            "scale",
+            "component",
+            "hello",
+            "",
+            "--count",
+            "0",
+            "--host",
+            "alpha"
+        ])
+        .code,
+        Some(0)
+    );
+    eventually("the component to stop", Duration::from_secs(20), || {
+        let inventory: Value =
+            serde_json::from_str(&cli(&["get", "inventory", "alpha", "-o", "json"]).stdout).ok()?;
+        inventory["components"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    });
+    assert_eq!(get(addr, "/").status, 503);
+}

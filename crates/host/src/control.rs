@@ -87,6 +87,27 @@ impl Host {
                     .map_err(sub)?,
             );
         }
+        // Links put through any host may start HTTP listeners here.
+        let mut link_events = client
+            .subscribe(format!("wasmbus.evt.{}.linkdef_set", self.lattice.name()))
+            .await
+            .map_err(sub)?;
+        {
+            let host = Arc::downgrade(self);
+            let state = state.clone();
+            self.spawn_background(async move {
+                while let Some(message) = link_events.next().await {
+                    let Some(host) = host.upgrade() else { break };
+                    let link =
+                        serde_json::from_slice::<trellis_control::CloudEvent>(&message.payload)
+                            .ok()
+                            .and_then(|event| serde_json::from_value::<Link>(event.data).ok());
+                    if let Some(link) = link {
+                        host.apply_http_link(&link, &state).await;
+                    }
+                }
+            });
+        }
         let mut messages = futures::stream::select_all(subscriptions);
         let host = Arc::downgrade(self);
         let state = Arc::new(state);
@@ -111,6 +132,11 @@ impl Host {
                     if let Err(e) = client.publish(reply_to, body).await {
                         tracing::warn!(%operation, error = %e, "cannot reply to a control request");
                     }
+                    if host.is_stop_for_me(&operation) {
+                        // The reply must reach NATS before the process exits.
+                        let _ = client.flush().await;
+                        let _ = host.stop_request.send(true);
+                    }
                 });
             }
         });
@@ -132,8 +158,14 @@ impl Host {
             .clone();
         let host = self.clone();
         // Spawned so that the future handed back is plainly `Send + 'static`.
-        let task =
-            tokio::spawn(async move { host.handle_control(&operation, &payload, &state).await });
+        let task = tokio::spawn(async move {
+            let body = host.handle_control(&operation, &payload, &state).await;
+            if host.is_stop_for_me(&operation) {
+                // The HTTP server drains in-flight requests, so this reply is still written.
+                let _ = host.stop_request.send(true);
+            }
+            body
+        });
         async move {
             task.await.unwrap_or_else(|e| {
                 reply(&CtlResponse::<()>::error(format!(
@@ -141,6 +173,10 @@ impl Host {
                 )))
             })
         }
+    }
+
+    fn is_stop_for_me(&self, operation: &str) -> bool {
+        operation.strip_prefix("host.stop.") == Some(self.id.as_str())
     }
 
     async fn handle_control(
@@ -156,10 +192,8 @@ impl Host {
             ["host", "get", id] if *id == self.id.as_str() => {
                 reply(&CtlResponse::ok(self.inventory()))
             }
-            ["host", "stop", id] if *id == self.id.as_str() => {
-                let _ = self.stop_request.send(true);
-                reply(&CtlResponse::<()>::success())
-            }
+            // The caller stops the host once the reply is on its way (`stop_after_reply`).
+            ["host", "stop", id] if *id == self.id.as_str() => reply(&CtlResponse::<()>::success()),
             ["label", verb @ ("put" | "del"), id] if *id == self.id.as_str() => {
                 reply(&self.change_label(verb, payload))
             }
@@ -185,18 +219,29 @@ impl Host {
                 }
                 Err(e) => CtlResponse::error(e.to_string()),
             }),
-            ["link", "put"] => reply(&self.put_link(payload, state).await),
+            ["link", "put"] => {
+                let response = self.put_link(payload, state).await;
+                if response.success && self.lattice.connections().is_none() {
+                    // Embedded: no event comes back over NATS, so apply it here.
+                    self.apply_http_links(state).await;
+                }
+                reply(&response)
+            }
             ["link", "del"] => reply(&self.delete_link(payload, state).await),
             ["link", "get"] => reply(&match state.links().await {
                 Ok(links) => CtlResponse::ok(links),
                 Err(e) => CtlResponse::error(e.to_string()),
             }),
             ["claims", "get"] => reply(&CtlResponse::ok(Vec::<BTreeMap<String, String>>::new())),
-            [noun @ ("component" | "provider"), verb, _] => {
-                reply(&CtlResponse::<()>::error(format!(
-                    "{noun}.{verb} is not supported by this version of Trellis yet; deploy with `trellis up` for now"
-                )))
+            ["component", "scale", id] if *id == self.id.as_str() => {
+                reply(&self.scale_component(payload, state))
             }
+            ["provider", "start", id] if *id == self.id.as_str() => {
+                reply(&self.start_provider(payload, state))
+            }
+            [noun @ ("component" | "provider"), verb, _] => reply(&CtlResponse::<()>::error(
+                format!("{noun}.{verb} is not supported by this version of Trellis yet"),
+            )),
             _ => reply(&CtlResponse::<()>::error(format!(
                 "unknown control operation `{operation}`"
             ))),

@@ -15,7 +15,7 @@ use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
 use trellis_runtime::{Capabilities, Component, HttpComponent, InstanceContext, MessageComponent};
 
 /// Where the wasmCloud HTTP server listens when the link does not say.
-const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
+pub(crate) const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
 
 /// Config keys of the wasmCloud HTTP server provider that Trellis honours.
 const HTTP_SERVER_KEYS: &[&str] = &["address", "default_address"];
@@ -408,6 +408,18 @@ pub(crate) struct Route {
     pub(crate) provider: String,
     component: String,
     component_id: String,
+}
+
+impl Route {
+    /// A route for a component known by id only (lattice links name ids, not manifest names).
+    pub(crate) fn new(address: SocketAddr, provider: String, component_id: String) -> Self {
+        Self {
+            address,
+            provider,
+            component: component_id.clone(),
+            component_id,
+        }
+    }
 }
 
 fn check_providers(app: &Application, problems: &mut Vec<Problem>) {

@@ -32,6 +32,18 @@ impl Dispatch {
             .insert(id.into(), Arc::new(running));
     }
 
+    pub(crate) fn remove(&self, id: &str) -> bool {
+        self.components
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+            .is_some()
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
     fn get(&self, id: &str) -> Option<Arc<Running>> {
         self.components
             .read()

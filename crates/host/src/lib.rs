@@ -16,6 +16,7 @@ mod deploy;
 mod dispatch;
 mod health;
 mod limiter;
+mod operations;
 mod problems;
 mod providers;
 
@@ -92,6 +93,8 @@ pub struct Host {
     background: Mutex<JoinSet<()>>,
     /// Links and config of the lattice: JetStream KV on NATS, in memory when embedded.
     control_state: std::sync::OnceLock<trellis_lattice::state::LatticeState>,
+    /// (HTTP provider, component) pairs already served for lattice links.
+    served_links: Mutex<std::collections::HashSet<(String, String)>>,
     /// Set when the control interface asks the host to stop.
     stop_request: watch::Sender<bool>,
     /// HTTP routes whose address could not be bound yet.
@@ -134,6 +137,7 @@ impl Host {
             pending_routes: tokio::sync::Mutex::default(),
             stop_request: watch::channel(false).0,
             control_state: std::sync::OnceLock::new(),
+            served_links: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;

@@ -324,6 +324,45 @@ impl CtlClient {
         .await
     }
 
+    /// Runs `component_ref` as `component_id` on a host with at most `count` concurrent
+    /// instances (0 stops it). Accepted means started; watch for `component_scaled` or
+    /// `component_scale_failed`.
+    pub async fn scale_component(
+        &self,
+        host_id: &str,
+        component_id: &str,
+        component_ref: &str,
+        count: u32,
+        config: &[String],
+    ) -> Result<(), CtlError> {
+        self.command(
+            &format!("component.scale.{host_id}"),
+            &serde_json::json!({
+                "host_id": host_id, "component_id": component_id, "component_ref": component_ref,
+                "count": count, "config": config, "allow_update": true,
+            }),
+        )
+        .await
+    }
+
+    /// Starts a built-in provider on a host. Watch for `provider_started` or
+    /// `provider_start_failed`.
+    pub async fn start_provider(
+        &self,
+        host_id: &str,
+        provider_id: &str,
+        provider_ref: &str,
+        config: &[String],
+    ) -> Result<(), CtlError> {
+        self.command(
+            &format!("provider.start.{host_id}"),
+            &serde_json::json!({
+                "host_id": host_id, "provider_id": provider_id, "provider_ref": provider_ref, "config": config,
+            }),
+        )
+        .await
+    }
+
     /// Asks a host to stop.
     pub async fn stop_host(&self, host_id: &str) -> Result<(), CtlError> {
         self.command(

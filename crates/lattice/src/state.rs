@@ -99,13 +99,19 @@ async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store,
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
-    js.get_or_create_stream(bucket_stream(bucket))
-        .await
-        .map_err(|e| {
-            err(format!(
-                "cannot create it: {e}; is JetStream enabled on the server (`nats-server -js`)?"
-            ))
-        })?;
+    if let Err(e) = js.get_or_create_stream(bucket_stream(bucket)).await {
+        // Hosts starting together race to create the bucket: the loser is told the subjects
+        // overlap with the stream the winner just made, which is the bucket it wanted.
+        for _ in 0..20 {
+            if let Ok(store) = js.get_key_value(bucket).await {
+                return Ok(store);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        return Err(err(format!(
+            "cannot create it: {e}; is JetStream enabled on the server (`nats-server -js`)?"
+        )));
+    }
     js.get_key_value(bucket)
         .await
         .map_err(|e| err(e.to_string()))

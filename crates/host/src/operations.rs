@@ -1,0 +1,298 @@
+//! Starting components and providers one at a time through the control interface
+//! (`component.scale`, `provider.start`), and serving HTTP for links put on the lattice.
+//!
+//! Each operation deploys a one-entry application through the same checks as `trellis up`
+//! ([`Host::deploy`]); the reply only says the request was accepted, and the outcome is an
+//! event (`component_scaled` / `component_scale_failed`, `provider_started` /
+//! `provider_start_failed`), as wasmCloud hosts do. Links whose source is an HTTP server
+//! provider on this host and whose target is a component on this host start a listener at
+//! the address in the link's source config.
+
+use crate::Host;
+use crate::deploy::Route;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use trellis_control::{ComponentId, CtlResponse, Link, ProviderId};
+use trellis_lattice::state::LatticeState;
+use trellis_manifest::{Application, Builtin, Component, ImageRef, Provider, Scale};
+
+#[derive(Deserialize)]
+pub(crate) struct ScaleCommand {
+    component_id: String,
+    #[serde(default)]
+    component_ref: String,
+    #[serde(default, alias = "max_instances")]
+    count: u32,
+    #[serde(default)]
+    config: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StartProviderCommand {
+    provider_id: String,
+    #[serde(default)]
+    provider_ref: String,
+    #[serde(default)]
+    config: Vec<String>,
+}
+
+/// `file:///abs/path.wasm` or an absolute path; registries are not supported yet.
+fn image(reference: &str) -> Result<ImageRef, String> {
+    let path = reference.strip_prefix("file://").unwrap_or(reference);
+    let path = PathBuf::from(path);
+    if path.is_absolute() {
+        Ok(ImageRef::File(path))
+    } else {
+        Err(format!(
+            "`{reference}` is not an absolute file:// path; this version of Trellis cannot pull images from registries"
+        ))
+    }
+}
+
+fn app(name: &str) -> Application {
+    Application {
+        name: name.to_owned(),
+        version: None,
+        description: None,
+        annotations: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        manifest_path: std::env::current_dir().unwrap_or_default().join("lattice"),
+        components: Vec::new(),
+        providers: Vec::new(),
+        links: Vec::new(),
+        configs: BTreeMap::new(),
+    }
+}
+
+async fn configs(
+    state: &LatticeState,
+    names: &[String],
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        if let Ok(Some(values)) = state.get_config(name).await {
+            out.insert(name.clone(), values);
+        }
+    }
+    out
+}
+
+impl Host {
+    /// `component.scale`: accepted at once; the work and its event follow.
+    pub(crate) fn scale_component(
+        self: &Arc<Self>,
+        payload: &[u8],
+        state: &LatticeState,
+    ) -> CtlResponse<()> {
+        let cmd: ScaleCommand = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => return CtlResponse::error(format!("invalid component.scale request: {e}")),
+        };
+        if cmd.component_id.is_empty() {
+            return CtlResponse::error("component.scale needs a component_id");
+        }
+        let image = if cmd.count == 0 {
+            None
+        } else {
+            match image(&cmd.component_ref) {
+                Ok(i) => Some(i),
+                Err(e) => return CtlResponse::error(e),
+            }
+        };
+        let host = self.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let id = ComponentId::new(cmd.component_id.clone());
+            host.remove_component(&id);
+            let Some(image) = image else {
+                host.publish(
+                    "component_scaled",
+                    serde_json::json!({"component_id": id, "image_ref": cmd.component_ref, "max_instances": 0}),
+                );
+                host.apply_http_links(&state).await;
+                return;
+            };
+            let mut app = app(&format!("lattice-{}", cmd.component_id));
+            app.configs = configs(&state, &cmd.config).await;
+            app.components.push(Component {
+                name: cmd.component_id.clone(),
+                id: id.clone(),
+                image,
+                scale: Scale {
+                    instances: cmd.count,
+                    ..Scale::default()
+                },
+                config: cmd
+                    .config
+                    .iter()
+                    .filter(|n| app.configs.contains_key(*n))
+                    .cloned()
+                    .collect(),
+                line: 0,
+            });
+            match host.deploy(&app).await {
+                Ok(_) => host.apply_http_links(&state).await,
+                Err(e) => {
+                    tracing::warn!(component_id = %id, error = %e, "component.scale failed");
+                    host.publish(
+                        "component_scale_failed",
+                        serde_json::json!({"component_id": id, "image_ref": cmd.component_ref, "max_instances": cmd.count, "error": e.to_string()}),
+                    );
+                }
+            }
+        });
+        CtlResponse::success()
+    }
+
+    /// `provider.start`: accepted at once; the work and its event follow.
+    pub(crate) fn start_provider(
+        self: &Arc<Self>,
+        payload: &[u8],
+        state: &LatticeState,
+    ) -> CtlResponse<()> {
+        let cmd: StartProviderCommand = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => return CtlResponse::error(format!("invalid provider.start request: {e}")),
+        };
+        let Some(builtin) = Builtin::from_image_ref(&cmd.provider_ref) else {
+            return CtlResponse::error(format!(
+                "`{}` is not a built-in provider; Trellis runs providers inside the host and cannot start provider binaries",
+                cmd.provider_ref
+            ));
+        };
+        if cmd.provider_id.is_empty() {
+            return CtlResponse::error("provider.start needs a provider_id");
+        }
+        if self.provider_running(&cmd.provider_id) {
+            return CtlResponse::error(format!(
+                "provider `{}` already runs on this host",
+                cmd.provider_id
+            ));
+        }
+        let host = self.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut app = app(&format!("lattice-{}", cmd.provider_id));
+            app.configs = configs(&state, &cmd.config).await;
+            app.providers.push(Provider {
+                name: cmd.provider_id.clone(),
+                id: ProviderId::new(cmd.provider_id.clone()),
+                image_ref: cmd.provider_ref.clone(),
+                builtin: Some(builtin),
+                scale: Scale::default(),
+                config: cmd
+                    .config
+                    .iter()
+                    .filter(|n| app.configs.contains_key(*n))
+                    .cloned()
+                    .collect(),
+                line: 0,
+            });
+            match host.deploy(&app).await {
+                Ok(_) => host.apply_http_links(&state).await,
+                Err(e) => host.publish(
+                    "provider_start_failed",
+                    serde_json::json!({"provider_id": cmd.provider_id, "provider_ref": cmd.provider_ref, "error": e.to_string()}),
+                ),
+            }
+        });
+        CtlResponse::success()
+    }
+
+    fn provider_running(&self, id: &str) -> bool {
+        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        inventory.providers.iter().any(|(p, _)| p.id.as_str() == id)
+    }
+
+    fn http_provider(&self, id: &str) -> Option<String> {
+        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        inventory
+            .providers
+            .iter()
+            .find(|(p, _)| p.id.as_str() == id && p.builtin == Builtin::HttpServer)
+            .map(|(p, _)| p.name.clone())
+    }
+
+    fn remove_component(&self, id: &ComponentId) {
+        self.dispatch.remove(id.as_str());
+        let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        inventory.components.retain(|c| c.id != *id);
+    }
+
+    /// Starts a listener for every lattice link from an HTTP server provider on this host to
+    /// a component on this host that is not served yet.
+    pub(crate) async fn apply_http_links(self: &Arc<Self>, state: &LatticeState) {
+        let links = match state.links().await {
+            Ok(links) => links,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read lattice links");
+                return;
+            }
+        };
+        for link in links {
+            self.apply_http_link(&link, state).await;
+        }
+    }
+
+    pub(crate) async fn apply_http_link(self: &Arc<Self>, link: &Link, state: &LatticeState) {
+        if !link.carries("wasi", "http", "incoming-handler") {
+            return;
+        }
+        let Some(provider) = self.http_provider(&link.source_id) else {
+            return;
+        };
+        if !self.dispatch.contains(&link.target) {
+            return;
+        }
+        let key = (link.source_id.clone(), link.target.clone());
+        if !self
+            .served_links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let mut address = None;
+        for name in &link.source_config {
+            if let Ok(Some(values)) = state.get_config(name).await
+                && let Some(a) = values
+                    .get("address")
+                    .or_else(|| values.get("default_address"))
+            {
+                address = Some(a.clone());
+            }
+        }
+        let address = address.unwrap_or_else(|| crate::deploy::DEFAULT_HTTP_ADDRESS.to_owned());
+        let parsed: Result<SocketAddr, _> = address.parse();
+        let bound = parsed
+            .map_err(|e| format!("`{address}` is not a socket address: {e}"))
+            .and_then(|a| {
+                trellis_http_server::bind(a)
+                    .map(|l| (a, l))
+                    .map_err(|e| format!("cannot listen on {address}: {e}"))
+            });
+        match bound {
+            Ok((address, listener)) => {
+                let listening = self
+                    .serve_route(Route::new(address, provider, link.target.clone()), listener)
+                    .await;
+                tracing::info!(address = %listening.address, component_id = %link.target, "serving HTTP for a lattice link");
+            }
+            Err(reason) => {
+                self.served_links
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                tracing::warn!(provider = %link.source_id, component_id = %link.target, %reason, "cannot serve HTTP for a lattice link");
+                self.publish(
+                    "linkdef_set_failed",
+                    serde_json::json!({"source_id": link.source_id, "target": link.target, "message": reason}),
+                );
+            }
+        }
+    }
+}
