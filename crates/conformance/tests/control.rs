@@ -678,23 +678,58 @@ async fn heartbeat_then_stop_host_publishes_host_stopped_and_exits_zero() {
     );
 }
 
-/// Test 7: `component.scale` is answered (not a timeout).
-///
-/// TIGHTEN WHEN SCALING LANDS: for now any reply is accepted (`success: false` with a message is
-/// what the first slice of `trellis host` sends). Once the host scales components, this test
-/// should require `success: true` and a `component_scaled` / `component_scale_failed` event.
+/// `component.scale` with a `file://` component: accepted, `component_scaled` from that host,
+/// and the component in the inventory with its instance count. A registry reference (which
+/// Trellis cannot pull yet) is refused with a reason, not left unanswered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn component_scale_is_answered_tighten_when_scaling_lands() {
+async fn component_scale_runs_a_file_component_and_refuses_registry_refs() {
     let lattice = Lattice::new("scale");
+    let mut events = lattice.events().await;
     let host = lattice.start_host(&[]);
     let ctl = lattice.ctl().await;
+    let wasm = trellis_test_support::guest("http_hello");
+    let reference = format!("file://{}", wasm.display());
+
+    let reply = ok(
+        "scale_component",
+        ctl.scale_component(
+            host.id(),
+            &reference,
+            "conf-component",
+            3,
+            None,
+            Vec::new(),
+            false,
+        )
+        .await,
+        &[&host],
+    );
+    assert_success("scale_component", &reply, &[&host]);
+    let scaled = events
+        .expect("component_scaled", EVENT_TIMEOUT, |e| {
+            e.source == host.id() && e.data["component_id"] == "conf-component"
+        })
+        .await;
+    assert_eq!(scaled.data["max_instances"], 3, "{scaled:?}");
+    let inventory = ok(
+        "get_host_inventory",
+        ctl.get_host_inventory(host.id()).await,
+        &[&host],
+    );
+    let inventory = inventory.into_data().expect("inventory data");
+    let component = inventory
+        .components()
+        .iter()
+        .find(|c| c.id() == "conf-component")
+        .unwrap_or_else(|| panic!("scaled component missing from {inventory:?}"));
+    assert_eq!(component.max_instances(), 3);
 
     let reply = ok(
         "scale_component",
         ctl.scale_component(
             host.id(),
             "ghcr.io/trellis-conformance/absent:0.1.0",
-            "conf-component",
+            "conf-remote",
             1,
             None,
             Vec::new(),
@@ -703,12 +738,11 @@ async fn component_scale_is_answered_tighten_when_scaling_lands() {
         .await,
         &[&host],
     );
-    if !reply.succeeded() {
-        assert!(
-            !reply.message().is_empty(),
-            "a refused scale must say why: {reply:?}"
-        );
-    }
+    assert!(
+        !reply.succeeded(),
+        "a registry reference cannot run yet: {reply:?}"
+    );
+    assert!(reply.message().contains("cannot pull images"), "{reply:?}");
 }
 
 /// SIGTERM stops a host gracefully: `host_stopped`, then exit code 0.
