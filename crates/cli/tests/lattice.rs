@@ -521,3 +521,106 @@ fn components_and_providers_start_through_the_control_interface() {
     });
     assert_eq!(get(addr, "/").status, 503);
 }
+
+#[test]
+fn three_hosts_run_components_and_one_leaves_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let url = nats.url();
+    let names = ["one", "two", "three"];
+    let mut hosts: Vec<LatticeHost> = names
+        .iter()
+        .map(|n| LatticeHost::start(&url, "trio", &["--friendly-name", n]))
+        .collect();
+    let wasm = install_guest(dir.path(), "http_hello");
+    let reference = format!("file://{}", wasm.display());
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--nats", url.as_str(), "--lattice", "trio"]);
+        run(&all)
+    };
+    let rt = runtime();
+    let client = rt
+        .block_on(async_nats::connect(url.clone()))
+        .expect("connect");
+    let mut stopped = rt
+        .block_on(client.subscribe("wasmbus.evt.trio.host_stopped"))
+        .expect("subscribe");
+
+    for (i, name) in names.iter().enumerate() {
+        let id = format!("hello-{name}");
+        let count = (i + 1).to_string();
+        let r = cli(&[
+            "start",
+            "component",
+            &reference,
+            &id,
+            "--host",
+            name,
+            "--count",
+            &count,
+        ]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    for (i, name) in names.iter().enumerate() {
+        let inventory = eventually(
+            &format!("the component on {name}"),
+            Duration::from_secs(30),
+            || {
+                let out = cli(&["get", "inventory", name, "-o", "json"]);
+                let inventory: Value = serde_json::from_str(&out.stdout).ok()?;
+                (!inventory["components"].as_array()?.is_empty()).then_some(inventory)
+            },
+        );
+        assert_eq!(inventory["components"][0]["id"], format!("hello-{name}"));
+        assert_eq!(inventory["components"][0]["max_instances"], i + 1);
+    }
+
+    let leaving = hosts.remove(1);
+    assert_eq!(cli(&["stop", "host", "two"]).code, Some(0));
+    let event = rt.block_on(async {
+        let m = tokio::time::timeout(Duration::from_secs(10), stopped.next())
+            .await
+            .expect("host_stopped within 10s")
+            .expect("event");
+        serde_json::from_slice::<Value>(&m.payload).expect("json")
+    });
+    assert_eq!(event["source"], leaving.id.as_str());
+    let mut leaving = leaving;
+    assert_eq!(leaving.trellis.wait_exit(Duration::from_secs(20)), Some(0));
+    let remaining: Value =
+        serde_json::from_str(&cli(&["get", "hosts", "-o", "json"]).stdout).expect("json");
+    let mut remaining: Vec<&str> = remaining
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|h| h["friendly_name"].as_str())
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, ["one", "three"]);
+}
+
+#[test]
+fn an_unreachable_nats_is_a_clear_error() {
+    let port = free_port();
+    let out = run(&[
+        "get",
+        "hosts",
+        "--nats",
+        &format!("nats://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is nats-server running there"),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = std::process::Command::new(trellis_bin());
+    cmd.args(["host", "--nats", &format!("nats://127.0.0.1:{port}")]);
+    let host = cmd.output().expect("run");
+    assert_eq!(host.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&host.stderr).contains("cannot connect the control connection")
+    );
+}
