@@ -624,3 +624,78 @@ fn an_unreachable_nats_is_a_clear_error() {
         String::from_utf8_lossy(&host.stderr).contains("cannot connect the control connection")
     );
 }
+
+#[test]
+fn a_component_started_on_the_lattice_uses_its_capability_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let url = nats.url();
+    let _host = LatticeHost::start(&url, "caps", &["--friendly-name", "solo"]);
+    let wasm = install_guest(dir.path(), "kv_counter");
+    let port = free_port();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--nats", url.as_str(), "--lattice", "caps"]);
+        let out = run(&all);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        out
+    };
+    cli(&[
+        "start",
+        "provider",
+        "trellis+builtin://keyvalue-memory",
+        "kv",
+    ]);
+    cli(&[
+        "start",
+        "provider",
+        "ghcr.io/wasmcloud/http-server:0.27.0",
+        "http",
+    ]);
+    cli(&[
+        "link",
+        "put",
+        "counter",
+        "kv",
+        "wasi:keyvalue/atomics,store",
+    ]);
+    cli(&[
+        "config",
+        "put",
+        "counter-http",
+        &format!("address=127.0.0.1:{port}"),
+    ]);
+    cli(&[
+        "link",
+        "put",
+        "http",
+        "counter",
+        "wasi:http/incoming-handler",
+        "--source-config",
+        "counter-http",
+    ]);
+    // Started after its links: the links to providers on this host serve its imports.
+    cli(&[
+        "start",
+        "component",
+        &format!("file://{}", wasm.display()),
+        "counter",
+    ]);
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let first = eventually("the counter to answer", Duration::from_secs(30), || {
+        try_request(addr, "GET", "/", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.body)
+    });
+    assert_eq!(first, "Counter: 1\n");
+    assert_eq!(get(addr, "/").body, "Counter: 2\n");
+    let inventory: Value =
+        serde_json::from_str(&cli(&["get", "inventory", "-o", "json"]).stdout).expect("json");
+    assert_eq!(
+        inventory["providers"].as_array().map(Vec::len),
+        Some(2),
+        "providers are shared, not started twice: {inventory}"
+    );
+}

@@ -17,6 +17,9 @@ use trellis_runtime::{Capabilities, Component, HttpComponent, InstanceContext, M
 /// Where the wasmCloud HTTP server listens when the link does not say.
 pub(crate) const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
 
+/// Annotation on the one-entry apps the control interface deploys.
+pub(crate) const LATTICE_OPERATION: &str = "trellis.dev/lattice-operation";
+
 /// Config keys of the wasmCloud HTTP server provider that Trellis honours.
 const HTTP_SERVER_KEYS: &[&str] = &["address", "default_address"];
 
@@ -349,24 +352,41 @@ impl Host {
                 max_instances: spec.scale.instances,
             });
         }
-        for p in providers {
+        let already: Vec<trellis_control::ProviderId> = {
+            let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            inventory
+                .providers
+                .iter()
+                .map(|(p, _)| p.id.clone())
+                .collect()
+        };
+        let providers: Vec<&Arc<ProviderState>> = providers
+            .iter()
+            .filter(|p| !already.contains(&p.id))
+            .collect();
+        for p in &providers {
             self.publish(
                 "provider_started",
                 serde_json::json!({"provider_id": p.id, "image_ref": p.image_ref, "annotations": annotations}),
             );
         }
-        for l in &app.links {
-            self.publish(
-                "linkdef_set",
-                serde_json::to_value(&l.link).unwrap_or_default(),
-            );
+        // Links that came from the lattice were announced when they were put.
+        if !app.annotations.contains_key(LATTICE_OPERATION) {
+            for l in &app.links {
+                self.publish(
+                    "linkdef_set",
+                    serde_json::to_value(&l.link).unwrap_or_default(),
+                );
+            }
         }
         {
             let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
             inventory.components.extend(components);
-            inventory
-                .providers
-                .extend(providers.iter().map(|p| (p.clone(), annotations.clone())));
+            inventory.providers.extend(
+                providers
+                    .iter()
+                    .map(|p| ((*p).clone(), annotations.clone())),
+            );
         }
 
         let mut listening = Vec::new();

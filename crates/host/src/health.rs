@@ -23,9 +23,18 @@ impl Host {
             .parent()
             .map(|d| d.to_path_buf())
             .unwrap_or_default();
+        let running: Vec<Arc<ProviderState>> = {
+            let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            inventory.providers.iter().map(|(p, _)| p.clone()).collect()
+        };
         app.providers
             .iter()
             .filter_map(|p| {
+                // A provider already running on this host (started through the control
+                // interface) is shared, not started twice.
+                if let Some(existing) = running.iter().find(|r| r.id == p.id) {
+                    return Some(existing.clone());
+                }
                 let builtin = p.builtin?;
                 let mut ignored = Vec::new();
                 let config = crate::deploy::merge_config(app, "provider", &p.config, &mut ignored);

@@ -57,7 +57,10 @@ fn app(name: &str) -> Application {
         name: name.to_owned(),
         version: None,
         description: None,
-        annotations: BTreeMap::new(),
+        annotations: BTreeMap::from([(
+            crate::deploy::LATTICE_OPERATION.to_owned(),
+            "true".to_owned(),
+        )]),
         labels: BTreeMap::new(),
         manifest_path: std::env::current_dir().unwrap_or_default().join("lattice"),
         components: Vec::new(),
@@ -116,7 +119,28 @@ impl Host {
                 return;
             };
             let mut app = app(&format!("lattice-{}", cmd.component_id));
-            app.configs = configs(&state, &cmd.config).await;
+            let mut config_names = cmd.config.clone();
+            // The component's lattice links to providers running here serve its imports.
+            for link in state.links().await.unwrap_or_default() {
+                if link.source_id != cmd.component_id {
+                    continue;
+                }
+                let Some(provider) = host.running_provider(&link.target) else {
+                    continue;
+                };
+                config_names.extend(link.source_config.iter().cloned());
+                config_names.extend(link.target_config.iter().cloned());
+                if app.provider(&provider.name).is_none() {
+                    app.providers.push(provider);
+                }
+                app.links.push(trellis_manifest::LinkSpec {
+                    source: cmd.component_id.clone(),
+                    target: link.target.clone(),
+                    link,
+                    line: 0,
+                });
+            }
+            app.configs = configs(&state, &config_names).await;
             app.components.push(Component {
                 name: cmd.component_id.clone(),
                 id: id.clone(),
@@ -200,6 +224,24 @@ impl Host {
             }
         });
         CtlResponse::success()
+    }
+
+    /// A provider running on this host, as a manifest entry (named by its id).
+    fn running_provider(&self, id: &str) -> Option<Provider> {
+        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        inventory
+            .providers
+            .iter()
+            .find(|(p, _)| p.id.as_str() == id)
+            .map(|(p, _)| Provider {
+                name: p.id.to_string(),
+                id: p.id.clone(),
+                image_ref: p.image_ref.clone(),
+                builtin: Some(p.builtin),
+                scale: Scale::default(),
+                config: Vec::new(),
+                line: 0,
+            })
     }
 
     fn provider_running(&self, id: &str) -> bool {
