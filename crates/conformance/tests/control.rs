@@ -880,3 +880,87 @@ async fn claims_get_answers_an_empty_list() {
         "claims: no components or providers carry claims yet"
     );
 }
+
+/// Auctions: every host whose labels satisfy the constraints answers with its id; the others
+/// stay silent. A host that already runs a provider does not bid for it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auctions_are_answered_by_hosts_that_match_the_constraints() {
+    let lattice = Lattice::new("auction");
+    let east = lattice.start_host(&["--label", "zone=east"]);
+    let west = lattice.start_host(&["--label", "zone=west"]);
+    let ctl = lattice.ctl().await;
+
+    let acks = ok(
+        "perform_component_auction",
+        ctl.perform_component_auction(
+            "file:///x.wasm",
+            "web",
+            BTreeMap::from([("zone".to_owned(), "west".to_owned())]),
+        )
+        .await,
+        &[&east, &west],
+    );
+    let bidders: Vec<String> = acks
+        .into_iter()
+        .filter_map(|a| a.into_data())
+        .map(|a| a.host_id().to_owned())
+        .collect();
+    assert_eq!(
+        bidders,
+        vec![west.id().to_owned()],
+        "only the west host matches"
+    );
+
+    let acks = ok(
+        "perform_component_auction",
+        ctl.perform_component_auction("file:///x.wasm", "web", BTreeMap::new())
+            .await,
+        &[&east, &west],
+    );
+    assert_eq!(
+        acks.len(),
+        2,
+        "without constraints every host bids: {acks:?}"
+    );
+
+    let started = ok(
+        "start_provider",
+        ctl.start_provider(
+            east.id(),
+            "trellis+builtin://keyvalue-memory",
+            "kv",
+            None,
+            Vec::new(),
+        )
+        .await,
+        &[&east],
+    );
+    assert_success("start_provider", &started, &[&east]);
+    let mut bidders = Vec::new();
+    for _ in 0..50 {
+        let acks = ok(
+            "perform_provider_auction",
+            ctl.perform_provider_auction(
+                "trellis+builtin://keyvalue-memory",
+                "kv",
+                BTreeMap::new(),
+            )
+            .await,
+            &[&east, &west],
+        );
+        bidders = acks
+            .into_iter()
+            .filter_map(|a| a.into_data())
+            .map(|a| a.host_id().to_owned())
+            .collect();
+        if bidders.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        bidders,
+        vec![west.id().to_owned()],
+        "the host running `kv` does not bid for it"
+    );
+}

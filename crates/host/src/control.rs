@@ -79,6 +79,15 @@ impl Host {
                 .await
                 .map_err(sub)?,
         ];
+        // Every host hears every auction and answers only when it can take the work.
+        for subject in ["component.auction", "provider.auction"] {
+            subscriptions.push(
+                client
+                    .subscribe(format!("{prefix}.{subject}"))
+                    .await
+                    .map_err(sub)?,
+            );
+        }
         for subject in ["link.*", "config.*.*", "claims.get"] {
             subscriptions.push(
                 client
@@ -126,6 +135,13 @@ impl Host {
                 let client = client.clone();
                 let state = state.clone();
                 tokio::spawn(async move {
+                    if operation.ends_with(".auction") {
+                        // A host that cannot take the workload stays silent, as in wasmCloud.
+                        if let Some(body) = host.auction(&operation, &message.payload) {
+                            let _ = client.publish(reply_to, body).await;
+                        }
+                        return;
+                    }
                     let body = host
                         .handle_control(&operation, &message.payload, &state)
                         .await;
@@ -173,6 +189,50 @@ impl Host {
                 )))
             })
         }
+    }
+
+    /// Answers an auction when this host's labels satisfy the constraints and it does not
+    /// already run the provider; `None` means stay silent.
+    fn auction(&self, operation: &str, payload: &[u8]) -> Option<bytes::Bytes> {
+        let request: serde_json::Value = serde_json::from_slice(payload).ok()?;
+        let constraints: BTreeMap<String, String> =
+            serde_json::from_value(request.get("constraints").cloned().unwrap_or_default())
+                .unwrap_or_default();
+        let labels = self.labels();
+        if !constraints.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return None;
+        }
+        let host_id = self.id.to_string();
+        let ack = match operation {
+            "component.auction" => serde_json::json!({
+                "component_ref": request.get("component_ref").cloned().unwrap_or_default(),
+                "component_id": request.get("component_id").cloned().unwrap_or_default(),
+                "host_id": host_id,
+                "constraints": constraints,
+            }),
+            "provider.auction" => {
+                let provider_id = request
+                    .get("provider_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                if self
+                    .inventory()
+                    .providers
+                    .iter()
+                    .any(|p| p.id.as_str() == provider_id)
+                {
+                    return None;
+                }
+                serde_json::json!({
+                    "provider_ref": request.get("provider_ref").cloned().unwrap_or_default(),
+                    "provider_id": provider_id,
+                    "host_id": host_id,
+                    "constraints": constraints,
+                })
+            }
+            _ => return None,
+        };
+        Some(reply(&CtlResponse::ok(ack)))
     }
 
     fn is_stop_for_me(&self, operation: &str) -> bool {
