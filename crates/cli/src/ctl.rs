@@ -155,9 +155,11 @@ pub(crate) enum ScaleCmd {
     /// Sets a running component's maximum concurrent instances (0 stops it).
     Component {
         id: String,
-        reference: String,
         #[arg(long)]
         count: u32,
+        /// The component's image [default: what the host runs it from now].
+        #[arg(long = "ref")]
+        reference: Option<String>,
         #[arg(long)]
         host: Option<String>,
     },
@@ -526,6 +528,19 @@ pub(crate) async fn scale(args: &LatticeArgs, cmd: ScaleCmd) -> anyhow::Result<(
         host,
     } = cmd;
     let host = resolve_host(&client, host.as_deref()).await?;
+    let reference = match reference {
+        Some(r) => r,
+        None => client
+            .inventory(&host)
+            .await?
+            .components
+            .into_iter()
+            .find(|c| c.id.as_str() == id)
+            .map(|c| c.image_ref)
+            .with_context(|| {
+                format!("component `{id}` does not run on host {host}; pass --ref to start it")
+            })?,
+    };
     client
         .scale_component(&host, &id, &reference, count, &[])
         .await?;

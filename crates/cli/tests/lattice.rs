@@ -502,7 +502,6 @@ fn components_and_providers_start_through_the_control_interface() {
             "scale",
             "component",
             "hello",
-            "",
             "--count",
             "0",
             "--host",
@@ -511,6 +510,17 @@ fn components_and_providers_start_through_the_control_interface() {
         .code,
         Some(0)
     );
+    let gone = cli(&[
+        "scale",
+        "component",
+        "nothing-here",
+        "--count",
+        "1",
+        "--host",
+        "alpha",
+    ]);
+    assert_eq!(gone.code, Some(1));
+    assert!(gone.stderr.contains("pass --ref"), "{}", gone.stderr);
     eventually("the component to stop", Duration::from_secs(20), || {
         let inventory: Value =
             serde_json::from_str(&cli(&["get", "inventory", "alpha", "-o", "json"]).stdout).ok()?;
