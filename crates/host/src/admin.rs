@@ -48,7 +48,7 @@ impl IncomingHandler for Admin {
                 Ok(b) => b,
                 Err(message) => return text_response(StatusCode::PAYLOAD_TOO_LARGE, message),
             };
-            let reply = host.control_request(operation, body).await;
+            let reply = host.control_request(&operation, &body).await;
             let mut response = Response::new(
                 http_body_util::Full::new(reply)
                     .map_err(|never| match never {})

@@ -163,32 +163,21 @@ impl Host {
     /// Answers one control request (`operation` is the subject after
     /// `wasmbus.ctl.v1.{lattice}.`, for example `host.ping` or `config.get.db`) with the JSON
     /// reply envelope, whatever transport it came on.
-    pub fn control_request(
+    pub async fn control_request(
         self: &Arc<Self>,
-        operation: String,
-        payload: bytes::Bytes,
-    ) -> impl Future<Output = bytes::Bytes> + Send + 'static {
+        operation: &str,
+        payload: &[u8],
+    ) -> bytes::Bytes {
         let state = self
             .control_state
             .get_or_init(LatticeState::in_memory)
             .clone();
-        let host = self.clone();
-        // Spawned so that the future handed back is plainly `Send + 'static`.
-        let task = tokio::spawn(async move {
-            let body = host.handle_control(&operation, &payload, &state).await;
-            if host.is_stop_for_me(&operation) {
-                // The HTTP server drains in-flight requests, so this reply is still written.
-                let _ = host.stop_request.send(true);
-            }
-            body
-        });
-        async move {
-            task.await.unwrap_or_else(|e| {
-                reply(&CtlResponse::<()>::error(format!(
-                    "the request failed: {e}"
-                )))
-            })
+        let body = self.handle_control(operation, payload, &state).await;
+        if self.is_stop_for_me(operation) {
+            // The HTTP server drains in-flight requests, so this reply is still written.
+            let _ = self.stop_request.send(true);
         }
+        body
     }
 
     /// Answers an auction when this host's labels satisfy the constraints and it does not

@@ -17,13 +17,17 @@ pub type OutgoingBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// Why a component cannot be prepared for HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    /// It does not export the handler.
+    /// It does not export the handler this kind of invocation calls.
     #[error(
-        "component `{id}` does not export wasi:http/incoming-handler, so it cannot handle HTTP requests (it exports: {exports})"
+        "component `{id}` does not export {interface}, so it cannot {purpose} (it exports: {exports})"
     )]
     NotAHandler {
         /// Component id.
         id: ComponentId,
+        /// The missing export, for example `wasi:http/incoming-handler`.
+        interface: &'static str,
+        /// What the export is for, for example `handle HTTP requests`.
+        purpose: &'static str,
         /// What it exports instead.
         exports: String,
     },
@@ -102,21 +106,13 @@ impl HttpComponent {
         component: &Component,
         context: InstanceContext,
     ) -> Result<Self, PrepareError> {
-        if !component.exports_interface("wasi", "http", "incoming-handler") {
-            return Err(PrepareError::NotAHandler {
-                id: component.id.clone(),
-                exports: component.exports.join(", "),
-            });
-        }
-        let link_err = |e: wasmtime::Error| PrepareError::Link {
-            id: component.id.clone(),
-            reason: format!("{e:#}"),
-        };
-        let instance_pre: InstancePre<InstanceState> = runtime
-            .linker
-            .instantiate_pre(&component.component)
-            .map_err(link_err)?;
-        let pre = ProxyPre::new(instance_pre).map_err(link_err)?;
+        let instance_pre = instance_pre(
+            runtime,
+            component,
+            "wasi:http/incoming-handler",
+            "handle HTTP requests",
+        )?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| link_error(component, e))?;
         Ok(Self {
             pre,
             context,
@@ -164,24 +160,16 @@ impl HttpComponent {
             .map_err(bad_request)?;
         let pre = self.pre.clone();
 
-        let task_id = id.clone();
-        let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(GuestFailure::Instantiate)?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-                    .map_err(GuestFailure::Call)
-            };
-            match tokio::time::timeout(limit, run).await {
-                Ok(result) => result,
-                Err(_) => Err(GuestFailure::Timeout),
-            }
-            .map_err(|f| f.into_invoke_error(&task_id, limit))
+        let task = spawn_with_deadline(id.clone(), limit, async move {
+            let proxy = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(GuestFailure::Instantiate)?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+                .map_err(GuestFailure::Call)
         });
 
         match receiver.await {
@@ -201,6 +189,53 @@ impl HttpComponent {
             },
         }
     }
+}
+
+/// Checks that `component` exports `export` and resolves its imports against the host's
+/// linker once, for every kind of invocation.
+pub(crate) fn instance_pre(
+    runtime: &Runtime,
+    component: &Component,
+    export: &'static str,
+    purpose: &'static str,
+) -> Result<InstancePre<InstanceState>, PrepareError> {
+    let exported = crate::imports::InterfaceName::parse(export)
+        .is_some_and(|n| component.exports_interface(n.namespace, n.package, n.interface));
+    if !exported {
+        return Err(PrepareError::NotAHandler {
+            id: component.id.clone(),
+            interface: export,
+            purpose,
+            exports: component.exports.join(", "),
+        });
+    }
+    runtime
+        .linker
+        .instantiate_pre(&component.component)
+        .map_err(|e| link_error(component, e))
+}
+
+pub(crate) fn link_error(component: &Component, e: wasmtime::Error) -> PrepareError {
+    PrepareError::Link {
+        id: component.id.clone(),
+        reason: format!("{e:#}"),
+    }
+}
+
+/// Runs a guest invocation on its own task, so that the execution deadline stops the
+/// instance wherever it is (also while the caller streams its output).
+pub(crate) fn spawn_with_deadline<T: Send + 'static>(
+    id: ComponentId,
+    limit: Duration,
+    run: impl Future<Output = Result<T, GuestFailure>> + Send + 'static,
+) -> tokio::task::JoinHandle<Result<T, InvokeError>> {
+    tokio::spawn(async move {
+        match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Err(GuestFailure::Timeout),
+        }
+        .map_err(|f| f.into_invoke_error(&id, limit))
+    })
 }
 
 pub(crate) enum GuestFailure {

@@ -26,9 +26,9 @@ mod state;
 
 pub use cache::CompileCache;
 pub use capabilities::{Backend, Capabilities, CapabilityLimits, Linked};
-pub use http::{HttpComponent, InvokeError, OutgoingBody};
+pub use http::{HttpComponent, InvokeError, OutgoingBody, PrepareError};
 pub use limits::Limits;
-pub use messaging::{HandleMessageError, MessageComponent, PrepareMessagingError};
+pub use messaging::{HandleMessageError, MessageComponent};
 pub use state::InstanceContext;
 /// The error type of request bodies handed to guests; see [`HttpComponent::handle`].
 pub use wasmtime_wasi_http::Error as WasiHttpError;
@@ -232,7 +232,7 @@ impl Runtime {
         &self,
         component: &Component,
         context: InstanceContext,
-    ) -> Result<HttpComponent, http::PrepareError> {
+    ) -> Result<HttpComponent, PrepareError> {
         HttpComponent::prepare(self, component, context)
     }
 }

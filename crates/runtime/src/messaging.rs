@@ -3,34 +3,13 @@
 
 use crate::capabilities::bindings::exports::wasmcloud::messaging::handler::BrokerMessage;
 use crate::capabilities::bindings::{Capabilities as CapabilitiesWorld, CapabilitiesPre};
-use crate::http::{GuestFailure, InvokeError};
+use crate::http::{
+    GuestFailure, InvokeError, PrepareError, instance_pre, link_error, spawn_with_deadline,
+};
 use crate::state::{InstanceBounds, InstanceState};
 use crate::{Component, InstanceContext, Runtime};
 use trellis_control::ComponentId;
 use trellis_messaging::Message;
-
-/// Why a component cannot be prepared to receive messages.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareMessagingError {
-    /// It does not export the handler.
-    #[error(
-        "component `{id}` does not export wasmcloud:messaging/handler, so it cannot receive messages (it exports: {exports})"
-    )]
-    NotAHandler {
-        /// Component id.
-        id: ComponentId,
-        /// What it exports instead.
-        exports: String,
-    },
-    /// An import could not be resolved against the host.
-    #[error("component `{id}` cannot be linked: {reason}")]
-    Link {
-        /// Component id.
-        id: ComponentId,
-        /// wasmtime's explanation.
-        reason: String,
-    },
-}
 
 /// Why handling a message failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,22 +40,14 @@ impl MessageComponent {
         runtime: &Runtime,
         component: &Component,
         context: InstanceContext,
-    ) -> Result<Self, PrepareMessagingError> {
-        if !component.exports_interface("wasmcloud", "messaging", "handler") {
-            return Err(PrepareMessagingError::NotAHandler {
-                id: component.id.clone(),
-                exports: component.exports.join(", "),
-            });
-        }
-        let link_err = |e: wasmtime::Error| PrepareMessagingError::Link {
-            id: component.id.clone(),
-            reason: format!("{e:#}"),
-        };
-        let instance_pre = runtime
-            .linker
-            .instantiate_pre(&component.component)
-            .map_err(link_err)?;
-        let pre = CapabilitiesPre::new(instance_pre).map_err(link_err)?;
+    ) -> Result<Self, PrepareError> {
+        let instance_pre = instance_pre(
+            runtime,
+            component,
+            "wasmcloud:messaging/handler",
+            "receive messages",
+        )?;
+        let pre = CapabilitiesPre::new(instance_pre).map_err(|e| link_error(component, e))?;
         Ok(Self {
             pre,
             context,
@@ -113,16 +84,7 @@ impl MessageComponent {
                 .await
                 .map_err(GuestFailure::Call)
         };
-        let task_id = id.clone();
-        // On its own task, as for HTTP, so the deadline stops the instance wherever it is.
-        let outcome = tokio::spawn(async move {
-            match tokio::time::timeout(limit, run).await {
-                Ok(result) => result,
-                Err(_) => Err(GuestFailure::Timeout),
-            }
-            .map_err(|f| f.into_invoke_error(&task_id, limit))
-        })
-        .await;
+        let outcome = spawn_with_deadline(id.clone(), limit, run).await;
         match outcome {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(message))) => Err(HandleMessageError::Rejected { id, message }),
@@ -142,7 +104,7 @@ impl Runtime {
         &self,
         component: &Component,
         context: InstanceContext,
-    ) -> Result<MessageComponent, PrepareMessagingError> {
+    ) -> Result<MessageComponent, PrepareError> {
         MessageComponent::prepare(self, component, context)
     }
 }
