@@ -1,9 +1,9 @@
 //! Guest components for Trellis's integration tests, built from source on demand.
 //!
 //! The guests live outside the host workspace because they target `wasm32-wasip2`: the
-//! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`) and the
-//! `test-components` workspace (`behaviours`, `needs-kv`, `kv-ops`, `blob-ops`, `http-fetch`,
-//! `msg-client`).
+//! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`,
+//! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
+//! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `callee`, `caller`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 9] = [
+pub const GUESTS: [&str; 13] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -33,15 +33,20 @@ pub const GUESTS: [&str; 9] = [
     "blob_ops",
     "http_fetch",
     "msg_client",
+    "callee",
+    "caller",
     "kv_counter",
     "messaging_echo",
+    "greeter_front",
+    "greeter_back",
 ];
 
 /// Manifests, relative to the repository root, of the workspaces that produce [`GUESTS`].
-const GUEST_MANIFESTS: [&str; 4] = [
+const GUEST_MANIFESTS: [&str; 5] = [
     "examples/http-hello/Cargo.toml",
     "examples/kv-counter/Cargo.toml",
     "examples/messaging/Cargo.toml",
+    "examples/greeter/Cargo.toml",
     "test-components/Cargo.toml",
 ];
 

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by the test guests that export `wasi:http/incoming-handler`
-//! (`kv-ops`, `blob-ops`, `http-fetch`, `msg-client`): splitting the request target, reading
-//! percent-encoded query parameters, reading whole bodies and streams, and sending a response.
+//! (`kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `caller`): splitting the request target,
+//! reading percent-encoded query parameters, reading whole bodies and streams, and sending a
+//! response.
 //!
 //! It is a plain library, not a component; each guest links it in.
 
