@@ -207,6 +207,15 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value = "64MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_BLOB_SIZE")]
     max_blob_size: u64,
 
+    /// Largest arguments or results of one call between components on different hosts
+    /// (e.g. 8MiB).
+    #[arg(long, default_value = "8MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_CALL_SIZE")]
+    max_call_size: u64,
+
+    /// Time a component waits for a call to a component on another host to answer.
+    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_CALL_TIMEOUT")]
+    call_timeout: Duration,
+
     /// How often capability providers are health-checked and failed listeners retried.
     #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_PROVIDER_HEALTH_INTERVAL")]
     provider_health_interval: Duration,
@@ -289,6 +298,10 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
         },
         max_queued_requests: l.max_queued_requests,
         provider_health_interval: l.provider_health_interval,
+        call_limits: trellis_lattice::wrpc::CallLimits {
+            max_size: usize::try_from(l.max_call_size).context("--max-call-size is too large")?,
+            timeout: l.call_timeout,
+        },
         ..HostConfig::default()
     })
 }

@@ -12,7 +12,10 @@ use trellis_control::ComponentDescription;
 use trellis_control::ProviderStatus;
 use trellis_manifest::{Application, Builtin, ImageRef, LinkSpec};
 use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
-use trellis_runtime::{Capabilities, Component, HttpComponent, InstanceContext, MessageComponent};
+use trellis_runtime::{
+    Capabilities, Component, ComponentCalls, ExportedComponent, HttpComponent, InstanceContext,
+    MessageComponent,
+};
 
 /// Where the wasmCloud HTTP server listens when the link does not say.
 pub(crate) const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
@@ -79,6 +82,7 @@ impl Host {
                 );
             }
         }
+        check_component_links(app, &checked, &mut problems);
         let routes = self.http_routes(app, &checked, &mut problems);
         let subscriptions = message_subscriptions(app, &checked, &mut problems);
         if !problems.is_empty() {
@@ -95,15 +99,30 @@ impl Host {
         let providers = self.start_providers(app);
         let mut http = BTreeMap::new();
         let mut handlers = BTreeMap::new();
+        let mut exported = BTreeMap::new();
         for (name, c) in &checked {
             let Some(spec) = app.component(name) else {
                 continue;
             };
+            let links = crate::calls::component_links(app, name);
             let context = InstanceContext {
                 component_id: spec.id.clone(),
                 config: Arc::new(c.config.clone()),
                 capabilities: capabilities_for(app, name, &providers).await,
+                calls: (!links.is_empty()).then(|| ComponentCalls {
+                    router: Arc::new(crate::calls::Router {
+                        host: self.me.clone(),
+                    }),
+                    links,
+                }),
             };
+            match self.runtime.prepare_exports(&c.component, context.clone()) {
+                Ok(Some(prepared)) => {
+                    exported.insert(name.clone(), prepared);
+                }
+                Ok(None) => {}
+                Err(e) => problems.push(Problem::new(e.to_string())),
+            }
             if c.component
                 .exports_interface("wasi", "http", "incoming-handler")
             {
@@ -154,6 +173,7 @@ impl Host {
             &checked,
             http,
             handlers,
+            exported,
             subscriptions,
             &providers,
             bound,
@@ -298,6 +318,7 @@ impl Host {
         checked: &BTreeMap<String, Checked>,
         mut http: BTreeMap<String, HttpComponent>,
         handlers: BTreeMap<String, MessageComponent>,
+        mut exported: BTreeMap<String, ExportedComponent>,
         subscriptions: Vec<SubscriptionLink>,
         providers: &[Arc<ProviderState>],
         bound: Vec<(Route, tokio::net::TcpListener)>,
@@ -323,6 +344,9 @@ impl Host {
                         limiter: limiter.clone(),
                     },
                 );
+            }
+            if let Some(prepared) = exported.remove(&spec.name) {
+                self.export_component(prepared, limiter.clone()).await;
             }
             if let Some(handler) = handlers.get(&spec.name) {
                 for sub in subscriptions.iter().filter(|s| s.component == spec.name) {
@@ -566,14 +590,48 @@ fn check_link_target(
                 .hint(format!("point the link's `target` at a provider of {}:{}: {target}", n.namespace, n.package)),
             );
         }
-    } else if app.component(&link.target).is_some() {
-        problems.push(
-            Problem::new(format!(
-                "component `{name}` links `{import}` to component `{}`; calls between components are not supported by this version of Trellis",
-                link.target
-            ))
-            .hint("link the import to a capability provider instead"),
-        );
+    }
+    // A component target is checked against what it exports in `check_component_links`; a
+    // target that is not in the app is a component elsewhere in the lattice.
+}
+
+/// Every link between two components of the app must name interfaces the target exports.
+fn check_component_links(
+    app: &Application,
+    loaded: &BTreeMap<String, Checked>,
+    problems: &mut Vec<Problem>,
+) {
+    for link in &app.links {
+        let (Some(_), Some(target)) = (loaded.get(&link.source), loaded.get(&link.target)) else {
+            continue;
+        };
+        let l = &link.link;
+        let missing: Vec<&str> = l
+            .interfaces
+            .iter()
+            .filter(|i| {
+                !target
+                    .component
+                    .exports_interface(&l.wit_namespace, &l.wit_package, i)
+            })
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            problems.push(Problem::new(format!(
+                "component `{}` links {}:{}/{{{}}} to component `{}`, which does not export {} (it exports: {})",
+                link.source,
+                l.wit_namespace,
+                l.wit_package,
+                l.interfaces.join(", "),
+                link.target,
+                missing
+                    .iter()
+                    .map(|i| format!("{}:{}/{i}", l.wit_namespace, l.wit_package))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                target.component.exports().join(", ")
+            )));
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! reconciler will drive the same host through the control interface.
 
 mod admin;
+mod calls;
 mod control;
 mod deploy;
 mod dispatch;
@@ -58,6 +59,8 @@ pub struct HostConfig {
     pub provider_health_interval: std::time::Duration,
     /// How often `host_heartbeat` is published.
     pub heartbeat_interval: std::time::Duration,
+    /// Size and time limits of calls between components on different hosts.
+    pub call_limits: trellis_lattice::wrpc::CallLimits,
 }
 
 impl Default for HostConfig {
@@ -72,12 +75,15 @@ impl Default for HostConfig {
             http_address_override: None,
             provider_health_interval: std::time::Duration::from_secs(10),
             heartbeat_interval: std::time::Duration::from_secs(30),
+            call_limits: trellis_lattice::wrpc::CallLimits::default(),
         }
     }
 }
 
 /// One host.
 pub struct Host {
+    /// This host, for the tasks and routers it hands out.
+    me: std::sync::Weak<Host>,
     id: HostId,
     friendly_name: String,
     labels: Mutex<BTreeMap<String, String>>,
@@ -99,6 +105,8 @@ pub struct Host {
     stop_request: watch::Sender<bool>,
     /// HTTP routes whose address could not be bound yet.
     pending_routes: tokio::sync::Mutex<Vec<deploy::Route>>,
+    /// Components answering calls from other components, and the lattice client for calls.
+    calls: calls::Calls,
 }
 
 #[derive(Default)]
@@ -121,7 +129,8 @@ impl Host {
         labels.insert("hostcore.arch".into(), std::env::consts::ARCH.into());
         labels.insert("hostcore.osfamily".into(), std::env::consts::FAMILY.into());
         let (shutdown, _) = watch::channel(false);
-        let host = Arc::new(Self {
+        let host = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             id,
             friendly_name,
             labels: Mutex::new(labels),
@@ -138,6 +147,7 @@ impl Host {
             stop_request: watch::channel(false).0,
             control_state: std::sync::OnceLock::new(),
             served_links: Mutex::default(),
+            calls: calls::Calls::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;

@@ -120,12 +120,22 @@ impl Host {
             };
             let mut app = app(&format!("lattice-{}", cmd.component_id));
             let mut config_names = cmd.config.clone();
-            // The component's lattice links to providers running here serve its imports.
+            // The component's lattice links to providers running here, and to components
+            // anywhere in the lattice, serve its imports.
             for link in state.links().await.unwrap_or_default() {
                 if link.source_id != cmd.component_id {
                     continue;
                 }
                 let Some(provider) = host.running_provider(&link.target) else {
+                    if !crate::calls::provider_package(&link.wit_namespace, &link.wit_package) {
+                        config_names.extend(link.source_config.iter().cloned());
+                        app.links.push(trellis_manifest::LinkSpec {
+                            source: cmd.component_id.clone(),
+                            target: link.target.clone(),
+                            link,
+                            line: 0,
+                        });
+                    }
                     continue;
                 };
                 config_names.extend(link.source_config.iter().cloned());
@@ -260,6 +270,7 @@ impl Host {
 
     fn remove_component(&self, id: &ComponentId) {
         self.dispatch.remove(id.as_str());
+        self.unexport_component(id.as_str());
         let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
         inventory.components.retain(|c| c.id != *id);
     }

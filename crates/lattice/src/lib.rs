@@ -10,6 +10,7 @@
 pub mod client;
 pub mod connect;
 pub mod state;
+pub mod wrpc;
 
 pub use connect::{Connections, NatsOptions};
 

@@ -27,6 +27,7 @@ fn handle_request(c: &mut Criterion) {
         component_id: id,
         config: Arc::new(BTreeMap::new()),
         capabilities: Default::default(),
+        calls: None,
     };
     let http = runtime.prepare_http(&component, context).expect("prepare");
 

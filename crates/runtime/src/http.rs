@@ -109,6 +109,7 @@ impl HttpComponent {
         let instance_pre = instance_pre(
             runtime,
             component,
+            &context,
             "wasi:http/incoming-handler",
             "handle HTTP requests",
         )?;
@@ -192,10 +193,11 @@ impl HttpComponent {
 }
 
 /// Checks that `component` exports `export` and resolves its imports against the host's
-/// linker once, for every kind of invocation.
+/// linker (and its component links) once, for every kind of invocation.
 pub(crate) fn instance_pre(
     runtime: &Runtime,
     component: &Component,
+    context: &InstanceContext,
     export: &'static str,
     purpose: &'static str,
 ) -> Result<InstancePre<InstanceState>, PrepareError> {
@@ -209,8 +211,10 @@ pub(crate) fn instance_pre(
             exports: component.exports.join(", "),
         });
     }
-    runtime
-        .linker
+    let linker = crate::calls::linker_for(runtime, component, context)?;
+    linker
+        .as_ref()
+        .unwrap_or(&runtime.linker)
         .instantiate_pre(&component.component)
         .map_err(|e| link_error(component, e))
 }

@@ -12,11 +12,16 @@
 //! - [`HttpComponent`]: a component prepared once (`InstancePre`) to serve
 //!   `wasi:http/incoming-handler`; each request gets a fresh store and instance, bounded by the
 //!   [`Limits`] (memory, execution deadline).
+//! - [`MessageComponent`] does the same for `wasmcloud:messaging/handler`, and
+//!   [`ExportedComponent`] for the plain-value interfaces a component exports to other
+//!   components; a component's own imports through component links go to the host's
+//!   [`CallRouter`] (see `calls`).
 //!
 //! It knows nothing about manifests, links or providers: the host decides what to run and
 //! passes each instance its identity and config in an [`InstanceContext`].
 
 mod cache;
+mod calls;
 mod capabilities;
 mod http;
 pub mod imports;
@@ -25,6 +30,9 @@ mod messaging;
 mod state;
 
 pub use cache::CompileCache;
+pub use calls::{
+    Call, CallError, CallRouter, ComponentCalls, ComponentLink, ExportedComponent, Reply, Values,
+};
 pub use capabilities::{Backend, Capabilities, CapabilityLimits, Linked};
 pub use http::{HttpComponent, InvokeError, OutgoingBody, PrepareError};
 pub use limits::Limits;

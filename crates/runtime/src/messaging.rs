@@ -44,6 +44,7 @@ impl MessageComponent {
         let instance_pre = instance_pre(
             runtime,
             component,
+            &context,
             "wasmcloud:messaging/handler",
             "receive messages",
         )?;

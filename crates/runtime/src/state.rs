@@ -38,6 +38,8 @@ pub struct InstanceContext {
     pub config: Arc<BTreeMap<String, String>>,
     /// The backends its links resolved to.
     pub capabilities: Capabilities,
+    /// Its links to other components and who routes the calls, when it has any.
+    pub calls: Option<crate::calls::ComponentCalls>,
 }
 
 /// The `T` of every `Store<T>`.

@@ -1,0 +1,241 @@
+//! Calls between components: where a component's calls through its component links go, and
+//! how this host's components answer calls from other hosts.
+//!
+//! A call whose target runs on this host goes straight into a fresh instance of it, under
+//! its concurrency limit: values are handed over as they are, nothing is encoded and nothing
+//! touches NATS. Otherwise, on a lattice, the call travels as wRPC on the RPC connection to
+//! whichever host runs the target (`trellis_lattice::wrpc`). In embedded mode there is no
+//! other host, so the call fails with "not running".
+
+use crate::Host;
+use crate::limiter::ConcurrencyLimiter;
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use trellis_lattice::wrpc::{Incoming, Invocation, RpcError, Serving, WrpcClient, WrpcHandler};
+use trellis_manifest::Application;
+use trellis_runtime::{Call, CallError, CallRouter, ComponentLink, ExportedComponent, Reply};
+
+/// A component on this host that answers calls.
+struct Exported {
+    component: ExportedComponent,
+    limiter: Arc<ConcurrencyLimiter>,
+    /// Its wRPC subscription, on a lattice.
+    _serving: Option<Serving>,
+}
+
+/// The host's side of calls between components.
+#[derive(Default)]
+pub(crate) struct Calls {
+    exported: RwLock<HashMap<String, Arc<Exported>>>,
+    client: tokio::sync::OnceCell<WrpcClient>,
+}
+
+/// Packages served by capability providers: a lattice link carrying one of these goes to a
+/// provider, anything else to a component.
+const PROVIDER_PACKAGES: &[(&str, &str)] = &[
+    ("wasi", "keyvalue"),
+    ("wasi", "blobstore"),
+    ("wasi", "http"),
+    ("wasmcloud", "messaging"),
+];
+
+/// Whether a link with this package is served by a provider rather than a component.
+pub(crate) fn provider_package(namespace: &str, package: &str) -> bool {
+    PROVIDER_PACKAGES.contains(&(namespace, package))
+}
+
+/// The links from component `name` of `app` to other components, by target id. A link's
+/// target that is not an entry of `app` is a component elsewhere in the lattice.
+pub(crate) fn component_links(app: &Application, name: &str) -> Vec<ComponentLink> {
+    app.links
+        .iter()
+        .filter(|l| l.source == name && app.provider(&l.target).is_none())
+        .filter(|l| {
+            app.component(&l.target).is_some()
+                || !provider_package(&l.link.wit_namespace, &l.link.wit_package)
+        })
+        .map(|l| ComponentLink {
+            namespace: l.link.wit_namespace.clone(),
+            package: l.link.wit_package.clone(),
+            interfaces: l.link.interfaces.clone(),
+            target: app
+                .component(&l.target)
+                .map_or_else(|| l.target.clone(), |c| c.id.to_string()),
+            name: l.link.name.to_string(),
+        })
+        .collect()
+}
+
+/// Routes the calls of this host's components.
+pub(crate) struct Router {
+    pub(crate) host: Weak<Host>,
+}
+
+impl CallRouter for Router {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<Reply, CallError>> {
+        let host = self.host.upgrade();
+        Box::pin(async move {
+            match host {
+                Some(host) => host.route_call(call).await,
+                None => Err(CallError::Transport("the host is shutting down".into())),
+            }
+        })
+    }
+}
+
+fn busy(id: &str, full: impl std::fmt::Display) -> String {
+    format!("component `{id}` is busy: {full}")
+}
+
+impl Host {
+    async fn route_call(&self, call: Call) -> Result<Reply, CallError> {
+        let local = self
+            .calls
+            .exported
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(call.target())
+            .cloned();
+        if let Some(target) = local {
+            let _permit = target
+                .limiter
+                .acquire()
+                .await
+                .map_err(|full| CallError::Failed(busy(call.target(), full)))?;
+            return target.component.call(call).await.map(Reply::Values);
+        }
+        let target = call.target().to_owned();
+        let Some(connections) = self.lattice.connections() else {
+            return Err(CallError::NotRunning {
+                target,
+                where_: " on this host (embedded mode has no lattice to reach other hosts)".into(),
+            });
+        };
+        let client = self
+            .calls
+            .client
+            .get_or_try_init(|| WrpcClient::new(connections.rpc.clone(), self.lattice.name()))
+            .await
+            .map_err(|e| CallError::Transport(e.to_string()))?;
+        let params = call.encode_params()?;
+        let invocation = Invocation {
+            target: call.target(),
+            instance: call.instance(),
+            function: call.function(),
+            source: call.source().as_str(),
+            link_name: call.link_name(),
+        };
+        let limits = self.config.call_limits;
+        match client
+            .invoke(&invocation, &params, |b| call.results_complete(b), limits)
+            .await
+        {
+            Ok(bytes) => Ok(Reply::Encoded(bytes)),
+            Err(RpcError::NotRunning) => Err(CallError::NotRunning {
+                target,
+                where_: format!(" on any host of lattice `{}`", self.lattice.name()),
+            }),
+            Err(RpcError::Timeout(after)) => Err(CallError::Timeout { target, after }),
+            Err(RpcError::TooLarge { what, size, limit }) => {
+                Err(CallError::TooLarge { what, size, limit })
+            }
+            Err(RpcError::Remote(message)) => Err(CallError::Failed(message)),
+            Err(e) => Err(CallError::Transport(e.to_string())),
+        }
+    }
+
+    /// Makes `component` answer calls: from this host at once, and from the lattice when
+    /// there is one.
+    pub(crate) async fn export_component(
+        &self,
+        component: ExportedComponent,
+        limiter: Arc<ConcurrencyLimiter>,
+    ) {
+        let id = component.id().to_string();
+        let serving = match self.lattice.connections() {
+            Some(connections) => {
+                let handler = Arc::new(Handler {
+                    component: component.clone(),
+                    limiter: limiter.clone(),
+                });
+                match trellis_lattice::wrpc::serve(
+                    connections.rpc.clone(),
+                    self.lattice.name(),
+                    &id,
+                    handler,
+                    self.config.call_limits,
+                )
+                .await
+                {
+                    Ok(serving) => {
+                        let interfaces: Vec<_> = component.interfaces().collect();
+                        tracing::info!(component_id = %id, ?interfaces, "serving calls on the lattice");
+                        Some(serving)
+                    }
+                    Err(e) => {
+                        tracing::warn!(component_id = %id, error = %e, "cannot serve calls on the lattice; callers on this host still reach it");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        self.calls
+            .exported
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id,
+                Arc::new(Exported {
+                    component,
+                    limiter,
+                    _serving: serving,
+                }),
+            );
+    }
+
+    /// Stops answering calls to component `id` (and unsubscribes from the lattice).
+    pub(crate) fn unexport_component(&self, id: &str) {
+        self.calls
+            .exported
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
+/// Answers wRPC calls to one component of this host.
+struct Handler {
+    component: ExportedComponent,
+    limiter: Arc<ConcurrencyLimiter>,
+}
+
+impl WrpcHandler for Handler {
+    fn params_complete(
+        &self,
+        instance: &str,
+        function: &str,
+        bytes: &[u8],
+    ) -> Result<bool, String> {
+        self.component
+            .params_complete(instance, function, bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let component = self.component.clone();
+        let limiter = self.limiter.clone();
+        Box::pin(async move {
+            let _permit = limiter
+                .acquire()
+                .await
+                .map_err(|full| busy(component.id().as_str(), full))?;
+            tracing::debug!(component_id = %component.id(), source = ?call.source, instance = %call.instance, function = %call.function, "call from the lattice");
+            component
+                .call_encoded(&call.instance, &call.function, &call.params)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

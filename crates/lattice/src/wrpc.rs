@@ -1,0 +1,515 @@
+//! Calls between components on different hosts: the wRPC protocol over NATS, as
+//! `wrpc-transport-nats` (wasmCloud v1) speaks it, for calls whose arguments and results are
+//! plain values.
+//!
+//! A call to `instance.function` of component `target` in lattice `L`:
+//!
+//! 1. The caller publishes on `L.target.wrpc.0.0.1.{instance}.{function}`, with a fresh inbox
+//!    subject `rx` as the reply subject, headers `source-id` and `link-name`, and as much of
+//!    the encoded arguments as fits in one message.
+//! 2. A host running the target (hosts running the same component share a queue group)
+//!    answers on `rx` with an empty message whose reply subject is its own inbox `srx`: the
+//!    handshake. If arguments did not fit, the caller sends the rest on `srx.params`, then
+//!    an empty message to end them.
+//! 3. The callee publishes the encoded results on `rx.results`, in as many messages as they
+//!    need, then an empty message to end them.
+//!
+//! Errors: NATS answers a call to a component no host runs with a no-responders status, which
+//! the caller reports as "not running". When the callee fails (trap, deadline, bad
+//! arguments), Trellis hosts end the results with an empty message carrying the reason in a
+//! `trellis-error` header; wRPC peers that do not know the header see the results end early.
+//! Bytes are opaque here: the runtime encodes and decodes values, and tells this module when
+//! it has all of them through the `complete` callbacks.
+
+use async_nats::{HeaderMap, Message, StatusCode};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The wRPC protocol version in every invocation subject.
+pub const PROTOCOL: &str = "wrpc.0.0.1";
+/// Header naming the calling component.
+pub const SOURCE_ID_HEADER: &str = "source-id";
+/// Header naming the link the call goes through.
+pub const LINK_NAME_HEADER: &str = "link-name";
+/// Header on the empty end-of-results message when the callee failed.
+pub const ERROR_HEADER: &str = "trellis-error";
+
+/// Room left in each message for the subject, reply subject and headers.
+const ENVELOPE_ROOM: usize = 1024;
+
+/// The subject a call to `instance.function` of component `target` is published on.
+pub fn invocation_subject(lattice: &str, target: &str, instance: &str, function: &str) -> String {
+    format!("{lattice}.{target}.{PROTOCOL}.{instance}.{function}")
+}
+
+/// Whether a component id can appear as one token of a NATS subject.
+pub fn servable_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id
+            .chars()
+            .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace())
+}
+
+/// Why a call across the lattice failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// No host serves the target component.
+    #[error("no host in the lattice runs it")]
+    NotRunning,
+    /// No complete answer in time.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The callee failed and said why.
+    #[error("{0}")]
+    Remote(String),
+    /// Arguments or results over the size limit.
+    #[error("{what} of at least {size} bytes are over the limit of {limit} bytes")]
+    TooLarge {
+        /// `arguments` or `results`.
+        what: &'static str,
+        /// How many bytes had arrived.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The results ended before they were complete.
+    #[error("the callee ended its results early{0}")]
+    Ended(String),
+    /// NATS could not carry the call.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// Limits on calls, the same for callers and callees of a host.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// The most bytes of encoded arguments or results a call may carry.
+    pub max_size: usize,
+    /// How long a caller waits for the results, and a callee for the rest of the arguments.
+    pub timeout: Duration,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            max_size: 8 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Who makes a call and through which link.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    /// The target component's id.
+    pub target: &'a str,
+    /// `namespace:package/interface@version`.
+    pub instance: &'a str,
+    /// The function within it.
+    pub function: &'a str,
+    /// The calling component's id.
+    pub source: &'a str,
+    /// The link's name.
+    pub link_name: &'a str,
+}
+
+type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<(bool, Message)>>>>;
+
+/// Makes calls to components on other hosts; cheap to clone, one inbox subscription for all
+/// calls.
+#[derive(Clone)]
+pub struct WrpcClient {
+    nats: async_nats::Client,
+    lattice: Arc<str>,
+    inbox: Arc<str>,
+    pending: Pending,
+    _demux: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Removes a call's entry from the demultiplexer however the call ends.
+struct PendingGuard<'a> {
+    pending: &'a Pending,
+    key: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+fn transport(e: impl std::fmt::Display) -> RpcError {
+    RpcError::Transport(e.to_string())
+}
+
+fn chunk_size(nats: &async_nats::Client) -> usize {
+    nats.server_info()
+        .max_payload
+        .saturating_sub(ENVELOPE_ROOM)
+        .max(ENVELOPE_ROOM)
+}
+
+impl WrpcClient {
+    /// Subscribes to this client's inbox on `nats` (the host's RPC connection).
+    pub async fn new(nats: async_nats::Client, lattice: &str) -> Result<Self, RpcError> {
+        let inbox = nats.new_inbox();
+        let mut sub = nats
+            .subscribe(format!("{inbox}.>"))
+            .await
+            .map_err(transport)?;
+        let pending: Pending = Arc::default();
+        let table = pending.clone();
+        let demux = tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let (key, results) = match msg.subject.as_str().strip_suffix(".results") {
+                    Some(key) => (key.to_owned(), true),
+                    None => (msg.subject.to_string(), false),
+                };
+                let tx = table
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned();
+                if let Some(tx) = tx {
+                    let _ = tx.send((results, msg));
+                }
+            }
+        });
+        Ok(Self {
+            nats,
+            lattice: lattice.into(),
+            inbox: inbox.into(),
+            pending,
+            _demux: Arc::new(AbortOnDrop(demux)),
+        })
+    }
+
+    /// Calls `invocation` with the encoded `params` and returns the encoded results, reading
+    /// until `complete` says they are all there (or the callee ends them).
+    pub async fn invoke(
+        &self,
+        invocation: &Invocation<'_>,
+        params: &[u8],
+        complete: impl Fn(&[u8]) -> bool,
+        limits: CallLimits,
+    ) -> Result<Vec<u8>, RpcError> {
+        if params.len() > limits.max_size {
+            return Err(RpcError::TooLarge {
+                what: "arguments",
+                size: params.len(),
+                limit: limits.max_size,
+            });
+        }
+        let rx = format!("{}.{}", self.inbox, uuid::Uuid::new_v4().simple());
+        let (tx, mut messages) = mpsc::unbounded_channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rx.clone(), tx);
+        let _guard = PendingGuard {
+            pending: &self.pending,
+            key: rx.clone(),
+        };
+
+        let mut headers = HeaderMap::new();
+        headers.insert(SOURCE_ID_HEADER, invocation.source);
+        headers.insert(LINK_NAME_HEADER, invocation.link_name);
+        let chunk = chunk_size(&self.nats);
+        let (first, mut rest) = params.split_at(params.len().min(chunk));
+        let subject = invocation_subject(
+            &self.lattice,
+            invocation.target,
+            invocation.instance,
+            invocation.function,
+        );
+        self.nats
+            .publish_with_reply_and_headers(subject, rx.clone(), headers, first.to_vec().into())
+            .await
+            .map_err(transport)?;
+
+        let exchange = async {
+            let mut results = Vec::new();
+            while let Some((is_results, msg)) = messages.recv().await {
+                if !is_results {
+                    // The handshake, or NATS saying nobody serves the subject.
+                    match msg.status {
+                        Some(StatusCode::NO_RESPONDERS) => return Err(RpcError::NotRunning),
+                        Some(code) if !code.is_success() => {
+                            return Err(RpcError::Transport(format!(
+                                "NATS answered the call with status {code}{}",
+                                msg.description
+                                    .map(|d| format!(" ({d})"))
+                                    .unwrap_or_default()
+                            )));
+                        }
+                        _ => {}
+                    }
+                    if !rest.is_empty() {
+                        let Some(reply) = msg.reply else {
+                            return Err(RpcError::Transport(
+                                "the callee's handshake has no reply subject".into(),
+                            ));
+                        };
+                        let params_subject = format!("{reply}.params");
+                        while !rest.is_empty() {
+                            let (next, after) = rest.split_at(rest.len().min(chunk));
+                            self.nats
+                                .publish(params_subject.clone(), next.to_vec().into())
+                                .await
+                                .map_err(transport)?;
+                            rest = after;
+                        }
+                        self.nats
+                            .publish(params_subject, bytes::Bytes::new())
+                            .await
+                            .map_err(transport)?;
+                    }
+                    continue;
+                }
+                if let Some(error) = msg.headers.as_ref().and_then(|h| h.get(ERROR_HEADER)) {
+                    return Err(RpcError::Remote(error.to_string()));
+                }
+                if msg.payload.is_empty() {
+                    return if complete(&results) {
+                        Ok(results)
+                    } else if results.is_empty() {
+                        Err(RpcError::Ended(
+                            " without any result (it may have trapped)".into(),
+                        ))
+                    } else {
+                        Err(RpcError::Ended(format!(" after {} bytes", results.len())))
+                    };
+                }
+                results.extend_from_slice(&msg.payload);
+                if results.len() > limits.max_size {
+                    return Err(RpcError::TooLarge {
+                        what: "results",
+                        size: results.len(),
+                        limit: limits.max_size,
+                    });
+                }
+                if complete(&results) {
+                    return Ok(results);
+                }
+            }
+            Err(RpcError::Transport("the inbox subscription ended".into()))
+        };
+        tokio::time::timeout(limits.timeout, exchange)
+            .await
+            .map_err(|_| RpcError::Timeout(limits.timeout))?
+    }
+}
+
+/// One call that reached a host, with all its arguments.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// `namespace:package/interface@version`.
+    pub instance: String,
+    /// The function within it.
+    pub function: String,
+    /// The encoded arguments.
+    pub params: Vec<u8>,
+    /// The caller, from the `source-id` header.
+    pub source: Option<String>,
+}
+
+/// What serves the calls to one component on this host.
+pub trait WrpcHandler: Send + Sync + 'static {
+    /// Whether `bytes` hold all the arguments of `instance.function`; an error when the call
+    /// cannot be served (unknown function, malformed arguments).
+    fn params_complete(&self, instance: &str, function: &str, bytes: &[u8])
+    -> Result<bool, String>;
+    /// Runs the call and returns the encoded results, or why it failed.
+    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+}
+
+/// Serving one component's exports on the lattice; stops (unsubscribes) when dropped.
+pub struct Serving {
+    _task: AbortOnDrop,
+}
+
+/// Starts answering calls to component `id` on `nats`, in the queue group all hosts running
+/// the component share.
+pub async fn serve(
+    nats: async_nats::Client,
+    lattice: &str,
+    id: &str,
+    handler: Arc<dyn WrpcHandler>,
+    limits: CallLimits,
+) -> Result<Serving, RpcError> {
+    if !servable_id(id) {
+        return Err(RpcError::Transport(format!(
+            "component id `{id}` cannot be part of a NATS subject (it has `.`, `*`, `>` or whitespace)"
+        )));
+    }
+    let prefix = format!("{lattice}.{id}.{PROTOCOL}.");
+    let mut sub = nats
+        .queue_subscribe(format!("{prefix}>"), format!("{lattice}.{id}"))
+        .await
+        .map_err(transport)?;
+    nats.flush().await.map_err(transport)?;
+    let task = tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let nats = nats.clone();
+            let handler = handler.clone();
+            let prefix = prefix.clone();
+            tokio::spawn(async move {
+                let Some(reply) = msg.reply.clone() else {
+                    tracing::debug!(subject = %msg.subject, "call without a reply subject ignored");
+                    return;
+                };
+                let results = format!("{reply}.results");
+                let reply = reply.to_string();
+                let outcome = answer(&nats, &prefix, reply, msg, handler, limits).await;
+                let sent = match outcome {
+                    Ok(bytes) => send_results(&nats, &results, &bytes).await,
+                    Err(reason) => {
+                        tracing::debug!(%reason, "call failed");
+                        let mut headers = HeaderMap::new();
+                        let reason: String = reason
+                            .chars()
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .take(4096)
+                            .collect();
+                        headers.insert(ERROR_HEADER, reason.as_str());
+                        nats.publish_with_headers(results, headers, bytes::Bytes::new())
+                            .await
+                            .map_err(transport)
+                    }
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "cannot send a call's results");
+                }
+            });
+        }
+    });
+    Ok(Serving {
+        _task: AbortOnDrop(task),
+    })
+}
+
+/// Handshakes, gathers the arguments and runs the call.
+async fn answer(
+    nats: &async_nats::Client,
+    prefix: &str,
+    reply: String,
+    msg: Message,
+    handler: Arc<dyn WrpcHandler>,
+    limits: CallLimits,
+) -> Result<Vec<u8>, String> {
+    let source = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(SOURCE_ID_HEADER))
+        .map(|v| v.to_string());
+    let path = msg
+        .subject
+        .as_str()
+        .strip_prefix(prefix)
+        .unwrap_or_default();
+    let Some((instance, function)) = path.rsplit_once('.') else {
+        return Err(format!("`{}` names no function", msg.subject));
+    };
+    let mut params = msg.payload.to_vec();
+    if params.len() > limits.max_size {
+        return Err(format!(
+            "arguments of at least {} bytes are over the limit of {} bytes",
+            params.len(),
+            limits.max_size
+        ));
+    }
+    let complete = handler.params_complete(instance, function, &params)?;
+    let srx = nats.new_inbox();
+    let mut more = if complete {
+        None
+    } else {
+        Some(
+            nats.subscribe(format!("{srx}.params"))
+                .await
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    nats.publish_with_reply(reply, srx, bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(sub) = more.as_mut() {
+        let gather = async {
+            loop {
+                let Some(chunk) = sub.next().await else {
+                    return Err("the arguments' subscription ended".to_owned());
+                };
+                if chunk.payload.is_empty() {
+                    return Err(format!(
+                        "the caller ended its arguments early, after {} bytes",
+                        params.len()
+                    ));
+                }
+                params.extend_from_slice(&chunk.payload);
+                if params.len() > limits.max_size {
+                    return Err(format!(
+                        "arguments of at least {} bytes are over the limit of {} bytes",
+                        params.len(),
+                        limits.max_size
+                    ));
+                }
+                if handler.params_complete(instance, function, &params)? {
+                    return Ok(());
+                }
+            }
+        };
+        tokio::time::timeout(limits.timeout, gather)
+            .await
+            .map_err(|_| {
+                format!(
+                    "the rest of the arguments did not come within {:?}",
+                    limits.timeout
+                )
+            })??;
+    }
+    let results = handler
+        .call(Incoming {
+            instance: instance.to_owned(),
+            function: function.to_owned(),
+            params,
+            source,
+        })
+        .await?;
+    if results.len() > limits.max_size {
+        return Err(format!(
+            "results of {} bytes are over the limit of {} bytes",
+            results.len(),
+            limits.max_size
+        ));
+    }
+    Ok(results)
+}
+
+async fn send_results(
+    nats: &async_nats::Client,
+    subject: &str,
+    results: &[u8],
+) -> Result<(), RpcError> {
+    for chunk in results.chunks(chunk_size(nats)) {
+        nats.publish(subject.to_owned(), chunk.to_vec().into())
+            .await
+            .map_err(transport)?;
+    }
+    nats.publish(subject.to_owned(), bytes::Bytes::new())
+        .await
+        .map_err(transport)
+}
