@@ -61,3 +61,15 @@ fn the_messaging_example_answers_on_trellis_echo() {
     });
     assert_eq!(&reply.payload[..], b"echo: hello");
 }
+
+#[test]
+fn the_greeter_example_calls_back_from_front() {
+    let (dir, path) = example("greeter", "app.yaml", "greeter_front");
+    install_guest(dir.path(), "greeter_back");
+    let trellis = Trellis::up(&path, &[]);
+    assert_eq!(
+        get(trellis.addr(), "/?name=Ada").body,
+        "Hello, Ada! (from back)\n"
+    );
+    assert_eq!(get(trellis.addr(), "/").body, "Hello, world! (from back)\n");
+}

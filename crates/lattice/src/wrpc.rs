@@ -117,7 +117,9 @@ pub struct Invocation<'a> {
     pub link_name: &'a str,
 }
 
-type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<(bool, Message)>>>>;
+/// Calls waiting for messages, by inbox subject: where to send them, and whether the call
+/// needs the callee's handshake (to send the rest of its arguments).
+type Pending = Arc<Mutex<HashMap<String, (mpsc::UnboundedSender<(bool, Message)>, bool)>>>;
 
 /// Makes calls to components on other hosts; cheap to clone, one inbox subscription for all
 /// calls.
@@ -185,9 +187,16 @@ impl WrpcClient {
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&key)
                     .cloned();
-                if let Some(tx) = tx {
-                    let _ = tx.send((results, msg));
+                let Some((tx, wants_handshake)) = tx else {
+                    continue;
+                };
+                // A successful handshake matters only to a call with arguments left to send:
+                // do not wake the others for it.
+                let plain_handshake = !results && msg.status.is_none_or(|code| code.is_success());
+                if plain_handshake && !wants_handshake {
+                    continue;
                 }
+                let _ = tx.send((results, msg));
             }
         });
         Ok(Self {
@@ -215,12 +224,13 @@ impl WrpcClient {
                 limit: limits.max_size,
             });
         }
+        let chunk = chunk_size(&self.nats);
         let rx = format!("{}.{}", self.inbox, uuid::Uuid::new_v4().simple());
         let (tx, mut messages) = mpsc::unbounded_channel();
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(rx.clone(), tx);
+            .insert(rx.clone(), (tx, params.len() > chunk));
         let _guard = PendingGuard {
             pending: &self.pending,
             key: rx.clone(),
@@ -229,7 +239,6 @@ impl WrpcClient {
         let mut headers = HeaderMap::new();
         headers.insert(SOURCE_ID_HEADER, invocation.source);
         headers.insert(LINK_NAME_HEADER, invocation.link_name);
-        let chunk = chunk_size(&self.nats);
         let (first, mut rest) = params.split_at(params.len().min(chunk));
         let subject = invocation_subject(
             &self.lattice,

@@ -234,12 +234,21 @@ pub(crate) fn spawn_with_deadline<T: Send + 'static>(
     run: impl Future<Output = Result<T, GuestFailure>> + Send + 'static,
 ) -> tokio::task::JoinHandle<Result<T, InvokeError>> {
     tokio::spawn(async move {
-        match tokio::time::timeout(limit, run).await {
-            Ok(result) => result,
-            Err(_) => Err(GuestFailure::Timeout),
-        }
-        .map_err(|f| f.into_invoke_error(&id, limit))
+        run_with_deadline(limit, run)
+            .await
+            .map_err(|f| f.into_invoke_error(&id, limit))
     })
+}
+
+/// Runs a guest invocation on the current task, stopped at the execution deadline.
+pub(crate) async fn run_with_deadline<T>(
+    limit: Duration,
+    run: impl Future<Output = Result<T, GuestFailure>>,
+) -> Result<T, GuestFailure> {
+    match tokio::time::timeout(limit, run).await {
+        Ok(result) => result,
+        Err(_) => Err(GuestFailure::Timeout),
+    }
 }
 
 pub(crate) enum GuestFailure {

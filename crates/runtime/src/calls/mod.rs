@@ -16,7 +16,7 @@
 
 pub(crate) mod codec;
 
-use crate::http::{GuestFailure, InvokeError, PrepareError, spawn_with_deadline};
+use crate::http::{GuestFailure, InvokeError, PrepareError, run_with_deadline};
 use crate::state::{InstanceBounds, InstanceState};
 use crate::{Component, InstanceContext, Runtime};
 use futures::future::BoxFuture;
@@ -454,14 +454,11 @@ impl ExportedComponent {
                 .map_err(GuestFailure::Call)?;
             Ok(results)
         };
-        match spawn_with_deadline(id.clone(), limit, run).await {
-            Ok(outcome) => Ok(outcome?),
-            Err(join) => Err(InvokeError::Trap {
-                id,
-                message: format!("host task failed: {join}"),
-            }
-            .into()),
-        }
+        // Unlike an HTTP response, nothing streams after the call returns: it runs on the
+        // caller's task (no hand-off to another worker), bounded by the same deadline.
+        run_with_deadline(limit, run)
+            .await
+            .map_err(|f| f.into_invoke_error(&id, limit).into())
     }
 }
 
