@@ -640,7 +640,7 @@ fn a_component_started_on_the_lattice_uses_its_capability_links() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
     let url = nats.url();
-    let _host = LatticeHost::start(&url, "caps", &["--friendly-name", "solo"]);
+    let host = LatticeHost::start(&url, "caps", &["--friendly-name", "solo"]);
     let wasm = install_guest(dir.path(), "kv_counter");
     let port = free_port();
     let cli = |args: &[&str]| {
@@ -708,4 +708,32 @@ fn a_component_started_on_the_lattice_uses_its_capability_links() {
         Some(2),
         "providers are shared, not started twice: {inventory}"
     );
+
+    // Stopping the key-value provider fails the component's calls through it (the guest
+    // answers its error); stopping the HTTP server closes its listener.
+    let rt = runtime();
+    let client = rt
+        .block_on(async_nats::connect(url.clone()))
+        .expect("connect");
+    for provider in ["kv", "http"] {
+        let reply = rt.block_on(ctl(
+            &client,
+            format!("wasmbus.ctl.v1.caps.provider.stop.{}", host.id),
+            json!({"provider_id": provider, "host_id": host.id}),
+        ));
+        assert_eq!(reply["success"], true, "{reply}");
+        if provider == "kv" {
+            let r = get(addr, "/");
+            assert_eq!(r.status, 500, "{}", r.body);
+            assert!(
+                r.body
+                    .contains("capability `kv` is not available: it was stopped"),
+                "{}",
+                r.body
+            );
+        }
+    }
+    eventually("the listener to close", Duration::from_secs(10), || {
+        try_request(addr, "GET", "/", b"").is_err().then_some(())
+    });
 }

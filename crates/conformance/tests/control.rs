@@ -964,3 +964,118 @@ async fn auctions_are_answered_by_hosts_that_match_the_constraints() {
         "the host running `kv` does not bid for it"
     );
 }
+
+/// `component.update` runs the new image with the same count; `provider.stop` takes a
+/// provider out of the inventory with `provider_stopped`; both refuse what is not running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_component_and_stop_provider() {
+    let lattice = Lattice::new("update");
+    let mut events = lattice.events().await;
+    let host = lattice.start_host(&[]);
+    let ctl = lattice.ctl().await;
+    let hello = format!(
+        "file://{}",
+        trellis_test_support::guest("http_hello").display()
+    );
+    let behaviours = format!(
+        "file://{}",
+        trellis_test_support::guest("behaviours").display()
+    );
+
+    let reply = ok(
+        "scale_component",
+        ctl.scale_component(host.id(), &hello, "conf-upd", 2, None, Vec::new(), false)
+            .await,
+        &[&host],
+    );
+    assert_success("scale_component", &reply, &[&host]);
+    events
+        .expect("component_scaled", EVENT_TIMEOUT, |e| {
+            e.data["component_id"] == "conf-upd" && e.data["image_ref"] == hello.as_str()
+        })
+        .await;
+    let reply = ok(
+        "update_component",
+        ctl.update_component(host.id(), "conf-upd", &behaviours, None)
+            .await,
+        &[&host],
+    );
+    assert_success("update_component", &reply, &[&host]);
+    let updated = events
+        .expect("component_scaled", EVENT_TIMEOUT, |e| {
+            e.data["component_id"] == "conf-upd" && e.data["image_ref"] == behaviours.as_str()
+        })
+        .await;
+    assert_eq!(updated.data["max_instances"], 2, "{updated:?}");
+    let inventory = ok(
+        "get_host_inventory",
+        ctl.get_host_inventory(host.id()).await,
+        &[&host],
+    )
+    .into_data()
+    .expect("inventory data");
+    let running: Vec<_> = inventory
+        .components()
+        .iter()
+        .filter(|c| c.id() == "conf-upd")
+        .map(|c| c.image_ref().to_owned())
+        .collect();
+    assert_eq!(running, [behaviours.clone()], "one entry, the new image");
+    let refused = ok(
+        "update_component",
+        ctl.update_component(host.id(), "conf-nothing", &behaviours, None)
+            .await,
+        &[&host],
+    );
+    assert!(!refused.succeeded(), "{refused:?}");
+
+    let reply = ok(
+        "start_provider",
+        ctl.start_provider(
+            host.id(),
+            "trellis+builtin://keyvalue-memory",
+            "conf-kv",
+            None,
+            Vec::new(),
+        )
+        .await,
+        &[&host],
+    );
+    assert_success("start_provider", &reply, &[&host]);
+    events
+        .expect("provider_started", EVENT_TIMEOUT, |e| {
+            e.data["provider_id"] == "conf-kv"
+        })
+        .await;
+    let reply = ok(
+        "stop_provider",
+        ctl.stop_provider(host.id(), "conf-kv").await,
+        &[&host],
+    );
+    assert_success("stop_provider", &reply, &[&host]);
+    events
+        .expect("provider_stopped", EVENT_TIMEOUT, |e| {
+            e.data["provider_id"] == "conf-kv"
+        })
+        .await;
+    let inventory = ok(
+        "get_host_inventory",
+        ctl.get_host_inventory(host.id()).await,
+        &[&host],
+    )
+    .into_data()
+    .expect("inventory data");
+    assert!(
+        inventory.providers().iter().all(|p| p.id() != "conf-kv"),
+        "{inventory:?}"
+    );
+    let again = ok(
+        "stop_provider",
+        ctl.stop_provider(host.id(), "conf-kv").await,
+        &[&host],
+    );
+    assert!(
+        !again.succeeded() && again.message().contains("not running"),
+        "{again:?}"
+    );
+}

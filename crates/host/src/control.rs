@@ -285,6 +285,12 @@ impl Host {
             ["component", "scale", id] if *id == self.id.as_str() => {
                 reply(&self.scale_component(payload, state))
             }
+            ["component", "update", id] if *id == self.id.as_str() => {
+                reply(&self.update_component(payload, state))
+            }
+            ["provider", "stop", id] if *id == self.id.as_str() => {
+                reply(&self.stop_provider(payload))
+            }
             ["provider", "start", id] if *id == self.id.as_str() => {
                 reply(&self.start_provider(payload, state))
             }

@@ -405,6 +405,10 @@ impl Host {
         }
         {
             let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            // A component started again (new image, new count) replaces its entry.
+            inventory
+                .components
+                .retain(|c| !components.iter().any(|n| n.id == c.id));
             inventory.components.extend(components);
             inventory.providers.extend(
                 providers
@@ -428,6 +432,7 @@ impl Host {
     ) -> Listening {
         let address = listener.local_addr().unwrap_or(route.address);
         let mut shutdown = self.shutdown.subscribe();
+        let provider_stopped = self.provider_named(&route.provider).map(|p| p.stopped());
         let handler: Arc<dyn trellis_http_server::IncomingHandler> = self.dispatch.clone();
         self.servers.lock().await.spawn(trellis_http_server::serve(
             listener,
@@ -435,7 +440,18 @@ impl Host {
             handler,
             self.config.server.clone(),
             async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
+                let host_stops = shutdown.wait_for(|stop| *stop);
+                match provider_stopped {
+                    Some(provider_stops) => {
+                        tokio::select! {
+                            _ = host_stops => {}
+                            () = provider_stops => {}
+                        }
+                    }
+                    None => {
+                        let _ = host_stops.await;
+                    }
+                }
             },
         ));
         tracing::info!(%address, provider = %route.provider, component_id = %route.component_id, "HTTP server listening");
@@ -773,7 +789,7 @@ async fn capabilities_for(
         match provides(p.builtin) {
             Some(("wasi", "keyvalue")) => {
                 caps.keyvalue = Some(linked(
-                    &p.name,
+                    p,
                     instance.and_then(|i| match i {
                         Instance::KeyValue(b) => Ok(b),
                         _ => Err("not a key-value provider".into()),
@@ -782,7 +798,7 @@ async fn capabilities_for(
             }
             Some(("wasmcloud", "messaging")) => {
                 caps.messaging = Some(linked(
-                    &p.name,
+                    p,
                     instance.and_then(|i| match i {
                         Instance::Messaging(b) => Ok(b),
                         _ => Err("not a messaging provider".into()),
@@ -791,7 +807,7 @@ async fn capabilities_for(
             }
             Some(("wasi", "blobstore")) => {
                 caps.blobstore = Some(linked(
-                    &p.name,
+                    p,
                     instance.and_then(|i| match i {
                         Instance::Blobstore(b) => Ok(b),
                         _ => Err("not a blobstore provider".into()),
@@ -800,7 +816,7 @@ async fn capabilities_for(
             }
             Some(("wasi", "http")) => {
                 caps.http_client = Some(linked(
-                    &p.name,
+                    p,
                     instance.and_then(|i| match i {
                         Instance::HttpClient(b) => Ok(b),
                         _ => Err("not an HTTP client provider".into()),

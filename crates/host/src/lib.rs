@@ -107,6 +107,9 @@ pub struct Host {
     pending_routes: tokio::sync::Mutex<Vec<deploy::Route>>,
     /// Components answering calls from other components, and the lattice client for calls.
     calls: calls::Calls,
+    /// How each component started through the control interface was last scaled, so that
+    /// `component.update` can start the new image the same way.
+    started_components: Mutex<std::collections::HashMap<String, operations::ScaleCommand>>,
 }
 
 #[derive(Default)]
@@ -148,6 +151,7 @@ impl Host {
             control_state: std::sync::OnceLock::new(),
             served_links: Mutex::default(),
             calls: calls::Calls::default(),
+            started_components: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;

@@ -1,5 +1,6 @@
-//! Starting components and providers one at a time through the control interface
-//! (`component.scale`, `provider.start`), and serving HTTP for links put on the lattice.
+//! Starting, updating and stopping components and providers one at a time through the
+//! control interface (`component.scale`, `component.update`, `provider.start`,
+//! `provider.stop`), and serving HTTP for links put on the lattice.
 //!
 //! Each operation deploys a one-entry application through the same checks as `trellis up`
 //! ([`Host::deploy`]); the reply only says the request was accepted, and the outcome is an
@@ -19,7 +20,7 @@ use trellis_control::{ComponentId, CtlResponse, Link, ProviderId};
 use trellis_lattice::state::LatticeState;
 use trellis_manifest::{Application, Builtin, Component, ImageRef, Provider, Scale};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub(crate) struct ScaleCommand {
     component_id: String,
     #[serde(default)]
@@ -28,6 +29,17 @@ pub(crate) struct ScaleCommand {
     count: u32,
     #[serde(default)]
     config: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UpdateCommand {
+    component_id: String,
+    new_component_ref: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StopProviderCommand {
+    provider_id: String,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +106,77 @@ impl Host {
             Ok(c) => c,
             Err(e) => return CtlResponse::error(format!("invalid component.scale request: {e}")),
         };
+        self.scale(cmd, state)
+    }
+
+    /// `component.update`: runs the component from a new image, with the count and config it
+    /// was started with. The new version takes over requests once it is ready; if it cannot
+    /// start, the old one keeps running (and `component_scale_failed` says why).
+    pub(crate) fn update_component(
+        self: &Arc<Self>,
+        payload: &[u8],
+        state: &LatticeState,
+    ) -> CtlResponse<()> {
+        let cmd: UpdateCommand = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => return CtlResponse::error(format!("invalid component.update request: {e}")),
+        };
+        let previous = self
+            .started_components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cmd.component_id)
+            .cloned();
+        let Some(previous) = previous else {
+            return CtlResponse::error(format!(
+                "component `{}` was not started through the control interface on this host; scale it (or deploy its manifest again) instead",
+                cmd.component_id
+            ));
+        };
+        self.scale(
+            ScaleCommand {
+                component_ref: cmd.new_component_ref,
+                ..previous
+            },
+            state,
+        )
+    }
+
+    /// `provider.stop`: the provider leaves the inventory, calls through its links fail from
+    /// then on, its HTTP listeners close (requests in flight finish).
+    pub(crate) fn stop_provider(&self, payload: &[u8]) -> CtlResponse<()> {
+        let cmd: StopProviderCommand = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => return CtlResponse::error(format!("invalid provider.stop request: {e}")),
+        };
+        let removed = {
+            let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let found = inventory
+                .providers
+                .iter()
+                .position(|(p, _)| p.id.as_str() == cmd.provider_id);
+            found.map(|i| inventory.providers.remove(i).0)
+        };
+        let Some(provider) = removed else {
+            return CtlResponse::error(format!(
+                "provider `{}` is not running on this host",
+                cmd.provider_id
+            ));
+        };
+        provider.stop();
+        self.served_links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(source, _)| *source != cmd.provider_id);
+        tracing::info!(provider_id = %cmd.provider_id, "provider stopped");
+        self.publish(
+            "provider_stopped",
+            serde_json::json!({"provider_id": cmd.provider_id, "reason": "stop requested"}),
+        );
+        CtlResponse::success()
+    }
+
+    fn scale(self: &Arc<Self>, cmd: ScaleCommand, state: &LatticeState) -> CtlResponse<()> {
         if cmd.component_id.is_empty() {
             return CtlResponse::error("component.scale needs a component_id");
         }
@@ -109,8 +192,8 @@ impl Host {
         let state = state.clone();
         tokio::spawn(async move {
             let id = ComponentId::new(cmd.component_id.clone());
-            host.remove_component(&id);
             let Some(image) = image else {
+                host.remove_component(&id);
                 host.publish(
                     "component_scaled",
                     serde_json::json!({"component_id": id, "image_ref": cmd.component_ref, "max_instances": 0}),
@@ -167,8 +250,15 @@ impl Host {
                     .collect(),
                 line: 0,
             });
+            // The running version, if any, serves until the new one replaces it.
             match host.deploy(&app).await {
-                Ok(_) => host.apply_http_links(&state).await,
+                Ok(_) => {
+                    host.started_components
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(cmd.component_id.clone(), cmd.clone());
+                    host.apply_http_links(&state).await
+                }
                 Err(e) => {
                     tracing::warn!(component_id = %id, error = %e, "component.scale failed");
                     host.publish(
@@ -268,7 +358,24 @@ impl Host {
             .map(|(p, _)| p.name.clone())
     }
 
+    /// A provider on this host, by its name in the manifest that started it.
+    pub(crate) fn provider_named(
+        &self,
+        name: &str,
+    ) -> Option<Arc<crate::providers::ProviderState>> {
+        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        inventory
+            .providers
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(p, _)| p.clone())
+    }
+
     fn remove_component(&self, id: &ComponentId) {
+        self.started_components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id.as_str());
         self.dispatch.remove(id.as_str());
         self.unexport_component(id.as_str());
         let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());

@@ -81,6 +81,10 @@ pub(crate) struct ProviderState {
     /// Backends by the config they were started with: links with equal config share one.
     instances: tokio::sync::Mutex<Vec<(Config, Result<Instance, String>)>>,
     status: Mutex<ProviderStatus>,
+    /// Set by `provider.stop`: links through it fail from then on.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    /// Tells its HTTP listeners to stop.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl ProviderState {
@@ -101,6 +105,26 @@ impl ProviderState {
             manifest_dir,
             instances: tokio::sync::Mutex::default(),
             status: Mutex::new(ProviderStatus::Running),
+            stopped: Arc::default(),
+            stop: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Stops the provider: calls through its links fail, its HTTP listeners close.
+    pub(crate) fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.set_status(ProviderStatus::Failed {
+            reason: "stopped".into(),
+        });
+        let _ = self.stop.send(true);
+    }
+
+    /// Resolves when the provider is stopped.
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
         }
     }
 
@@ -166,13 +190,17 @@ impl ProviderState {
 }
 
 /// Wraps a started backend as a component's link.
-pub(crate) fn linked<T: ?Sized>(provider: &str, backend: Result<Arc<T>, String>) -> Linked<T> {
+pub(crate) fn linked<T: ?Sized>(
+    provider: &ProviderState,
+    backend: Result<Arc<T>, String>,
+) -> Linked<T> {
     Linked {
-        provider: provider.to_owned(),
+        provider: provider.name.clone(),
         backend: match backend {
             Ok(b) => Backend::Ready(b),
             Err(reason) => Backend::Failed(reason),
         },
+        stopped: provider.stopped.clone(),
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod keyvalue;
 pub(crate) mod messaging;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use trellis_blobstore::Blobstore;
 use trellis_keyvalue::KeyValue;
 use trellis_messaging::Messaging;
@@ -79,6 +80,8 @@ pub struct Linked<T: ?Sized> {
     pub provider: String,
     /// What calls go to.
     pub backend: Backend<T>,
+    /// Set when the provider is stopped: calls fail from then on.
+    pub stopped: Arc<AtomicBool>,
 }
 
 impl<T: ?Sized> Clone for Linked<T> {
@@ -86,6 +89,7 @@ impl<T: ?Sized> Clone for Linked<T> {
         Self {
             provider: self.provider.clone(),
             backend: self.backend.clone(),
+            stopped: self.stopped.clone(),
         }
     }
 }
@@ -93,6 +97,12 @@ impl<T: ?Sized> Clone for Linked<T> {
 impl<T: ?Sized> Linked<T> {
     /// The backend, or the text the guest should see when there is none.
     fn ready(&self) -> Result<&Arc<T>, String> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Err(format!(
+                "capability `{}` is not available: it was stopped",
+                self.provider
+            ));
+        }
         match &self.backend {
             Backend::Ready(b) => Ok(b),
             Backend::Failed(reason) => Err(format!(
