@@ -1,6 +1,7 @@
 //! The commands that drive a lattice through the control interface: `trellis get`,
-//! `config`, `label`, `link`, `stop`, `events`. Tables for people by default, `-o json` for
-//! scripts; exit code 0 on success, 1 when the lattice refused or did not answer.
+//! `config`, `label`, `link`, `start`, `scale`, `update`, `stop`, `events`. Tables for people
+//! by default, `-o json` for scripts; exit code 0 on success, 1 when the lattice refused or
+//! did not answer.
 
 use crate::units;
 use anyhow::Context as _;
@@ -169,6 +170,33 @@ pub(crate) enum ScaleCmd {
 pub(crate) enum StopCmd {
     /// Stops a host gracefully (it announces `host_stopped`).
     Host { host: String },
+    /// Stops a component (scales it to 0) on every host running it, or on --host.
+    Component {
+        id: String,
+        /// The host (id, id prefix or friendly name) [default: every host running it].
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Stops a provider on every host running it, or on --host.
+    Provider {
+        id: String,
+        /// The host (id, id prefix or friendly name) [default: every host running it].
+        #[arg(long)]
+        host: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UpdateCmd {
+    /// Runs a running component from a new image (REF: an absolute path or file:// URL of a
+    /// .wasm), keeping its count and config, on every host running it, or on --host.
+    Component {
+        id: String,
+        reference: String,
+        /// The host (id, id prefix or friendly name) [default: every host running it].
+        #[arg(long)]
+        host: Option<String>,
+    },
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -263,6 +291,109 @@ async fn resolve_host(client: &CtlClient, host: Option<&str>) -> anyhow::Result<
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Component,
+    Provider,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Component => "component",
+            Kind::Provider => "provider",
+        })
+    }
+}
+
+/// The hosts that run component or provider `id`, each with the image it runs it from:
+/// `host` if given (it must run it), else every host whose inventory lists it.
+async fn hosts_running(
+    client: &CtlClient,
+    kind: Kind,
+    id: &str,
+    host: Option<&str>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let candidates = match host {
+        Some(h) => vec![resolve_host(client, Some(h)).await?],
+        None => client
+            .hosts()
+            .await?
+            .into_iter()
+            .map(|h| h.id.to_string())
+            .collect(),
+    };
+    anyhow::ensure!(
+        !candidates.is_empty(),
+        "no host answered; is a `trellis host` running on this lattice?"
+    );
+    let inventories =
+        futures::future::join_all(candidates.iter().map(|h| client.inventory(h))).await;
+    let mut running = Vec::new();
+    for (host_id, inventory) in candidates.iter().zip(inventories) {
+        let inventory = match inventory {
+            Ok(i) => i,
+            // The one host asked for must answer; among many, one silent host is skipped.
+            Err(e) if host.is_some() => return Err(e.into()),
+            Err(e) => {
+                eprintln!("warning: host {host_id} did not send its inventory: {e}");
+                continue;
+            }
+        };
+        let image = match kind {
+            Kind::Component => inventory
+                .components
+                .into_iter()
+                .find(|c| c.id.as_str() == id)
+                .map(|c| c.image_ref),
+            Kind::Provider => inventory
+                .providers
+                .into_iter()
+                .find(|p| p.id.as_str() == id)
+                .map(|p| p.image_ref.unwrap_or_default()),
+        };
+        if let Some(image) = image {
+            running.push((host_id.clone(), image));
+        }
+    }
+    if running.is_empty() {
+        match host {
+            Some(h) => anyhow::bail!("{kind} `{id}` is not running on host {h}"),
+            None => anyhow::bail!("{kind} `{id}` is not running on any host"),
+        }
+    }
+    Ok(running)
+}
+
+/// Runs `op` against each host; every host is asked even if one refuses, and the command
+/// fails if any did.
+async fn on_each<F, Fut>(running: &[(String, String)], what: &str, mut op: F) -> anyhow::Result<()>
+where
+    F: FnMut(String, String) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut refused = Vec::new();
+    for (host, image) in running {
+        if let Err(e) = op(host.clone(), image.clone()).await {
+            refused.push((host, e));
+        }
+    }
+    match refused.as_slice() {
+        [] => Ok(()),
+        [(_, e)] if running.len() == 1 => Err(anyhow::anyhow!("{e:#}")),
+        _ => {
+            for (host, e) in &refused {
+                eprintln!("error: host {host}: {e:#}");
+            }
+            anyhow::bail!(
+                "{what}: {} of {} hosts did not accept",
+                refused.len(),
+                running.len()
+            )
+        }
     }
 }
 
@@ -556,8 +687,58 @@ pub(crate) async fn stop(args: &LatticeArgs, cmd: StopCmd) -> anyhow::Result<()>
             client.stop_host(&id).await?;
             eprintln!("host {id} is stopping");
         }
+        StopCmd::Component { id, host } => {
+            let running = hosts_running(&client, Kind::Component, &id, host.as_deref()).await?;
+            on_each(&running, &format!("stop component `{id}`"), |host, image| {
+                let (client, id) = (&client, &id);
+                async move {
+                    client.scale_component(&host, id, &image, 0, &[]).await?;
+                    eprintln!(
+                        "component `{id}` stop accepted by host {host}; `trellis events` shows component_scaled with max_instances 0"
+                    );
+                    Ok(())
+                }
+            })
+            .await?;
+        }
+        StopCmd::Provider { id, host } => {
+            let running = hosts_running(&client, Kind::Provider, &id, host.as_deref()).await?;
+            on_each(&running, &format!("stop provider `{id}`"), |host, _| {
+                let (client, id) = (&client, &id);
+                async move {
+                    client.stop_provider(&host, id).await?;
+                    eprintln!(
+                        "provider `{id}` stop accepted by host {host}; `trellis events` shows provider_stopped"
+                    );
+                    Ok(())
+                }
+            })
+            .await?;
+        }
     }
     Ok(())
+}
+
+pub(crate) async fn update(args: &LatticeArgs, cmd: UpdateCmd) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let UpdateCmd::Component {
+        id,
+        reference,
+        host,
+    } = cmd;
+    // Like `start component`, REF goes to the host as given; the host checks it.
+    let running = hosts_running(&client, Kind::Component, &id, host.as_deref()).await?;
+    on_each(&running, &format!("update component `{id}`"), |host, _| {
+        let (client, id, reference) = (&client, &id, &reference);
+        async move {
+            client.update_component(&host, id, reference).await?;
+            eprintln!(
+                "component `{id}` update to {reference} accepted by host {host}; `trellis events` shows component_scaled with the new image_ref or why it failed"
+            );
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Streams events, one line each, until interrupted.
@@ -581,6 +762,7 @@ pub(crate) async fn events(args: &LatticeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
+    eprintln!("the event stream ended");
     Ok(())
 }
 

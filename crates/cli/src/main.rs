@@ -93,7 +93,14 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
-    /// Stop a host.
+    /// Run a component from a new image.
+    Update {
+        #[command(subcommand)]
+        cmd: ctl::UpdateCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Stop a host, a component or a provider.
     Stop {
         #[command(subcommand)]
         cmd: ctl::StopCmd,
@@ -250,6 +257,7 @@ fn main() -> ExitCode {
             Command::Stop { cmd, lattice } => ctl::stop(&lattice, cmd).await,
             Command::Start { cmd, lattice } => ctl::start(&lattice, cmd).await,
             Command::Scale { cmd, lattice } => ctl::scale(&lattice, cmd).await,
+            Command::Update { cmd, lattice } => ctl::update(&lattice, cmd).await,
             Command::Events { lattice } => ctl::events(&lattice).await,
         }
     });

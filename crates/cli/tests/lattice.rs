@@ -363,13 +363,7 @@ fn the_same_cli_works_against_an_embedded_host() {
     );
     let table = cli(&["get", "hosts"]).stdout;
     assert!(table.contains("env=dev"), "{table}");
-    let events = cli(&["events"]);
-    assert_eq!(events.code, Some(1));
-    assert!(
-        events.stderr.contains("events stream over NATS"),
-        "{}",
-        events.stderr
-    );
+    // `trellis events --embedded` streams until the host stops: ctl_commands.rs.
 }
 
 #[test]

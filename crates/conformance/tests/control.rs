@@ -1020,7 +1020,11 @@ async fn update_component_and_stop_provider() {
         .filter(|c| c.id() == "conf-upd")
         .map(|c| c.image_ref().to_owned())
         .collect();
-    assert_eq!(running, [behaviours.clone()], "one entry, the new image");
+    assert_eq!(
+        running,
+        std::slice::from_ref(&behaviours),
+        "one entry, the new image"
+    );
     let refused = ok(
         "update_component",
         ctl.update_component(host.id(), "conf-nothing", &behaviours, None)

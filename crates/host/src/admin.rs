@@ -1,15 +1,22 @@
 //! The control interface of an embedded host over local HTTP, for `trellis up`, which has no
 //! NATS: `POST /v1/ctl/{operation}` with the request JSON as the body answers exactly what
 //! `wasmbus.ctl.v1.{lattice}.{operation}` answers on a lattice, so the CLI and scripts work
-//! the same in both modes. It listens on loopback only by default: it is an admin endpoint.
+//! the same in both modes. `GET /v1/events` streams every event the host publishes from then
+//! on as newline-delimited JSON (one CloudEvent per line, `application/x-ndjson`), what
+//! `wasmbus.evt.{lattice}.>` carries on a lattice; the stream ends when the host stops. It
+//! listens on loopback only by default: it is an admin endpoint.
 
 use crate::Host;
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::Frame;
 use std::sync::{Arc, Weak};
+use tokio::sync::{broadcast, watch};
+use trellis_control::CloudEvent;
 use trellis_http_server::{
-    IncomingHandler, RequestBody, ResponseBody, ServerLimits, text_response,
+    BoxError, IncomingHandler, RequestBody, ResponseBody, ServerLimits, text_response,
 };
 
 /// Largest control request body accepted.
@@ -30,6 +37,12 @@ impl IncomingHandler for Admin {
             let Some(host) = host else {
                 return text_response(StatusCode::SERVICE_UNAVAILABLE, "the host is stopping\n");
             };
+            if request.uri().path() == "/v1/events" {
+                if request.method() != http::Method::GET {
+                    return text_response(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+                }
+                return events_response(&host);
+            }
             let Some(operation) = request
                 .uri()
                 .path()
@@ -38,7 +51,7 @@ impl IncomingHandler for Admin {
             else {
                 return text_response(
                     StatusCode::NOT_FOUND,
-                    "use POST /v1/ctl/{operation}, for example /v1/ctl/host.ping\n",
+                    "use POST /v1/ctl/{operation}, for example /v1/ctl/host.ping, or GET /v1/events\n",
                 );
             };
             if request.method() != http::Method::POST {
@@ -63,8 +76,59 @@ impl IncomingHandler for Admin {
     }
 }
 
+/// Every event published from now on, one JSON line each, until the host shuts down or the
+/// client goes away (hyper drops the body then). Subscribed before the response is returned,
+/// so an event published after the client has the response head is never missed. The body
+/// holds no reference to the host: a waiting stream does not keep it alive, and it ends as
+/// soon as shutdown begins, so it never holds up the server's drain.
+fn events_response(host: &Host) -> Response<ResponseBody> {
+    struct Watch {
+        events: broadcast::Receiver<CloudEvent>,
+        shutdown: watch::Receiver<bool>,
+    }
+    let state = Watch {
+        events: host.lattice().subscribe_events(),
+        shutdown: host.shutdown.subscribe(),
+    };
+    let lines = futures::stream::unfold(state, |mut state| async move {
+        loop {
+            let received = tokio::select! {
+                // Also when the host is gone (the sender dropped).
+                _ = state.shutdown.wait_for(|stop| *stop) => return None,
+                received = state.events.recv() => received,
+            };
+            match received {
+                Ok(event) => match serde_json::to_vec(&event) {
+                    Ok(mut line) => {
+                        line.push(b'\n');
+                        return Some((Ok::<_, BoxError>(Frame::data(Bytes::from(line))), state));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot encode event"),
+                },
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "an event stream client fell behind; it misses {missed} events"
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut response = Response::new(StreamBody::new(lines).boxed_unsync());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
 /// The server already bounds bodies (`max_request_body_bytes`), so this only collects.
-async fn read_body(body: RequestBody) -> Result<bytes::Bytes, String> {
+async fn read_body(body: RequestBody) -> Result<Bytes, String> {
     match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) => Err(format!("cannot read the request: {e}\n")),

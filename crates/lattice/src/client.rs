@@ -363,6 +363,34 @@ impl CtlClient {
         .await
     }
 
+    /// Runs a running component from a new image (`component.update`), keeping its count
+    /// and config. Watch for `component_scaled` (with the new `image_ref`) or
+    /// `component_scale_failed`.
+    pub async fn update_component(
+        &self,
+        host_id: &str,
+        component_id: &str,
+        new_component_ref: &str,
+    ) -> Result<(), CtlError> {
+        self.command(
+            &format!("component.update.{host_id}"),
+            &serde_json::json!({
+                "host_id": host_id, "component_id": component_id,
+                "new_component_ref": new_component_ref, "annotations": {},
+            }),
+        )
+        .await
+    }
+
+    /// Stops a provider on a host (`provider.stop`). Watch for `provider_stopped`.
+    pub async fn stop_provider(&self, host_id: &str, provider_id: &str) -> Result<(), CtlError> {
+        self.command(
+            &format!("provider.stop.{host_id}"),
+            &serde_json::json!({"host_id": host_id, "provider_id": provider_id}),
+        )
+        .await
+    }
+
     /// Asks a host to stop.
     pub async fn stop_host(&self, host_id: &str) -> Result<(), CtlError> {
         self.command(
@@ -372,19 +400,132 @@ impl CtlClient {
         .await
     }
 
-    /// Every event on the lattice from now on.
+    /// Every event on the lattice from now on: over NATS a subscription to
+    /// `wasmbus.evt.{lattice}.>`; for an embedded host the newline-delimited JSON of
+    /// `GET {base}/v1/events`, which ends when the host stops.
     pub async fn events(&self) -> Result<impl Stream<Item = CloudEvent> + use<>, CtlError> {
-        let Transport::Nats(nats) = &self.transport else {
-            return Err(CtlError::Refused(
-                "events stream over NATS; an embedded host logs them (TRELLIS_LOG=trellis_host=debug)".into(),
-            ));
+        let nats = match &self.transport {
+            Transport::Nats(nats) => nats,
+            Transport::Http { base, client } => {
+                return Ok(self.http_events(base, client).await?.right_stream());
+            }
         };
         let subscription = nats
             .subscribe(format!("wasmbus.evt.{}.>", self.lattice))
             .await
             .map_err(|e| CtlError::Nats(e.to_string()))?;
-        Ok(subscription.filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() }))
+        Ok(subscription
+            .filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() })
+            .left_stream())
     }
+
+    /// Opens the embedded host's event stream. The timeout covers the answer's head only:
+    /// the body stays open as long as the host runs.
+    async fn http_events(
+        &self,
+        base: &str,
+        client: &hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<bytes::Bytes>,
+        >,
+    ) -> Result<impl Stream<Item = CloudEvent> + use<>, CtlError> {
+        use http_body_util::BodyExt as _;
+        let url = format!("{base}/v1/events");
+        let request = http::Request::get(&url)
+            .header(http::header::ACCEPT, "application/x-ndjson")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| CtlError::Nats(format!("bad admin URL `{url}`: {e}")))?;
+        let timed_out = || CtlError::TimedOut {
+            subject: url.clone(),
+            timeout: self.timeout,
+        };
+        let response = tokio::time::timeout(self.timeout, client.request(request))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| {
+                CtlError::Nats(format!(
+                    "cannot reach the embedded host at {base}: {e}; is `trellis up` running (it prints its control interface address)?"
+                ))
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = tokio::time::timeout(self.timeout, response.into_body().collect())
+                .await
+                .map_err(|_| timed_out())?
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+                .unwrap_or_default();
+            return Err(CtlError::Refused(format!(
+                "{url} answered {status}: {body}; does this host stream events (a Trellis older than this CLI does not)?"
+            )));
+        }
+        Ok(ndjson_events(
+            http_body_util::BodyDataStream::new(response.into_body()),
+            url,
+        ))
+    }
+}
+
+/// One CloudEvent per line of `chunks` (newline-delimited JSON, split anywhere). Blank lines
+/// are skipped; a line that is not a CloudEvent, or a failing read, ends the stream with a
+/// warning naming `source`.
+fn ndjson_events<S, E>(chunks: S, source: String) -> impl Stream<Item = CloudEvent>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    struct Lines<S> {
+        chunks: S,
+        buffer: Vec<u8>,
+        ended: bool,
+        source: String,
+    }
+    fn parse(line: &[u8], source: &str) -> Option<CloudEvent> {
+        serde_json::from_slice(line)
+            .inspect_err(|e| {
+                tracing::warn!(
+                    %source,
+                    error = %e,
+                    line = %String::from_utf8_lossy(line),
+                    "not a CloudEvent; the event stream ends here"
+                );
+            })
+            .ok()
+    }
+    let lines = Lines {
+        chunks,
+        buffer: Vec::new(),
+        ended: false,
+        source,
+    };
+    futures::stream::unfold(lines, |mut lines| async move {
+        loop {
+            if let Some(newline) = lines.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = lines.buffer.drain(..=newline).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                return parse(line, &lines.source).map(|event| (event, lines));
+            }
+            if lines.ended {
+                // A last line without its newline.
+                let rest = std::mem::take(&mut lines.buffer);
+                let rest = rest.trim_ascii();
+                if rest.is_empty() {
+                    return None;
+                }
+                return parse(rest, &lines.source).map(|event| (event, lines));
+            }
+            match lines.chunks.next().await {
+                Some(Ok(chunk)) => lines.buffer.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    tracing::warn!(source = %lines.source, error = %e, "the event stream broke off");
+                    return None;
+                }
+                None => lines.ended = true,
+            }
+        }
+    })
 }
 
 fn parse_envelope<T: DeserializeOwned>(
@@ -400,4 +541,60 @@ fn parse_envelope<T: DeserializeOwned>(
         return Err(CtlError::Refused(envelope.message));
     }
     Ok(envelope.response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_line(name: &str) -> String {
+        format!(
+            "{{\"specversion\":\"1.0\",\"id\":\"{name}-id\",\"source\":\"Nhost\",\"type\":\"com.wasmcloud.lattice.{name}\",\"datacontenttype\":\"application/json\",\"time\":\"2026-01-01T00:00:00Z\",\"data\":{{}}}}\n"
+        )
+    }
+
+    async fn names(chunks: Vec<Result<bytes::Bytes, String>>) -> Vec<String> {
+        ndjson_events(futures::stream::iter(chunks), "test".into())
+            .map(|e| e.name().to_owned())
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn ndjson_lines_split_anywhere_become_events() {
+        let all = format!(
+            "{}\n\r\n{}{}",
+            event_line("config_set"),
+            event_line("labels_changed"),
+            event_line("host_stopped").trim_end()
+        );
+        // Every split point, including inside a line and between \r and \n.
+        for cut in 0..all.len() {
+            let chunks = vec![
+                Ok(bytes::Bytes::copy_from_slice(&all.as_bytes()[..cut])),
+                Ok(bytes::Bytes::copy_from_slice(&all.as_bytes()[cut..])),
+            ];
+            assert_eq!(
+                names(chunks).await,
+                ["config_set", "labels_changed", "host_stopped"],
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_line_or_a_broken_read_ends_the_stream() {
+        let chunks = vec![
+            Ok(bytes::Bytes::from(event_line("config_set"))),
+            Ok(bytes::Bytes::from_static(b"not json\n")),
+            Ok(bytes::Bytes::from(event_line("labels_changed"))),
+        ];
+        assert_eq!(names(chunks).await, ["config_set"]);
+        let chunks = vec![
+            Ok(bytes::Bytes::from(event_line("config_set"))),
+            Err("reset".to_owned()),
+            Ok(bytes::Bytes::from(event_line("labels_changed"))),
+        ];
+        assert_eq!(names(chunks).await, ["config_set"]);
+    }
 }

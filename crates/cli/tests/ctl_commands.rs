@@ -1,0 +1,306 @@
+//! The control commands beyond `get`/`config`/`label`/`link`: `trellis events` against an
+//! embedded host, `trellis stop component|provider` and `trellis update component` on a
+//! lattice, with the real binary, a real NATS and real hosts.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The admin address `trellis up` printed.
+fn admin_address(trellis: &Trellis) -> String {
+    trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("control interface on "))
+        .unwrap_or_else(|| panic!("no control interface line in {:?}", trellis.stdout))
+        .to_owned()
+}
+
+/// The host id `trellis up` printed.
+fn embedded_host_id(trellis: &Trellis) -> String {
+    trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.split(" is running on host ").nth(1))
+        .unwrap_or_else(|| panic!("no host line in {:?}", trellis.stdout))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn events_stream_from_an_embedded_host_until_it_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_hello");
+    let manifest = write_manifest(dir.path(), &http_app("watched", "http_hello", 1, ""));
+    let mut trellis = Trellis::up(&manifest, &[]);
+    let admin = admin_address(&trellis);
+    let host = embedded_host_id(&trellis);
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--embedded", admin.as_str()]);
+        let out = run(&all);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        out
+    };
+
+    let mut events = Watching::start(&["events", "--embedded", &admin]);
+    // The stream may not be open yet when the first label is put: put one until it shows.
+    let mut n = 0;
+    let line = eventually(
+        "a labels_changed line from `trellis events`",
+        Duration::from_secs(15),
+        || {
+            n += 1;
+            cli(&["label", "put", &host[..8], &format!("round=r{n}")]);
+            events
+                .lines()
+                .into_iter()
+                .find(|l| l.split_whitespace().nth(1) == Some("labels_changed"))
+        },
+    );
+    // `TIME NAME SOURCE DATA`, as on NATS.
+    let fields: Vec<&str> = line.splitn(4, ' ').collect();
+    assert_eq!(fields[2], host, "{line}");
+    let data: Value = serde_json::from_str(fields[3]).expect("data is JSON");
+    assert!(
+        data["labels"]["round"]
+            .as_str()
+            .is_some_and(|r| r.starts_with('r')),
+        "{line}"
+    );
+
+    // Once open, every event arrives, in order.
+    cli(&["config", "put", "greeting", "text=hi"]);
+    cli(&["config", "del", "greeting"]);
+    let names = eventually(
+        "config_set and config_deleted lines",
+        Duration::from_secs(10),
+        || {
+            let names: Vec<String> = events
+                .lines()
+                .iter()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|n| n.starts_with("config_"))
+                .map(str::to_owned)
+                .collect();
+            (names.len() >= 2).then_some(names)
+        },
+    );
+    assert_eq!(names, ["config_set", "config_deleted"]);
+
+    // JSON output is one CloudEvent per line.
+    let json = Watching::start(&["events", "--embedded", &admin, "-o", "json"]);
+    let event: Value = eventually("a JSON event line", Duration::from_secs(15), || {
+        cli(&["config", "put", "other", "a=b"]);
+        json.lines()
+            .iter()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+    });
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["source"], host.as_str());
+    assert!(
+        event["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("com.wasmcloud.lattice.")),
+        "{event}"
+    );
+
+    // The stream ends when the host stops, and the watcher exits by itself.
+    assert_eq!(trellis.terminate(), Some(0));
+    assert_eq!(events.wait_exit(Duration::from_secs(15)), Some(0));
+    assert!(
+        events.stderr().contains("the event stream ended"),
+        "{}",
+        events.stderr()
+    );
+}
+
+/// A NATS server and the CLI pointed at it.
+struct Lattice {
+    _nats: NatsServer,
+    url: String,
+    name: &'static str,
+}
+
+impl Lattice {
+    fn start(dir: &std::path::Path, name: &'static str) -> Lattice {
+        let nats = NatsServer::start(free_port(), &dir.join("nats"));
+        Lattice {
+            url: nats.url(),
+            _nats: nats,
+            name,
+        }
+    }
+
+    fn host(&self, friendly_name: &str) -> LatticeHost {
+        LatticeHost::start(&self.url, self.name, &["--friendly-name", friendly_name])
+    }
+
+    fn cli(&self, args: &[&str]) -> Exited {
+        let mut all = args.to_vec();
+        all.extend(["--nats", self.url.as_str(), "--lattice", self.name]);
+        run(&all)
+    }
+
+    /// Runs a command that must succeed.
+    fn ok(&self, args: &[&str]) -> Exited {
+        let out = self.cli(args);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        out
+    }
+
+    fn inventory(&self, host: &str) -> Option<Value> {
+        serde_json::from_str(&self.cli(&["get", "inventory", host, "-o", "json"]).stdout).ok()
+    }
+
+    /// Waits until `host`'s inventory satisfies `f`.
+    fn wait_inventory(&self, host: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        eventually(what, Duration::from_secs(30), || {
+            self.inventory(host).filter(|i| f(i))
+        })
+    }
+}
+
+fn lists(inventory: &Value, kind: &str, id: &str) -> bool {
+    inventory[kind]
+        .as_array()
+        .is_some_and(|list| list.iter().any(|e| e["id"] == id))
+}
+
+#[test]
+fn stop_component_finds_the_host_running_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "stopcomp");
+    let _alpha = lattice.host("alpha");
+    let _beta = lattice.host("beta");
+    let wasm = install_guest(dir.path(), "http_hello");
+    let reference = format!("file://{}", wasm.display());
+    lattice.ok(&["start", "component", &reference, "hello", "--host", "alpha"]);
+    lattice.wait_inventory("alpha", "hello on alpha", |i| {
+        lists(i, "components", "hello")
+    });
+
+    // Two hosts and no --host: the one whose inventory lists it.
+    let stop = lattice.ok(&["stop", "component", "hello"]);
+    assert!(
+        stop.stderr
+            .contains("component `hello` stop accepted by host"),
+        "{}",
+        stop.stderr
+    );
+    lattice.wait_inventory("alpha", "hello to stop", |i| {
+        !lists(i, "components", "hello")
+    });
+
+    let nosuch = lattice.cli(&["stop", "component", "nosuch"]);
+    assert_eq!(nosuch.code, Some(1), "{}", nosuch.stderr);
+    assert!(
+        nosuch
+            .stderr
+            .contains("component `nosuch` is not running on any host"),
+        "{}",
+        nosuch.stderr
+    );
+    let elsewhere = lattice.cli(&["stop", "component", "hello", "--host", "beta"]);
+    assert_eq!(elsewhere.code, Some(1), "{}", elsewhere.stderr);
+    assert!(
+        elsewhere
+            .stderr
+            .contains("component `hello` is not running on host beta"),
+        "{}",
+        elsewhere.stderr
+    );
+    let usage = lattice.cli(&["stop", "component"]);
+    assert_eq!(usage.code, Some(2), "{}", usage.stderr);
+}
+
+#[test]
+fn stop_provider_removes_it_from_the_inventory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "stopprov");
+    let _solo = lattice.host("solo");
+    lattice.ok(&[
+        "start",
+        "provider",
+        "trellis+builtin://keyvalue-memory",
+        "kv",
+    ]);
+    lattice.wait_inventory("solo", "kv on solo", |i| lists(i, "providers", "kv"));
+
+    let stop = lattice.ok(&["stop", "provider", "kv"]);
+    assert!(
+        stop.stderr.contains("provider `kv` stop accepted by host"),
+        "{}",
+        stop.stderr
+    );
+    lattice.wait_inventory("solo", "kv to leave the inventory", |i| {
+        !lists(i, "providers", "kv")
+    });
+
+    let nosuch = lattice.cli(&["stop", "provider", "kv"]);
+    assert_eq!(nosuch.code, Some(1), "{}", nosuch.stderr);
+    assert!(
+        nosuch
+            .stderr
+            .contains("provider `kv` is not running on any host"),
+        "{}",
+        nosuch.stderr
+    );
+}
+
+#[test]
+fn update_component_runs_the_new_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "update");
+    let _solo = lattice.host("solo");
+    let wasm = install_guest(dir.path(), "http_hello");
+    let other = dir.path().join("other.wasm");
+    std::fs::copy(&wasm, &other).expect("copy");
+    lattice.ok(&[
+        "start",
+        "component",
+        &format!("file://{}", wasm.display()),
+        "hello",
+        "--count",
+        "3",
+    ]);
+    lattice.wait_inventory("solo", "hello on solo", |i| lists(i, "components", "hello"));
+
+    let new_ref = format!("file://{}", other.display());
+    let update = lattice.ok(&["update", "component", "hello", &new_ref]);
+    assert!(
+        update
+            .stderr
+            .contains("component `hello` update to file://"),
+        "{}",
+        update.stderr
+    );
+    let inventory = lattice.wait_inventory("solo", "hello to run other.wasm", |i| {
+        i["components"][0]["image_ref"] == new_ref.as_str()
+    });
+    assert_eq!(inventory["components"][0]["id"], "hello");
+    assert_eq!(
+        inventory["components"][0]["max_instances"], 3,
+        "the count is kept: {inventory}"
+    );
+
+    let nosuch = lattice.cli(&["update", "component", "nosuch", &new_ref]);
+    assert_eq!(nosuch.code, Some(1), "{}", nosuch.stderr);
+    assert!(
+        nosuch
+            .stderr
+            .contains("component `nosuch` is not running on any host"),
+        "{}",
+        nosuch.stderr
+    );
+    // A relative REF is refused by the host, as for `start component`.
+    let relative = lattice.cli(&["update", "component", "hello", "build/x.wasm"]);
+    assert_eq!(relative.code, Some(1), "{}", relative.stderr);
+    assert!(
+        relative.stderr.contains("cannot pull images"),
+        "{}",
+        relative.stderr
+    );
+}
