@@ -1,0 +1,301 @@
+//! The planner's inputs (desired apps, the observed lattice) and outputs (actions, status).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use trellis_control::{
+    ComponentDescription, ComponentId, HostId, HostInventory, Link, LinkName, ProviderDescription,
+    ProviderId, ProviderStatus,
+};
+use trellis_manifest::Application;
+
+/// One deployed app: its name, the version deployed, and the normalised manifest.
+///
+/// Only `Serialize`: [`Application`] is produced by the manifest parser and has no
+/// `Deserialize` (store the manifest text and parse it again instead).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredApp {
+    /// The app name; resources the plan creates are annotated with it.
+    pub name: String,
+    /// The version deployed; resources the plan creates are annotated with it.
+    pub version: String,
+    /// The manifest.
+    pub app: Application,
+}
+
+/// What the lattice looks like now, built by the caller from host inventories and lattice
+/// state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Every live host. A host that is gone is simply absent.
+    #[serde(default)]
+    pub hosts: Vec<ObservedHost>,
+    /// Every link in the lattice.
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// Named config present in the lattice.
+    #[serde(default)]
+    pub configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// One host as its inventory shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedHost {
+    /// The host id.
+    pub id: HostId,
+    /// The host's labels, matched against spread requirements.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Components running on the host.
+    #[serde(default)]
+    pub components: Vec<ObservedComponent>,
+    /// Providers running (or failed) on the host.
+    #[serde(default)]
+    pub providers: Vec<ObservedProvider>,
+    /// Set while the host is being drained: plan nothing new onto it, move its managed
+    /// workloads off.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+/// One component on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedComponent {
+    /// The component id.
+    pub id: ComponentId,
+    /// The image it runs.
+    pub image_ref: String,
+    /// Its maximum concurrent instances on this host (its share of the app's instances).
+    pub max_instances: u32,
+    /// Its annotations; [`crate::APP_ANNOTATION`] and [`crate::MANAGED_ANNOTATION`] say
+    /// whether an app manages it.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One provider on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedProvider {
+    /// The provider id.
+    pub id: ProviderId,
+    /// The image it was started from, when the host reports it. `None` is never taken as a
+    /// different image.
+    #[serde(default)]
+    pub image_ref: Option<String>,
+    /// Its annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Why it is failed (`ProviderStatus::Failed`), `None` while it runs.
+    #[serde(default)]
+    pub failed: Option<String>,
+}
+
+impl From<&ComponentDescription> for ObservedComponent {
+    fn from(c: &ComponentDescription) -> Self {
+        Self {
+            id: c.id.clone(),
+            image_ref: c.image_ref.clone(),
+            max_instances: c.max_instances,
+            annotations: c.annotations.clone(),
+        }
+    }
+}
+
+impl From<&ProviderDescription> for ObservedProvider {
+    fn from(p: &ProviderDescription) -> Self {
+        Self {
+            id: p.id.clone(),
+            image_ref: p.image_ref.clone(),
+            annotations: p.annotations.clone(),
+            failed: match &p.status {
+                ProviderStatus::Running => None,
+                ProviderStatus::Failed { reason } => Some(reason.clone()),
+            },
+        }
+    }
+}
+
+impl From<&HostInventory> for ObservedHost {
+    /// The host as its inventory shows it, not draining.
+    fn from(inv: &HostInventory) -> Self {
+        Self {
+            id: inv.host_id.clone(),
+            labels: inv.labels.clone(),
+            components: inv.components.iter().map(Into::into).collect(),
+            providers: inv.providers.iter().map(Into::into).collect(),
+            draining: false,
+        }
+    }
+}
+
+/// One command for the lattice. The caller turns each into a control-interface request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// `component.scale` on `host_id`; `count` 0 stops the component there.
+    ScaleComponent {
+        /// The host to scale on.
+        host_id: HostId,
+        /// The component.
+        component_id: ComponentId,
+        /// The image to run (for `count` 0, the image that runs now).
+        image_ref: String,
+        /// The component's share on this host (its max concurrent instances).
+        count: u32,
+        /// Names of the named config given to the component.
+        config: Vec<String>,
+        /// Annotations for the component (for `count` 0, the ones it has now).
+        annotations: BTreeMap<String, String>,
+    },
+    /// `provider.start` on `host_id`.
+    StartProvider {
+        /// The host to start on.
+        host_id: HostId,
+        /// The provider.
+        provider_id: ProviderId,
+        /// The image to start.
+        image_ref: String,
+        /// Names of the named config given to the provider.
+        config: Vec<String>,
+        /// Annotations for the provider.
+        annotations: BTreeMap<String, String>,
+    },
+    /// `provider.stop` on `host_id`.
+    StopProvider {
+        /// The host to stop on.
+        host_id: HostId,
+        /// The provider.
+        provider_id: ProviderId,
+    },
+    /// `config.put.{name}`.
+    PutConfig {
+        /// The config name.
+        name: String,
+        /// Its values.
+        values: BTreeMap<String, String>,
+    },
+    /// `config.del.{name}`. The planner never deletes config (it may be shared); the variant
+    /// exists for callers that do.
+    DeleteConfig {
+        /// The config name.
+        name: String,
+    },
+    /// `link.put`.
+    PutLink(Link),
+    /// `link.del`.
+    DeleteLink {
+        /// The link's source id.
+        source_id: String,
+        /// The link's WIT namespace.
+        wit_namespace: String,
+        /// The link's WIT package.
+        wit_package: String,
+        /// The link name.
+        name: LinkName,
+    },
+}
+
+/// The result of [`crate::plan`]: what to do, and how every app stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Commands in the order to send them: config, provider starts, component scale-ups,
+    /// links; then link deletions, component stops (`count` 0), provider stops.
+    pub actions: Vec<Action>,
+    /// The status of every desired and every undeployed app, by app name.
+    pub status: BTreeMap<String, AppStatus>,
+}
+
+/// How one app stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    /// The aggregate of the entries' statuses and the app's own links and config.
+    pub status: StatusType,
+    /// Why, for people.
+    pub message: String,
+    /// One status per manifest entry, in manifest order: components, then providers.
+    pub components: Vec<ComponentStatus>,
+}
+
+/// How one manifest entry stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    /// The entry's manifest name.
+    pub name: String,
+    /// Whether it is a component or a capability provider.
+    pub kind: EntryKind,
+    /// Its status.
+    pub status: StatusType,
+    /// Why, for people.
+    pub message: String,
+}
+
+/// The kind of a manifest entry, named as in the manifest's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// `type: component`.
+    Component,
+    /// `type: capability`.
+    Capability,
+}
+
+/// The status of an app or entry, as wadm names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusType {
+    /// Everything is at its declared placement.
+    Deployed,
+    /// Actions are under way.
+    Reconciling,
+    /// A provider failed or a resource conflicts with one this app does not manage.
+    Failed,
+    /// Running but not healthy (not produced by the planner).
+    Unhealthy,
+    /// Some placement cannot be made with the hosts there are.
+    Waiting,
+    /// Not deployed, or being removed.
+    #[default]
+    Undeployed,
+}
+
+impl StatusType {
+    /// Rank when aggregating, as in wadm: failed > undeployed > waiting > reconciling >
+    /// unhealthy > deployed.
+    pub fn precedence(self) -> u8 {
+        match self {
+            StatusType::Deployed => 0,
+            StatusType::Unhealthy => 1,
+            StatusType::Reconciling => 2,
+            StatusType::Waiting => 3,
+            StatusType::Undeployed => 4,
+            StatusType::Failed => 5,
+        }
+    }
+
+    /// Whichever of `self` and `other` takes precedence.
+    pub fn worst(self, other: StatusType) -> StatusType {
+        if other.precedence() > self.precedence() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The lower-case name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusType::Deployed => "deployed",
+            StatusType::Reconciling => "reconciling",
+            StatusType::Failed => "failed",
+            StatusType::Unhealthy => "unhealthy",
+            StatusType::Waiting => "waiting",
+            StatusType::Undeployed => "undeployed",
+        }
+    }
+}
+
+impl fmt::Display for StatusType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
