@@ -25,11 +25,11 @@ pub(crate) struct LatticeArgs {
         env = "TRELLIS_NATS",
         default_value = "nats://127.0.0.1:4222"
     )]
-    nats: String,
+    pub(crate) nats: String,
 
     /// Credentials file for the control connection.
     #[arg(long, global = true, env = "TRELLIS_CTL_CREDS")]
-    ctl_creds: Option<PathBuf>,
+    pub(crate) ctl_creds: Option<PathBuf>,
 
     /// The lattice name.
     #[arg(
@@ -38,19 +38,19 @@ pub(crate) struct LatticeArgs {
         env = "TRELLIS_LATTICE",
         default_value = "default"
     )]
-    lattice: String,
+    pub(crate) lattice: String,
 
     /// How long to wait for answers (e.g. 5s).
     #[arg(long, global = true, default_value = "5s", value_parser = units::parse_duration)]
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
-    output: Output,
+    pub(crate) output: Output,
 
     /// Talk to an embedded host (`trellis up`) at this control address instead of a lattice.
     #[arg(long, global = true, env = "TRELLIS_ADMIN", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7373")]
-    embedded: Option<String>,
+    pub(crate) embedded: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -763,6 +763,65 @@ pub(crate) async fn events(args: &LatticeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     eprintln!("the event stream ended");
+    Ok(())
+}
+
+/// Labels the host as draining, waits until the reconciler has moved every workload it
+/// manages off it (placing them elsewhere first), then stops the host.
+pub(crate) async fn drain(args: &LatticeArgs, host: &str) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let id = resolve_host(&client, Some(host)).await?;
+    client
+        .put_label(&id, trellis_host::DRAINING_LABEL, "true")
+        .await?;
+    eprintln!("host {id} is draining: the reconciler moves its workloads to other hosts");
+    let managed = |annotations: &BTreeMap<String, String>| {
+        annotations
+            .get("wasmcloud.dev/managed-by")
+            .map(String::as_str)
+            == Some("wadm")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let inventory = client.inventory(&id).await?;
+        let left: Vec<String> = inventory
+            .components
+            .iter()
+            .filter(|c| managed(&c.annotations))
+            .map(|c| c.id.to_string())
+            .chain(
+                inventory
+                    .providers
+                    .iter()
+                    .filter(|p| managed(&p.annotations))
+                    .map(|p| p.id.to_string()),
+            )
+            .collect();
+        if left.is_empty() {
+            let unmanaged: Vec<String> = inventory
+                .components
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect();
+            if !unmanaged.is_empty() {
+                eprintln!(
+                    "not moved (not deployed as an app), stopping with the host: {}",
+                    unmanaged.join(", ")
+                );
+            }
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "host {id} still runs {} after 120s: is a reconciler running (`trellis app list`), and can another host take them (see `trellis app status`)? The host keeps running, labelled {}=true",
+                left.join(", "),
+                trellis_host::DRAINING_LABEL
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    client.stop_host(&id).await?;
+    eprintln!("host {id} drained and stopping");
     Ok(())
 }
 

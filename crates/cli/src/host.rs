@@ -60,6 +60,11 @@ pub(crate) struct HostArgs {
     #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_HEARTBEAT_INTERVAL")]
     heartbeat_interval: Duration,
 
+    /// How often the lattice's active reconciler (on one host at a time) compares deployed
+    /// apps with what runs; its lease lapses after three intervals, and another host takes over.
+    #[arg(long, default_value = "1s", value_parser = units::parse_duration, env = "TRELLIS_RECONCILE_INTERVAL")]
+    reconcile_interval: Duration,
+
     #[command(flatten)]
     limits: LimitArgs,
 
@@ -113,6 +118,8 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
         friendly_name: args.friendly_name.clone(),
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         heartbeat_interval: args.heartbeat_interval,
+        reconcile_interval: args.reconcile_interval,
+        http_reuse_port: true,
         ..host_config(&args.limits, &args.cache)?
     };
     let lattice = Lattice::nats(args.lattice.clone(), connections);

@@ -3,6 +3,7 @@
 //! `trellis up app.yaml` is embedded mode: one host, an in-process lattice, the app deployed
 //! from its manifest, HTTP served until Ctrl-C or SIGTERM.
 
+mod app;
 mod ctl;
 mod host;
 mod units;
@@ -109,6 +110,20 @@ enum Command {
     },
     /// Stream lattice events, one line each.
     Events {
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Deploy and manage applications (manifests) across the lattice.
+    App {
+        #[command(subcommand)]
+        cmd: app::AppCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
+    Drain {
+        /// The host (id, id prefix or friendly name).
+        host: String,
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
@@ -259,6 +274,8 @@ fn main() -> ExitCode {
             Command::Scale { cmd, lattice } => ctl::scale(&lattice, cmd).await,
             Command::Update { cmd, lattice } => ctl::update(&lattice, cmd).await,
             Command::Events { lattice } => ctl::events(&lattice).await,
+            Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
+            Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
         }
     });
     match result {

@@ -156,6 +156,16 @@ impl Host {
                 });
             }
         });
+        // The deployment manager: its API on every host, its reconciler on one at a time.
+        let apps = trellis_lattice::apps::AppStore::open(nats.ctl.clone(), self.lattice.name())
+            .await
+            .map_err(|e| ControlError::Subscribe(e.to_string()))?;
+        self.serve_app_api(apps.clone())
+            .await
+            .map_err(ControlError::Subscribe)?;
+        if let Some(state) = self.control_state.get().cloned() {
+            self.start_reconciler(apps, state, self.config.reconcile_interval);
+        }
         tracing::info!(lattice = %self.lattice.name(), host_id = %self.id, "serving the control interface");
         Ok(())
     }

@@ -153,7 +153,7 @@ impl Host {
         // A listener that cannot bind marks its provider failed; the health loop keeps trying.
         let mut bound = Vec::new();
         for route in routes {
-            match trellis_http_server::bind(route.address) {
+            match trellis_http_server::bind_with(route.address, self.config.http_reuse_port) {
                 Ok(listener) => bound.push((route, listener)),
                 Err(e) => {
                     let reason = format!(
@@ -323,10 +323,21 @@ impl Host {
         providers: &[Arc<ProviderState>],
         bound: Vec<(Route, tokio::net::TcpListener)>,
     ) -> Result<Vec<Listening>, DeployError> {
-        let annotations = BTreeMap::from([
-            ("wasmcloud.dev/appspec".to_owned(), app.name.clone()),
-            ("wasmcloud.dev/managed-by".to_owned(), "trellis".to_owned()),
-        ]);
+        // What the inventory shows: a manifest deploy names its app; a control request
+        // (including the reconciler's) says what it wants shown.
+        let annotations: BTreeMap<String, String> =
+            if app.annotations.contains_key(LATTICE_OPERATION) {
+                app.annotations
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != LATTICE_OPERATION)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            } else {
+                BTreeMap::from([
+                    ("wasmcloud.dev/appspec".to_owned(), app.name.clone()),
+                    ("wasmcloud.dev/managed-by".to_owned(), "trellis".to_owned()),
+                ])
+            };
         let mut components = Vec::new();
         for spec in &app.components {
             if !checked.contains_key(&spec.name) || spec.scale.instances == 0 {

@@ -97,7 +97,7 @@ impl Host {
     async fn retry_routes(self: &Arc<Self>) {
         let routes: Vec<_> = std::mem::take(&mut *self.pending_routes.lock().await);
         for route in routes {
-            match trellis_http_server::bind(route.address) {
+            match trellis_http_server::bind_with(route.address, self.config.http_reuse_port) {
                 Ok(listener) => {
                     self.serve_route(route, listener).await;
                 }

@@ -11,6 +11,7 @@
 //! reconciler will drive the same host through the control interface.
 
 mod admin;
+mod apps;
 mod calls;
 mod control;
 mod deploy;
@@ -20,10 +21,12 @@ mod limiter;
 mod operations;
 mod problems;
 mod providers;
+mod reconcile;
 
 pub use deploy::Listening;
 pub use limiter::{ConcurrencyLimiter, QueueFull};
 pub use problems::{DeployError, Problem};
+pub use reconcile::DRAINING_LABEL;
 
 use dispatch::Dispatch;
 use std::collections::BTreeMap;
@@ -61,6 +64,13 @@ pub struct HostConfig {
     pub heartbeat_interval: std::time::Duration,
     /// Size and time limits of calls between components on different hosts.
     pub call_limits: trellis_lattice::wrpc::CallLimits,
+    /// How often the lattice's active reconciler compares apps with what runs; its lease
+    /// lapses after three intervals without renewal, and another host takes over.
+    pub reconcile_interval: std::time::Duration,
+    /// Listen with `SO_REUSEPORT`, so that two hosts on one machine can serve one address
+    /// while a workload moves between them (lattice hosts do; `trellis up` does not, so a
+    /// second `trellis up` on a taken port fails loudly).
+    pub http_reuse_port: bool,
 }
 
 impl Default for HostConfig {
@@ -76,6 +86,8 @@ impl Default for HostConfig {
             provider_health_interval: std::time::Duration::from_secs(10),
             heartbeat_interval: std::time::Duration::from_secs(30),
             call_limits: trellis_lattice::wrpc::CallLimits::default(),
+            reconcile_interval: std::time::Duration::from_secs(1),
+            http_reuse_port: false,
         }
     }
 }
@@ -110,6 +122,8 @@ pub struct Host {
     /// How each component started through the control interface was last scaled, so that
     /// `component.update` can start the new image the same way.
     started_components: Mutex<std::collections::HashMap<String, operations::ScaleCommand>>,
+    /// Wakes the reconciler loop before its next tick.
+    reconcile_wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -152,6 +166,7 @@ impl Host {
             served_links: Mutex::default(),
             calls: calls::Calls::default(),
             started_components: Mutex::default(),
+            reconcile_wake: Arc::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;

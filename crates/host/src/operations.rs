@@ -29,6 +29,9 @@ pub(crate) struct ScaleCommand {
     count: u32,
     #[serde(default)]
     config: Vec<String>,
+    /// Shown in the inventory; the reconciler marks what it manages here.
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +52,8 @@ pub(crate) struct StartProviderCommand {
     provider_ref: String,
     #[serde(default)]
     config: Vec<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 /// `file:///abs/path.wasm` or an absolute path; registries are not supported yet.
@@ -202,6 +207,7 @@ impl Host {
                 return;
             };
             let mut app = app(&format!("lattice-{}", cmd.component_id));
+            app.annotations.extend(cmd.annotations.clone());
             let mut config_names = cmd.config.clone();
             // The component's lattice links to providers running here, and to components
             // anywhere in the lattice, serve its imports.
@@ -300,6 +306,7 @@ impl Host {
         let state = state.clone();
         tokio::spawn(async move {
             let mut app = app(&format!("lattice-{}", cmd.provider_id));
+            app.annotations.extend(cmd.annotations.clone());
             app.configs = configs(&state, &cmd.config).await;
             app.providers.push(Provider {
                 name: cmd.provider_id.clone(),
@@ -431,7 +438,7 @@ impl Host {
         let bound = parsed
             .map_err(|e| format!("`{address}` is not a socket address: {e}"))
             .and_then(|a| {
-                trellis_http_server::bind(a)
+                trellis_http_server::bind_with(a, self.config.http_reuse_port)
                     .map(|l| (a, l))
                     .map_err(|e| format!("cannot listen on {address}: {e}"))
             });

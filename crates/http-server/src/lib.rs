@@ -83,11 +83,25 @@ pub struct BodyTooLarge {
 /// Binds a listener for `address`, with `SO_REUSEADDR` so a restarted host can bind again
 /// while old connections linger in `TIME_WAIT`.
 pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with(address, false)
+}
+
+/// Like [`bind`]; with `reuse_port`, other sockets that also set `SO_REUSEPORT` (another
+/// Trellis host on the same machine taking over a workload) may listen on the same address
+/// at the same time, and the kernel spreads connections between them. A socket that did not
+/// set it still makes the bind fail, as without it.
+pub fn bind_with(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = match address {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
     socket.bind(address)?;
     socket.listen(1024)
 }

@@ -7,6 +7,7 @@
 //! connection; [`connect`] opens the connections a host needs, and [`state`] keeps the
 //! lattice-wide links and config in JetStream KV.
 
+pub mod apps;
 pub mod client;
 pub mod connect;
 pub mod state;

@@ -91,7 +91,10 @@ fn bucket_stream(bucket: &str) -> jetstream::stream::Config {
     }
 }
 
-async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, StateError> {
+pub(crate) async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+) -> Result<kv::Store, StateError> {
     let err = |reason: String| StateError::JetStream {
         bucket: bucket.to_owned(),
         reason,

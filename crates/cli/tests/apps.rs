@@ -1,0 +1,259 @@
+//! Apps across a lattice: `trellis app` against three `trellis host` processes on a real
+//! nats-server; the reconciler inside the hosts places, restores after `kill -9`, moves on
+//! to another host when the one running it dies, and cleans up on undeploy.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const LATTICE: &str = "apps";
+
+fn manifest(instances: u32, requirements: &str) -> String {
+    format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: spread
+  annotations:
+    description: 'one component spread over the lattice'
+spec:
+  components:
+    - name: callee
+      type: component
+      properties:
+        image: file://./build/callee.wasm
+        id: spread-callee
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}{requirements}
+"#
+    )
+}
+
+struct Cli {
+    url: String,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Exited {
+        let mut all = args.to_vec();
+        all.extend(["--nats", self.url.as_str(), "--lattice", LATTICE]);
+        run(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> Exited {
+        let out = self.run(args);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all).stdout).expect("JSON")
+    }
+
+    /// Instances of `id` per host id, from every host's inventory.
+    fn placement(&self, id: &str) -> Vec<(String, u64)> {
+        let hosts = self.json(&["get", "hosts"]);
+        let mut out = Vec::new();
+        for host in hosts.as_array().expect("hosts") {
+            let host_id = host["id"].as_str().expect("id");
+            let Ok(inventory) = serde_json::from_str::<Value>(
+                &self
+                    .run(&["get", "inventory", host_id, "-o", "json"])
+                    .stdout,
+            ) else {
+                continue;
+            };
+            for c in inventory["components"].as_array().into_iter().flatten() {
+                if c["id"] == id {
+                    out.push((host_id.to_owned(), c["max_instances"].as_u64().unwrap_or(0)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn status(&self, app: &str) -> Value {
+        self.json(&["app", "status", app])["status"].clone()
+    }
+}
+
+fn hosts(url: &str, n: usize) -> Vec<LatticeHost> {
+    (0..n)
+        .map(|i| {
+            LatticeHost::start(
+                url,
+                LATTICE,
+                &[
+                    "--friendly-name",
+                    &format!("h{i}"),
+                    "--heartbeat-interval",
+                    "1s",
+                    "--reconcile-interval",
+                    "1s",
+                    "--label",
+                    if i < 2 { "zone=a" } else { "zone=b" },
+                ],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_app_spreads_survives_host_loss_and_reconciler_loss_and_undeploys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let mut hosts = hosts(&cli.url, 3);
+    install_guest(dir.path(), "callee");
+    let path = write_manifest(dir.path(), &manifest(3, ""));
+    let path = path.to_str().expect("utf-8");
+
+    let deployed = cli.ok(&["app", "deploy", path]);
+    assert!(
+        deployed.stdout.contains("deploying version v1"),
+        "{}",
+        deployed.stdout
+    );
+    let placed = eventually("3 instances, one per host", Duration::from_secs(30), || {
+        let p = cli.placement("spread-callee");
+        (p.len() == 3 && p.iter().all(|(_, n)| *n == 1)).then_some(p)
+    });
+    assert_eq!(placed.len(), 3);
+    eventually("status deployed", Duration::from_secs(10), || {
+        (cli.status("spread")["status"]["type"] == "deployed").then_some(())
+    });
+    let list = cli.json(&["app", "list"]);
+    assert_eq!(list[0]["name"], "spread");
+    assert_eq!(list[0]["deployed_version"], "v1");
+    // Putting the same manifest again stores nothing new.
+    cli.ok(&["app", "deploy", path]);
+    let versions = cli.json(&["app", "versions", "spread"]);
+    assert_eq!(
+        versions["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{versions}"
+    );
+
+    // kill -9 a host that does not run the reconciler: its instance comes back elsewhere.
+    let leader = |hosts: &[LatticeHost]| {
+        hosts.iter().position(|h| {
+            h.trellis
+                .stderr()
+                .contains("now runs the lattice's reconciler")
+        })
+    };
+    let first_leader = eventually("a reconciler", Duration::from_secs(10), || leader(&hosts));
+    let victim = (first_leader + 1) % hosts.len();
+    let killed_at = Instant::now();
+    drop(hosts.remove(victim));
+    let restored = eventually(
+        "3 instances on the 2 remaining hosts",
+        Duration::from_secs(30),
+        || {
+            let p = cli.placement("spread-callee");
+            (p.iter().map(|(_, n)| n).sum::<u64>() == 3 && p.len() == 2).then_some(p)
+        },
+    );
+    eprintln!(
+        "host loss: 3 instances restored in {:?} on {restored:?}",
+        killed_at.elapsed()
+    );
+
+    // kill -9 the host running the reconciler: the other takes the lease over.
+    let leader_index = leader(&hosts).expect("the reconciler runs on a remaining host");
+    drop(hosts.remove(leader_index));
+    let taken_over = Instant::now();
+    eventually(
+        "the last host to take over the reconciler",
+        Duration::from_secs(20),
+        || leader(&hosts),
+    );
+    eventually(
+        "3 instances on the last host",
+        Duration::from_secs(30),
+        || {
+            let p = cli.placement("spread-callee");
+            (p.len() == 1 && p[0].1 == 3).then_some(())
+        },
+    );
+    eprintln!(
+        "reconciler takeover and restore: {:?}",
+        taken_over.elapsed()
+    );
+
+    // Undeploy removes what the app started.
+    cli.ok(&["app", "undeploy", "spread"]);
+    eventually("the component to go", Duration::from_secs(30), || {
+        cli.placement("spread-callee").is_empty().then_some(())
+    });
+    eventually("status undeployed", Duration::from_secs(10), || {
+        (cli.status("spread")["status"]["type"] == "undeployed").then_some(())
+    });
+    cli.ok(&["app", "delete", "spread"]);
+    let missing = cli.run(&["app", "status", "spread"]);
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("no app named `spread`"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn an_app_that_cannot_be_placed_says_why_and_versions_are_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let _hosts = hosts(&cli.url, 2);
+    install_guest(dir.path(), "callee");
+    let eu = "\n            spread:\n              - name: eu\n                requirements:\n                  zone: eu";
+    let path = write_manifest(dir.path(), &manifest(2, eu));
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let status = eventually("status waiting", Duration::from_secs(20), || {
+        let s = cli.status("spread");
+        (s["status"]["type"] == "waiting").then_some(s)
+    });
+    let text = cli.ok(&["app", "status", "spread"]).stdout;
+    assert!(
+        text.contains("no host matches requirements zone=eu"),
+        "{text}\n{status}"
+    );
+
+    // A second version that fits: zone=a.
+    let a = "\n            spread:\n              - name: a\n                requirements:\n                  zone: a";
+    let path = write_manifest(dir.path(), &manifest(2, a));
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    eventually("both instances in zone a", Duration::from_secs(30), || {
+        let p = cli.placement("spread-callee");
+        (p.iter().map(|(_, n)| n).sum::<u64>() == 2).then_some(())
+    });
+    let versions = cli.json(&["app", "versions", "spread"]);
+    let listed: Vec<(String, bool)> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap_or_default().to_owned(),
+                v["deployed"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("v1".to_owned(), false), ("v2".to_owned(), true)]);
+
+    // A bad manifest is refused at the door, with the line.
+    let bad = write_manifest(
+        dir.path(),
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: bad\nspec:\n  components:\n    - name: x\n      type: nonsense\n",
+    );
+    let out = cli.run(&["app", "deploy", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("nonsense"), "{}", out.stderr);
+}

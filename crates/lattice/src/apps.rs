@@ -1,0 +1,714 @@
+//! Where the deployment manager keeps applications: every version of every manifest, which
+//! one is deployed, each app's last status, and the lease that makes one host the active
+//! reconciler. JetStream KV bucket `TRELLIS_APPS_{lattice}` on a lattice (so it survives
+//! restarts of every host), memory in embedded mode.
+//!
+//! Keys: `app_{name}` → [`AppRecord`] (written with compare-and-swap, so concurrent API calls
+//! on different hosts never lose each other's writes), `status_{name}` → the app's status as
+//! the reconciler last computed it, `reconciler` → [`Lease`].
+
+use async_nats::jetstream::kv;
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Why an app store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppStoreError {
+    /// JetStream refused or did not answer.
+    #[error("app store (JetStream bucket `{bucket}`): {reason}")]
+    JetStream {
+        /// The bucket.
+        bucket: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A stored value is not what Trellis writes.
+    #[error("app store key `{key}` holds a value Trellis cannot read: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// The request cannot be honoured as asked.
+    #[error("{0}")]
+    Refused(String),
+    /// The app does not exist (or not in that version).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// One stored version of a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredVersion {
+    /// The version: the manifest's `version` annotation, or `v1`, `v2`, … in order.
+    pub version: String,
+    /// The manifest as JSON (YAML is converted when it is put).
+    pub manifest: serde_json::Value,
+    /// When it was put (RFC 3339).
+    pub created: String,
+}
+
+/// Everything stored about one app.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AppRecord {
+    /// The app's name (`metadata.name`).
+    pub name: String,
+    /// Every version, oldest first.
+    pub versions: Vec<StoredVersion>,
+    /// The version that should run, if any.
+    pub deployed: Option<String>,
+    /// Set by undeploy (and delete of a deployed app) until the reconciler has cleaned up.
+    #[serde(default)]
+    pub undeploying: bool,
+    /// Deleted by the user; kept until the reconciler has cleaned up, then removed.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl AppRecord {
+    /// The version called `version`, or the latest.
+    pub fn version(&self, version: Option<&str>) -> Option<&StoredVersion> {
+        match version {
+            Some(v) => self.versions.iter().find(|s| s.version == v),
+            None => self.versions.last(),
+        }
+    }
+}
+
+/// What [`AppStore::put`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The first version of a new app.
+    Created {
+        /// Its version.
+        version: String,
+    },
+    /// A new version of an existing app.
+    NewVersion {
+        /// Its version.
+        version: String,
+        /// How many versions there are now.
+        total: usize,
+    },
+    /// The same content as the latest version: nothing stored.
+    Unchanged {
+        /// The latest version.
+        version: String,
+        /// How many versions there are.
+        total: usize,
+    },
+}
+
+/// Who runs the reconciler, until when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    /// The host holding it.
+    pub holder: String,
+    /// Milliseconds since the Unix epoch when it lapses unless renewed.
+    pub until_ms: u64,
+}
+
+/// The app store of one lattice; cheap to clone.
+#[derive(Clone)]
+pub struct AppStore {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    JetStream {
+        store: Box<kv::Store>,
+        bucket: String,
+    },
+    Memory(Arc<Mutex<MemoryKv>>),
+}
+
+/// Key → (revision, value), for embedded mode.
+type MemoryKv = BTreeMap<String, (u64, Vec<u8>)>;
+
+/// A value and the revision to compare-and-swap against.
+type Versioned = Option<(u64, Vec<u8>)>;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Keys allow `[-/_=.a-zA-Z0-9]`; app names are DNS-like, anything else is encoded.
+fn key(prefix: &str, name: &str) -> String {
+    let safe = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if safe {
+        format!("{prefix}_{name}")
+    } else {
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{prefix}_={hex}")
+    }
+}
+
+fn decode_name(key: &str, prefix: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix('_')?;
+    match rest.strip_prefix('=') {
+        None => Some(rest.to_owned()),
+        Some(hex) => {
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8(bytes?).ok()
+        }
+    }
+}
+
+impl AppStore {
+    /// Opens (creating when missing) the bucket of `lattice`.
+    pub async fn open(client: async_nats::Client, lattice: &str) -> Result<Self, AppStoreError> {
+        let bucket = format!("TRELLIS_APPS_{lattice}");
+        let js = async_nats::jetstream::new(client);
+        let store = crate::state::open_bucket(&js, &bucket).await.map_err(|e| {
+            AppStoreError::JetStream {
+                bucket: bucket.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            backend: Backend::JetStream {
+                store: Box::new(store),
+                bucket,
+            },
+        })
+    }
+
+    /// A store in this process only, for embedded mode.
+    pub fn in_memory() -> Self {
+        Self {
+            backend: Backend::Memory(Arc::default()),
+        }
+    }
+
+    fn js_error(&self, reason: impl std::fmt::Display) -> AppStoreError {
+        let bucket = match &self.backend {
+            Backend::JetStream { bucket, .. } => bucket.clone(),
+            Backend::Memory(_) => "memory".into(),
+        };
+        AppStoreError::JetStream {
+            bucket,
+            reason: reason.to_string(),
+        }
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Versioned, AppStoreError> {
+        match &self.backend {
+            Backend::JetStream { store, .. } => {
+                let entry = store.entry(key).await.map_err(|e| self.js_error(e))?;
+                Ok(entry
+                    .filter(|e| e.operation == kv::Operation::Put)
+                    .map(|e| (e.revision, e.value.to_vec())))
+            }
+            Backend::Memory(m) => Ok(lock(m).get(key).cloned()),
+        }
+    }
+
+    /// Writes `value` if the key is still at `revision` (`None`: absent); `false` when
+    /// someone else wrote first.
+    async fn swap(
+        &self,
+        key: &str,
+        revision: Option<u64>,
+        value: Vec<u8>,
+    ) -> Result<bool, AppStoreError> {
+        match &self.backend {
+            Backend::JetStream { store, .. } => {
+                let written = match revision {
+                    None => store
+                        .create(key, value.into())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            (
+                                e.kind() == kv::CreateErrorKind::AlreadyExists,
+                                e.to_string(),
+                            )
+                        }),
+                    Some(rev) => store
+                        .update(key, value.into(), rev)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            (
+                                e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                                e.to_string(),
+                            )
+                        }),
+                };
+                match written {
+                    Ok(()) => Ok(true),
+                    Err((true, _)) => Ok(false),
+                    // A key deleted before is "absent" to us but has a revision to NATS.
+                    Err((false, reason))
+                        if revision.is_none() && reason.contains("wrong last sequence") =>
+                    {
+                        Ok(false)
+                    }
+                    Err((false, reason)) => Err(self.js_error(reason)),
+                }
+            }
+            Backend::Memory(m) => {
+                let mut map = lock(m);
+                let current = map.get(key).map(|(r, _)| *r);
+                if current != revision {
+                    return Ok(false);
+                }
+                let next = current.unwrap_or_default() + 1;
+                map.insert(key.to_owned(), (next, value));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn put_raw(&self, key: &str, value: Vec<u8>) -> Result<(), AppStoreError> {
+        match &self.backend {
+            Backend::JetStream { store, .. } => store
+                .put(key, value.into())
+                .await
+                .map(|_| ())
+                .map_err(|e| self.js_error(e)),
+            Backend::Memory(m) => {
+                let mut map = lock(m);
+                let next = map.get(key).map(|(r, _)| *r).unwrap_or_default() + 1;
+                map.insert(key.to_owned(), (next, value));
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_raw(&self, key: &str) -> Result<(), AppStoreError> {
+        match &self.backend {
+            Backend::JetStream { store, .. } => {
+                store.delete(key).await.map_err(|e| self.js_error(e))
+            }
+            Backend::Memory(m) => {
+                lock(m).remove(key);
+                Ok(())
+            }
+        }
+    }
+
+    async fn keys(&self) -> Result<Vec<String>, AppStoreError> {
+        match &self.backend {
+            Backend::JetStream { store, .. } => {
+                let mut keys = match store.keys().await {
+                    Ok(k) => k,
+                    Err(e) => return Err(self.js_error(e)),
+                };
+                let mut out = Vec::new();
+                while let Some(k) = keys.next().await {
+                    out.push(k.map_err(|e| self.js_error(e))?);
+                }
+                Ok(out)
+            }
+            Backend::Memory(m) => Ok(lock(m).keys().cloned().collect()),
+        }
+    }
+
+    /// The record of `name`, with its revision.
+    async fn record(&self, name: &str) -> Result<Option<(u64, AppRecord)>, AppStoreError> {
+        let key = key("app", name);
+        match self.get_raw(&key).await? {
+            None => Ok(None),
+            Some((rev, bytes)) => serde_json::from_slice(&bytes)
+                .map(|r| Some((rev, r)))
+                .map_err(|e| AppStoreError::Corrupt {
+                    key,
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// Applies `change` to the record of `name` with compare-and-swap, retrying when another
+    /// writer got there first. `change` gets the current record (`None`: no such app).
+    async fn modify<T>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(Option<AppRecord>) -> Result<(Option<AppRecord>, T), AppStoreError>,
+    ) -> Result<T, AppStoreError> {
+        let key = key("app", name);
+        for _ in 0..20 {
+            let current = self.record(name).await?;
+            let revision = current.as_ref().map(|(r, _)| *r);
+            let (next, out) = change(current.map(|(_, r)| r))?;
+            let Some(next) = next else {
+                return Ok(out);
+            };
+            let bytes = serde_json::to_vec(&next).map_err(|e| AppStoreError::Corrupt {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            if self.swap(&key, revision, bytes).await? {
+                return Ok(out);
+            }
+        }
+        Err(AppStoreError::Refused(format!(
+            "app `{name}` is being changed by someone else; try again"
+        )))
+    }
+
+    /// Stores a manifest (as JSON) as a new version of app `name`, unless it equals the
+    /// latest. `version` is the manifest's own `version` annotation, if any.
+    pub async fn put(
+        &self,
+        name: &str,
+        manifest: serde_json::Value,
+        version: Option<String>,
+    ) -> Result<PutOutcome, AppStoreError> {
+        let created = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.modify(name, |current| {
+            let mut record = match current {
+                Some(r) if !r.deleted => r,
+                _ => AppRecord {
+                    name: name.to_owned(),
+                    ..AppRecord::default()
+                },
+            };
+            if let Some(latest) = record.versions.last()
+                && latest.manifest == manifest
+                && version.as_ref().is_none_or(|v| *v == latest.version)
+            {
+                let outcome = PutOutcome::Unchanged {
+                    version: latest.version.clone(),
+                    total: record.versions.len(),
+                };
+                return Ok((None, outcome));
+            }
+            let version = match &version {
+                Some(v) => {
+                    if record.versions.iter().any(|s| s.version == *v) {
+                        return Err(AppStoreError::Refused(format!(
+                            "app `{name}` already has a version `{v}` with other content; change the `version` annotation (or remove it to number versions automatically)"
+                        )));
+                    }
+                    v.clone()
+                }
+                None => {
+                    let mut n = record.versions.len() + 1;
+                    while record.versions.iter().any(|s| s.version == format!("v{n}")) {
+                        n += 1;
+                    }
+                    format!("v{n}")
+                }
+            };
+            record.versions.push(StoredVersion {
+                version: version.clone(),
+                manifest: manifest.clone(),
+                created: created.clone(),
+            });
+            let outcome = if record.versions.len() == 1 {
+                PutOutcome::Created { version }
+            } else {
+                PutOutcome::NewVersion {
+                    version,
+                    total: record.versions.len(),
+                }
+            };
+            Ok((Some(record), outcome))
+        })
+        .await
+    }
+
+    /// The record of app `name`, unless it does not exist or was deleted.
+    pub async fn get(&self, name: &str) -> Result<Option<AppRecord>, AppStoreError> {
+        Ok(self
+            .record(name)
+            .await?
+            .map(|(_, r)| r)
+            .filter(|r| !r.deleted))
+    }
+
+    /// Every app record, including deleted ones the reconciler has yet to clean up.
+    pub async fn all(&self) -> Result<Vec<AppRecord>, AppStoreError> {
+        let mut out = Vec::new();
+        for k in self.keys().await? {
+            let Some(name) = decode_name(&k, "app") else {
+                continue;
+            };
+            if let Some((_, record)) = self.record(&name).await? {
+                out.push(record);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Marks `version` (the latest when `None`) of app `name` as the one to run.
+    pub async fn deploy(&self, name: &str, version: Option<&str>) -> Result<String, AppStoreError> {
+        self.modify(name, |current| {
+            let Some(mut record) = current.filter(|r| !r.deleted) else {
+                return Err(AppStoreError::NotFound(format!("no app named `{name}`")));
+            };
+            let Some(chosen) = record.version(version).map(|v| v.version.clone()) else {
+                return Err(AppStoreError::NotFound(format!(
+                    "app `{name}` has no version `{}` (it has: {})",
+                    version.unwrap_or_default(),
+                    record
+                        .versions
+                        .iter()
+                        .map(|v| v.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            record.deployed = Some(chosen.clone());
+            record.undeploying = false;
+            Ok((Some(record), chosen))
+        })
+        .await
+    }
+
+    /// Stops running app `name`; the reconciler removes what it started.
+    pub async fn undeploy(&self, name: &str) -> Result<(), AppStoreError> {
+        self.modify(name, |current| {
+            let Some(mut record) = current.filter(|r| !r.deleted) else {
+                return Err(AppStoreError::NotFound(format!("no app named `{name}`")));
+            };
+            if record.deployed.take().is_some() {
+                record.undeploying = true;
+            }
+            Ok((Some(record), ()))
+        })
+        .await
+    }
+
+    /// Deletes `version` of app `name`, or the whole app (undeploying it) when `None`.
+    /// Returns whether anything was deleted and whether the app is being undeployed.
+    pub async fn delete(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(bool, bool), AppStoreError> {
+        self.modify(name, |current| {
+            let Some(mut record) = current.filter(|r| !r.deleted) else {
+                return Ok((None, (false, false)));
+            };
+            match version {
+                Some(v) => {
+                    if record.deployed.as_deref() == Some(v) {
+                        return Err(AppStoreError::Refused(format!(
+                            "version `{v}` of app `{name}` is deployed; undeploy it or deploy another version first"
+                        )));
+                    }
+                    let before = record.versions.len();
+                    record.versions.retain(|s| s.version != v);
+                    let deleted = record.versions.len() != before;
+                    Ok((deleted.then_some(record), (deleted, false)))
+                }
+                None => {
+                    let undeploy = record.deployed.take().is_some() || record.undeploying;
+                    record.undeploying = undeploy;
+                    record.deleted = true;
+                    Ok((Some(record), (true, undeploy)))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Forgets app `name` once the reconciler has cleaned up after an undeploy or delete.
+    pub async fn finish_cleanup(&self, name: &str) -> Result<(), AppStoreError> {
+        let mut remove = false;
+        self.modify(name, |current| {
+            let Some(mut record) = current else {
+                return Ok((None, ()));
+            };
+            if record.deleted {
+                remove = true;
+                return Ok((None, ()));
+            }
+            record.undeploying = false;
+            Ok((Some(record), ()))
+        })
+        .await?;
+        if remove {
+            self.delete_raw(&key("app", name)).await?;
+            self.delete_raw(&key("status", name)).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the status the reconciler computed for app `name`.
+    pub async fn put_status(
+        &self,
+        name: &str,
+        status: &serde_json::Value,
+    ) -> Result<(), AppStoreError> {
+        let bytes = serde_json::to_vec(status).map_err(|e| AppStoreError::Corrupt {
+            key: key("status", name),
+            reason: e.to_string(),
+        })?;
+        self.put_raw(&key("status", name), bytes).await
+    }
+
+    /// The status last stored for app `name`.
+    pub async fn status(&self, name: &str) -> Result<Option<serde_json::Value>, AppStoreError> {
+        let key = key("status", name);
+        match self.get_raw(&key).await? {
+            None => Ok(None),
+            Some((_, bytes)) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| AppStoreError::Corrupt {
+                        key,
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Takes or renews the reconciler lease for `holder` for `ttl`; `false` while another
+    /// holder's lease is live.
+    pub async fn try_lead(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, AppStoreError> {
+        let current = self.get_raw("reconciler").await?;
+        let now = now_ms();
+        let revision = match &current {
+            None => None,
+            Some((rev, bytes)) => {
+                let lease: Option<Lease> = serde_json::from_slice(bytes).ok();
+                if let Some(lease) = lease
+                    && lease.holder != holder
+                    && lease.until_ms > now
+                {
+                    return Ok(false);
+                }
+                Some(*rev)
+            }
+        };
+        let lease = Lease {
+            holder: holder.to_owned(),
+            until_ms: now + ttl.as_millis() as u64,
+        };
+        let bytes = serde_json::to_vec(&lease).unwrap_or_default();
+        self.swap("reconciler", revision, bytes).await
+    }
+
+    /// The current lease, if any.
+    pub async fn lease(&self) -> Result<Option<Lease>, AppStoreError> {
+        Ok(self
+            .get_raw("reconciler")
+            .await?
+            .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn versions_deploy_undeploy_and_delete() {
+        let store = AppStore::in_memory();
+        let m1 = json!({"metadata": {"name": "shop"}, "spec": {"components": []}});
+        let m2 = json!({"metadata": {"name": "shop"}, "spec": {"components": [1]}});
+        assert_eq!(
+            store.put("shop", m1.clone(), None).await.expect("put"),
+            PutOutcome::Created {
+                version: "v1".into()
+            }
+        );
+        assert_eq!(
+            store.put("shop", m1.clone(), None).await.expect("put"),
+            PutOutcome::Unchanged {
+                version: "v1".into(),
+                total: 1
+            }
+        );
+        assert_eq!(
+            store.put("shop", m2.clone(), None).await.expect("put"),
+            PutOutcome::NewVersion {
+                version: "v2".into(),
+                total: 2
+            }
+        );
+        let err = store
+            .put("shop", m1.clone(), Some("v2".into()))
+            .await
+            .expect_err("v2 exists with other content");
+        assert!(
+            err.to_string().contains("already has a version `v2`"),
+            "{err}"
+        );
+        assert_eq!(
+            store.deploy("shop", Some("v1")).await.expect("deploy"),
+            "v1"
+        );
+        assert_eq!(store.deploy("shop", None).await.expect("deploy"), "v2");
+        assert!(matches!(
+            store.deploy("nope", None).await,
+            Err(AppStoreError::NotFound(_))
+        ));
+        assert!(store.delete("shop", Some("v2")).await.is_err(), "deployed");
+        assert_eq!(
+            store.delete("shop", Some("v1")).await.expect("del"),
+            (true, false)
+        );
+        store.undeploy("shop").await.expect("undeploy");
+        let r = store.get("shop").await.expect("get").expect("exists");
+        assert!(r.undeploying && r.deployed.is_none());
+        store.finish_cleanup("shop").await.expect("cleanup");
+        assert!(
+            !store
+                .get("shop")
+                .await
+                .expect("get")
+                .expect("exists")
+                .undeploying
+        );
+        store.deploy("shop", None).await.expect("deploy");
+        assert_eq!(store.delete("shop", None).await.expect("del"), (true, true));
+        assert!(store.get("shop").await.expect("get").is_none());
+        assert_eq!(
+            store.all().await.expect("all").len(),
+            1,
+            "kept until cleaned up"
+        );
+        store.finish_cleanup("shop").await.expect("cleanup");
+        assert!(store.all().await.expect("all").is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_lease_holder_at_a_time() {
+        let store = AppStore::in_memory();
+        let ttl = std::time::Duration::from_millis(200);
+        assert!(store.try_lead("a", ttl).await.expect("lead"));
+        assert!(!store.try_lead("b", ttl).await.expect("lead"));
+        assert!(store.try_lead("a", ttl).await.expect("renew"));
+        tokio::time::sleep(ttl * 2).await;
+        assert!(store.try_lead("b", ttl).await.expect("take over"));
+        assert_eq!(
+            store.lease().await.expect("lease").expect("some").holder,
+            "b"
+        );
+    }
+
+    #[test]
+    fn odd_names_round_trip_through_keys() {
+        for name in ["shop", "my.app", "a b"] {
+            assert_eq!(decode_name(&key("app", name), "app").as_deref(), Some(name));
+        }
+    }
+}
