@@ -122,6 +122,12 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
         http_reuse_port: true,
         ..host_config(&args.limits, &args.cache)?
     };
+    if std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").is_ok_and(|v| v.trim() == "0")
+    {
+        tracing::warn!(
+            "net.ipv4.tcp_migrate_req is 0: when a workload moves off this host, connections queued on its HTTP listener at that instant are reset; `sysctl -w net.ipv4.tcp_migrate_req=1` makes moves between hosts on one machine lossless"
+        );
+    }
     let lattice = Lattice::nats(args.lattice.clone(), connections);
     let host = Host::new(config, lattice).context("cannot start the host")?;
     host.serve_control()

@@ -257,3 +257,150 @@ fn an_app_that_cannot_be_placed_says_why_and_versions_are_kept() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("nonsense"), "{}", out.stderr);
 }
+
+#[test]
+fn apps_come_back_when_everything_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let nats = NatsServer::start(port, &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let first = hosts(&cli.url, 2);
+    install_guest(dir.path(), "callee");
+    let path = write_manifest(dir.path(), &manifest(2, ""));
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    eventually("2 instances", Duration::from_secs(30), || {
+        (cli.placement("spread-callee")
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>()
+            == 2)
+            .then_some(())
+    });
+
+    // Every host and the NATS server go away; JetStream keeps its files.
+    drop(first);
+    drop(nats);
+    let nats = NatsServer::start(port, &dir.path().join("nats"));
+    let _second = hosts(&nats.url(), 2);
+    let placed = eventually(
+        "the app to come back by itself",
+        Duration::from_secs(30),
+        || {
+            let p = cli.placement("spread-callee");
+            (p.iter().map(|(_, n)| n).sum::<u64>() == 2).then_some(p)
+        },
+    );
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    let list = cli.json(&["app", "list"]);
+    assert_eq!(list[0]["deployed_version"], "v1", "{list}");
+}
+
+/// An HTTP app on one of two hosts on this machine; a client keeps requesting while the host
+/// is drained: the app moves to the other host (which shares the address through
+/// SO_REUSEPORT) and no request fails.
+#[test]
+fn draining_a_host_moves_an_http_app_without_a_failed_request() {
+    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").unwrap_or_default();
+    assert_eq!(
+        migrate.trim(),
+        "1",
+        "net.ipv4.tcp_migrate_req must be 1 for connections queued on a closing listener to move to the other host: run scripts/services (as root) or `sysctl -w net.ipv4.tcp_migrate_req=1`"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let mut hosts = hosts(&cli.url, 2);
+    install_guest(dir.path(), "http_hello");
+    let port = free_port();
+    let app = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: web
+spec:
+  components:
+    - name: hello
+      type: component
+      properties:
+        image: file://./build/http_hello.wasm
+        id: web-hello
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+        id: web-http
+      traits:
+        - type: link
+          properties:
+            target:
+              name: hello
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: web-address
+                  properties:
+                    address: 127.0.0.1:{port}
+"#
+    );
+    let path = write_manifest(dir.path(), &app);
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    eventually("the app to answer", Duration::from_secs(30), || {
+        try_request(addr, "GET", "/", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let running_on = cli.placement("web-hello");
+    assert_eq!(running_on.len(), 1, "{running_on:?}");
+    let drained = running_on[0].0.clone();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_request(addr, "GET", "/", b"") {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = cli.ok(&["drain", &drained, "--timeout", "10s"]);
+    assert!(
+        out.stderr.contains("drained and stopping"),
+        "{}",
+        out.stderr
+    );
+    let index = hosts
+        .iter()
+        .position(|h| h.id == drained)
+        .expect("drained host");
+    let mut leaving = hosts.remove(index);
+    assert_eq!(leaving.trellis.wait_exit(Duration::from_secs(20)), Some(0));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().expect("load thread");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 20, "only {ok} requests went through");
+    let now = cli.placement("web-hello");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0].0, drained, "the app now runs on the other host");
+    eprintln!("drain: {ok} requests, none failed");
+}

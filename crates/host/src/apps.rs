@@ -32,6 +32,25 @@ fn read_manifest(body: &[u8]) -> Result<(String, Option<String>, Value), String>
     Ok((app.name, version, value))
 }
 
+/// The manifest as wadm returns it: with its version in `metadata.annotations.version` (wadm
+/// sets it on put), so clients can tell which version they got, and always with
+/// `metadata.annotations`, which `wadm-types` requires.
+fn with_version(manifest: &Value, version: &str) -> Value {
+    let mut manifest = manifest.clone();
+    if let Some(metadata) = manifest.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+        if !annotations.is_object() {
+            *annotations = json!({});
+        }
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations
+                .entry("version")
+                .or_insert_with(|| Value::String(version.to_owned()));
+        }
+    }
+    manifest
+}
+
 fn error_message(e: &AppStoreError) -> String {
     e.to_string()
 }
@@ -112,7 +131,9 @@ impl Host {
             },
             "get" => match store.get(name).await {
                 Ok(Some(record)) => match record.version(version.as_deref()) {
-                    Some(v) => json!({"result": "success", "message": "", "manifest": v.manifest}),
+                    Some(v) => {
+                        json!({"result": "success", "message": "", "manifest": with_version(&v.manifest, &v.version)})
+                    }
                     None => {
                         json!({"result": "notfound", "message": format!("app `{name}` has no version `{}`", version.unwrap_or_default())})
                     }

@@ -339,6 +339,8 @@ impl Host {
                 ])
             };
         let mut components = Vec::new();
+        // Announced once the inventory shows them, so whoever reacts to the event finds them.
+        let mut scaled = Vec::new();
         for spec in &app.components {
             if !checked.contains_key(&spec.name) || spec.scale.instances == 0 {
                 continue;
@@ -369,15 +371,12 @@ impl Host {
                 ImageRef::File(p) => format!("file://{}", p.display()),
                 ImageRef::Remote(r) => r.clone(),
             };
-            self.publish(
-                "component_scaled",
-                serde_json::json!({
-                    "component_id": spec.id,
-                    "image_ref": image_ref,
-                    "max_instances": spec.scale.instances,
-                    "annotations": annotations,
-                }),
-            );
+            scaled.push(serde_json::json!({
+                "component_id": spec.id,
+                "image_ref": image_ref,
+                "max_instances": spec.scale.instances,
+                "annotations": annotations,
+            }));
             components.push(ComponentDescription {
                 id: spec.id.clone(),
                 image_ref,
@@ -386,6 +385,14 @@ impl Host {
                 revision: 0,
                 max_instances: spec.scale.instances,
             });
+        }
+        // A component started through the control interface serves its lattice HTTP links
+        // before it shows in the inventory: whoever waits for it there (the reconciler,
+        // moving it off another host) can count on its listener.
+        if app.annotations.contains_key(LATTICE_OPERATION)
+            && let Some(state) = self.control_state.get()
+        {
+            self.apply_http_links(state).await;
         }
         let already: Vec<trellis_control::ProviderId> = {
             let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
@@ -399,12 +406,6 @@ impl Host {
             .iter()
             .filter(|p| !already.contains(&p.id))
             .collect();
-        for p in &providers {
-            self.publish(
-                "provider_started",
-                serde_json::json!({"provider_id": p.id, "image_ref": p.image_ref, "annotations": annotations}),
-            );
-        }
         // Links that came from the lattice were announced when they were put.
         if !app.annotations.contains_key(LATTICE_OPERATION) {
             for l in &app.links {
@@ -427,6 +428,15 @@ impl Host {
                     .map(|p| ((*p).clone(), annotations.clone())),
             );
         }
+        for p in &providers {
+            self.publish(
+                "provider_started",
+                serde_json::json!({"provider_id": p.id, "image_ref": p.image_ref, "annotations": annotations}),
+            );
+        }
+        for data in scaled {
+            self.publish("component_scaled", data);
+        }
 
         let mut listening = Vec::new();
         for (route, listener) in bound {
@@ -443,28 +453,32 @@ impl Host {
     ) -> Listening {
         let address = listener.local_addr().unwrap_or(route.address);
         let mut shutdown = self.shutdown.subscribe();
-        let provider_stopped = self.provider_named(&route.provider).map(|p| p.stopped());
+        // The listener closes (after its in-flight requests) when the host shuts down, when
+        // its provider is stopped, or when its component stops running here.
+        let mut stops: Vec<futures::future::BoxFuture<'static, ()>> = vec![Box::pin(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })];
+        if let Some(provider) = self.provider_named(&route.provider) {
+            stops.push(Box::pin(provider.stopped()));
+        }
+        let (mut component_stop, closed) = self.component_listener(&route.component_id);
+        stops.push(Box::pin(async move {
+            let _ = component_stop.wait_for(|stop| *stop).await;
+        }));
         let handler: Arc<dyn trellis_http_server::IncomingHandler> = self.dispatch.clone();
-        self.servers.lock().await.spawn(trellis_http_server::serve(
+        let serving = trellis_http_server::serve(
             listener,
             route.component_id.clone().into(),
             handler,
             self.config.server.clone(),
             async move {
-                let host_stops = shutdown.wait_for(|stop| *stop);
-                match provider_stopped {
-                    Some(provider_stops) => {
-                        tokio::select! {
-                            _ = host_stops => {}
-                            () = provider_stops => {}
-                        }
-                    }
-                    None => {
-                        let _ = host_stops.await;
-                    }
-                }
+                futures::future::select_all(stops).await;
             },
-        ));
+        );
+        self.servers.lock().await.spawn(async move {
+            serving.await;
+            let _ = closed.send(());
+        });
         tracing::info!(%address, provider = %route.provider, component_id = %route.component_id, "HTTP server listening");
         Listening {
             address,

@@ -40,6 +40,19 @@ impl Dispatch {
             .is_some()
     }
 
+    /// Removes `id` only if it still is `running` (not a newer version started since).
+    pub(crate) fn remove_if_same(&self, id: &str, running: &Arc<Running>) {
+        let mut components = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if components.get(id).is_some_and(|r| Arc::ptr_eq(r, running)) {
+            components.remove(id);
+        }
+    }
+
+    /// What runs as `id` now.
+    pub(crate) fn running(&self, id: &str) -> Option<Arc<Running>> {
+        self.get(id)
+    }
+
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.get(id).is_some()
     }

@@ -124,6 +124,15 @@ pub struct Host {
     started_components: Mutex<std::collections::HashMap<String, operations::ScaleCommand>>,
     /// Wakes the reconciler loop before its next tick.
     reconcile_wake: Arc<tokio::sync::Notify>,
+    /// Per component id: the signal that closes the HTTP listeners serving it when it stops
+    /// running here, and one receiver per listener that fires once it has drained.
+    #[allow(clippy::type_complexity)]
+    component_listeners: Mutex<
+        std::collections::HashMap<
+            String,
+            (watch::Sender<bool>, Vec<tokio::sync::oneshot::Receiver<()>>),
+        >,
+    >,
 }
 
 #[derive(Default)]
@@ -167,6 +176,7 @@ impl Host {
             calls: calls::Calls::default(),
             started_components: Mutex::default(),
             reconcile_wake: Arc::default(),
+            component_listeners: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;

@@ -378,12 +378,62 @@ impl Host {
             .map(|(p, _)| p.clone())
     }
 
+    /// For a new HTTP listener of component `id`: the signal to stop it (see
+    /// [`Host::serve_route`]) and where to say it has closed.
+    pub(crate) fn component_listener(
+        &self,
+        id: &str,
+    ) -> (
+        tokio::sync::watch::Receiver<bool>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        let mut listeners = self
+            .component_listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let entry = listeners
+            .entry(id.to_owned())
+            .or_insert_with(|| (tokio::sync::watch::channel(false).0, Vec::new()));
+        entry.1.push(closed_rx);
+        (entry.0.subscribe(), closed_tx)
+    }
+
     fn remove_component(&self, id: &ComponentId) {
+        // Its listeners close first (connections go to hosts that still run it); requests
+        // they already took are served by it until they have drained, then it goes.
+        let listeners = self
+            .component_listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id.as_str());
+        let running = self.dispatch.running(id.as_str());
+        match (listeners, running) {
+            (Some((stop, closed)), Some(running)) => {
+                let _ = stop.send(true);
+                let dispatch = self.dispatch.clone();
+                let wait = self.config.server.drain_timeout + std::time::Duration::from_secs(1);
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(wait, futures::future::join_all(closed)).await;
+                    dispatch.remove_if_same(&id, &running);
+                });
+            }
+            (Some((stop, _)), None) => {
+                let _ = stop.send(true);
+            }
+            (None, _) => {
+                self.dispatch.remove(id.as_str());
+            }
+        }
+        self.served_links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, component)| component != id.as_str());
         self.started_components
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id.as_str());
-        self.dispatch.remove(id.as_str());
         self.unexport_component(id.as_str());
         let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
         inventory.components.retain(|c| c.id != *id);
@@ -391,7 +441,7 @@ impl Host {
 
     /// Starts a listener for every lattice link from an HTTP server provider on this host to
     /// a component on this host that is not served yet.
-    pub(crate) async fn apply_http_links(self: &Arc<Self>, state: &LatticeState) {
+    pub(crate) async fn apply_http_links(&self, state: &LatticeState) {
         let links = match state.links().await {
             Ok(links) => links,
             Err(e) => {
@@ -404,7 +454,7 @@ impl Host {
         }
     }
 
-    pub(crate) async fn apply_http_link(self: &Arc<Self>, link: &Link, state: &LatticeState) {
+    pub(crate) async fn apply_http_link(&self, link: &Link, state: &LatticeState) {
         if !link.carries("wasi", "http", "incoming-handler") {
             return;
         }

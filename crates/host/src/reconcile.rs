@@ -131,7 +131,6 @@ impl Host {
             }
         }
         for (app, status) in &plan.status {
-            let json = serde_json::to_value(status).unwrap_or_default();
             let mut wadm = crate::apps::status_json(status.status.as_str(), &status.message);
             wadm["scalers"] = serde_json::Value::Array(
                 status
@@ -145,23 +144,16 @@ impl Host {
                     })
                     .collect(),
             );
-            wadm["trellis"] = json;
-            let previous = store.status(app).await.ok().flatten();
-            if previous.as_ref() != Some(&wadm) {
-                let _ = store.put_status(app, &wadm).await;
-                let subject = format!("wadm.status.{}.{app}", self.lattice.name());
-                let _ = nats
-                    .publish(
-                        subject,
-                        serde_json::to_vec(&wadm).unwrap_or_default().into(),
-                    )
-                    .await;
-            }
+            self.set_status(store, nats, app, wadm).await;
         }
         for (app, reason) in broken {
-            let _ = store
-                .put_status(&app, &crate::apps::status_json("failed", &reason))
-                .await;
+            self.set_status(
+                store,
+                nats,
+                &app,
+                crate::apps::status_json("failed", &reason),
+            )
+            .await;
         }
         // An undeployed app whose managed resources are all gone is done.
         for name in &undeployed {
@@ -172,12 +164,40 @@ impl Host {
                     || h.providers.iter().any(|p| managed_by(&p.annotations, name))
             });
             if !leftover {
+                self.set_status(
+                    store,
+                    nats,
+                    name,
+                    crate::apps::status_json("undeployed", ""),
+                )
+                .await;
                 let _ = store.finish_cleanup(name).await;
-                let _ = store
-                    .put_status(name, &crate::apps::status_json("undeployed", ""))
-                    .await;
             }
         }
+    }
+
+    /// Records an app's status and, when it changed, publishes it on
+    /// `wadm.status.{lattice}.{app}`.
+    async fn set_status(
+        &self,
+        store: &AppStore,
+        nats: &async_nats::Client,
+        app: &str,
+        status: serde_json::Value,
+    ) {
+        if store.status(app).await.ok().flatten().as_ref() == Some(&status) {
+            return;
+        }
+        if let Err(e) = store.put_status(app, &status).await {
+            tracing::warn!(%app, error = %e, "cannot store an app's status");
+        }
+        let subject = format!("wadm.status.{}.{app}", self.lattice.name());
+        let _ = nats
+            .publish(
+                subject,
+                serde_json::to_vec(&status).unwrap_or_default().into(),
+            )
+            .await;
     }
 }
 

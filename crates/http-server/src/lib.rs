@@ -106,6 +106,9 @@ pub fn bind_with(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpLi
     socket.listen(1024)
 }
 
+/// How long connections accepted just before shutdown get to send their request.
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
+
 /// Serves `target` on `listener` until `shutdown` completes, then drains.
 pub async fn serve(
     listener: TcpListener,
@@ -117,18 +120,37 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limits = Arc::new(limits);
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut closing = false;
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let (stream, peer) = if closing {
+            // Connections the kernel already queued on this socket would be reset when it
+            // closes: take them all first (another socket sharing the address with
+            // SO_REUSEPORT keeps accepting new ones).
+            match std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+                Poll::Pending => Poll::Ready(None),
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+            })
+            .await
+            {
+                Some(Ok(conn)) => conn,
+                _ => break,
+            }
+        } else {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => {
+                    closing = true;
                     continue;
                 }
-            },
-            () = &mut shutdown => break,
+            }
         };
         let _ = stream.set_nodelay(true);
         let service = RequestService {
@@ -149,6 +171,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // A connection accepted a moment ago has not sent its request yet, and graceful
+    // shutdown closes connections with no request in progress: give those a moment.
+    tokio::time::sleep(CLOSE_GRACE.min(limits.drain_timeout)).await;
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!(%target, "all connections drained"),
         () = tokio::time::sleep(limits.drain_timeout) => {
