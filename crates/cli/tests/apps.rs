@@ -404,3 +404,98 @@ spec:
     assert_ne!(now[0].0, drained, "the app now runs on the other host");
     eprintln!("drain: {ok} requests, none failed");
 }
+
+/// A new version of an app with another image replaces the component under load: the new
+/// one is started and swapped in before the old one goes, and no request fails.
+#[test]
+fn a_new_version_replaces_the_component_without_a_failed_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let _hosts = hosts(&cli.url, 1);
+    install_guest(dir.path(), "http_hello");
+    std::fs::copy(
+        dir.path().join("build/http_hello.wasm"),
+        dir.path().join("build/http_hello_v2.wasm"),
+    )
+    .expect("copy");
+    let port = free_port();
+    let app = |wasm: &str| {
+        format!(
+            r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: upgrade
+spec:
+  components:
+    - name: hello
+      type: component
+      properties:
+        image: file://./build/{wasm}.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 2
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: hello
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: upgrade-address
+                  properties:
+                    address: 127.0.0.1:{port}
+"#
+        )
+    };
+    let path = write_manifest(dir.path(), &app("http_hello"));
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    eventually("v1 to answer", Duration::from_secs(30), || {
+        try_request(addr, "GET", "/", b"").ok().filter(|r| r.status == 200)
+    });
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_request(addr, "GET", "/", b"") {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let path = write_manifest(dir.path(), &app("http_hello_v2"));
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    eventually("v2 to run", Duration::from_secs(30), || {
+        let out = cli.run(&["get", "inventory", "-o", "json"]).stdout;
+        out.contains("http_hello_v2.wasm").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().expect("load thread");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 20, "only {ok} requests went through");
+    let versions = cli.json(&["app", "versions", "upgrade"]);
+    assert_eq!(versions["versions"][1]["deployed"], true, "{versions}");
+}
