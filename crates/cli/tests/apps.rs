@@ -460,7 +460,9 @@ spec:
     cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     eventually("v1 to answer", Duration::from_secs(30), || {
-        try_request(addr, "GET", "/", b"").ok().filter(|r| r.status == 200)
+        try_request(addr, "GET", "/", b"")
+            .ok()
+            .filter(|r| r.status == 200)
     });
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -498,4 +500,94 @@ spec:
     assert!(ok > 20, "only {ok} requests went through");
     let versions = cli.json(&["app", "versions", "upgrade"]);
     assert_eq!(versions["versions"][1]["deployed"], true, "{versions}");
+}
+
+/// An app whose component imports a capability: the reconciler puts the links, starts the
+/// providers beside the component and the component after them; it counts. A provider that
+/// cannot start (its address is taken) makes the app `failed`, with the reason.
+#[test]
+fn an_app_with_capability_links_runs_and_a_failed_provider_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let _hosts = hosts(&cli.url, 1);
+    install_guest(dir.path(), "kv_counter");
+    let app = |name: &str, port: u16| {
+        format!(
+            r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+spec:
+  components:
+    - name: counter
+      type: component
+      properties:
+        image: file://./build/kv_counter.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+        - type: link
+          properties:
+            target:
+              name: kv
+            namespace: wasi
+            package: keyvalue
+            interfaces: [atomics, store]
+    - name: kv
+      type: capability
+      properties:
+        image: trellis+builtin://keyvalue-memory
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: counter
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: {name}-address
+                  properties:
+                    address: 127.0.0.1:{port}
+"#
+        )
+    };
+    let port = free_port();
+    let path = write_manifest(dir.path(), &app("counting", port));
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let first = eventually("the counter to answer", Duration::from_secs(30), || {
+        try_request(addr, "GET", "/", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.body)
+    });
+    assert_eq!(first, "Counter: 1\n");
+    assert_eq!(get(addr, "/").body, "Counter: 2\n");
+    eventually("status deployed", Duration::from_secs(10), || {
+        (cli.status("counting")["status"]["type"] == "deployed").then_some(())
+    });
+
+    // A second app wants an address something else holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr").port();
+    let path = dir.path().join("busy.yaml");
+    std::fs::write(&path, app("busy", busy)).expect("write");
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let status = eventually("status failed", Duration::from_secs(30), || {
+        let s = cli.status("busy");
+        (s["status"]["type"] == "failed").then_some(s)
+    });
+    let text = cli.ok(&["app", "status", "busy"]).stdout;
+    assert!(
+        text.contains(&format!("127.0.0.1:{busy}")) && text.contains("failed on host"),
+        "{text}\n{status}"
+    );
 }

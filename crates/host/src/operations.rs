@@ -500,10 +500,28 @@ impl Host {
                 tracing::info!(address = %listening.address, component_id = %link.target, "serving HTTP for a lattice link");
             }
             Err(reason) => {
-                self.served_links
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
+                // The provider shows as failed with the reason; an address that parses is
+                // retried on every health check (like a manifest's), any other is dropped.
+                if let Some(p) = self.provider_named(&provider) {
+                    p.set_status(trellis_control::ProviderStatus::Failed {
+                        reason: reason.clone(),
+                    });
+                }
+                match address.parse::<SocketAddr>() {
+                    Ok(a) => {
+                        self.pending_routes.lock().await.push(Route::new(
+                            a,
+                            provider.clone(),
+                            link.target.clone(),
+                        ));
+                    }
+                    Err(_) => {
+                        self.served_links
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&key);
+                    }
+                }
                 tracing::warn!(provider = %link.source_id, component_id = %link.target, %reason, "cannot serve HTTP for a lattice link");
                 self.publish(
                     "linkdef_set_failed",

@@ -115,8 +115,15 @@ impl Host {
         let plan = trellis_reconciler::plan(&desired, &undeployed, &observed);
         // New placements first; what they replace goes only once they run, so a move (a
         // drain, a lost host coming back, an upgrade) never leaves a gap.
-        let (removals, additions): (Vec<&Action>, Vec<&Action>) =
+        let (removals, mut additions): (Vec<&Action>, Vec<&Action>) =
             plan.actions.iter().partition(|a| is_removal(a));
+        // Config and links first: a component reads its links and config when it starts.
+        additions.sort_by_key(|a| match a {
+            Action::PutConfig { .. } => 0,
+            Action::PutLink(_) => 1,
+            Action::StartProvider { .. } => 2,
+            _ => 3,
+        });
         for action in &additions {
             if let Err(e) = execute(ctl, nats, self.lattice.name(), action).await {
                 tracing::warn!(?action, error = %e, "reconciler action failed");
