@@ -1,12 +1,11 @@
-//! `trellis app …` and `trellis drain`: applications through the wadm API
-//! (`wadm.api.{lattice}.model.…`), which every host of a lattice answers.
+//! `trellis app …`: applications through the wadm API (`wadm.api.{lattice}.model.…`, which
+//! every host of a lattice answers, or an embedded host's `POST /v1/wadm/…`).
 
 use crate::ctl::{LatticeArgs, Output};
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use trellis_lattice::{Connections, NatsOptions};
 
 #[derive(Subcommand)]
 pub(crate) enum AppCmd {
@@ -37,54 +36,24 @@ pub(crate) enum AppCmd {
 }
 
 struct Api {
-    nats: async_nats::Client,
-    prefix: String,
-    timeout: std::time::Duration,
+    client: trellis_lattice::client::CtlClient,
 }
 
 impl Api {
     async fn connect(args: &LatticeArgs) -> anyhow::Result<Self> {
-        if args.embedded.is_some() {
-            bail!(
-                "`trellis app` needs a lattice (--nats); `trellis up app.yaml` deploys in embedded mode"
-            );
-        }
-        let options = NatsOptions {
-            url: args.nats.clone(),
-            creds: args.ctl_creds.clone(),
-            tls_ca: None,
-            tls_required: false,
-        };
-        let connections = Connections::connect(&options, None, "trellis cli").await?;
         Ok(Self {
-            nats: connections.ctl,
-            prefix: format!("wadm.api.{}.model", args.lattice),
-            timeout: args.timeout,
+            client: crate::ctl::connect(args).await?,
         })
     }
 
     async fn request(&self, operation: &str, body: Vec<u8>) -> anyhow::Result<Value> {
-        let subject = format!("{}.{operation}", self.prefix);
-        let reply = tokio::time::timeout(
-            self.timeout,
-            self.nats.request(subject.clone(), body.into()),
-        )
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "no answer on {subject} within {:?}: are hosts running on this lattice?",
-                self.timeout
-            )
-        })?
-        .with_context(|| format!("request on {subject}"))?;
-        serde_json::from_slice(&reply.payload)
-            .with_context(|| format!("the answer on {subject} is not JSON"))
+        Ok(self.client.app_request(operation, body).await?)
     }
 }
 
 /// The manifest at `path`, with relative `file://` images made absolute (hosts anywhere
 /// must find them; they resolve against the manifest's folder, as `trellis up` does).
-fn read_manifest(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_manifest(path: &Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     // Checked here first, so mistakes are reported with file and line.

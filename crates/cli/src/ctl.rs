@@ -236,7 +236,7 @@ fn parse_package(s: &str) -> anyhow::Result<(String, String)> {
     Ok((ns.to_owned(), pkg.to_owned()))
 }
 
-async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
+pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
     if let Some(url) = &args.embedded {
         let url = if url.contains("://") {
             url.clone()

@@ -365,6 +365,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .deploy(&app)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The embedded reconciler keeps it from here, and `trellis app … --embedded` sees it.
+    let manifest = app::read_manifest(&args.manifest)?;
+    host.register_app(&manifest)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot register app `{}`: {e}", app.name))?;
     let admin = match admin.map(trellis_http_server::bind) {
         None => None,
         Some(Ok(listener)) => {

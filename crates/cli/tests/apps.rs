@@ -591,3 +591,62 @@ spec:
         "{text}\n{status}"
     );
 }
+
+/// Embedded mode runs the same reconciler: the app `trellis up` started is listed as
+/// deployed, and a second app deployed with `trellis app deploy --embedded` runs beside it,
+/// serving HTTP, and goes again on undeploy.
+#[test]
+fn embedded_mode_manages_apps_with_the_same_reconciler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_hello");
+    let first = write_manifest(dir.path(), &http_app("first", "http_hello", 1, ""));
+    let trellis = Trellis::up(&first, &[]);
+    let admin = trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("control interface on "))
+        .expect("admin address line")
+        .trim()
+        .to_owned();
+    let app = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--embedded", admin.as_str(), "-o", "json"]);
+        let out = run(&all);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        serde_json::from_str::<Value>(&out.stdout).expect("JSON")
+    };
+    let list = app(&["app", "list"]);
+    assert_eq!(list[0]["name"], "first", "{list}");
+    assert_eq!(list[0]["deployed_version"], "v1", "{list}");
+    eventually("first to be deployed", Duration::from_secs(10), || {
+        (app(&["app", "status", "first"])["status"]["status"]["type"] == "deployed").then_some(())
+    });
+
+    let second = dir.path().join("second.yaml");
+    std::fs::write(&second, http_app("second", "http_hello", 2, "")).expect("write");
+    app(&["app", "deploy", second.to_str().expect("utf-8")]);
+    eventually("second to be deployed", Duration::from_secs(20), || {
+        (app(&["app", "status", "second"])["status"]["status"]["type"] == "deployed").then_some(())
+    });
+    // `--http 127.0.0.1:0` picked its port too; the host logs it.
+    let log = trellis.wait_for_stderr("serving HTTP for a lattice link", Duration::from_secs(10));
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving HTTP for a lattice link") && l.contains("second_web"))
+        .expect("the second app's listener");
+    let addr: std::net::SocketAddr = line
+        .split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address=")
+        .parse()
+        .expect("socket address");
+    assert_eq!(get(addr, "/").status, 200);
+    assert_eq!(get(trellis.addr(), "/").status, 200, "the first app still answers");
+
+    app(&["app", "undeploy", "second"]);
+    eventually("second to go", Duration::from_secs(20), || {
+        try_request(addr, "GET", "/", b"").is_err().then_some(())
+    });
+    assert_eq!(get(trellis.addr(), "/").status, 200, "the first app is untouched");
+}

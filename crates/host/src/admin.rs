@@ -43,6 +43,30 @@ impl IncomingHandler for Admin {
                 }
                 return events_response(&host);
             }
+            if let Some(operation) = request.uri().path().strip_prefix("/v1/wadm/") {
+                let operation = operation.to_owned();
+                if request.method() != http::Method::POST {
+                    return text_response(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+                }
+                let body = match read_body(request.into_body()).await {
+                    Ok(b) => b,
+                    Err(message) => return text_response(StatusCode::PAYLOAD_TOO_LARGE, message),
+                };
+                let store = host.embedded_apps();
+                let reply = host.app_request(&store, &operation, &body).await;
+                let mut response = Response::new(
+                    http_body_util::Full::new(Bytes::from(
+                        serde_json::to_vec(&reply).unwrap_or_default(),
+                    ))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+                );
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                return response;
+            }
             let Some(operation) = request
                 .uri()
                 .path()
@@ -51,7 +75,7 @@ impl IncomingHandler for Admin {
             else {
                 return text_response(
                     StatusCode::NOT_FOUND,
-                    "use POST /v1/ctl/{operation}, for example /v1/ctl/host.ping, or GET /v1/events\n",
+                    "use POST /v1/ctl/{operation} (for example /v1/ctl/host.ping), POST /v1/wadm/{operation} (the app API) or GET /v1/events\n",
                 );
             };
             if request.method() != http::Method::POST {

@@ -56,6 +56,59 @@ fn error_message(e: &AppStoreError) -> String {
 }
 
 impl Host {
+    /// Embedded mode's app store; the first call starts its reconciler (this host is the
+    /// whole lattice, so it always holds the lease) and makes lattice links put through the
+    /// control interface serve HTTP here.
+    pub(crate) fn embedded_apps(self: &Arc<Self>) -> AppStore {
+        let mut started = false;
+        let store = self
+            .embedded_apps
+            .get_or_init(|| {
+                started = true;
+                AppStore::in_memory()
+            })
+            .clone();
+        if started {
+            let state = self
+                .control_state
+                .get_or_init(trellis_lattice::state::LatticeState::in_memory)
+                .clone();
+            self.start_reconciler(store.clone(), state.clone(), self.config.reconcile_interval);
+            let mut events = self.lattice.subscribe_events();
+            let host = Arc::downgrade(self);
+            self.spawn_background(async move {
+                loop {
+                    let event = match events.recv().await {
+                        Ok(e) => e,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
+                    };
+                    if !event.ty.ends_with(".linkdef_set") {
+                        continue;
+                    }
+                    let Some(host) = host.upgrade() else { break };
+                    if let Ok(link) = serde_json::from_value::<trellis_control::Link>(event.data) {
+                        host.apply_http_link(&link, &state).await;
+                    }
+                }
+            });
+        }
+        store
+    }
+
+    /// Keeps the app `trellis up` deployed in embedded mode's app store, as deployed, so
+    /// `trellis app … --embedded` sees it and the reconciler keeps it.
+    pub async fn register_app(self: &Arc<Self>, manifest: &str) -> Result<(), String> {
+        let (name, version, value) = read_manifest(manifest.as_bytes())?;
+        let store = self.embedded_apps();
+        store
+            .put(&name, value, version)
+            .await
+            .map_err(|e| e.to_string())?;
+        store.deploy(&name, None).await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Answers the wadm API on the control connection, next to the control interface.
     pub(crate) async fn serve_app_api(self: &Arc<Self>, store: AppStore) -> Result<(), String> {
         let Some(nats) = self.lattice.connections().cloned() else {

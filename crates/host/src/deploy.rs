@@ -333,10 +333,12 @@ impl Host {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect()
             } else {
-                BTreeMap::from([
-                    ("wasmcloud.dev/appspec".to_owned(), app.name.clone()),
-                    ("wasmcloud.dev/managed-by".to_owned(), "trellis".to_owned()),
-                ])
+                // As the reconciler marks what it runs: `trellis up`'s app is the embedded
+                // reconciler's to keep.
+                trellis_reconciler::managed_annotations(
+                    &app.name,
+                    app.version.as_deref().unwrap_or("v1"),
+                )
             };
         let mut components = Vec::new();
         // Announced once the inventory shows them, so whoever reacts to the event finds them.
@@ -438,6 +440,18 @@ impl Host {
             self.publish("component_scaled", data);
         }
 
+        // HTTP links of a manifest are served now; the same links put on the lattice later
+        // (by the reconciler) must not open a second listener.
+        for l in &app.links {
+            if let (Some(p), Some(c)) = (app.provider(&l.source), app.component(&l.target))
+                && l.link.carries("wasi", "http", "incoming-handler")
+            {
+                self.served_links
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((p.id.to_string(), c.id.to_string()));
+            }
+        }
         let mut listening = Vec::new();
         for (route, listener) in bound {
             listening.push(self.serve_route(route, listener).await);

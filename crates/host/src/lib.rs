@@ -124,6 +124,8 @@ pub struct Host {
     started_components: Mutex<std::collections::HashMap<String, operations::ScaleCommand>>,
     /// Wakes the reconciler loop before its next tick.
     reconcile_wake: Arc<tokio::sync::Notify>,
+    /// Embedded mode's app store (in memory), created with its reconciler on first use.
+    embedded_apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
     /// Per component id: the signal that closes the HTTP listeners serving it when it stops
     /// running here, and one receiver per listener that fires once it has drained.
     #[allow(clippy::type_complexity)]
@@ -176,6 +178,7 @@ impl Host {
             calls: calls::Calls::default(),
             started_components: Mutex::default(),
             reconcile_wake: Arc::default(),
+            embedded_apps: std::sync::OnceLock::new(),
             component_listeners: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);

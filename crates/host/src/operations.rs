@@ -483,7 +483,10 @@ impl Host {
                 address = Some(a.clone());
             }
         }
-        let address = address.unwrap_or_else(|| crate::deploy::DEFAULT_HTTP_ADDRESS.to_owned());
+        let address = match self.config.http_address_override {
+            Some(a) => a.to_string(),
+            None => address.unwrap_or_else(|| crate::deploy::DEFAULT_HTTP_ADDRESS.to_owned()),
+        };
         let parsed: Result<SocketAddr, _> = address.parse();
         let bound = parsed
             .map_err(|e| format!("`{address}` is not a socket address: {e}"))

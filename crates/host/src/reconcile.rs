@@ -19,6 +19,19 @@ use trellis_reconciler::{Action, DesiredApp, Observed, ObservedHost};
 /// and moves its managed workloads elsewhere.
 pub const DRAINING_LABEL: &str = "trellis.dev/draining";
 
+/// How the reconciler sees and changes the lattice: over NATS on a lattice, or by asking
+/// this host directly in embedded mode (one host, no NATS) — the same requests either way.
+#[derive(Clone)]
+pub(crate) enum Plane {
+    /// The lattice's control interface on the control connection.
+    Nats {
+        ctl: Box<CtlClient>,
+        nats: async_nats::Client,
+    },
+    /// This host's own control requests.
+    Local,
+}
+
 impl Host {
     /// Wakes the reconciler loop early (an app was deployed, undeployed or deleted).
     pub(crate) fn wake_reconciler(&self) {
@@ -32,10 +45,13 @@ impl Host {
         state: LatticeState,
         interval: Duration,
     ) {
-        let Some(nats) = self.lattice.connections().cloned() else {
-            return;
+        let plane = match self.lattice.connections() {
+            Some(nats) => Plane::Nats {
+                ctl: Box::new(CtlClient::new(nats.ctl.clone(), self.lattice.name())),
+                nats: nats.ctl.clone(),
+            },
+            None => Plane::Local,
         };
-        let ctl = CtlClient::new(nats.ctl.clone(), self.lattice.name());
         let host = Arc::downgrade(self);
         self.spawn_background(async move {
             let mut leading = false;
@@ -48,7 +64,7 @@ impl Host {
                             tracing::info!(host_id = %me.id, "this host now runs the lattice's reconciler");
                             leading = true;
                         }
-                        me.reconcile_once(&store, &state, &ctl, &nats.ctl).await;
+                        me.reconcile_once(&store, &state, &plane).await;
                     }
                     Ok(false) => leading = false,
                     Err(e) => {
@@ -66,11 +82,10 @@ impl Host {
     }
 
     async fn reconcile_once(
-        &self,
+        self: &Arc<Self>,
         store: &AppStore,
         state: &LatticeState,
-        ctl: &CtlClient,
-        nats: &async_nats::Client,
+        plane: &Plane,
     ) {
         let records = match store.all().await {
             Ok(r) => r,
@@ -95,17 +110,34 @@ impl Host {
             let text = stored.manifest.to_string();
             let origin = std::path::PathBuf::from(format!("/apps/{}.json", record.name));
             match trellis_manifest::parse(&text, &origin) {
-                Ok(app) => desired.push(DesiredApp {
-                    name: record.name.clone(),
-                    version: version.to_owned(),
-                    app,
-                }),
+                Ok(mut app) => {
+                    if matches!(plane, Plane::Local) {
+                        // One host takes everything: placement requirements do not apply.
+                        for c in &mut app.components {
+                            c.scale
+                                .spread
+                                .iter_mut()
+                                .for_each(|s| s.requirements.clear());
+                        }
+                        for p in &mut app.providers {
+                            p.scale
+                                .spread
+                                .iter_mut()
+                                .for_each(|s| s.requirements.clear());
+                        }
+                    }
+                    desired.push(DesiredApp {
+                        name: record.name.clone(),
+                        version: version.to_owned(),
+                        app,
+                    })
+                }
                 Err(e) => {
                     broken.insert(record.name.clone(), e.to_string());
                 }
             }
         }
-        let observed = match observe(ctl, state, &desired).await {
+        let observed = match self.observe(plane, state, &desired).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot observe the lattice");
@@ -125,15 +157,15 @@ impl Host {
             _ => 3,
         });
         for action in &additions {
-            if let Err(e) = execute(ctl, nats, self.lattice.name(), action).await {
+            if let Err(e) = self.execute(plane, action).await {
                 tracing::warn!(?action, error = %e, "reconciler action failed");
             }
         }
         if !removals.is_empty() && additions.iter().any(|a| placement(a).is_some()) {
-            wait_until_placed(ctl, &additions).await;
+            self.wait_until_placed(plane, &additions).await;
         }
         for action in &removals {
-            if let Err(e) = execute(ctl, nats, self.lattice.name(), action).await {
+            if let Err(e) = self.execute(plane, action).await {
                 tracing::warn!(?action, error = %e, "reconciler action failed");
             }
         }
@@ -151,12 +183,12 @@ impl Host {
                     })
                     .collect(),
             );
-            self.set_status(store, nats, app, wadm).await;
+            self.set_status(store, plane, app, wadm).await;
         }
         for (app, reason) in broken {
             self.set_status(
                 store,
-                nats,
+                plane,
                 &app,
                 crate::apps::status_json("failed", &reason),
             )
@@ -173,7 +205,7 @@ impl Host {
             if !leftover {
                 self.set_status(
                     store,
-                    nats,
+                    plane,
                     name,
                     crate::apps::status_json("undeployed", ""),
                 )
@@ -188,7 +220,7 @@ impl Host {
     async fn set_status(
         &self,
         store: &AppStore,
-        nats: &async_nats::Client,
+        plane: &Plane,
         app: &str,
         status: serde_json::Value,
     ) {
@@ -198,13 +230,15 @@ impl Host {
         if let Err(e) = store.put_status(app, &status).await {
             tracing::warn!(%app, error = %e, "cannot store an app's status");
         }
-        let subject = format!("wadm.status.{}.{app}", self.lattice.name());
-        let _ = nats
-            .publish(
-                subject,
-                serde_json::to_vec(&status).unwrap_or_default().into(),
-            )
-            .await;
+        if let Plane::Nats { nats, .. } = plane {
+            let subject = format!("wadm.status.{}.{app}", self.lattice.name());
+            let _ = nats
+                .publish(
+                    subject,
+                    serde_json::to_vec(&status).unwrap_or_default().into(),
+                )
+                .await;
+        }
     }
 }
 
@@ -239,65 +273,109 @@ fn placement(action: &Action) -> Option<(&str, &str, &str)> {
     }
 }
 
-/// Waits (up to 10 s) until every placement in `actions` shows in its host's inventory.
-async fn wait_until_placed(ctl: &CtlClient, actions: &[&Action]) {
-    let wanted: Vec<(&str, &str, &str)> = actions.iter().filter_map(|a| placement(a)).collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        let mut all = true;
-        for (host, id, image) in &wanted {
-            let placed = match ctl.inventory(host).await {
-                Ok(inv) => {
-                    inv.components
-                        .iter()
-                        .any(|c| c.id.as_str() == *id && c.image_ref == *image)
-                        || inv.providers.iter().any(|p| p.id.as_str() == *id)
-                }
-                Err(_) => true, // a host that does not answer cannot hold up the others
-            };
-            all &= placed;
+impl Host {
+    /// Waits (up to 10 s) until every placement in `actions` shows in its host's inventory.
+    async fn wait_until_placed(&self, plane: &Plane, actions: &[&Action]) {
+        let wanted: Vec<(&str, &str, &str)> = actions.iter().filter_map(|a| placement(a)).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            let mut all = true;
+            for (host, id, image) in &wanted {
+                let placed = match self.inventory_of(plane, host).await {
+                    Some(inv) => {
+                        inv.components
+                            .iter()
+                            .any(|c| c.id.as_str() == *id && c.image_ref == *image)
+                            || inv.providers.iter().any(|p| p.id.as_str() == *id)
+                    }
+                    None => true, // a host that does not answer cannot hold up the others
+                };
+                all &= placed;
+            }
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if all {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tracing::warn!("new placements did not all show within 10s; going on");
     }
-    tracing::warn!("new placements did not all show within 10s; going on");
+
+    async fn inventory_of(&self, plane: &Plane, host: &str) -> Option<HostInventory> {
+        match plane {
+            Plane::Nats { ctl, .. } => ctl.inventory(host).await.ok(),
+            Plane::Local => Some(self.inventory()),
+        }
+    }
+
+    /// Every host's inventory, the lattice's links, and the config the desired apps name.
+    async fn observe(
+        &self,
+        plane: &Plane,
+        state: &LatticeState,
+        desired: &[DesiredApp],
+    ) -> Result<Observed, String> {
+        let mut observed = Vec::new();
+        match plane {
+            Plane::Nats { ctl, .. } => {
+                for summary in ctl.hosts().await.map_err(|e| e.to_string())? {
+                    // A host that answered the ping but not this request is left out this round.
+                    if let Ok(inventory) = ctl.inventory(summary.id.as_str()).await {
+                        observed.push(observed_host(inventory));
+                    }
+                }
+            }
+            Plane::Local => observed.push(observed_host(self.inventory())),
+        }
+        let links = state.links().await.map_err(|e| e.to_string())?;
+        let mut configs = BTreeMap::new();
+        for app in desired {
+            for name in app.app.configs.keys() {
+                if let Ok(Some(values)) = state.get_config(name).await {
+                    configs.insert(name.clone(), values);
+                }
+            }
+        }
+        Ok(Observed {
+            hosts: observed,
+            links,
+            configs,
+        })
+    }
+
+    /// Sends one action as a control request and checks the reply.
+    async fn execute(self: &Arc<Self>, plane: &Plane, action: &Action) -> Result<(), String> {
+        let (operation, body) = control_request(action);
+        let payload = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).map_err(|e| e.to_string())?
+        };
+        let reply = match plane {
+            Plane::Nats { nats, .. } => {
+                let subject = format!("wasmbus.ctl.v1.{}.{operation}", self.lattice.name());
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    nats.request(subject.clone(), payload.into()),
+                )
+                .await
+                .map_err(|_| format!("no answer on {subject}"))?
+                .map_err(|e| format!("{subject}: {e}"))?
+                .payload
+            }
+            Plane::Local => self.control_request(&operation, &payload).await,
+        };
+        let response: CtlResponse<serde_json::Value> =
+            serde_json::from_slice(&reply).map_err(|e| format!("{operation}: {e}"))?;
+        if response.success {
+            Ok(())
+        } else {
+            Err(response.message)
+        }
+    }
 }
 
 fn managed_by(annotations: &BTreeMap<String, String>, app: &str) -> bool {
     trellis_reconciler::managed_app(annotations) == Some(app)
-}
-
-/// Every host's inventory, the lattice's links, and the config the desired apps name.
-async fn observe(
-    ctl: &CtlClient,
-    state: &LatticeState,
-    desired: &[DesiredApp],
-) -> Result<Observed, String> {
-    let hosts = ctl.hosts().await.map_err(|e| e.to_string())?;
-    let mut observed = Vec::new();
-    for summary in hosts {
-        // A host that answered the ping but not this request is left out this round.
-        let Ok(inventory) = ctl.inventory(summary.id.as_str()).await else {
-            continue;
-        };
-        observed.push(observed_host(inventory));
-    }
-    let links = state.links().await.map_err(|e| e.to_string())?;
-    let mut configs = BTreeMap::new();
-    for app in desired {
-        for name in app.app.configs.keys() {
-            if let Ok(Some(values)) = state.get_config(name).await {
-                configs.insert(name.clone(), values);
-            }
-        }
-    }
-    Ok(Observed {
-        hosts: observed,
-        links,
-        configs,
-    })
 }
 
 fn observed_host(inventory: HostInventory) -> ObservedHost {
@@ -306,15 +384,10 @@ fn observed_host(inventory: HostInventory) -> ObservedHost {
     host
 }
 
-/// Sends one action as a control request and checks the reply.
-async fn execute(
-    _ctl: &CtlClient,
-    nats: &async_nats::Client,
-    lattice: &str,
-    action: &Action,
-) -> Result<(), String> {
-    let prefix = format!("wasmbus.ctl.v1.{lattice}");
-    let (subject, body) = match action {
+/// The control operation (the subject after `wasmbus.ctl.v1.{lattice}.`) and body of an
+/// action.
+fn control_request(action: &Action) -> (String, serde_json::Value) {
+    match action {
         Action::ScaleComponent {
             host_id,
             component_id,
@@ -323,7 +396,7 @@ async fn execute(
             config,
             annotations,
         } => (
-            format!("{prefix}.component.scale.{host_id}"),
+            format!("component.scale.{host_id}"),
             serde_json::json!({"host_id": host_id, "component_id": component_id, "component_ref": image_ref, "count": count, "config": config, "annotations": annotations, "allow_update": true}),
         ),
         Action::StartProvider {
@@ -333,26 +406,23 @@ async fn execute(
             config,
             annotations,
         } => (
-            format!("{prefix}.provider.start.{host_id}"),
+            format!("provider.start.{host_id}"),
             serde_json::json!({"host_id": host_id, "provider_id": provider_id, "provider_ref": image_ref, "config": config, "annotations": annotations}),
         ),
         Action::StopProvider {
             host_id,
             provider_id,
         } => (
-            format!("{prefix}.provider.stop.{host_id}"),
+            format!("provider.stop.{host_id}"),
             serde_json::json!({"host_id": host_id, "provider_id": provider_id}),
         ),
         Action::PutConfig { name, values } => (
-            format!("{prefix}.config.put.{name}"),
+            format!("config.put.{name}"),
             serde_json::to_value(values).unwrap_or_default(),
         ),
-        Action::DeleteConfig { name } => (
-            format!("{prefix}.config.del.{name}"),
-            serde_json::Value::Null,
-        ),
+        Action::DeleteConfig { name } => (format!("config.del.{name}"), serde_json::Value::Null),
         Action::PutLink(link) => (
-            format!("{prefix}.link.put"),
+            "link.put".to_owned(),
             serde_json::to_value(link).unwrap_or_default(),
         ),
         Action::DeleteLink {
@@ -361,27 +431,8 @@ async fn execute(
             wit_package,
             name,
         } => (
-            format!("{prefix}.link.del"),
+            "link.del".to_owned(),
             serde_json::json!({"source_id": source_id, "wit_namespace": wit_namespace, "wit_package": wit_package, "name": name}),
         ),
-    };
-    let payload = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).map_err(|e| e.to_string())?
-    };
-    let reply = tokio::time::timeout(
-        Duration::from_secs(5),
-        nats.request(subject.clone(), payload.into()),
-    )
-    .await
-    .map_err(|_| format!("no answer on {subject}"))?
-    .map_err(|e| format!("{subject}: {e}"))?;
-    let response: CtlResponse<serde_json::Value> =
-        serde_json::from_slice(&reply.payload).map_err(|e| format!("{subject}: {e}"))?;
-    if response.success {
-        Ok(())
-    } else {
-        Err(response.message)
     }
 }

@@ -107,7 +107,7 @@ impl CtlClient {
         body: Vec<u8>,
     ) -> Result<bytes::Bytes, CtlError> {
         use http_body_util::BodyExt as _;
-        let url = format!("{base}/v1/ctl/{suffix}");
+        let url = format!("{base}/v1/{suffix}");
         let request = http::Request::post(&url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
@@ -159,7 +159,9 @@ impl CtlClient {
         let nats = match &self.transport {
             Transport::Nats(nats) => nats,
             Transport::Http { base, client } => {
-                let payload = self.http_request(base, client, suffix, body).await?;
+                let payload = self
+                    .http_request(base, client, &format!("ctl/{suffix}"), body)
+                    .await?;
                 return parse_envelope(&subject, &payload);
             }
         };
@@ -189,6 +191,46 @@ impl CtlClient {
                 Ok(Ok(reply)) => reply,
             };
         parse_envelope(&subject, &reply.payload)
+    }
+
+    /// A request to the deployment manager's API: `wadm.api.{lattice}.model.{operation}` on
+    /// a lattice, `POST {base}/v1/wadm/{operation}` on an embedded host. Returns the answer's
+    /// JSON (wadm's shapes: `result`, `message`, …).
+    pub async fn app_request(
+        &self,
+        operation: &str,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, CtlError> {
+        let subject = format!("wadm.api.{}.model.{operation}", self.lattice);
+        let payload = match &self.transport {
+            Transport::Http { base, client } => {
+                self.http_request(base, client, &format!("wadm/{operation}"), body)
+                    .await?
+            }
+            Transport::Nats(nats) => {
+                match tokio::time::timeout(self.timeout, nats.request(subject.clone(), body.into()))
+                    .await
+                {
+                    Err(_) => {
+                        return Err(CtlError::TimedOut {
+                            subject,
+                            timeout: self.timeout,
+                        });
+                    }
+                    Ok(Err(e))
+                        if e.kind() == async_nats::client::RequestErrorKind::NoResponders =>
+                    {
+                        return Err(CtlError::NoResponders {
+                            lattice: self.lattice.clone(),
+                            subject,
+                        });
+                    }
+                    Ok(Err(e)) => return Err(CtlError::Nats(e.to_string())),
+                    Ok(Ok(reply)) => reply.payload,
+                }
+            }
+        };
+        serde_json::from_slice(&payload).map_err(|e| CtlError::Nats(format!("{subject}: {e}")))
     }
 
     async fn command(&self, suffix: &str, body: &impl serde::Serialize) -> Result<(), CtlError> {
