@@ -348,8 +348,15 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Apps deployed beside the manifest's are kept with its other local state.
+    let data_dir = args
+        .manifest
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(".trellis")));
     let config = HostConfig {
         http_address_override: args.http,
+        data_dir,
         ..host_config(&args.limits, &args.cache)?
     };
     let admin: Option<SocketAddr> = match args.admin.as_str() {

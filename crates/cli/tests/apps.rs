@@ -600,15 +600,18 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "http_hello");
     let first = write_manifest(dir.path(), &http_app("first", "http_hello", 1, ""));
-    let trellis = Trellis::up(&first, &[]);
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .expect("admin address line")
-        .trim()
-        .to_owned();
+    let mut trellis = Trellis::up(&first, &[]);
+    let admin_of = |t: &Trellis| {
+        t.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("control interface on "))
+            .expect("admin address line")
+            .trim()
+            .to_owned()
+    };
+    let admin = std::cell::RefCell::new(admin_of(&trellis));
     let app = |args: &[&str]| {
+        let admin = admin.borrow().clone();
         let mut all = args.to_vec();
         all.extend(["--embedded", admin.as_str(), "-o", "json"]);
         let out = run(&all);
@@ -642,11 +645,42 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         .parse()
         .expect("socket address");
     assert_eq!(get(addr, "/").status, 200);
-    assert_eq!(get(trellis.addr(), "/").status, 200, "the first app still answers");
+    assert_eq!(
+        get(trellis.addr(), "/").status,
+        200,
+        "the first app still answers"
+    );
+
+    // The apps deployed beside the manifest's are kept in .trellis/apps.json: a restart
+    // brings the second one back.
+    assert_eq!(trellis.terminate(), Some(0));
+    assert!(dir.path().join(".trellis/apps.json").is_file());
+    trellis = Trellis::up(&first, &[]);
+    *admin.borrow_mut() = admin_of(&trellis);
+    eventually("second to come back", Duration::from_secs(20), || {
+        (app(&["app", "status", "second"])["status"]["status"]["type"] == "deployed").then_some(())
+    });
+    let log = trellis.wait_for_stderr("serving HTTP for a lattice link", Duration::from_secs(10));
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving HTTP for a lattice link") && l.contains("second_web"))
+        .expect("the second app's listener again");
+    let addr: std::net::SocketAddr = line
+        .split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address=")
+        .parse()
+        .expect("socket address");
+    assert_eq!(get(addr, "/").status, 200);
 
     app(&["app", "undeploy", "second"]);
     eventually("second to go", Duration::from_secs(20), || {
         try_request(addr, "GET", "/", b"").is_err().then_some(())
     });
-    assert_eq!(get(trellis.addr(), "/").status, 200, "the first app is untouched");
+    assert_eq!(
+        get(trellis.addr(), "/").status,
+        200,
+        "the first app is untouched"
+    );
 }

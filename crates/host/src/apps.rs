@@ -65,7 +65,15 @@ impl Host {
             .embedded_apps
             .get_or_init(|| {
                 started = true;
-                AppStore::in_memory()
+                let file = self.config.data_dir.as_ref().map(|d| d.join("apps.json"));
+                match file.map(|f| AppStore::local(&f)) {
+                    Some(Ok(store)) => store,
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "apps will not be kept between runs");
+                        AppStore::in_memory()
+                    }
+                    None => AppStore::in_memory(),
+                }
             })
             .clone();
         if started {

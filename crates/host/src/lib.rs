@@ -71,6 +71,9 @@ pub struct HostConfig {
     /// while a workload moves between them (lattice hosts do; `trellis up` does not, so a
     /// second `trellis up` on a taken port fails loudly).
     pub http_reuse_port: bool,
+    /// Where embedded mode keeps its apps between runs (`apps.json` in this folder); in
+    /// memory only when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -88,6 +91,7 @@ impl Default for HostConfig {
             call_limits: trellis_lattice::wrpc::CallLimits::default(),
             reconcile_interval: std::time::Duration::from_secs(1),
             http_reuse_port: false,
+            data_dir: None,
         }
     }
 }

@@ -123,7 +123,11 @@ enum Backend {
         store: Box<kv::Store>,
         bucket: String,
     },
-    Memory(Arc<Mutex<MemoryKv>>),
+    Memory {
+        map: Arc<Mutex<MemoryKv>>,
+        /// Where embedded mode keeps it between runs, if anywhere.
+        file: Option<Arc<std::path::PathBuf>>,
+    },
 }
 
 /// Key → (revision, value), for embedded mode.
@@ -185,17 +189,71 @@ impl AppStore {
         })
     }
 
-    /// A store in this process only, for embedded mode.
+    /// A store in this process only.
     pub fn in_memory() -> Self {
         Self {
-            backend: Backend::Memory(Arc::default()),
+            backend: Backend::Memory {
+                map: Arc::default(),
+                file: None,
+            },
         }
+    }
+
+    /// Embedded mode's store: in memory, written to `file` after every change (write, then
+    /// rename) and read back from it when it exists.
+    pub fn local(file: &std::path::Path) -> Result<Self, AppStoreError> {
+        let refused = |what: &str, e: &dyn std::fmt::Display| {
+            AppStoreError::Refused(format!(
+                "cannot {what} the app store file {}: {e}; move or delete it",
+                file.display()
+            ))
+        };
+        let map: MemoryKv = match std::fs::read(file) {
+            Ok(bytes) => {
+                let stored: BTreeMap<String, (u64, String)> =
+                    serde_json::from_slice(&bytes).map_err(|e| refused("read", &e))?;
+                stored
+                    .into_iter()
+                    .map(|(k, (rev, v))| (k, (rev, v.into_bytes())))
+                    .collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MemoryKv::new(),
+            Err(e) => return Err(refused("read", &e)),
+        };
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| refused("create the folder of", &e))?;
+        }
+        Ok(Self {
+            backend: Backend::Memory {
+                map: Arc::new(Mutex::new(map)),
+                file: Some(Arc::new(file.to_owned())),
+            },
+        })
+    }
+
+    /// Writes the in-memory store to its file, if it has one.
+    fn persist(&self, map: &MemoryKv) -> Result<(), AppStoreError> {
+        let Backend::Memory {
+            file: Some(file), ..
+        } = &self.backend
+        else {
+            return Ok(());
+        };
+        let stored: BTreeMap<&String, (u64, std::borrow::Cow<'_, str>)> = map
+            .iter()
+            .map(|(k, (rev, v))| (k, (*rev, String::from_utf8_lossy(v))))
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&stored).unwrap_or_default();
+        let tmp = file.with_extension("json.tmp");
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, file.as_ref()))
+            .map_err(|e| AppStoreError::Refused(format!("cannot write {}: {e}", file.display())))
     }
 
     fn js_error(&self, reason: impl std::fmt::Display) -> AppStoreError {
         let bucket = match &self.backend {
             Backend::JetStream { bucket, .. } => bucket.clone(),
-            Backend::Memory(_) => "memory".into(),
+            Backend::Memory { .. } => "memory".into(),
         };
         AppStoreError::JetStream {
             bucket,
@@ -211,7 +269,7 @@ impl AppStore {
                     .filter(|e| e.operation == kv::Operation::Put)
                     .map(|e| (e.revision, e.value.to_vec())))
             }
-            Backend::Memory(m) => Ok(lock(m).get(key).cloned()),
+            Backend::Memory { map, .. } => Ok(lock(map).get(key).cloned()),
         }
     }
 
@@ -259,14 +317,15 @@ impl AppStore {
                     Err((false, reason)) => Err(self.js_error(reason)),
                 }
             }
-            Backend::Memory(m) => {
-                let mut map = lock(m);
+            Backend::Memory { map, .. } => {
+                let mut map = lock(map);
                 let current = map.get(key).map(|(r, _)| *r);
                 if current != revision {
                     return Ok(false);
                 }
                 let next = current.unwrap_or_default() + 1;
                 map.insert(key.to_owned(), (next, value));
+                self.persist(&map)?;
                 Ok(true)
             }
         }
@@ -279,11 +338,11 @@ impl AppStore {
                 .await
                 .map(|_| ())
                 .map_err(|e| self.js_error(e)),
-            Backend::Memory(m) => {
-                let mut map = lock(m);
+            Backend::Memory { map, .. } => {
+                let mut map = lock(map);
                 let next = map.get(key).map(|(r, _)| *r).unwrap_or_default() + 1;
                 map.insert(key.to_owned(), (next, value));
-                Ok(())
+                self.persist(&map)
             }
         }
     }
@@ -293,9 +352,10 @@ impl AppStore {
             Backend::JetStream { store, .. } => {
                 store.delete(key).await.map_err(|e| self.js_error(e))
             }
-            Backend::Memory(m) => {
-                lock(m).remove(key);
-                Ok(())
+            Backend::Memory { map, .. } => {
+                let mut map = lock(map);
+                map.remove(key);
+                self.persist(&map)
             }
         }
     }
@@ -313,7 +373,7 @@ impl AppStore {
                 }
                 Ok(out)
             }
-            Backend::Memory(m) => Ok(lock(m).keys().cloned().collect()),
+            Backend::Memory { map, .. } => Ok(lock(map).keys().cloned().collect()),
         }
     }
 
@@ -703,6 +763,25 @@ mod tests {
             store.lease().await.expect("lease").expect("some").holder,
             "b"
         );
+    }
+
+    #[tokio::test]
+    async fn the_local_store_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(".trellis/apps.json");
+        let store = AppStore::local(&file).expect("open");
+        store
+            .put("shop", json!({"metadata": {"name": "shop"}}), None)
+            .await
+            .expect("put");
+        store.deploy("shop", None).await.expect("deploy");
+        drop(store);
+        let again = AppStore::local(&file).expect("reopen");
+        let record = again.get("shop").await.expect("get").expect("kept");
+        assert_eq!(record.deployed.as_deref(), Some("v1"));
+        std::fs::write(&file, "not json").expect("write");
+        let err = AppStore::local(&file).err().expect("garbage is refused");
+        assert!(err.to_string().contains("move or delete it"), "{err}");
     }
 
     #[test]
