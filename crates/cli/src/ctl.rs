@@ -496,6 +496,9 @@ pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
                     trellis_control::ProviderStatus::Failed { reason } => {
                         format!("failed: {reason}")
                     }
+                    trellis_control::ProviderStatus::Unhealthy { reason } => {
+                        format!("unhealthy: {reason}")
+                    }
                 };
                 vec![
                     "provider".into(),

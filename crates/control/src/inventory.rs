@@ -106,9 +106,15 @@ pub enum ProviderStatus {
     /// Started and serving.
     #[default]
     Running,
-    /// Could not start or stopped working.
+    /// Could not start (or was stopped).
     Failed {
         /// What went wrong, for people.
+        reason: String,
+    },
+    /// Started, but its health check fails now (for example its backend went away); it
+    /// turns `running` again by itself when the check passes.
+    Unhealthy {
+        /// What the health check said.
         reason: String,
     },
 }

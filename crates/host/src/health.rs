@@ -70,7 +70,12 @@ impl Host {
             } else {
                 match p.check_health().await {
                     Ok(()) => ProviderStatus::Running,
-                    Err(reason) => ProviderStatus::Failed { reason },
+                    // What never started stays failed; what ran and stopped answering is
+                    // unhealthy until it answers again.
+                    Err(reason) => match p.status() {
+                        ProviderStatus::Failed { .. } => ProviderStatus::Failed { reason },
+                        _ => ProviderStatus::Unhealthy { reason },
+                    },
                 }
             };
             if p.set_status(status.clone()) {
@@ -82,7 +87,7 @@ impl Host {
                             serde_json::json!({"provider_id": p.id}),
                         );
                     }
-                    ProviderStatus::Failed { reason } => {
+                    ProviderStatus::Failed { reason } | ProviderStatus::Unhealthy { reason } => {
                         tracing::warn!(provider = %p.name, %reason, "capability provider is unhealthy");
                         self.publish(
                             "health_check_failed",

@@ -88,6 +88,9 @@ pub struct ObservedProvider {
     /// Why it is failed (`ProviderStatus::Failed`), `None` while it runs.
     #[serde(default)]
     pub failed: Option<String>,
+    /// Why its health check fails (`ProviderStatus::Unhealthy`): it runs, but not well.
+    #[serde(default)]
+    pub unhealthy: Option<String>,
 }
 
 impl From<&ComponentDescription> for ObservedComponent {
@@ -108,8 +111,12 @@ impl From<&ProviderDescription> for ObservedProvider {
             image_ref: p.image_ref.clone(),
             annotations: p.annotations.clone(),
             failed: match &p.status {
-                ProviderStatus::Running => None,
                 ProviderStatus::Failed { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            unhealthy: match &p.status {
+                ProviderStatus::Unhealthy { reason } => Some(reason.clone()),
+                _ => None,
             },
         }
     }

@@ -767,6 +767,15 @@ impl<'a> Context<'a> {
                             StatusType::Failed,
                             format!("provider {} failed on host {}: {reason}", p.name, host.id),
                         ));
+                    } else if let Some(reason) = &op.unhealthy {
+                        running += 1;
+                        report.findings.push(Finding::new(
+                            StatusType::Unhealthy,
+                            format!(
+                                "provider {} is unhealthy on host {}: {reason}",
+                                p.name, host.id
+                            ),
+                        ));
                     } else {
                         running += 1;
                     }

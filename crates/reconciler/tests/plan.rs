@@ -123,6 +123,7 @@ fn provider_running(id: &str, image: &str, app: Option<&str>) -> ObservedProvide
             .map(|a| managed_annotations(a, "v1"))
             .unwrap_or_default(),
         failed: None,
+        unhealthy: None,
     }
 }
 
@@ -174,6 +175,7 @@ fn apply(observed: &mut Observed, actions: &[Action]) {
                     image_ref: Some(image_ref.clone()),
                     annotations: annotations.clone(),
                     failed: None,
+                    unhealthy: None,
                 });
             }
             Action::StopProvider {
@@ -998,6 +1000,37 @@ fn a_failed_provider_fails_the_app() {
             EntryKind::Capability,
             EntryKind::Capability
         ]
+    );
+}
+
+#[test]
+fn an_unhealthy_provider_makes_the_app_unhealthy_and_then_deployed_again() {
+    let a = web_app("site", 1, "");
+    let observed = lattice(vec![host("h1", &[])]);
+    let (_, mut after) = converge(std::slice::from_ref(&a), &[], &observed);
+    let http = host_mut(&mut after, "h1")
+        .providers
+        .iter_mut()
+        .find(|p| p.id.as_str() == "site_httpserver")
+        .expect("http server started");
+    http.unhealthy = Some("backend unreachable".into());
+    let p = plan(std::slice::from_ref(&a), &[], &after);
+    assert!(p.actions.is_empty(), "nothing to change: {:?}", p.actions);
+    assert_eq!(p.status["site"].status, StatusType::Unhealthy);
+    assert_eq!(
+        entry_status(&p, "site", "httpserver"),
+        (
+            StatusType::Unhealthy,
+            "provider httpserver is unhealthy on host h1: backend unreachable".to_owned()
+        )
+    );
+    host_mut(&mut after, "h1")
+        .providers
+        .iter_mut()
+        .for_each(|p| p.unhealthy = None);
+    assert_eq!(
+        plan(&[a], &[], &after).status["site"].status,
+        StatusType::Deployed
     );
 }
 
