@@ -84,6 +84,46 @@ impl Cli {
     }
 }
 
+/// A client requesting `GET /` in a loop, each on a new connection, until finished.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl Load {
+    fn start(addr: std::net::SocketAddr) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_request(addr, "GET", "/", b"") {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        });
+        Load { stop, thread }
+    }
+
+    /// Stops, asserts that no request failed and enough went through; the count of them.
+    fn finish_without_failures(self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = self.thread.join().expect("load thread");
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed: {:?}",
+            failed.len(),
+            ok as usize + failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(ok > 20, "only {ok} requests went through");
+        ok
+    }
+}
+
 fn hosts(url: &str, n: usize) -> Vec<LatticeHost> {
     (0..n)
         .map(|i| {
@@ -360,21 +400,7 @@ spec:
     assert_eq!(running_on.len(), 1, "{running_on:?}");
     let drained = running_on[0].0.clone();
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match try_request(addr, "GET", "/", b"") {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = Load::start(addr);
     std::thread::sleep(Duration::from_millis(300));
     let out = cli.ok(&["drain", &drained, "--timeout", "10s"]);
     assert!(
@@ -389,16 +415,7 @@ spec:
     let mut leaving = hosts.remove(index);
     assert_eq!(leaving.trellis.wait_exit(Duration::from_secs(20)), Some(0));
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.join().expect("load thread");
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        ok as usize + failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(ok > 20, "only {ok} requests went through");
+    let ok = load.finish_without_failures();
     let now = cli.placement("web-hello");
     assert_eq!(now.len(), 1);
     assert_ne!(now[0].0, drained, "the app now runs on the other host");
@@ -465,21 +482,7 @@ spec:
             .filter(|r| r.status == 200)
     });
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match try_request(addr, "GET", "/", b"") {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = Load::start(addr);
     std::thread::sleep(Duration::from_millis(300));
     let path = write_manifest(dir.path(), &app("http_hello_v2"));
     cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
@@ -488,16 +491,7 @@ spec:
         out.contains("http_hello_v2.wasm").then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.join().expect("load thread");
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        ok as usize + failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(ok > 20, "only {ok} requests went through");
+    load.finish_without_failures();
     let versions = cli.json(&["app", "versions", "upgrade"]);
     assert_eq!(versions["versions"][1]["deployed"], true, "{versions}");
 }

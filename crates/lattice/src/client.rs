@@ -165,32 +165,38 @@ impl CtlClient {
                 return parse_envelope(&subject, &payload);
             }
         };
-        let reply =
-            match tokio::time::timeout(self.timeout, nats.request(subject.clone(), body.into()))
-                .await
-            {
-                Err(_) => {
-                    return Err(CtlError::TimedOut {
-                        subject,
-                        timeout: self.timeout,
-                    });
-                }
-                Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                    return Err(CtlError::NoResponders {
-                        lattice: self.lattice.clone(),
-                        subject,
-                    });
-                }
-                Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::TimedOut => {
-                    return Err(CtlError::TimedOut {
-                        subject,
-                        timeout: self.timeout,
-                    });
-                }
-                Ok(Err(e)) => return Err(CtlError::Nats(e.to_string())),
-                Ok(Ok(reply)) => reply,
-            };
-        parse_envelope(&subject, &reply.payload)
+        let reply = self.nats_request(nats, subject.clone(), body).await?;
+        parse_envelope(&subject, &reply)
+    }
+
+    /// One request/reply on NATS, with this client's timeout and errors that say what to
+    /// check.
+    async fn nats_request(
+        &self,
+        nats: &async_nats::Client,
+        subject: String,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes, CtlError> {
+        match tokio::time::timeout(self.timeout, nats.request(subject.clone(), body.into())).await {
+            Err(_) => Err(CtlError::TimedOut {
+                subject,
+                timeout: self.timeout,
+            }),
+            Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                Err(CtlError::NoResponders {
+                    lattice: self.lattice.clone(),
+                    subject,
+                })
+            }
+            Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::TimedOut => {
+                Err(CtlError::TimedOut {
+                    subject,
+                    timeout: self.timeout,
+                })
+            }
+            Ok(Err(e)) => Err(CtlError::Nats(e.to_string())),
+            Ok(Ok(reply)) => Ok(reply.payload),
+        }
     }
 
     /// A request to the deployment manager's API: `wadm.api.{lattice}.model.{operation}` on
@@ -207,28 +213,7 @@ impl CtlClient {
                 self.http_request(base, client, &format!("wadm/{operation}"), body)
                     .await?
             }
-            Transport::Nats(nats) => {
-                match tokio::time::timeout(self.timeout, nats.request(subject.clone(), body.into()))
-                    .await
-                {
-                    Err(_) => {
-                        return Err(CtlError::TimedOut {
-                            subject,
-                            timeout: self.timeout,
-                        });
-                    }
-                    Ok(Err(e))
-                        if e.kind() == async_nats::client::RequestErrorKind::NoResponders =>
-                    {
-                        return Err(CtlError::NoResponders {
-                            lattice: self.lattice.clone(),
-                            subject,
-                        });
-                    }
-                    Ok(Err(e)) => return Err(CtlError::Nats(e.to_string())),
-                    Ok(Ok(reply)) => reply.payload,
-                }
-            }
+            Transport::Nats(nats) => self.nats_request(nats, subject.clone(), body).await?,
         };
         serde_json::from_slice(&payload).map_err(|e| CtlError::Nats(format!("{subject}: {e}")))
     }
