@@ -348,15 +348,19 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Apps deployed beside the manifest's are kept with its other local state.
-    let data_dir = args
-        .manifest
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(".trellis")));
+    // Apps deployed beside the manifest's are kept with its other local state, one file per
+    // manifest: `trellis up other.yaml` in the same folder starts only what belongs to it.
+    let apps_file = args.manifest.canonicalize().ok().and_then(|p| {
+        let stem = p.file_stem()?.to_string_lossy().into_owned();
+        Some(
+            p.parent()?
+                .join(".trellis/apps")
+                .join(format!("{stem}.json")),
+        )
+    });
     let config = HostConfig {
         http_address_override: args.http,
-        data_dir,
+        apps_file,
         ..host_config(&args.limits, &args.cache)?
     };
     let admin: Option<SocketAddr> = match args.admin.as_str() {

@@ -645,10 +645,10 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         "the first app still answers"
     );
 
-    // The apps deployed beside the manifest's are kept in .trellis/apps.json: a restart
+    // The apps deployed beside the manifest's are kept in .trellis/apps/app.json: a restart
     // brings the second one back.
     assert_eq!(trellis.terminate(), Some(0));
-    assert!(dir.path().join(".trellis/apps.json").is_file());
+    assert!(dir.path().join(".trellis/apps/app.json").is_file());
     trellis = Trellis::up(&first, &[]);
     *admin.borrow_mut() = admin_of(&trellis);
     eventually("second to come back", Duration::from_secs(20), || {
@@ -677,4 +677,18 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         200,
         "the first app is untouched"
     );
+
+    // Another manifest in the same folder has its own store: nothing of the first comes up.
+    drop(trellis);
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, http_app("other", "http_hello", 1, "")).expect("write");
+    let trellis = Trellis::up(&other, &[]);
+    *admin.borrow_mut() = admin_of(&trellis);
+    let names: Vec<String> = app(&["app", "list"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["other"]);
 }

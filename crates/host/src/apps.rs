@@ -65,8 +65,7 @@ impl Host {
             .embedded_apps
             .get_or_init(|| {
                 started = true;
-                let file = self.config.data_dir.as_ref().map(|d| d.join("apps.json"));
-                match file.map(|f| AppStore::local(&f)) {
+                match self.config.apps_file.as_deref().map(AppStore::local) {
                     Some(Ok(store)) => store,
                     Some(Err(e)) => {
                         tracing::error!(error = %e, "apps will not be kept between runs");

@@ -71,9 +71,8 @@ pub struct HostConfig {
     /// while a workload moves between them (lattice hosts do; `trellis up` does not, so a
     /// second `trellis up` on a taken port fails loudly).
     pub http_reuse_port: bool,
-    /// Where embedded mode keeps its apps between runs (`apps.json` in this folder); in
-    /// memory only when `None`.
-    pub data_dir: Option<PathBuf>,
+    /// The file embedded mode keeps its apps in between runs; in memory only when `None`.
+    pub apps_file: Option<PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -91,7 +90,7 @@ impl Default for HostConfig {
             call_limits: trellis_lattice::wrpc::CallLimits::default(),
             reconcile_interval: std::time::Duration::from_secs(1),
             http_reuse_port: false,
-            data_dir: None,
+            apps_file: None,
         }
     }
 }
