@@ -586,6 +586,22 @@ spec:
     );
 }
 
+/// Where the host serves HTTP for a lattice link to `component_id` (from its log: with
+/// `--http 127.0.0.1:0` the port is picked when the link is applied).
+fn lattice_listener(trellis: &Trellis, component_id: &str) -> std::net::SocketAddr {
+    let log = trellis.wait_for_stderr("serving HTTP for a lattice link", Duration::from_secs(10));
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving HTTP for a lattice link") && l.contains(component_id))
+        .unwrap_or_else(|| panic!("no listener for {component_id}:\n{log}"));
+    line.split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address=")
+        .parse()
+        .expect("socket address")
+}
+
 /// Embedded mode runs the same reconciler: the app `trellis up` started is listed as
 /// deployed, and a second app deployed with `trellis app deploy --embedded` runs beside it,
 /// serving HTTP, and goes again on undeploy.
@@ -626,18 +642,7 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         (app(&["app", "status", "second"])["status"]["status"]["type"] == "deployed").then_some(())
     });
     // `--http 127.0.0.1:0` picked its port too; the host logs it.
-    let log = trellis.wait_for_stderr("serving HTTP for a lattice link", Duration::from_secs(10));
-    let line = log
-        .lines()
-        .find(|l| l.contains("serving HTTP for a lattice link") && l.contains("second_web"))
-        .expect("the second app's listener");
-    let addr: std::net::SocketAddr = line
-        .split("address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("address=")
-        .parse()
-        .expect("socket address");
+    let addr = lattice_listener(&trellis, "second_web");
     assert_eq!(get(addr, "/").status, 200);
     assert_eq!(
         get(trellis.addr(), "/").status,
@@ -654,18 +659,7 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
     eventually("second to come back", Duration::from_secs(20), || {
         (app(&["app", "status", "second"])["status"]["status"]["type"] == "deployed").then_some(())
     });
-    let log = trellis.wait_for_stderr("serving HTTP for a lattice link", Duration::from_secs(10));
-    let line = log
-        .lines()
-        .find(|l| l.contains("serving HTTP for a lattice link") && l.contains("second_web"))
-        .expect("the second app's listener again");
-    let addr: std::net::SocketAddr = line
-        .split("address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("address=")
-        .parse()
-        .expect("socket address");
+    let addr = lattice_listener(&trellis, "second_web");
     assert_eq!(get(addr, "/").status, 200);
 
     app(&["app", "undeploy", "second"]);
