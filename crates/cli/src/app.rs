@@ -4,8 +4,8 @@
 use crate::ctl::{LatticeArgs, Output};
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use trellis_control::wadm::ApiResult;
 
 #[derive(Subcommand)]
 pub(crate) enum AppCmd {
@@ -33,22 +33,6 @@ pub(crate) enum AppCmd {
         #[arg(long)]
         version: Option<String>,
     },
-}
-
-struct Api {
-    client: trellis_lattice::client::CtlClient,
-}
-
-impl Api {
-    async fn connect(args: &LatticeArgs) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: crate::ctl::connect(args).await?,
-        })
-    }
-
-    async fn request(&self, operation: &str, body: Vec<u8>) -> anyhow::Result<Value> {
-        Ok(self.client.app_request(operation, body).await?)
-    }
 }
 
 /// The manifest at `path`, with relative `file://` images made absolute (hosts anywhere
@@ -83,126 +67,121 @@ pub(crate) fn read_manifest(path: &Path) -> anyhow::Result<String> {
     Ok(serde_yaml::to_string(&value)?)
 }
 
-fn print(args: &LatticeArgs, value: &Value, text: impl FnOnce() -> String) {
+/// Prints the reply as JSON with `-o json`, else the text.
+fn print(args: &LatticeArgs, value: &impl serde::Serialize, text: impl FnOnce() -> String) {
     match args.output {
-        Output::Json => println!("{value}"),
+        Output::Json => println!("{}", serde_json::to_string(value).unwrap_or_default()),
         Output::Text => println!("{}", text()),
     }
 }
 
-fn failed(value: &Value, ok: &[&str]) -> Option<String> {
-    let result = value["result"].as_str().unwrap_or_default();
-    (!ok.contains(&result)).then(|| value["message"].as_str().unwrap_or(result).to_owned())
+/// Fails with the reply's message unless its result is one of `ok`.
+fn expect(result: ApiResult, message: &str, ok: &[ApiResult]) -> anyhow::Result<()> {
+    if ok.contains(&result) {
+        return Ok(());
+    }
+    let result = serde_json::to_value(result).unwrap_or_default();
+    match message {
+        "" => bail!("{}", result.as_str().unwrap_or_default()),
+        message => bail!("{message}"),
+    }
 }
 
 pub(crate) async fn run(args: &LatticeArgs, cmd: AppCmd) -> anyhow::Result<()> {
-    let api = Api::connect(args).await?;
+    let client = crate::ctl::connect(args).await?;
     match cmd {
         AppCmd::Put { file } => {
-            let put = api
-                .request("put", read_manifest(&file)?.into_bytes())
-                .await?;
-            if let Some(message) = failed(&put, &["created", "newversion"]) {
-                bail!("{message}");
-            }
-            print(args, &put, || {
-                put["message"].as_str().unwrap_or_default().to_owned()
-            });
+            let put = client.put_app(read_manifest(&file)?.into_bytes()).await?;
+            expect(
+                put.result,
+                &put.message,
+                &[ApiResult::Created, ApiResult::NewVersion],
+            )?;
+            print(args, &put, || put.message.clone());
         }
         AppCmd::Deploy { app, version } => {
             let path = Path::new(&app);
             let (name, version) = if path.is_file() {
-                let put = api
-                    .request("put", read_manifest(path)?.into_bytes())
-                    .await?;
-                if let Some(message) = failed(&put, &["created", "newversion"]) {
-                    bail!("{message}");
-                }
-                eprintln!("{}", put["message"].as_str().unwrap_or_default());
-                let name = put["name"].as_str().unwrap_or_default().to_owned();
-                let current = put["current_version"].as_str().map(str::to_owned);
-                (name, version.or(current))
+                let put = client.put_app(read_manifest(path)?.into_bytes()).await?;
+                expect(
+                    put.result,
+                    &put.message,
+                    &[ApiResult::Created, ApiResult::NewVersion],
+                )?;
+                eprintln!("{}", put.message);
+                (put.name, version.or(Some(put.current_version)))
             } else {
                 (app, version)
             };
-            let body = serde_json::to_vec(&json!({"version": version}))?;
-            let deployed = api.request(&format!("deploy.{name}"), body).await?;
-            if let Some(message) = failed(&deployed, &["acknowledged"]) {
-                bail!("{message}");
-            }
+            let deployed = client.deploy_app(&name, version).await?;
+            expect(
+                deployed.result,
+                &deployed.message,
+                &[ApiResult::Acknowledged],
+            )?;
             print(args, &deployed, || {
                 format!(
                     "{}; `trellis app status {name}` shows how it goes",
-                    deployed["message"].as_str().unwrap_or_default()
+                    deployed.message
                 )
             });
         }
         AppCmd::List => {
-            let list = api.request("list", Vec::new()).await?;
+            let list = client.list_apps().await?;
             print(args, &list, || {
                 let mut out = format!(
                     "{:<24} {:<10} {:<10} {:<12} {}",
                     "NAME", "LATEST", "DEPLOYED", "STATUS", "MESSAGE"
                 );
-                for app in list.as_array().into_iter().flatten() {
+                for app in &list {
                     out.push_str(&format!(
                         "\n{:<24} {:<10} {:<10} {:<12} {}",
-                        app["name"].as_str().unwrap_or_default(),
-                        app["version"].as_str().unwrap_or_default(),
-                        app["deployed_version"].as_str().unwrap_or("-"),
-                        app["status"].as_str().unwrap_or_default(),
-                        app["status_message"].as_str().unwrap_or_default(),
+                        app.name,
+                        app.version,
+                        app.deployed_version.as_deref().unwrap_or("-"),
+                        app.status,
+                        app.status_message,
                     ));
                 }
                 out
             });
         }
         AppCmd::Status { name } => {
-            let status = api.request(&format!("status.{name}"), Vec::new()).await?;
-            if let Some(message) = failed(&status, &["ok"]) {
-                bail!("{message}");
-            }
-            print(args, &status, || {
-                let s = &status["status"];
+            let reply = client.app_status(&name).await?;
+            expect(reply.result, &reply.message, &[ApiResult::Ok])?;
+            print(args, &reply, || {
+                let Some(s) = &reply.status else {
+                    return format!("app {name}: no status");
+                };
                 let mut out = format!(
                     "app {name}: {}{}",
-                    s["status"]["type"].as_str().unwrap_or_default(),
-                    s["status"]["message"]
-                        .as_str()
+                    s.status.kind,
+                    Some(s.status.message.as_str())
                         .filter(|m| !m.is_empty())
                         .map(|m| format!(" ({m})"))
                         .unwrap_or_default()
                 );
-                for scaler in s["scalers"].as_array().into_iter().flatten() {
+                for scaler in &s.scalers {
                     out.push_str(&format!(
                         "\n  {:<24} {:<12} {}",
-                        scaler["name"].as_str().unwrap_or_default(),
-                        scaler["status"]["type"].as_str().unwrap_or_default(),
-                        scaler["status"]["message"].as_str().unwrap_or_default()
+                        scaler.name, scaler.status.kind, scaler.status.message
                     ));
                 }
                 out
             });
         }
         AppCmd::Versions { name } => {
-            let versions = api.request(&format!("versions.{name}"), Vec::new()).await?;
-            if let Some(message) = failed(&versions, &["success"]) {
-                bail!("{message}");
-            }
-            print(args, &versions, || {
-                versions["versions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            let reply = client.app_versions(&name).await?;
+            expect(reply.result, &reply.message, &[ApiResult::Success])?;
+            print(args, &reply, || {
+                reply
+                    .versions
+                    .iter()
                     .map(|v| {
                         format!(
                             "{}{}",
-                            v["version"].as_str().unwrap_or_default(),
-                            if v["deployed"] == true {
-                                " (deployed)"
-                            } else {
-                                ""
-                            }
+                            v.version,
+                            if v.deployed { " (deployed)" } else { "" }
                         )
                     })
                     .collect::<Vec<_>>()
@@ -210,23 +189,18 @@ pub(crate) async fn run(args: &LatticeArgs, cmd: AppCmd) -> anyhow::Result<()> {
             });
         }
         AppCmd::Undeploy { name } => {
-            let reply = api.request(&format!("undeploy.{name}"), Vec::new()).await?;
-            if let Some(message) = failed(&reply, &["acknowledged"]) {
-                bail!("{message}");
-            }
-            print(args, &reply, || {
-                reply["message"].as_str().unwrap_or_default().to_owned()
-            });
+            let reply = client.undeploy_app(&name).await?;
+            expect(reply.result, &reply.message, &[ApiResult::Acknowledged])?;
+            print(args, &reply, || reply.message.clone());
         }
         AppCmd::Delete { name, version } => {
-            let body = serde_json::to_vec(&json!({"version": version}))?;
-            let reply = api.request(&format!("del.{name}"), body).await?;
-            if let Some(message) = failed(&reply, &["deleted", "noop"]) {
-                bail!("{message}");
-            }
-            print(args, &reply, || {
-                reply["message"].as_str().unwrap_or_default().to_owned()
-            });
+            let reply = client.delete_app(&name, version).await?;
+            expect(
+                reply.result,
+                &reply.message,
+                &[ApiResult::Deleted, ApiResult::Noop],
+            )?;
+            print(args, &reply, || reply.message.clone());
         }
     }
     Ok(())

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
-use trellis_control::{Link, LinkName};
+use trellis_control::ctl::DeleteLink;
+use trellis_control::{ComponentId, HostId, Link, LinkName, ProviderId};
 use trellis_lattice::client::CtlClient;
 use trellis_lattice::{Connections, NatsOptions};
 
@@ -256,12 +257,12 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
 }
 
 /// Resolves a host given as an id, an id prefix or a friendly name.
-async fn resolve_host(client: &CtlClient, host: Option<&str>) -> anyhow::Result<String> {
+async fn resolve_host(client: &CtlClient, host: Option<&str>) -> anyhow::Result<HostId> {
     if let Some(h) = host
         && h.len() == 56
         && h.starts_with('N')
     {
-        return Ok(h.to_owned());
+        return Ok(HostId::new(h));
     }
     let hosts = client.hosts().await?;
     let matching: Vec<_> = hosts
@@ -272,7 +273,7 @@ async fn resolve_host(client: &CtlClient, host: Option<&str>) -> anyhow::Result<
         })
         .collect();
     match matching.as_slice() {
-        [one] => Ok(one.id.to_string()),
+        [one] => Ok(one.id.clone()),
         [] => anyhow::bail!(
             "no host {} on lattice (hosts: {})",
             host.map(|h| format!("matches `{h}`"))
@@ -316,15 +317,10 @@ async fn hosts_running(
     kind: Kind,
     id: &str,
     host: Option<&str>,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<Vec<(HostId, String)>> {
     let candidates = match host {
         Some(h) => vec![resolve_host(client, Some(h)).await?],
-        None => client
-            .hosts()
-            .await?
-            .into_iter()
-            .map(|h| h.id.to_string())
-            .collect(),
+        None => client.hosts().await?.into_iter().map(|h| h.id).collect(),
     };
     anyhow::ensure!(
         !candidates.is_empty(),
@@ -370,9 +366,9 @@ async fn hosts_running(
 
 /// Runs `op` against each host; every host is asked even if one refuses, and the command
 /// fails if any did.
-async fn on_each<F, Fut>(running: &[(String, String)], what: &str, mut op: F) -> anyhow::Result<()>
+async fn on_each<F, Fut>(running: &[(HostId, String)], what: &str, mut op: F) -> anyhow::Result<()>
 where
-    F: FnMut(String, String) -> Fut,
+    F: FnMut(HostId, String) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let mut refused = Vec::new();
@@ -613,7 +609,14 @@ pub(crate) async fn link(args: &LatticeArgs, cmd: LinkCmd) -> anyhow::Result<()>
             name,
         } => {
             let (ns, pkg) = parse_package(&package)?;
-            client.delete_link(&source, &name, &ns, &pkg).await?;
+            client
+                .delete_link(DeleteLink {
+                    source_id: source,
+                    name: LinkName::new(name),
+                    wit_namespace: ns,
+                    wit_package: pkg,
+                })
+                .await?;
         }
     }
     Ok(())
@@ -631,7 +634,13 @@ pub(crate) async fn start(args: &LatticeArgs, cmd: StartCmd) -> anyhow::Result<(
         } => {
             let host = resolve_host(&client, host.as_deref()).await?;
             client
-                .scale_component(&host, &id, &reference, count, &config)
+                .scale_component(
+                    &host,
+                    &ComponentId::new(id.clone()),
+                    &reference,
+                    count,
+                    &config,
+                )
                 .await?;
             eprintln!(
                 "component `{id}` accepted by host {host}; `trellis events` shows component_scaled or why it failed"
@@ -645,7 +654,7 @@ pub(crate) async fn start(args: &LatticeArgs, cmd: StartCmd) -> anyhow::Result<(
         } => {
             let host = resolve_host(&client, host.as_deref()).await?;
             client
-                .start_provider(&host, &id, &reference, &config)
+                .start_provider(&host, &ProviderId::new(id.clone()), &reference, &config)
                 .await?;
             eprintln!("provider `{id}` accepted by host {host}");
         }
@@ -676,7 +685,7 @@ pub(crate) async fn scale(args: &LatticeArgs, cmd: ScaleCmd) -> anyhow::Result<(
             })?,
     };
     client
-        .scale_component(&host, &id, &reference, count, &[])
+        .scale_component(&host, &ComponentId::new(id.clone()), &reference, count, &[])
         .await?;
     eprintln!("component `{id}` scale to {count} accepted by host {host}");
     Ok(())
@@ -695,7 +704,9 @@ pub(crate) async fn stop(args: &LatticeArgs, cmd: StopCmd) -> anyhow::Result<()>
             on_each(&running, &format!("stop component `{id}`"), |host, image| {
                 let (client, id) = (&client, &id);
                 async move {
-                    client.scale_component(&host, id, &image, 0, &[]).await?;
+                    client
+                        .scale_component(&host, &ComponentId::new(id.clone()), &image, 0, &[])
+                        .await?;
                     eprintln!(
                         "component `{id}` stop accepted by host {host}; `trellis events` shows component_scaled with max_instances 0"
                     );
@@ -709,7 +720,9 @@ pub(crate) async fn stop(args: &LatticeArgs, cmd: StopCmd) -> anyhow::Result<()>
             on_each(&running, &format!("stop provider `{id}`"), |host, _| {
                 let (client, id) = (&client, &id);
                 async move {
-                    client.stop_provider(&host, id).await?;
+                    client
+                        .stop_provider(&host, &ProviderId::new(id.clone()))
+                        .await?;
                     eprintln!(
                         "provider `{id}` stop accepted by host {host}; `trellis events` shows provider_stopped"
                     );
@@ -734,7 +747,9 @@ pub(crate) async fn update(args: &LatticeArgs, cmd: UpdateCmd) -> anyhow::Result
     on_each(&running, &format!("update component `{id}`"), |host, _| {
         let (client, id, reference) = (&client, &id, &reference);
         async move {
-            client.update_component(&host, id, reference).await?;
+            client
+                .update_component(&host, &ComponentId::new(id.clone()), reference)
+                .await?;
             eprintln!(
                 "component `{id}` update to {reference} accepted by host {host}; `trellis events` shows component_scaled with the new image_ref or why it failed"
             );

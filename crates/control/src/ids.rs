@@ -64,3 +64,10 @@ impl Default for LinkName {
         Self("default".to_owned())
     }
 }
+
+impl Default for HostId {
+    /// An empty id: a request body that leaves the host out gets it from the subject.
+    fn default() -> Self {
+        Self(String::new())
+    }
+}

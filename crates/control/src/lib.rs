@@ -6,10 +6,20 @@
 //!
 //! Identifiers are newtypes so that a component id cannot be passed where a provider id or a
 //! link name is expected.
+//!
+//! - [`ctl`]: the control interface's requests ([`CtlRequest`]), one variant per operation,
+//!   each knowing its subject, body and how it is parsed;
+//! - [`wadm`]: the deployment manager's API ([`wadm::AppRequest`]) and its replies;
+//! - ids, [`Link`], the host inventory, the reply envelope ([`CtlResponse`]) and
+//!   [`CloudEvent`], the shapes both carry.
 
+pub mod ctl;
 mod ids;
 mod inventory;
 mod link;
+pub mod wadm;
+
+pub use ctl::{CtlRequest, HostSubjects};
 
 pub use ids::{ComponentId, HostId, LinkName, ProviderId};
 pub use inventory::{

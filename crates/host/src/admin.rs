@@ -52,14 +52,13 @@ impl IncomingHandler for Admin {
                     Ok(b) => b,
                     Err(message) => return text_response(StatusCode::PAYLOAD_TOO_LARGE, message),
                 };
-                let store = host.embedded_apps();
-                let reply = host.app_request(&store, &operation, &body).await;
+                let store = host.app_store();
+                let request = trellis_control::wadm::AppRequest::parse(&operation, &body);
+                let reply = host.app_request(&store, request).await;
                 let mut response = Response::new(
-                    http_body_util::Full::new(Bytes::from(
-                        serde_json::to_vec(&reply).unwrap_or_default(),
-                    ))
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
+                    http_body_util::Full::new(reply)
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
                 );
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,

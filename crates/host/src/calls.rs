@@ -31,18 +31,10 @@ pub(crate) struct Calls {
     client: tokio::sync::OnceCell<WrpcClient>,
 }
 
-/// Packages served by capability providers: a lattice link carrying one of these goes to a
-/// provider, anything else to a component.
-const PROVIDER_PACKAGES: &[(&str, &str)] = &[
-    ("wasi", "keyvalue"),
-    ("wasi", "blobstore"),
-    ("wasi", "http"),
-    ("wasmcloud", "messaging"),
-];
-
-/// Whether a link with this package is served by a provider rather than a component.
+/// Whether a link with this package is served by a provider rather than a component (the
+/// capability catalogue says which packages built-in providers serve).
 pub(crate) fn provider_package(namespace: &str, package: &str) -> bool {
-    PROVIDER_PACKAGES.contains(&(namespace, package))
+    trellis_capabilities::find(namespace, package).is_some_and(|c| c.provider_served())
 }
 
 /// The links from component `name` of `app` to other components, by target id. A link's

@@ -4,7 +4,7 @@ use crate::Host;
 use crate::dispatch::Running;
 use crate::limiter::ConcurrencyLimiter;
 use crate::problems::{DeployError, Problem};
-use crate::providers::{Instance, ProviderState, linked, provides};
+use crate::providers::{Instance, ProviderState, linked};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -608,18 +608,18 @@ fn check_imports(
     }
 }
 
-/// Whether `link` serves the import `n`: it lists the interface, or the interface only
-/// exists to go with the package's others. Manifests written for wasmCloud list
-/// `[consumer]` for messaging and `[blobstore]` for the blobstore, while components also
-/// import the `types` (and for the blobstore, `container`) interfaces those use.
+/// Whether `link` serves the import `n`: it lists the interface, or the interface is one of
+/// the package's companions in the capability catalogue. Manifests written for wasmCloud
+/// list `[consumer]` for messaging and `[blobstore]` for the blobstore, while components
+/// also import the `types` (and for the blobstore, `container`) interfaces those use.
 fn link_serves(link: &LinkSpec, n: &InterfaceName<'_>) -> bool {
     if link.link.carries(n.namespace, n.package, n.interface) {
         return true;
     }
     let same_package = link.link.wit_namespace == n.namespace && link.link.wit_package == n.package;
-    let companion = n.interface == "types"
-        || (n.namespace, n.package, n.interface) == ("wasi", "blobstore", "container");
-    same_package && companion
+    same_package
+        && trellis_capabilities::find(n.namespace, n.package)
+            .is_some_and(|c| c.link_serves(&link.link.interfaces, n.interface))
 }
 
 /// A link that carries an import must point at a provider that provides it.
@@ -635,7 +635,7 @@ fn check_link_target(
         let Some(builtin) = provider.builtin else {
             return; // reported by check_providers
         };
-        if provides(builtin) != Some((n.namespace, n.package)) {
+        if builtin.provides() != Some((n.namespace, n.package)) {
             let target = suggest_target(app, n.namespace, n.package);
             problems.push(
                 Problem::new(format!(
@@ -695,16 +695,14 @@ fn suggest_target(app: &Application, namespace: &str, package: &str) -> String {
     if let Some(p) = app
         .providers
         .iter()
-        .find(|p| p.builtin.and_then(provides) == Some((namespace, package)))
+        .find(|p| p.builtin.and_then(|b| b.provides()) == Some((namespace, package)))
     {
         return p.name.clone();
     }
-    let builtin = match (namespace, package) {
-        ("wasi", "keyvalue") => "trellis+builtin://keyvalue-local",
-        ("wasi", "http") => "ghcr.io/wasmcloud/http-client:0.13.1",
-        ("wasi", "blobstore") => "ghcr.io/wasmcloud/blobstore-fs:0.10.1",
-        ("wasmcloud", "messaging") => "ghcr.io/wasmcloud/messaging-nats:0.23.1",
-        _ => return format!("<the capability that provides {namespace}:{package}>"),
+    let Some(builtin) =
+        trellis_capabilities::find(namespace, package).and_then(|c| c.suggested_image)
+    else {
+        return format!("<the capability that provides {namespace}:{package}>");
     };
     format!("<a capability with `image: {builtin}`, added under `components:`>")
 }
@@ -748,7 +746,7 @@ fn message_subscriptions(
         let Some(provider) = app.provider(&link.source) else {
             continue;
         };
-        if provider.builtin.and_then(provides) != Some(("wasmcloud", "messaging")) {
+        if provider.builtin.and_then(|b| b.provides()) != Some(("wasmcloud", "messaging")) {
             continue;
         }
         if !link.link.carries("wasmcloud", "messaging", "handler") {
@@ -825,7 +823,7 @@ async fn capabilities_for(
         let mut ignored = Vec::new();
         let config = merge_config(app, "link", &names, &mut ignored);
         let instance = p.instance(&config).await;
-        match provides(p.builtin) {
+        match p.builtin.provides() {
             Some(("wasi", "keyvalue")) => {
                 caps.keyvalue = Some(linked(
                     p,

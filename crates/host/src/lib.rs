@@ -124,11 +124,19 @@ pub struct Host {
     calls: calls::Calls,
     /// How each component started through the control interface was last scaled, so that
     /// `component.update` can start the new image the same way.
-    started_components: Mutex<std::collections::HashMap<String, operations::ScaleCommand>>,
+    started_components: Mutex<
+        std::collections::HashMap<
+            trellis_control::ComponentId,
+            trellis_control::ctl::ScaleComponent,
+        >,
+    >,
     /// Wakes the reconciler loop before its next tick.
     reconcile_wake: Arc<tokio::sync::Notify>,
-    /// Embedded mode's app store (in memory), created with its reconciler on first use.
-    embedded_apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
+    /// The app store: JetStream KV on a lattice; in embedded mode a file (or memory),
+    /// created with its reconciler on first use.
+    apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
+    /// The control interface and app API on NATS, while this host serves them.
+    serving: Mutex<Option<trellis_lattice::serve::Serving>>,
     /// Per component id: the signal that closes the HTTP listeners serving it when it stops
     /// running here, and one receiver per listener that fires once it has drained.
     #[allow(clippy::type_complexity)]
@@ -181,7 +189,8 @@ impl Host {
             calls: calls::Calls::default(),
             started_components: Mutex::default(),
             reconcile_wake: Arc::default(),
-            embedded_apps: std::sync::OnceLock::new(),
+            apps: std::sync::OnceLock::new(),
+            serving: Mutex::default(),
             component_listeners: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);
@@ -279,6 +288,10 @@ impl Host {
     /// returns when every listener has stopped.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+        self.serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.background
             .lock()
             .unwrap_or_else(|e| e.into_inner())

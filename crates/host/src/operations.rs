@@ -11,50 +11,14 @@
 
 use crate::Host;
 use crate::deploy::Route;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use trellis_control::ctl::{ScaleComponent, StartProvider, UpdateComponent};
 use trellis_control::{ComponentId, CtlResponse, Link, ProviderId};
 use trellis_lattice::state::LatticeState;
 use trellis_manifest::{Application, Builtin, Component, ImageRef, Provider, Scale};
-
-#[derive(Deserialize, Clone)]
-pub(crate) struct ScaleCommand {
-    component_id: String,
-    #[serde(default)]
-    component_ref: String,
-    #[serde(default, alias = "max_instances")]
-    count: u32,
-    #[serde(default)]
-    config: Vec<String>,
-    /// Shown in the inventory; the reconciler marks what it manages here.
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct UpdateCommand {
-    component_id: String,
-    new_component_ref: String,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct StopProviderCommand {
-    provider_id: String,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct StartProviderCommand {
-    provider_id: String,
-    #[serde(default)]
-    provider_ref: String,
-    #[serde(default)]
-    config: Vec<String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
 
 /// `file:///abs/path.wasm` or an absolute path; registries are not supported yet.
 fn image(reference: &str) -> Result<ImageRef, String> {
@@ -101,31 +65,14 @@ async fn configs(
 }
 
 impl Host {
-    /// `component.scale`: accepted at once; the work and its event follow.
-    pub(crate) fn scale_component(
-        self: &Arc<Self>,
-        payload: &[u8],
-        state: &LatticeState,
-    ) -> CtlResponse<()> {
-        let cmd: ScaleCommand = match serde_json::from_slice(payload) {
-            Ok(c) => c,
-            Err(e) => return CtlResponse::error(format!("invalid component.scale request: {e}")),
-        };
-        self.scale(cmd, state)
-    }
-
     /// `component.update`: runs the component from a new image, with the count and config it
     /// was started with. The new version takes over requests once it is ready; if it cannot
     /// start, the old one keeps running (and `component_scale_failed` says why).
     pub(crate) fn update_component(
         self: &Arc<Self>,
-        payload: &[u8],
+        cmd: UpdateComponent,
         state: &LatticeState,
     ) -> CtlResponse<()> {
-        let cmd: UpdateCommand = match serde_json::from_slice(payload) {
-            Ok(c) => c,
-            Err(e) => return CtlResponse::error(format!("invalid component.update request: {e}")),
-        };
         let previous = self
             .started_components
             .lock()
@@ -139,7 +86,7 @@ impl Host {
             ));
         };
         self.scale(
-            ScaleCommand {
+            ScaleComponent {
                 component_ref: cmd.new_component_ref,
                 ..previous
             },
@@ -149,40 +96,40 @@ impl Host {
 
     /// `provider.stop`: the provider leaves the inventory, calls through its links fail from
     /// then on, its HTTP listeners close (requests in flight finish).
-    pub(crate) fn stop_provider(&self, payload: &[u8]) -> CtlResponse<()> {
-        let cmd: StopProviderCommand = match serde_json::from_slice(payload) {
-            Ok(c) => c,
-            Err(e) => return CtlResponse::error(format!("invalid provider.stop request: {e}")),
-        };
+    pub(crate) fn stop_provider(&self, provider_id: &ProviderId) -> CtlResponse<()> {
         let removed = {
             let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
             let found = inventory
                 .providers
                 .iter()
-                .position(|(p, _)| p.id.as_str() == cmd.provider_id);
+                .position(|(p, _)| p.id == *provider_id);
             found.map(|i| inventory.providers.remove(i).0)
         };
         let Some(provider) = removed else {
             return CtlResponse::error(format!(
-                "provider `{}` is not running on this host",
-                cmd.provider_id
+                "provider `{provider_id}` is not running on this host"
             ));
         };
         provider.stop();
         self.served_links
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(source, _)| *source != cmd.provider_id);
-        tracing::info!(provider_id = %cmd.provider_id, "provider stopped");
+            .retain(|(source, _)| source != provider_id.as_str());
+        tracing::info!(%provider_id, "provider stopped");
         self.publish(
             "provider_stopped",
-            serde_json::json!({"provider_id": cmd.provider_id, "reason": "stop requested"}),
+            serde_json::json!({"provider_id": provider_id, "reason": "stop requested"}),
         );
         CtlResponse::success()
     }
 
-    fn scale(self: &Arc<Self>, cmd: ScaleCommand, state: &LatticeState) -> CtlResponse<()> {
-        if cmd.component_id.is_empty() {
+    /// `component.scale`: accepted at once; the work and its event follow.
+    pub(crate) fn scale(
+        self: &Arc<Self>,
+        cmd: ScaleComponent,
+        state: &LatticeState,
+    ) -> CtlResponse<()> {
+        if cmd.component_id.as_str().is_empty() {
             return CtlResponse::error("component.scale needs a component_id");
         }
         let image = if cmd.count == 0 {
@@ -196,7 +143,7 @@ impl Host {
         let host = self.clone();
         let state = state.clone();
         tokio::spawn(async move {
-            let id = ComponentId::new(cmd.component_id.clone());
+            let id = cmd.component_id.clone();
             let Some(image) = image else {
                 host.remove_component(&id);
                 host.publish(
@@ -212,14 +159,14 @@ impl Host {
             // The component's lattice links to providers running here, and to components
             // anywhere in the lattice, serve its imports.
             for link in state.links().await.unwrap_or_default() {
-                if link.source_id != cmd.component_id {
+                if link.source_id != cmd.component_id.as_str() {
                     continue;
                 }
                 let Some(provider) = host.running_provider(&link.target) else {
                     if !crate::calls::provider_package(&link.wit_namespace, &link.wit_package) {
                         config_names.extend(link.source_config.iter().cloned());
                         app.links.push(trellis_manifest::LinkSpec {
-                            source: cmd.component_id.clone(),
+                            source: cmd.component_id.to_string(),
                             target: link.target.clone(),
                             link,
                             line: 0,
@@ -233,7 +180,7 @@ impl Host {
                     app.providers.push(provider);
                 }
                 app.links.push(trellis_manifest::LinkSpec {
-                    source: cmd.component_id.clone(),
+                    source: cmd.component_id.to_string(),
                     target: link.target.clone(),
                     link,
                     line: 0,
@@ -241,7 +188,7 @@ impl Host {
             }
             app.configs = configs(&state, &config_names).await;
             app.components.push(Component {
-                name: cmd.component_id.clone(),
+                name: cmd.component_id.to_string(),
                 id: id.clone(),
                 image,
                 scale: Scale {
@@ -280,23 +227,19 @@ impl Host {
     /// `provider.start`: accepted at once; the work and its event follow.
     pub(crate) fn start_provider(
         self: &Arc<Self>,
-        payload: &[u8],
+        cmd: StartProvider,
         state: &LatticeState,
     ) -> CtlResponse<()> {
-        let cmd: StartProviderCommand = match serde_json::from_slice(payload) {
-            Ok(c) => c,
-            Err(e) => return CtlResponse::error(format!("invalid provider.start request: {e}")),
-        };
         let Some(builtin) = Builtin::from_image_ref(&cmd.provider_ref) else {
             return CtlResponse::error(format!(
                 "`{}` is not a built-in provider; Trellis runs providers inside the host and cannot start provider binaries",
                 cmd.provider_ref
             ));
         };
-        if cmd.provider_id.is_empty() {
+        if cmd.provider_id.as_str().is_empty() {
             return CtlResponse::error("provider.start needs a provider_id");
         }
-        if self.provider_running(&cmd.provider_id) {
+        if self.provider_running(cmd.provider_id.as_str()) {
             return CtlResponse::error(format!(
                 "provider `{}` already runs on this host",
                 cmd.provider_id
@@ -309,8 +252,8 @@ impl Host {
             app.annotations.extend(cmd.annotations.clone());
             app.configs = configs(&state, &cmd.config).await;
             app.providers.push(Provider {
-                name: cmd.provider_id.clone(),
-                id: ProviderId::new(cmd.provider_id.clone()),
+                name: cmd.provider_id.to_string(),
+                id: cmd.provider_id.clone(),
                 image_ref: cmd.provider_ref.clone(),
                 builtin: Some(builtin),
                 scale: Scale::default(),
@@ -351,7 +294,7 @@ impl Host {
             })
     }
 
-    fn provider_running(&self, id: &str) -> bool {
+    pub(crate) fn provider_running(&self, id: &str) -> bool {
         let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
         inventory.providers.iter().any(|(p, _)| p.id.as_str() == id)
     }
@@ -433,7 +376,7 @@ impl Host {
         self.started_components
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(id.as_str());
+            .remove(id);
         self.unexport_component(id.as_str());
         let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
         inventory.components.retain(|c| c.id != *id);

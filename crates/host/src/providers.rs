@@ -51,21 +51,6 @@ impl Instance {
     }
 }
 
-/// The capability a built-in provides to components that link to it, as
-/// `(namespace, package)`; `None` for the HTTP server, which calls components instead.
-pub(crate) fn provides(builtin: Builtin) -> Option<(&'static str, &'static str)> {
-    match builtin {
-        Builtin::HttpServer => None,
-        Builtin::HttpClient => Some(("wasi", "http")),
-        Builtin::KeyValueRedis
-        | Builtin::KeyValueNats
-        | Builtin::KeyValueMemory
-        | Builtin::KeyValueLocal => Some(("wasi", "keyvalue")),
-        Builtin::MessagingNats | Builtin::MessagingLocal => Some(("wasmcloud", "messaging")),
-        Builtin::BlobstoreFs => Some(("wasi", "blobstore")),
-    }
-}
-
 type Config = BTreeMap<String, String>;
 
 /// One provider entry of a deployed app.

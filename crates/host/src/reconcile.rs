@@ -9,28 +9,16 @@ use crate::Host;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use trellis_control::{CtlResponse, HostInventory};
+use trellis_control::wadm::{AppStatusReport, ScalerStatus, StatusInfo, StatusType};
+use trellis_control::{HostId, HostInventory};
 use trellis_lattice::apps::AppStore;
-use trellis_lattice::client::CtlClient;
+use trellis_lattice::client::{CtlClient, CtlError};
 use trellis_lattice::state::LatticeState;
 use trellis_reconciler::{Action, DesiredApp, Observed, ObservedHost};
 
 /// The label a host carries while it is drained: the reconciler places nothing new on it
 /// and moves its managed workloads elsewhere.
 pub const DRAINING_LABEL: &str = "trellis.dev/draining";
-
-/// How the reconciler sees and changes the lattice: over NATS on a lattice, or by asking
-/// this host directly in embedded mode (one host, no NATS) — the same requests either way.
-#[derive(Clone)]
-pub(crate) enum Plane {
-    /// The lattice's control interface on the control connection.
-    Nats {
-        ctl: Box<CtlClient>,
-        nats: async_nats::Client,
-    },
-    /// This host's own control requests.
-    Local,
-}
 
 impl Host {
     /// Wakes the reconciler loop early (an app was deployed, undeployed or deleted).
@@ -45,13 +33,9 @@ impl Host {
         state: LatticeState,
         interval: Duration,
     ) {
-        let plane = match self.lattice.connections() {
-            Some(nats) => Plane::Nats {
-                ctl: Box::new(CtlClient::new(nats.ctl.clone(), self.lattice.name())),
-                nats: nats.ctl.clone(),
-            },
-            None => Plane::Local,
-        };
+        // The same requests either way: over NATS on a lattice, to this host in process when
+        // embedded (one host, no NATS).
+        let client = CtlClient::for_lattice(&self.lattice, crate::control::Handler::new(self));
         let host = Arc::downgrade(self);
         self.spawn_background(async move {
             let mut leading = false;
@@ -64,7 +48,7 @@ impl Host {
                             tracing::info!(host_id = %me.id, "this host now runs the lattice's reconciler");
                             leading = true;
                         }
-                        me.reconcile_once(&store, &state, &plane).await;
+                        me.reconcile_once(&store, &state, &client).await;
                     }
                     Ok(false) => leading = false,
                     Err(e) => {
@@ -85,7 +69,7 @@ impl Host {
         self: &Arc<Self>,
         store: &AppStore,
         state: &LatticeState,
-        plane: &Plane,
+        client: &CtlClient,
     ) {
         let records = match store.all().await {
             Ok(r) => r,
@@ -111,7 +95,7 @@ impl Host {
             let origin = std::path::PathBuf::from(format!("/apps/{}.json", record.name));
             match trellis_manifest::parse(&text, &origin) {
                 Ok(mut app) => {
-                    if matches!(plane, Plane::Local) {
+                    if client.is_local() {
                         // One host takes everything: placement requirements do not apply.
                         for c in &mut app.components {
                             c.scale
@@ -137,7 +121,7 @@ impl Host {
                 }
             }
         }
-        let observed = match self.observe(plane, state, &desired).await {
+        let observed = match self.observe(client, state, &desired).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot observe the lattice");
@@ -148,7 +132,7 @@ impl Host {
         // New placements first; what they replace goes only once they run, so a move (a
         // drain, a lost host coming back, an upgrade) never leaves a gap.
         let (removals, mut additions): (Vec<&Action>, Vec<&Action>) =
-            plan.actions.iter().partition(|a| is_removal(a));
+            plan.actions.iter().partition(|a| a.is_removal());
         // Config and links first: a component reads its links and config when it starts.
         additions.sort_by_key(|a| match a {
             Action::PutConfig { .. } => 0,
@@ -157,40 +141,45 @@ impl Host {
             _ => 3,
         });
         for action in &additions {
-            if let Err(e) = self.execute(plane, action).await {
+            if let Err(e) = client.command(&action.request()).await {
                 tracing::warn!(?action, error = %e, "reconciler action failed");
             }
         }
-        if !removals.is_empty() && additions.iter().any(|a| placement(a).is_some()) {
-            self.wait_until_placed(plane, &additions).await;
+        if !removals.is_empty() && additions.iter().any(|a| a.placement().is_some()) {
+            wait_until_placed(client, &additions).await;
         }
         for action in &removals {
-            if let Err(e) = self.execute(plane, action).await {
+            if let Err(e) = client.command(&action.request()).await {
                 tracing::warn!(?action, error = %e, "reconciler action failed");
             }
         }
         for (app, status) in &plan.status {
-            let mut wadm = crate::apps::status_json(status.status.as_str(), &status.message);
-            wadm["scalers"] = serde_json::Value::Array(
-                status
+            let report = AppStatusReport {
+                status: StatusInfo {
+                    kind: status.status,
+                    message: status.message.clone(),
+                },
+                scalers: status
                     .components
                     .iter()
-                    .map(|c| {
-                        serde_json::json!({
-                            "id": c.name, "kind": c.kind, "name": c.name,
-                            "status": {"type": c.status, "message": c.message},
-                        })
+                    .map(|c| ScalerStatus {
+                        id: c.name.clone(),
+                        kind: c.kind,
+                        name: c.name.clone(),
+                        status: StatusInfo {
+                            kind: c.status,
+                            message: c.message.clone(),
+                        },
                     })
                     .collect(),
-            );
-            self.set_status(store, plane, app, wadm).await;
+            };
+            self.set_status(store, app, report).await;
         }
         for (app, reason) in broken {
             self.set_status(
                 store,
-                plane,
                 &app,
-                crate::apps::status_json("failed", &reason),
+                AppStatusReport::new(StatusType::Failed, reason),
             )
             .await;
         }
@@ -205,9 +194,8 @@ impl Host {
             if !leftover {
                 self.set_status(
                     store,
-                    plane,
                     name,
-                    crate::apps::status_json("undeployed", ""),
+                    AppStatusReport::new(StatusType::Undeployed, ""),
                 )
                 .await;
                 let _ = store.finish_cleanup(name).await;
@@ -217,116 +205,59 @@ impl Host {
 
     /// Records an app's status and, when it changed, publishes it on
     /// `wadm.status.{lattice}.{app}`.
-    async fn set_status(
-        &self,
-        store: &AppStore,
-        plane: &Plane,
-        app: &str,
-        status: serde_json::Value,
-    ) {
+    async fn set_status(&self, store: &AppStore, app: &str, status: AppStatusReport) {
         if store.status(app).await.ok().flatten().as_ref() == Some(&status) {
             return;
         }
         if let Err(e) = store.put_status(app, &status).await {
             tracing::warn!(%app, error = %e, "cannot store an app's status");
         }
-        if let Plane::Nats { nats, .. } = plane {
-            let subject = format!("wadm.status.{}.{app}", self.lattice.name());
-            let _ = nats
-                .publish(
-                    subject,
-                    serde_json::to_vec(&status).unwrap_or_default().into(),
-                )
-                .await;
+        self.lattice.publish_app_status(app, &status).await;
+    }
+}
+
+/// Waits (up to 10 s) until every placement in `actions` shows in its host's inventory.
+async fn wait_until_placed(client: &CtlClient, actions: &[&Action]) {
+    let wanted: Vec<(&HostId, &str, &str)> = actions.iter().filter_map(|a| a.placement()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let mut all = true;
+        for (host, id, image) in &wanted {
+            let placed = match client.inventory(host).await {
+                Ok(inv) => {
+                    inv.components
+                        .iter()
+                        .any(|c| c.id.as_str() == *id && c.image_ref == *image)
+                        || inv.providers.iter().any(|p| p.id.as_str() == *id)
+                }
+                Err(_) => true, // a host that does not answer cannot hold up the others
+            };
+            all &= placed;
         }
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Actions that take something away.
-fn is_removal(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::ScaleComponent { count: 0, .. }
-            | Action::StopProvider { .. }
-            | Action::DeleteLink { .. }
-            | Action::DeleteConfig { .. }
-    )
-}
-
-/// The (host, id, image) an action places, if it places something.
-fn placement(action: &Action) -> Option<(&str, &str, &str)> {
-    match action {
-        Action::ScaleComponent {
-            host_id,
-            component_id,
-            image_ref,
-            count,
-            ..
-        } if *count > 0 => Some((host_id.as_str(), component_id.as_str(), image_ref)),
-        Action::StartProvider {
-            host_id,
-            provider_id,
-            image_ref,
-            ..
-        } => Some((host_id.as_str(), provider_id.as_str(), image_ref)),
-        _ => None,
-    }
+    tracing::warn!("new placements did not all show within 10s; going on");
 }
 
 impl Host {
-    /// Waits (up to 10 s) until every placement in `actions` shows in its host's inventory.
-    async fn wait_until_placed(&self, plane: &Plane, actions: &[&Action]) {
-        let wanted: Vec<(&str, &str, &str)> = actions.iter().filter_map(|a| placement(a)).collect();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::time::Instant::now() < deadline {
-            let mut all = true;
-            for (host, id, image) in &wanted {
-                let placed = match self.inventory_of(plane, host).await {
-                    Some(inv) => {
-                        inv.components
-                            .iter()
-                            .any(|c| c.id.as_str() == *id && c.image_ref == *image)
-                            || inv.providers.iter().any(|p| p.id.as_str() == *id)
-                    }
-                    None => true, // a host that does not answer cannot hold up the others
-                };
-                all &= placed;
-            }
-            if all {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tracing::warn!("new placements did not all show within 10s; going on");
-    }
-
-    async fn inventory_of(&self, plane: &Plane, host: &str) -> Option<HostInventory> {
-        match plane {
-            Plane::Nats { ctl, .. } => ctl.inventory(host).await.ok(),
-            Plane::Local => Some(self.inventory()),
-        }
-    }
-
     /// Every host's inventory, the lattice's links, and the config the desired apps name.
     async fn observe(
         &self,
-        plane: &Plane,
+        client: &CtlClient,
         state: &LatticeState,
         desired: &[DesiredApp],
-    ) -> Result<Observed, String> {
+    ) -> Result<Observed, ObserveError> {
         let mut observed = Vec::new();
-        match plane {
-            Plane::Nats { ctl, .. } => {
-                for summary in ctl.hosts().await.map_err(|e| e.to_string())? {
-                    // A host that answered the ping but not this request is left out this round.
-                    if let Ok(inventory) = ctl.inventory(summary.id.as_str()).await {
-                        observed.push(observed_host(inventory));
-                    }
-                }
+        for summary in client.hosts().await? {
+            // A host that answered the ping but not this request is left out this round.
+            if let Ok(inventory) = client.inventory(&summary.id).await {
+                observed.push(observed_host(inventory));
             }
-            Plane::Local => observed.push(observed_host(self.inventory())),
         }
-        let links = state.links().await.map_err(|e| e.to_string())?;
+        let links = state.links().await?;
         let mut configs = BTreeMap::new();
         for app in desired {
             for name in app.app.configs.keys() {
@@ -341,37 +272,15 @@ impl Host {
             configs,
         })
     }
+}
 
-    /// Sends one action as a control request and checks the reply.
-    async fn execute(self: &Arc<Self>, plane: &Plane, action: &Action) -> Result<(), String> {
-        let (operation, body) = control_request(action);
-        let payload = if body.is_null() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(&body).map_err(|e| e.to_string())?
-        };
-        let reply = match plane {
-            Plane::Nats { nats, .. } => {
-                let subject = format!("wasmbus.ctl.v1.{}.{operation}", self.lattice.name());
-                tokio::time::timeout(
-                    Duration::from_secs(5),
-                    nats.request(subject.clone(), payload.into()),
-                )
-                .await
-                .map_err(|_| format!("no answer on {subject}"))?
-                .map_err(|e| format!("{subject}: {e}"))?
-                .payload
-            }
-            Plane::Local => self.control_request(&operation, &payload).await,
-        };
-        let response: CtlResponse<serde_json::Value> =
-            serde_json::from_slice(&reply).map_err(|e| format!("{operation}: {e}"))?;
-        if response.success {
-            Ok(())
-        } else {
-            Err(response.message)
-        }
-    }
+/// Why the lattice could not be observed this round.
+#[derive(Debug, thiserror::Error)]
+enum ObserveError {
+    #[error(transparent)]
+    Hosts(#[from] CtlError),
+    #[error(transparent)]
+    Links(#[from] trellis_lattice::state::StateError),
 }
 
 fn managed_by(annotations: &BTreeMap<String, String>, app: &str) -> bool {
@@ -382,57 +291,4 @@ fn observed_host(inventory: HostInventory) -> ObservedHost {
     let mut host = ObservedHost::from(&inventory);
     host.draining = inventory.labels.get(DRAINING_LABEL).map(String::as_str) == Some("true");
     host
-}
-
-/// The control operation (the subject after `wasmbus.ctl.v1.{lattice}.`) and body of an
-/// action.
-fn control_request(action: &Action) -> (String, serde_json::Value) {
-    match action {
-        Action::ScaleComponent {
-            host_id,
-            component_id,
-            image_ref,
-            count,
-            config,
-            annotations,
-        } => (
-            format!("component.scale.{host_id}"),
-            serde_json::json!({"host_id": host_id, "component_id": component_id, "component_ref": image_ref, "count": count, "config": config, "annotations": annotations, "allow_update": true}),
-        ),
-        Action::StartProvider {
-            host_id,
-            provider_id,
-            image_ref,
-            config,
-            annotations,
-        } => (
-            format!("provider.start.{host_id}"),
-            serde_json::json!({"host_id": host_id, "provider_id": provider_id, "provider_ref": image_ref, "config": config, "annotations": annotations}),
-        ),
-        Action::StopProvider {
-            host_id,
-            provider_id,
-        } => (
-            format!("provider.stop.{host_id}"),
-            serde_json::json!({"host_id": host_id, "provider_id": provider_id}),
-        ),
-        Action::PutConfig { name, values } => (
-            format!("config.put.{name}"),
-            serde_json::to_value(values).unwrap_or_default(),
-        ),
-        Action::DeleteConfig { name } => (format!("config.del.{name}"), serde_json::Value::Null),
-        Action::PutLink(link) => (
-            "link.put".to_owned(),
-            serde_json::to_value(link).unwrap_or_default(),
-        ),
-        Action::DeleteLink {
-            source_id,
-            wit_namespace,
-            wit_package,
-            name,
-        } => (
-            "link.del".to_owned(),
-            serde_json::json!({"source_id": source_id, "wit_namespace": wit_namespace, "wit_package": wit_package, "name": name}),
-        ),
-    }
 }

@@ -12,6 +12,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use trellis_control::wadm::AppStatusReport;
 
 /// Why an app store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -606,7 +607,7 @@ impl AppStore {
     pub async fn put_status(
         &self,
         name: &str,
-        status: &serde_json::Value,
+        status: &AppStatusReport,
     ) -> Result<(), AppStoreError> {
         let bytes = serde_json::to_vec(status).map_err(|e| AppStoreError::Corrupt {
             key: key("status", name),
@@ -616,7 +617,7 @@ impl AppStore {
     }
 
     /// The status last stored for app `name`.
-    pub async fn status(&self, name: &str) -> Result<Option<serde_json::Value>, AppStoreError> {
+    pub async fn status(&self, name: &str) -> Result<Option<AppStatusReport>, AppStoreError> {
         let key = key("status", name);
         match self.get_raw(&key).await? {
             None => Ok(None),

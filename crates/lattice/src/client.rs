@@ -1,12 +1,29 @@
-//! A client for the control interface: what `trellis get …`, `trellis link …` and friends
-//! use, and what scripts can use. It speaks the same subjects and JSON as wasmCloud's
-//! `wasmcloud-control-interface` crate.
+//! A client for the control interface and the app API: what `trellis get …`, `trellis app …`
+//! and the reconciler use, and what scripts can use. It speaks the same subjects and JSON as
+//! wasmCloud's `wasmcloud-control-interface` and `wadm-client` crates, built from the typed
+//! requests of [`trellis_control`].
+//!
+//! Three transports carry the same requests: NATS (a lattice), an embedded host's local HTTP
+//! admin endpoint (`trellis up`), and a [`ControlHandler`] in the same process (the
+//! reconciler of an embedded host acting on its own host).
 
+use crate::serve::ControlHandler;
 use futures::{Stream, StreamExt as _};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-use trellis_control::{CloudEvent, CtlResponse, HostInventory, HostSummary, Link};
+use trellis_control::ctl::{
+    DeleteLink, HostLabel, ScaleComponent, StartProvider, StopHost, StopProvider, UpdateComponent,
+};
+use trellis_control::wadm::{
+    AppRequest, AppSummary, DeleteReply, DeployReply, GetReply, PutReply, StatusReply,
+    VersionsReply,
+};
+use trellis_control::{
+    CloudEvent, ComponentId, CtlRequest, CtlResponse, HostId, HostInventory, HostSummary, Link,
+    ProviderId,
+};
 
 /// Why a control request failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,24 +46,45 @@ pub enum CtlError {
         /// How long the client waited.
         timeout: Duration,
     },
-    /// The host answered `success: false`.
+    /// The host answered `success: false`, or the admin endpoint refused the request.
     #[error("refused: {0}")]
     Refused(String),
     /// The answer was not the expected JSON.
-    #[error("unexpected answer on {subject}: {reason}")]
+    #[error("unexpected answer on {subject}")]
     BadReply {
         /// The subject asked.
         subject: String,
         /// The parse error.
-        reason: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// NATS failed.
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error("NATS request on {subject} failed")]
+    Nats {
+        /// The subject asked.
+        subject: String,
+        /// What NATS said.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// The embedded host's admin endpoint could not be reached.
+    #[error(
+        "cannot reach the embedded host at {base}; is `trellis up` running (it prints its control interface address)?"
+    )]
+    Unreachable {
+        /// The endpoint's address.
+        base: String,
+        /// Why.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// The host that answered in process is gone.
+    #[error("the host is stopping")]
+    HostGone,
 }
 
-/// A control-interface client for one lattice, over NATS or over the local HTTP endpoint
-/// of an embedded host (`trellis up`).
+/// A control-interface client for one lattice, over NATS, the local HTTP endpoint of an
+/// embedded host (`trellis up`), or a handler in this process.
 #[derive(Clone)]
 pub struct CtlClient {
     transport: Transport,
@@ -54,29 +92,32 @@ pub struct CtlClient {
     timeout: Duration,
 }
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
 #[derive(Clone)]
 enum Transport {
     Nats(async_nats::Client),
-    Http {
-        base: String,
-        client: hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<bytes::Bytes>,
-        >,
-    },
+    Http { base: String, client: HttpClient },
+    Local(Arc<dyn ControlHandler>),
 }
 
 /// How long `hosts` waits for more answers after the last one before it stops collecting:
 /// hosts answer a ping within milliseconds, so a short silence means everyone has.
 const PING_QUIET: Duration = Duration::from_millis(150);
 
+/// How long a request waits for its answer unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl CtlClient {
-    /// A client for `lattice` over `nats`, waiting up to 5 s for answers.
+    /// A client for `lattice` over `nats`, waiting up to [`DEFAULT_TIMEOUT`] for answers.
     pub fn new(nats: async_nats::Client, lattice: impl Into<String>) -> Self {
         Self {
             transport: Transport::Nats(nats),
             lattice: lattice.into(),
-            timeout: Duration::from_secs(5),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -92,52 +133,22 @@ impl CtlClient {
                 client,
             },
             lattice: "embedded".into(),
-            timeout: Duration::from_secs(5),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    async fn http_request(
-        &self,
-        base: &str,
-        client: &hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<bytes::Bytes>,
-        >,
-        suffix: &str,
-        body: Vec<u8>,
-    ) -> Result<bytes::Bytes, CtlError> {
-        use http_body_util::BodyExt as _;
-        let url = format!("{base}/v1/{suffix}");
-        let request = http::Request::post(&url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| CtlError::Nats(format!("bad admin URL `{url}`: {e}")))?;
-        let exchange = async {
-            let response = client.request(request).await.map_err(|e| {
-                CtlError::Nats(format!(
-                    "cannot reach the embedded host at {base}: {e}; is `trellis up` running (it prints its control interface address)?"
-                ))
-            })?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| CtlError::Nats(e.to_string()))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(CtlError::Refused(
-                    String::from_utf8_lossy(&body).trim().to_owned(),
-                ));
-            }
-            Ok(body)
+    /// A client for `lattice`: over its NATS control connection when it has one, else
+    /// straight to `local`, the one host of an in-process lattice.
+    pub fn for_lattice(lattice: &crate::Lattice, local: Arc<dyn ControlHandler>) -> Self {
+        let transport = match lattice.connections() {
+            Some(nats) => Transport::Nats(nats.ctl.clone()),
+            None => Transport::Local(local),
         };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| CtlError::TimedOut {
-                subject: url.clone(),
-                timeout: self.timeout,
-            })?
+        Self {
+            transport,
+            lattice: lattice.name().to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        }
     }
 
     /// Sets how long a request waits for an answer.
@@ -146,27 +157,79 @@ impl CtlClient {
         self
     }
 
-    fn subject(&self, suffix: &str) -> String {
-        format!("wasmbus.ctl.v1.{}.{suffix}", self.lattice)
+    /// Whether requests go to a host in this process (one host, no lattice).
+    pub fn is_local(&self) -> bool {
+        matches!(self.transport, Transport::Local(_))
     }
 
-    async fn request<T: DeserializeOwned>(
+    /// Sends `request` and returns the reply envelope's `response`, or why it failed.
+    pub async fn request<T: DeserializeOwned>(
         &self,
-        suffix: &str,
-        body: Vec<u8>,
+        request: &CtlRequest,
     ) -> Result<Option<T>, CtlError> {
-        let subject = self.subject(suffix);
-        let nats = match &self.transport {
-            Transport::Nats(nats) => nats,
+        let subject = request.subject(&self.lattice);
+        let payload = match &self.transport {
+            Transport::Nats(nats) => {
+                self.nats_request(nats, subject.clone(), request.body())
+                    .await?
+            }
             Transport::Http { base, client } => {
-                let payload = self
-                    .http_request(base, client, &format!("ctl/{suffix}"), body)
-                    .await?;
-                return parse_envelope(&subject, &payload);
+                let path = format!("ctl/{}", request.operation());
+                self.http_request(base, client, &path, request.body())
+                    .await?
+            }
+            Transport::Local(handler) => {
+                // Through the same parsing as the other transports: one path for every request.
+                let (operation, body) = (request.operation(), request.body());
+                let answer = crate::serve::answer(&**handler, &operation, &body);
+                tokio::time::timeout(self.timeout, answer)
+                    .await
+                    .map_err(|_| CtlError::TimedOut {
+                        subject: subject.clone(),
+                        timeout: self.timeout,
+                    })?
+                    .ok_or(CtlError::HostGone)?
             }
         };
-        let reply = self.nats_request(nats, subject.clone(), body).await?;
-        parse_envelope(&subject, &reply)
+        let envelope: CtlResponse<T> =
+            serde_json::from_slice(&payload).map_err(|source| CtlError::BadReply {
+                subject: subject.clone(),
+                source,
+            })?;
+        if !envelope.success {
+            return Err(CtlError::Refused(envelope.message));
+        }
+        Ok(envelope.response)
+    }
+
+    /// Sends a command: `Ok` means the host accepted it (the outcome is an event).
+    pub async fn command(&self, request: &CtlRequest) -> Result<(), CtlError> {
+        self.request::<serde_json::Value>(request).await.map(drop)
+    }
+
+    /// Sends an app API request and returns wadm's reply.
+    pub async fn app<T: DeserializeOwned>(&self, request: &AppRequest) -> Result<T, CtlError> {
+        let subject = request.subject(&self.lattice);
+        let payload = match &self.transport {
+            Transport::Nats(nats) => {
+                self.nats_request(nats, subject.clone(), request.body())
+                    .await?
+            }
+            Transport::Http { base, client } => {
+                let path = format!("wadm/{}", request.operation());
+                self.http_request(base, client, &path, request.body())
+                    .await?
+            }
+            Transport::Local(handler) => {
+                tokio::time::timeout(self.timeout, handler.app(request.clone()))
+                    .await
+                    .map_err(|_| CtlError::TimedOut {
+                        subject: subject.clone(),
+                        timeout: self.timeout,
+                    })?
+            }
+        };
+        serde_json::from_slice(&payload).map_err(|source| CtlError::BadReply { subject, source })
     }
 
     /// One request/reply on NATS, with this client's timeout and errors that say what to
@@ -194,59 +257,82 @@ impl CtlClient {
                     timeout: self.timeout,
                 })
             }
-            Ok(Err(e)) => Err(CtlError::Nats(e.to_string())),
+            Ok(Err(e)) => Err(CtlError::Nats {
+                subject,
+                source: e.into(),
+            }),
             Ok(Ok(reply)) => Ok(reply.payload),
         }
     }
 
-    /// A request to the deployment manager's API: `wadm.api.{lattice}.model.{operation}` on
-    /// a lattice, `POST {base}/v1/wadm/{operation}` on an embedded host. Returns the answer's
-    /// JSON (wadm's shapes: `result`, `message`, …).
-    pub async fn app_request(
+    async fn http_request(
         &self,
-        operation: &str,
+        base: &str,
+        client: &HttpClient,
+        path: &str,
         body: Vec<u8>,
-    ) -> Result<serde_json::Value, CtlError> {
-        let subject = format!("wadm.api.{}.model.{operation}", self.lattice);
-        let payload = match &self.transport {
-            Transport::Http { base, client } => {
-                self.http_request(base, client, &format!("wadm/{operation}"), body)
-                    .await?
-            }
-            Transport::Nats(nats) => self.nats_request(nats, subject.clone(), body).await?,
+    ) -> Result<bytes::Bytes, CtlError> {
+        use http_body_util::BodyExt as _;
+        let url = format!("{base}/v1/{path}");
+        let unreachable = |source: async_nats::Error| CtlError::Unreachable {
+            base: base.to_owned(),
+            source,
         };
-        serde_json::from_slice(&payload).map_err(|e| CtlError::Nats(format!("{subject}: {e}")))
-    }
-
-    async fn command(&self, suffix: &str, body: &impl serde::Serialize) -> Result<(), CtlError> {
-        let body = serde_json::to_vec(body).map_err(|e| CtlError::Nats(e.to_string()))?;
-        self.request::<serde_json::Value>(suffix, body)
+        let request = http::Request::post(&url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| unreachable(e.into()))?;
+        let exchange = async {
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| unreachable(e.into()))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(e.into()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(CtlError::Refused(
+                    String::from_utf8_lossy(&body).trim().to_owned(),
+                ));
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map(drop)
+            .map_err(|_| CtlError::TimedOut {
+                subject: url.clone(),
+                timeout: self.timeout,
+            })?
     }
 
     /// Every host on the lattice. Returns as soon as answers stop arriving (not after a
     /// fixed wait), or after the timeout at the latest.
     pub async fn hosts(&self) -> Result<Vec<HostSummary>, CtlError> {
+        let ping = CtlRequest::PingHosts;
         let nats = match &self.transport {
             Transport::Nats(nats) => nats,
             // An embedded host is the only host.
-            Transport::Http { .. } => {
-                return Ok(self
-                    .request("host.ping", Vec::new())
-                    .await?
-                    .into_iter()
-                    .collect());
+            Transport::Http { .. } | Transport::Local(_) => {
+                return Ok(self.request(&ping).await?.into_iter().collect());
             }
+        };
+        let subject = ping.subject(&self.lattice);
+        let nats_error = |source: async_nats::Error| CtlError::Nats {
+            subject: subject.clone(),
+            source,
         };
         let inbox = nats.new_inbox();
         let mut replies = nats
             .subscribe(inbox.clone())
             .await
-            .map_err(|e| CtlError::Nats(e.to_string()))?;
-        nats.publish_with_reply(self.subject("host.ping"), inbox, "".into())
+            .map_err(|e| nats_error(e.into()))?;
+        nats.publish_with_reply(subject.clone(), inbox, "".into())
             .await
-            .map_err(|e| CtlError::Nats(e.to_string()))?;
+            .map_err(|e| nats_error(e.into()))?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut hosts = Vec::new();
         loop {
@@ -275,8 +361,8 @@ impl CtlClient {
     }
 
     /// One host's inventory.
-    pub async fn inventory(&self, host_id: &str) -> Result<HostInventory, CtlError> {
-        self.request(&format!("host.get.{host_id}"), Vec::new())
+    pub async fn inventory(&self, host_id: &HostId) -> Result<HostInventory, CtlError> {
+        self.request(&CtlRequest::GetHost(host_id.clone()))
             .await?
             .ok_or_else(|| CtlError::Refused("the host sent no inventory".into()))
     }
@@ -284,29 +370,19 @@ impl CtlClient {
     /// Every link in the lattice.
     pub async fn links(&self) -> Result<Vec<Link>, CtlError> {
         Ok(self
-            .request("link.get", Vec::new())
+            .request(&CtlRequest::GetLinks)
             .await?
             .unwrap_or_default())
     }
 
     /// Puts a link.
     pub async fn put_link(&self, link: &Link) -> Result<(), CtlError> {
-        self.command("link.put", link).await
+        self.command(&CtlRequest::PutLink(link.clone())).await
     }
 
     /// Deletes a link.
-    pub async fn delete_link(
-        &self,
-        source_id: &str,
-        name: &str,
-        wit_namespace: &str,
-        wit_package: &str,
-    ) -> Result<(), CtlError> {
-        self.command(
-            "link.del",
-            &serde_json::json!({"source_id": source_id, "name": name, "wit_namespace": wit_namespace, "wit_package": wit_package}),
-        )
-        .await
+    pub async fn delete_link(&self, link: DeleteLink) -> Result<(), CtlError> {
+        self.command(&CtlRequest::DeleteLink(link)).await
     }
 
     /// Named config, if it exists.
@@ -314,8 +390,7 @@ impl CtlClient {
         &self,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, CtlError> {
-        self.request(&format!("config.get.{name}"), Vec::new())
-            .await
+        self.request(&CtlRequest::GetConfig(name.to_owned())).await
     }
 
     /// Puts named config.
@@ -324,30 +399,41 @@ impl CtlClient {
         name: &str,
         values: &BTreeMap<String, String>,
     ) -> Result<(), CtlError> {
-        self.command(&format!("config.put.{name}"), values).await
+        self.command(&CtlRequest::PutConfig {
+            name: name.to_owned(),
+            values: values.clone(),
+        })
+        .await
     }
 
     /// Deletes named config.
     pub async fn delete_config(&self, name: &str) -> Result<(), CtlError> {
-        self.command(&format!("config.del.{name}"), &serde_json::json!({}))
+        self.command(&CtlRequest::DeleteConfig(name.to_owned()))
             .await
     }
 
     /// Sets a label on a host.
-    pub async fn put_label(&self, host_id: &str, key: &str, value: &str) -> Result<(), CtlError> {
-        self.command(
-            &format!("label.put.{host_id}"),
-            &serde_json::json!({"key": key, "value": value}),
-        )
+    pub async fn put_label(
+        &self,
+        host_id: &HostId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), CtlError> {
+        self.command(&CtlRequest::PutLabel(HostLabel {
+            host_id: host_id.clone(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }))
         .await
     }
 
     /// Removes a label from a host.
-    pub async fn delete_label(&self, host_id: &str, key: &str) -> Result<(), CtlError> {
-        self.command(
-            &format!("label.del.{host_id}"),
-            &serde_json::json!({"key": key}),
-        )
+    pub async fn delete_label(&self, host_id: &HostId, key: &str) -> Result<(), CtlError> {
+        self.command(&CtlRequest::DeleteLabel(HostLabel {
+            host_id: host_id.clone(),
+            key: key.to_owned(),
+            value: String::new(),
+        }))
         .await
     }
 
@@ -356,19 +442,21 @@ impl CtlClient {
     /// `component_scale_failed`.
     pub async fn scale_component(
         &self,
-        host_id: &str,
-        component_id: &str,
+        host_id: &HostId,
+        component_id: &ComponentId,
         component_ref: &str,
         count: u32,
         config: &[String],
     ) -> Result<(), CtlError> {
-        self.command(
-            &format!("component.scale.{host_id}"),
-            &serde_json::json!({
-                "host_id": host_id, "component_id": component_id, "component_ref": component_ref,
-                "count": count, "config": config, "allow_update": true,
-            }),
-        )
+        self.command(&CtlRequest::ScaleComponent(ScaleComponent {
+            host_id: host_id.clone(),
+            component_id: component_id.clone(),
+            component_ref: component_ref.to_owned(),
+            count,
+            config: config.to_vec(),
+            annotations: BTreeMap::new(),
+            allow_update: true,
+        }))
         .await
     }
 
@@ -376,17 +464,18 @@ impl CtlClient {
     /// `provider_start_failed`.
     pub async fn start_provider(
         &self,
-        host_id: &str,
-        provider_id: &str,
+        host_id: &HostId,
+        provider_id: &ProviderId,
         provider_ref: &str,
         config: &[String],
     ) -> Result<(), CtlError> {
-        self.command(
-            &format!("provider.start.{host_id}"),
-            &serde_json::json!({
-                "host_id": host_id, "provider_id": provider_id, "provider_ref": provider_ref, "config": config,
-            }),
-        )
+        self.command(&CtlRequest::StartProvider(StartProvider {
+            host_id: host_id.clone(),
+            provider_id: provider_id.clone(),
+            provider_ref: provider_ref.to_owned(),
+            config: config.to_vec(),
+            annotations: BTreeMap::new(),
+        }))
         .await
     }
 
@@ -395,35 +484,107 @@ impl CtlClient {
     /// `component_scale_failed`.
     pub async fn update_component(
         &self,
-        host_id: &str,
-        component_id: &str,
+        host_id: &HostId,
+        component_id: &ComponentId,
         new_component_ref: &str,
     ) -> Result<(), CtlError> {
-        self.command(
-            &format!("component.update.{host_id}"),
-            &serde_json::json!({
-                "host_id": host_id, "component_id": component_id,
-                "new_component_ref": new_component_ref, "annotations": {},
-            }),
-        )
+        self.command(&CtlRequest::UpdateComponent(UpdateComponent {
+            host_id: host_id.clone(),
+            component_id: component_id.clone(),
+            new_component_ref: new_component_ref.to_owned(),
+            annotations: BTreeMap::new(),
+        }))
         .await
     }
 
     /// Stops a provider on a host (`provider.stop`). Watch for `provider_stopped`.
-    pub async fn stop_provider(&self, host_id: &str, provider_id: &str) -> Result<(), CtlError> {
-        self.command(
-            &format!("provider.stop.{host_id}"),
-            &serde_json::json!({"host_id": host_id, "provider_id": provider_id}),
-        )
+    pub async fn stop_provider(
+        &self,
+        host_id: &HostId,
+        provider_id: &ProviderId,
+    ) -> Result<(), CtlError> {
+        self.command(&CtlRequest::StopProvider(StopProvider {
+            host_id: host_id.clone(),
+            provider_id: provider_id.clone(),
+        }))
         .await
     }
 
     /// Asks a host to stop.
-    pub async fn stop_host(&self, host_id: &str) -> Result<(), CtlError> {
-        self.command(
-            &format!("host.stop.{host_id}"),
-            &serde_json::json!({"host_id": host_id}),
-        )
+    pub async fn stop_host(&self, host_id: &HostId) -> Result<(), CtlError> {
+        self.command(&CtlRequest::StopHost(StopHost {
+            host_id: host_id.clone(),
+            timeout: None,
+        }))
+        .await
+    }
+
+    /// Stores a manifest (YAML or JSON) as a new version of its app.
+    pub async fn put_app(&self, manifest: Vec<u8>) -> Result<PutReply, CtlError> {
+        self.app(&AppRequest::Put(manifest)).await
+    }
+
+    /// A version of an app's manifest (the latest when `version` is `None`).
+    pub async fn get_app(&self, name: &str, version: Option<String>) -> Result<GetReply, CtlError> {
+        self.app(&AppRequest::Get {
+            name: name.to_owned(),
+            version,
+        })
+        .await
+    }
+
+    /// Every app with its status.
+    pub async fn list_apps(&self) -> Result<Vec<AppSummary>, CtlError> {
+        self.app(&AppRequest::List).await
+    }
+
+    /// An app's versions.
+    pub async fn app_versions(&self, name: &str) -> Result<VersionsReply, CtlError> {
+        self.app(&AppRequest::Versions {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Deploys a version of an app (the latest when `version` is `None`).
+    pub async fn deploy_app(
+        &self,
+        name: &str,
+        version: Option<String>,
+    ) -> Result<DeployReply, CtlError> {
+        self.app(&AppRequest::Deploy {
+            name: name.to_owned(),
+            version,
+        })
+        .await
+    }
+
+    /// Undeploys an app.
+    pub async fn undeploy_app(&self, name: &str) -> Result<DeployReply, CtlError> {
+        self.app(&AppRequest::Undeploy {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Deletes an app (undeploying it) or one of its versions.
+    pub async fn delete_app(
+        &self,
+        name: &str,
+        version: Option<String>,
+    ) -> Result<DeleteReply, CtlError> {
+        self.app(&AppRequest::Delete {
+            name: name.to_owned(),
+            version,
+        })
+        .await
+    }
+
+    /// An app's status.
+    pub async fn app_status(&self, name: &str) -> Result<StatusReply, CtlError> {
+        self.app(&AppRequest::Status {
+            name: name.to_owned(),
+        })
         .await
     }
 
@@ -436,11 +597,20 @@ impl CtlClient {
             Transport::Http { base, client } => {
                 return Ok(self.http_events(base, client).await?.right_stream());
             }
+            Transport::Local(_) => {
+                return Err(CtlError::Refused(
+                    "an in-process client watches the lattice's events directly".into(),
+                ));
+            }
         };
+        let subject = crate::event_subject(&self.lattice, ">");
         let subscription = nats
-            .subscribe(format!("wasmbus.evt.{}.>", self.lattice))
+            .subscribe(subject.clone())
             .await
-            .map_err(|e| CtlError::Nats(e.to_string()))?;
+            .map_err(|e| CtlError::Nats {
+                subject,
+                source: e.into(),
+            })?;
         Ok(subscription
             .filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() })
             .left_stream())
@@ -451,17 +621,18 @@ impl CtlClient {
     async fn http_events(
         &self,
         base: &str,
-        client: &hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<bytes::Bytes>,
-        >,
+        client: &HttpClient,
     ) -> Result<impl Stream<Item = CloudEvent> + use<>, CtlError> {
         use http_body_util::BodyExt as _;
         let url = format!("{base}/v1/events");
+        let unreachable = |source: async_nats::Error| CtlError::Unreachable {
+            base: base.to_owned(),
+            source,
+        };
         let request = http::Request::get(&url)
             .header(http::header::ACCEPT, "application/x-ndjson")
             .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .map_err(|e| CtlError::Nats(format!("bad admin URL `{url}`: {e}")))?;
+            .map_err(|e| unreachable(e.into()))?;
         let timed_out = || CtlError::TimedOut {
             subject: url.clone(),
             timeout: self.timeout,
@@ -469,11 +640,7 @@ impl CtlClient {
         let response = tokio::time::timeout(self.timeout, client.request(request))
             .await
             .map_err(|_| timed_out())?
-            .map_err(|e| {
-                CtlError::Nats(format!(
-                    "cannot reach the embedded host at {base}: {e}; is `trellis up` running (it prints its control interface address)?"
-                ))
-            })?;
+            .map_err(|e| unreachable(e.into()))?;
         let status = response.status();
         if !status.is_success() {
             let body = tokio::time::timeout(self.timeout, response.into_body().collect())
@@ -553,21 +720,6 @@ where
             }
         }
     })
-}
-
-fn parse_envelope<T: DeserializeOwned>(
-    subject: &str,
-    payload: &[u8],
-) -> Result<Option<T>, CtlError> {
-    let envelope: CtlResponse<T> =
-        serde_json::from_slice(payload).map_err(|e| CtlError::BadReply {
-            subject: subject.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if !envelope.success {
-        return Err(CtlError::Refused(envelope.message));
-    }
-    Ok(envelope.response)
 }
 
 #[cfg(test)]

@@ -10,16 +10,32 @@
 pub mod apps;
 pub mod client;
 pub mod connect;
+pub mod serve;
 pub mod state;
 pub mod wrpc;
 
 pub use connect::{Connections, NatsOptions};
 
 use tokio::sync::broadcast;
+use trellis_control::wadm::AppStatusReport;
 use trellis_control::{CloudEvent, HostId};
+
+/// A spawned task that ends when its owner drops this.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// How many events a slow subscriber may fall behind before it starts missing some.
 const EVENT_BUFFER: usize = 1024;
+
+/// The subject of `event_name` events on `lattice` (`>` for all of them).
+pub fn event_subject(lattice: &str, event_name: &str) -> String {
+    format!("wasmbus.evt.{lattice}.{event_name}")
+}
 
 /// A handle to the lattice; cheap to clone.
 #[derive(Clone)]
@@ -59,7 +75,7 @@ impl Lattice {
 
     /// The subject an event is published on, for example `wasmbus.evt.default.host_started`.
     pub fn event_subject(&self, event_name: &str) -> String {
-        format!("wasmbus.evt.{}.{event_name}", self.name)
+        event_subject(&self.name, event_name)
     }
 
     /// Publishes `event_name` with `data` as a CloudEvent from `source`.
@@ -136,6 +152,52 @@ impl Lattice {
                     tracing::warn!(event = event_name, "NATS did not take the event within 5s")
                 }
             }
+        }
+    }
+
+    /// Every `event_name` event published on the lattice from now on, by any host: from
+    /// NATS on a lattice, from this process in embedded mode.
+    pub async fn watch_events(
+        &self,
+        event_name: &str,
+    ) -> Result<futures::stream::BoxStream<'static, CloudEvent>, serve::ServeError> {
+        use futures::StreamExt as _;
+        if let Some(nats) = &self.nats {
+            let subject = self.event_subject(event_name);
+            let subscription = nats
+                .ctl
+                .subscribe(subject.clone())
+                .await
+                .map_err(|source| serve::ServeError { subject, source })?;
+            return Ok(subscription
+                .filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() })
+                .boxed());
+        }
+        let wanted = format!("{}{event_name}", CloudEvent::TYPE_PREFIX);
+        let events = self.subscribe_events();
+        Ok(futures::stream::unfold(events, move |mut events| {
+            let wanted = wanted.clone();
+            async move {
+                loop {
+                    match events.recv().await {
+                        Ok(event) if event.ty == wanted => return Some((event, events)),
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        })
+        .boxed())
+    }
+
+    /// Publishes an app's status on `wadm.status.{lattice}.{app}` (on a lattice; nobody
+    /// listens in embedded mode).
+    pub async fn publish_app_status(&self, app: &str, status: &AppStatusReport) {
+        let Some(nats) = &self.nats else { return };
+        let subject = trellis_control::wadm::status_subject(&self.name, app);
+        let body = serde_json::to_vec(status).unwrap_or_default();
+        if let Err(e) = nats.ctl.publish(subject.clone(), body.into()).await {
+            tracing::warn!(%subject, error = %e, "cannot publish an app's status");
         }
     }
 

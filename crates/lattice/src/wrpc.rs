@@ -21,6 +21,7 @@
 //! Bytes are opaque here: the runtime encodes and decodes values, and tells this module when
 //! it has all of them through the `complete` callbacks.
 
+use crate::AbortOnDrop;
 use async_nats::{HeaderMap, Message, StatusCode};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -130,14 +131,6 @@ pub struct WrpcClient {
     inbox: Arc<str>,
     pending: Pending,
     _demux: Arc<AbortOnDrop>,
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Removes a call's entry from the demultiplexer however the call ends.

@@ -265,6 +265,15 @@ impl Builtin {
     }
 }
 
+impl Builtin {
+    /// The capability it serves to components that link to it, as `(namespace, package)`
+    /// (from the capability catalogue); `None` for the HTTP server, which calls components
+    /// instead.
+    pub fn provides(&self) -> Option<(&'static str, &'static str)> {
+        trellis_capabilities::builtin(self.name()).and_then(|b| b.provides)
+    }
+}
+
 impl fmt::Display for Builtin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

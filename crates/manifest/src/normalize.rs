@@ -811,31 +811,16 @@ fn unsupported_secrets(src: &Source<'_>, path: String) -> ManifestError {
     .with_hint("pass the values as named config for now, or remove `secrets`")
 }
 
-/// Interfaces of the WIT packages wasmCloud hosts provide, as wadm lists them. An interface
-/// of one of these packages that is not listed is almost certainly a typo; other packages
-/// are custom and anything goes.
-const KNOWN_INTERFACES: &[(&str, &str, &[&str])] = &[
-    ("wasi", "http", &["incoming-handler", "outgoing-handler"]),
-    ("wasi", "keyvalue", &["atomics", "store", "batch", "watch"]),
-    ("wasi", "blobstore", &["blobstore", "container", "types"]),
-    ("wasi", "config", &["runtime", "store"]),
-    ("wasi", "logging", &["logging"]),
-    ("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
-    ("wrpc", "keyvalue", &["atomics", "store"]),
-    ("wrpc", "blobstore", &["blobstore"]),
-    ("wasmcloud", "messaging", &["consumer", "handler", "types"]),
-];
-
 fn check_known_interfaces(
     props: &raw::LinkProperties,
     path: &str,
     src: &Source<'_>,
 ) -> Result<(), ManifestError> {
-    let Some((_, _, known)) = KNOWN_INTERFACES
-        .iter()
-        .find(|(ns, pkg, _)| *ns == props.namespace && *pkg == props.package)
-    else {
-        return Ok(());
+    // Interfaces of the packages the host knows, as wadm lists them: another interface of
+    // one of these is almost certainly a typo. Other packages are custom; anything goes.
+    let known = match trellis_capabilities::find(&props.namespace, &props.package) {
+        Some(c) if !c.link_interfaces.is_empty() => c.link_interfaces,
+        _ => return Ok(()),
     };
     for (i, interface) in props.interfaces.iter().enumerate() {
         if !known.contains(&interface.as_str()) {

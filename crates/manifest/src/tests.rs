@@ -1102,3 +1102,26 @@ fn missing_manifest_file() {
         "{err}"
     );
 }
+
+#[test]
+fn every_builtin_is_in_the_capability_catalogue() {
+    for b in Builtin::ALL {
+        assert!(
+            trellis_capabilities::builtin(b.name()).is_some(),
+            "{} has no catalogue entry",
+            b.name()
+        );
+    }
+    for entry in trellis_capabilities::BUILTINS {
+        assert!(
+            Builtin::from_name(entry.name).is_some(),
+            "catalogue entry {} is not a Builtin",
+            entry.name
+        );
+    }
+    assert_eq!(
+        Builtin::KeyValueRedis.provides(),
+        Some(("wasi", "keyvalue"))
+    );
+    assert_eq!(Builtin::HttpServer.provides(), None);
+}

@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
+pub use trellis_control::wadm::{EntryKind, StatusType};
 use trellis_control::{
     ComponentDescription, ComponentId, HostId, HostInventory, Link, LinkName, ProviderDescription,
     ProviderId, ProviderStatus,
 };
+use trellis_control::{CtlRequest, ctl};
 use trellis_manifest::Application;
 
 /// One deployed app: its name, the version deployed, and the normalised manifest.
@@ -202,6 +203,96 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The control request that carries this action out: the reconciler sends exactly these,
+    /// through the same client as `trellis` commands.
+    pub fn request(&self) -> CtlRequest {
+        match self.clone() {
+            Action::ScaleComponent {
+                host_id,
+                component_id,
+                image_ref,
+                count,
+                config,
+                annotations,
+            } => CtlRequest::ScaleComponent(ctl::ScaleComponent {
+                host_id,
+                component_id,
+                component_ref: image_ref,
+                count,
+                config,
+                annotations,
+                allow_update: true,
+            }),
+            Action::StartProvider {
+                host_id,
+                provider_id,
+                image_ref,
+                config,
+                annotations,
+            } => CtlRequest::StartProvider(ctl::StartProvider {
+                host_id,
+                provider_id,
+                provider_ref: image_ref,
+                config,
+                annotations,
+            }),
+            Action::StopProvider {
+                host_id,
+                provider_id,
+            } => CtlRequest::StopProvider(ctl::StopProvider {
+                host_id,
+                provider_id,
+            }),
+            Action::PutConfig { name, values } => CtlRequest::PutConfig { name, values },
+            Action::DeleteConfig { name } => CtlRequest::DeleteConfig(name),
+            Action::PutLink(link) => CtlRequest::PutLink(link),
+            Action::DeleteLink {
+                source_id,
+                wit_namespace,
+                wit_package,
+                name,
+            } => CtlRequest::DeleteLink(ctl::DeleteLink {
+                source_id,
+                name,
+                wit_namespace,
+                wit_package,
+            }),
+        }
+    }
+
+    /// Whether the action takes something away (removals wait until new placements run).
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Action::ScaleComponent { count: 0, .. }
+                | Action::StopProvider { .. }
+                | Action::DeleteLink { .. }
+                | Action::DeleteConfig { .. }
+        )
+    }
+
+    /// The (host, id, image) an action places, if it places something.
+    pub fn placement(&self) -> Option<(&HostId, &str, &str)> {
+        match self {
+            Action::ScaleComponent {
+                host_id,
+                component_id,
+                image_ref,
+                count,
+                ..
+            } if *count > 0 => Some((host_id, component_id.as_str(), image_ref)),
+            Action::StartProvider {
+                host_id,
+                provider_id,
+                image_ref,
+                ..
+            } => Some((host_id, provider_id.as_str(), image_ref)),
+            _ => None,
+        }
+    }
+}
+
 /// The result of [`crate::plan`]: what to do, and how every app stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -234,75 +325,4 @@ pub struct ComponentStatus {
     pub status: StatusType,
     /// Why, for people.
     pub message: String,
-}
-
-/// The kind of a manifest entry, named as in the manifest's `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    /// `type: component`.
-    Component,
-    /// `type: capability`.
-    Capability,
-}
-
-/// The status of an app or entry, as wadm names them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StatusType {
-    /// Everything is at its declared placement.
-    Deployed,
-    /// Actions are under way.
-    Reconciling,
-    /// A provider failed or a resource conflicts with one this app does not manage.
-    Failed,
-    /// Running but not healthy (not produced by the planner).
-    Unhealthy,
-    /// Some placement cannot be made with the hosts there are.
-    Waiting,
-    /// Not deployed, or being removed.
-    #[default]
-    Undeployed,
-}
-
-impl StatusType {
-    /// Rank when aggregating, as in wadm: failed > undeployed > waiting > reconciling >
-    /// unhealthy > deployed.
-    pub fn precedence(self) -> u8 {
-        match self {
-            StatusType::Deployed => 0,
-            StatusType::Unhealthy => 1,
-            StatusType::Reconciling => 2,
-            StatusType::Waiting => 3,
-            StatusType::Undeployed => 4,
-            StatusType::Failed => 5,
-        }
-    }
-
-    /// Whichever of `self` and `other` takes precedence.
-    pub fn worst(self, other: StatusType) -> StatusType {
-        if other.precedence() > self.precedence() {
-            other
-        } else {
-            self
-        }
-    }
-
-    /// The lower-case name, as serialised.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StatusType::Deployed => "deployed",
-            StatusType::Reconciling => "reconciling",
-            StatusType::Failed => "failed",
-            StatusType::Unhealthy => "unhealthy",
-            StatusType::Waiting => "waiting",
-            StatusType::Undeployed => "undeployed",
-        }
-    }
-}
-
-impl fmt::Display for StatusType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
