@@ -3,7 +3,7 @@
 //! by default, `-o json` for scripts; exit code 0 on success, 1 when the lattice refused or
 //! did not answer.
 
-use crate::units;
+use crate::units::Span;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt as _;
@@ -42,8 +42,8 @@ pub(crate) struct LatticeArgs {
     pub(crate) lattice: String,
 
     /// How long to wait for answers (e.g. 5s).
-    #[arg(long, global = true, default_value = "5s", value_parser = units::parse_duration)]
-    pub(crate) timeout: Duration,
+    #[arg(long, global = true, default_value_t = Span(trellis_lattice::client::DEFAULT_TIMEOUT))]
+    pub(crate) timeout: Span,
 
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
@@ -244,7 +244,7 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
         } else {
             format!("http://{url}")
         };
-        return Ok(CtlClient::embedded(url).with_timeout(args.timeout));
+        return Ok(CtlClient::embedded(url).with_timeout(args.timeout.0));
     }
     let options = NatsOptions {
         url: args.nats.clone(),
@@ -253,7 +253,7 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
         tls_required: false,
     };
     let connections = Connections::connect(&options, None, "trellis cli").await?;
-    Ok(CtlClient::new(connections.ctl, args.lattice.clone()).with_timeout(args.timeout))
+    Ok(CtlClient::new(connections.ctl, args.lattice.clone()).with_timeout(args.timeout.0))
 }
 
 /// Resolves a host given as an id, an id prefix or a friendly name.

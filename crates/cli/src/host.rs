@@ -1,12 +1,12 @@
 //! `trellis host`: a host that joins a lattice over NATS and serves the control interface.
 
-use crate::{CacheArgs, LimitArgs, host_config, shutdown_signal, units};
+use crate::units::Span;
+use crate::{CacheArgs, LimitArgs, defaults, host_config, shutdown_signal};
 use anyhow::Context as _;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 use trellis_host::{Host, HostConfig};
 use trellis_lattice::{Connections, Lattice, NatsOptions};
 
@@ -57,13 +57,13 @@ pub(crate) struct HostArgs {
     friendly_name: Option<String>,
 
     /// How often the host publishes `host_heartbeat` (e.g. 30s).
-    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_HEARTBEAT_INTERVAL")]
-    heartbeat_interval: Duration,
+    #[arg(long, default_value_t = Span(defaults().heartbeat_interval), env = "TRELLIS_HEARTBEAT_INTERVAL")]
+    heartbeat_interval: Span,
 
     /// How often the lattice's active reconciler (on one host at a time) compares deployed
     /// apps with what runs; its lease lapses after three intervals, and another host takes over.
-    #[arg(long, default_value = "1s", value_parser = units::parse_duration, env = "TRELLIS_RECONCILE_INTERVAL")]
-    reconcile_interval: Duration,
+    #[arg(long, default_value_t = Span(defaults().reconcile_interval), env = "TRELLIS_RECONCILE_INTERVAL")]
+    reconcile_interval: Span,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -117,8 +117,8 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
     let config = HostConfig {
         friendly_name: args.friendly_name.clone(),
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
-        heartbeat_interval: args.heartbeat_interval,
-        reconcile_interval: args.reconcile_interval,
+        heartbeat_interval: args.heartbeat_interval.0,
+        reconcile_interval: args.reconcile_interval.0,
         http_reuse_port: true,
         ..host_config(&args.limits, &args.cache)?
     };

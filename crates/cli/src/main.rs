@@ -14,11 +14,11 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 use trellis_host::{Host, HostConfig};
 use trellis_http_server::ServerLimits;
 use trellis_lattice::Lattice;
 use trellis_runtime::{CapabilityLimits, Limits};
+use units::{ByteSize, Span};
 
 #[derive(Parser)]
 #[command(
@@ -171,76 +171,82 @@ impl CacheArgs {
     }
 }
 
+/// The defaults every limit flag shows and uses: the libraries' own `Default`s, written
+/// once there.
+pub(crate) fn defaults() -> HostConfig {
+    HostConfig::default()
+}
+
 #[derive(Args)]
 pub(crate) struct LimitArgs {
     /// Linear memory one instance may use (e.g. 256MiB).
-    #[arg(long, default_value = "256MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_MEMORY")]
-    max_memory: u64,
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.max_memory_bytes), env = "TRELLIS_MAX_MEMORY")]
+    max_memory: ByteSize,
 
     /// Time one request may run before its instance is stopped (e.g. 30s, 500ms).
-    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_MAX_EXECUTION_TIME")]
-    max_execution_time: Duration,
+    #[arg(long, default_value_t = Span(defaults().limits.max_execution_time), env = "TRELLIS_MAX_EXECUTION_TIME")]
+    max_execution_time: Span,
 
     /// Size of the wasm call stack; deeper recursion traps (e.g. 512KiB).
-    #[arg(long, default_value = "512KiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_WASM_STACK")]
-    max_wasm_stack: u64,
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.max_wasm_stack_bytes), env = "TRELLIS_MAX_WASM_STACK")]
+    max_wasm_stack: ByteSize,
 
     /// Instances that may exist at once across all components (pooling allocator size).
-    #[arg(long, default_value_t = 1000, env = "TRELLIS_MAX_TOTAL_INSTANCES")]
+    #[arg(long, default_value_t = defaults().limits.max_total_instances, env = "TRELLIS_MAX_TOTAL_INSTANCES")]
     max_total_instances: u32,
 
     /// Requests that may wait for a busy component before the host answers 503.
-    #[arg(long, default_value_t = 1000, env = "TRELLIS_MAX_QUEUED_REQUESTS")]
+    #[arg(long, default_value_t = defaults().max_queued_requests, env = "TRELLIS_MAX_QUEUED_REQUESTS")]
     max_queued_requests: usize,
 
     /// Largest request body accepted; larger ones get 413 (e.g. 10MiB).
-    #[arg(long, default_value = "10MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_REQUEST_BODY")]
-    max_request_body: u64,
+    #[arg(long, default_value_t = ByteSize(defaults().server.max_request_body_bytes), env = "TRELLIS_MAX_REQUEST_BODY")]
+    max_request_body: ByteSize,
 
     /// Time a client has to send its request headers before it is disconnected.
-    #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_HEADER_READ_TIMEOUT")]
-    header_read_timeout: Duration,
+    #[arg(long, default_value_t = Span(defaults().server.header_read_timeout), env = "TRELLIS_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Span,
 
     /// Time in-flight requests get to finish on Ctrl-C or SIGTERM.
-    #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_DRAIN_TIMEOUT")]
-    drain_timeout: Duration,
+    #[arg(long, default_value_t = Span(defaults().server.drain_timeout), env = "TRELLIS_DRAIN_TIMEOUT")]
+    drain_timeout: Span,
 
     /// Longest key a component may use in key-value calls (e.g. 1KiB).
-    #[arg(long, default_value = "1KiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_KV_KEY")]
-    max_kv_key: u64,
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.keyvalue.max_key_bytes), env = "TRELLIS_MAX_KV_KEY")]
+    max_kv_key: ByteSize,
 
     /// Largest value a component may store in key-value calls (e.g. 1MiB).
-    #[arg(long, default_value = "1MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_KV_VALUE")]
-    max_kv_value: u64,
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.keyvalue.max_value_bytes), env = "TRELLIS_MAX_KV_VALUE")]
+    max_kv_value: ByteSize,
 
     /// Most keys in one key-value batch call.
-    #[arg(long, default_value_t = 1000, env = "TRELLIS_MAX_KV_BATCH")]
+    #[arg(long, default_value_t = defaults().limits.capabilities.keyvalue.max_batch_keys, env = "TRELLIS_MAX_KV_BATCH")]
     max_kv_batch: usize,
 
     /// Largest message body a component may publish (e.g. 1MiB).
-    #[arg(long, default_value = "1MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_MESSAGE_SIZE")]
-    max_message_size: u64,
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.messaging.max_body_bytes), env = "TRELLIS_MAX_MESSAGE_SIZE")]
+    max_message_size: ByteSize,
 
     /// Longest timeout a component may ask for on a messaging request.
-    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_MAX_REQUEST_TIMEOUT")]
-    max_request_timeout: Duration,
+    #[arg(long, default_value_t = Span(defaults().limits.capabilities.messaging.max_request_timeout), env = "TRELLIS_MAX_REQUEST_TIMEOUT")]
+    max_request_timeout: Span,
 
     /// Largest blobstore object a component may write or read at once (e.g. 64MiB).
-    #[arg(long, default_value = "64MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_BLOB_SIZE")]
-    max_blob_size: u64,
+    #[arg(long, default_value_t = ByteSize(defaults().limits.capabilities.blobstore.max_object_bytes), env = "TRELLIS_MAX_BLOB_SIZE")]
+    max_blob_size: ByteSize,
 
     /// Largest arguments or results of one call between components on different hosts
     /// (e.g. 8MiB).
-    #[arg(long, default_value = "8MiB", value_parser = units::parse_bytes, env = "TRELLIS_MAX_CALL_SIZE")]
-    max_call_size: u64,
+    #[arg(long, default_value_t = ByteSize::of(defaults().call_limits.max_size), env = "TRELLIS_MAX_CALL_SIZE")]
+    max_call_size: ByteSize,
 
     /// Time a component waits for a call to a component on another host to answer.
-    #[arg(long, default_value = "30s", value_parser = units::parse_duration, env = "TRELLIS_CALL_TIMEOUT")]
-    call_timeout: Duration,
+    #[arg(long, default_value_t = Span(defaults().call_limits.timeout), env = "TRELLIS_CALL_TIMEOUT")]
+    call_timeout: Span,
 
     /// How often capability providers are health-checked and failed listeners retried.
-    #[arg(long, default_value = "10s", value_parser = units::parse_duration, env = "TRELLIS_PROVIDER_HEALTH_INTERVAL")]
-    provider_health_interval: Duration,
+    #[arg(long, default_value_t = Span(defaults().provider_health_interval), env = "TRELLIS_PROVIDER_HEALTH_INTERVAL")]
+    provider_health_interval: Span,
 }
 
 fn main() -> ExitCode {
@@ -289,45 +295,44 @@ fn main() -> ExitCode {
 
 /// The host settings every command that runs a host shares.
 pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<HostConfig> {
+    let size = |value: ByteSize, flag: &str| {
+        usize::try_from(value.0).with_context(|| format!("{flag} is too large"))
+    };
     Ok(HostConfig {
         limits: Limits {
-            max_memory_bytes: usize::try_from(l.max_memory).context("--max-memory is too large")?,
-            max_execution_time: l.max_execution_time,
-            max_wasm_stack_bytes: usize::try_from(l.max_wasm_stack)
-                .context("--max-wasm-stack is too large")?,
+            max_memory_bytes: size(l.max_memory, "--max-memory")?,
+            max_execution_time: l.max_execution_time.0,
+            max_wasm_stack_bytes: size(l.max_wasm_stack, "--max-wasm-stack")?,
             max_total_instances: l.max_total_instances,
             capabilities: CapabilityLimits {
                 keyvalue: trellis_keyvalue::Limits {
-                    max_key_bytes: usize::try_from(l.max_kv_key)
-                        .context("--max-kv-key is too large")?,
-                    max_value_bytes: usize::try_from(l.max_kv_value)
-                        .context("--max-kv-value is too large")?,
+                    max_key_bytes: size(l.max_kv_key, "--max-kv-key")?,
+                    max_value_bytes: size(l.max_kv_value, "--max-kv-value")?,
                     max_batch_keys: l.max_kv_batch,
                     ..Default::default()
                 },
                 messaging: trellis_messaging::Limits {
-                    max_body_bytes: usize::try_from(l.max_message_size)
-                        .context("--max-message-size is too large")?,
-                    max_request_timeout: l.max_request_timeout,
+                    max_body_bytes: size(l.max_message_size, "--max-message-size")?,
+                    max_request_timeout: l.max_request_timeout.0,
                 },
                 blobstore: trellis_blobstore::Limits {
-                    max_object_bytes: l.max_blob_size,
+                    max_object_bytes: l.max_blob_size.0,
                 },
             },
         },
         cache_dir: cache.dir(),
         server: ServerLimits {
-            max_request_body_bytes: l.max_request_body,
-            header_read_timeout: l.header_read_timeout,
-            drain_timeout: l.drain_timeout,
+            max_request_body_bytes: l.max_request_body.0,
+            header_read_timeout: l.header_read_timeout.0,
+            drain_timeout: l.drain_timeout.0,
         },
         max_queued_requests: l.max_queued_requests,
-        provider_health_interval: l.provider_health_interval,
+        provider_health_interval: l.provider_health_interval.0,
         call_limits: trellis_lattice::wrpc::CallLimits {
-            max_size: usize::try_from(l.max_call_size).context("--max-call-size is too large")?,
-            timeout: l.call_timeout,
+            max_size: size(l.max_call_size, "--max-call-size")?,
+            timeout: l.call_timeout.0,
         },
-        ..HostConfig::default()
+        ..defaults()
     })
 }
 

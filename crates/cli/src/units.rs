@@ -1,6 +1,65 @@
-//! Parsing sizes (`256MiB`) and durations (`30s`) in flags.
+//! Sizes (`256MiB`) and durations (`30s`) in flags: parsed from what people write, and
+//! shown the same way, so a flag's default in `--help` is the library's own default value
+//! (see `LimitArgs`) rather than a second copy of it.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// A byte size as a flag takes it: `256MiB`, `8k`, `1024`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// A size given in bytes as `usize`.
+    pub fn of(bytes: usize) -> Self {
+        Self(bytes as u64)
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_bytes(s).map(Self)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    /// The largest binary unit that divides the size exactly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if n != 0 && n.is_multiple_of(1 << shift) {
+                return write!(f, "{}{unit}", n >> shift);
+            }
+        }
+        write!(f, "{n}B")
+    }
+}
+
+/// A duration as a flag takes it: `30s`, `500ms`, `2m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(Self)
+    }
+}
+
+impl fmt::Display for Span {
+    /// The largest unit that divides the duration exactly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        for (per, unit) in [(3_600_000, "h"), (60_000, "m"), (1000, "s")] {
+            if ms != 0 && ms.is_multiple_of(per) {
+                return write!(f, "{}{unit}", ms / per);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
 
 /// Parses a byte size: a number with an optional unit `B`, `K`/`KB`/`KiB`, `M`/`MB`/`MiB`,
 /// `G`/`GB`/`GiB` (all binary multiples).
@@ -65,6 +124,17 @@ mod tests {
                 .expect_err("must fail")
                 .contains("not a size")
         );
+    }
+
+    #[test]
+    fn sizes_and_durations_print_as_they_parse() {
+        for text in ["256MiB", "512KiB", "1GiB", "1000B", "10MiB"] {
+            assert_eq!(text.parse::<ByteSize>().expect(text).to_string(), text);
+        }
+        for text in ["30s", "500ms", "2m", "1h", "1500ms"] {
+            assert_eq!(text.parse::<Span>().expect(text).to_string(), text);
+        }
+        assert_eq!(ByteSize(0).to_string(), "0B");
     }
 
     #[test]
