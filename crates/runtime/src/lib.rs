@@ -25,6 +25,7 @@ mod calls;
 mod capabilities;
 mod http;
 pub mod imports;
+mod invoke;
 mod limits;
 mod messaging;
 mod state;
@@ -34,7 +35,8 @@ pub use calls::{
     Call, CallError, CallRouter, ComponentCalls, ComponentLink, ExportedComponent, Reply, Values,
 };
 pub use capabilities::{Backend, Capabilities, CapabilityLimits, Linked};
-pub use http::{HttpComponent, InvokeError, OutgoingBody, PrepareError};
+pub use http::{HttpComponent, OutgoingBody};
+pub use invoke::{InvokeError, PrepareError};
 pub use limits::Limits;
 pub use messaging::{HandleMessageError, MessageComponent};
 pub use state::InstanceContext;

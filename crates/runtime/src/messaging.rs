@@ -3,9 +3,8 @@
 
 use crate::capabilities::bindings::exports::wasmcloud::messaging::handler::BrokerMessage;
 use crate::capabilities::bindings::{Capabilities as CapabilitiesWorld, CapabilitiesPre};
-use crate::http::{
-    GuestFailure, InvokeError, PrepareError, instance_pre, link_error, spawn_with_deadline,
-};
+use crate::http::{instance_pre, link_error};
+use crate::invoke::{GuestFailure, InvokeError, PrepareError, spawn_with_deadline};
 use crate::state::{InstanceBounds, InstanceState};
 use crate::{Component, InstanceContext, Runtime};
 use trellis_control::ComponentId;

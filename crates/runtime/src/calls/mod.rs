@@ -16,7 +16,7 @@
 
 pub(crate) mod codec;
 
-use crate::http::{GuestFailure, InvokeError, PrepareError, run_with_deadline};
+use crate::invoke::{GuestFailure, InvokeError, PrepareError, run_with_deadline};
 use crate::state::{InstanceBounds, InstanceState};
 use crate::{Component, InstanceContext, Runtime};
 use futures::future::BoxFuture;
