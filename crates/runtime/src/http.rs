@@ -133,10 +133,7 @@ pub(crate) fn instance_pre(
             exports: component.exports.join(", "),
         });
     }
-    let linker = crate::calls::linker_for(runtime, component, context)?;
-    linker
-        .as_ref()
-        .unwrap_or(&runtime.linker)
+    crate::linker::for_component(&runtime.linker, &runtime.engine, component, context)?
         .instantiate_pre(&component.component)
         .map_err(|e| link_error(component, e))
 }

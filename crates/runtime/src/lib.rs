@@ -20,6 +20,7 @@
 //! It knows nothing about manifests, links or providers: the host decides what to run and
 //! passes each instance its identity and config in an [`InstanceContext`].
 
+mod builtins;
 mod cache;
 mod calls;
 mod capabilities;
@@ -27,6 +28,7 @@ mod http;
 pub mod imports;
 mod invoke;
 mod limits;
+mod linker;
 mod messaging;
 mod state;
 
@@ -136,8 +138,7 @@ impl Runtime {
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
         let engine = wasmtime::Engine::new(&limits.engine_config())
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        state::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let linker = linker::host(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = cache_dir
             .map(|dir| CompileCache::open(dir, &engine))
             .transpose()?;

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{ComponentExportIndex, InstancePre, Linker, Type, Val};
+use wasmtime::component::{ComponentExportIndex, InstancePre, Type, Val};
 
 /// A link from a component's imports to another component's exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct ComponentLink {
 }
 
 impl ComponentLink {
-    fn carries(&self, namespace: &str, package: &str, interface: &str) -> bool {
+    pub(crate) fn carries(&self, namespace: &str, package: &str, interface: &str) -> bool {
         self.namespace == namespace
             && self.package == package
             && self.interfaces.iter().any(|i| i == interface)
@@ -77,13 +77,13 @@ pub enum Reply {
 pub struct Values(Vec<Val>);
 
 /// The types of one function's parameters and results.
-struct Signature {
-    params: Vec<Type>,
-    results: Vec<Type>,
+pub(crate) struct Signature {
+    pub(crate) params: Vec<Type>,
+    pub(crate) results: Vec<Type>,
 }
 
 impl Signature {
-    fn of(ty: &ComponentFunc) -> Self {
+    pub(crate) fn of(ty: &ComponentFunc) -> Self {
         Self {
             params: ty.params().map(|(_, t)| t).collect(),
             results: ty.results().collect(),
@@ -91,7 +91,7 @@ impl Signature {
     }
 
     /// The first type that cannot cross between components, if any.
-    fn check(&self) -> Result<(), &'static str> {
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
         self.params
             .iter()
             .chain(&self.results)
@@ -100,13 +100,13 @@ impl Signature {
 }
 
 /// Who a call is from and to, fixed per imported function.
-struct Route {
-    source: ComponentId,
-    target: String,
-    link_name: String,
-    instance: String,
-    function: String,
-    signature: Signature,
+pub(crate) struct Route {
+    pub(crate) source: ComponentId,
+    pub(crate) target: String,
+    pub(crate) link_name: String,
+    pub(crate) instance: String,
+    pub(crate) function: String,
+    pub(crate) signature: Signature,
 }
 
 /// One call a component makes through a component link.
@@ -220,84 +220,8 @@ impl From<InvokeError> for CallError {
     }
 }
 
-/// The linker `component` is instantiated with: the host's own, plus a dynamic function for
-/// every function it imports through a link to another component.
-pub(crate) fn linker_for(
-    runtime: &Runtime,
-    component: &Component,
-    context: &InstanceContext,
-) -> Result<Option<Linker<InstanceState>>, PrepareError> {
-    let Some(calls) = context.calls.as_ref().filter(|c| !c.links.is_empty()) else {
-        return Ok(None);
-    };
-    let refuse = |reason: String| PrepareError::Link {
-        id: component.id.clone(),
-        reason,
-    };
-    let mut linker = runtime.linker.clone();
-    // A component link may carry an interface the host also serves (a component can
-    // implement wasi:keyvalue for another): the link wins.
-    linker.allow_shadowing(true);
-    let ty = component.component.component_type();
-    for (import, item) in ty.imports(&runtime.engine) {
-        let Some(name) = crate::imports::InterfaceName::parse(import) else {
-            continue;
-        };
-        let Some(link) = calls
-            .links
-            .iter()
-            .find(|l| l.carries(name.namespace, name.package, name.interface))
-        else {
-            continue;
-        };
-        let ComponentItem::ComponentInstance(instance) = item.ty else {
-            return Err(refuse(format!("import `{import}` is not an interface")));
-        };
-        let mut functions = Vec::new();
-        for (function, export) in instance.exports(&runtime.engine) {
-            match export.ty {
-                ComponentItem::ComponentFunc(f) => functions.push((function.to_owned(), f)),
-                ComponentItem::Resource(_) => {
-                    return Err(refuse(format!(
-                        "`{import}` defines resource `{function}`; calls between components carry plain values only, so an interface with resources cannot be linked to component `{}`",
-                        link.target
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let mut root = linker
-            .instance(import)
-            .map_err(|e| refuse(format!("{e:#}")))?;
-        for (function, f) in functions {
-            let signature = Signature::of(&f);
-            if let Err(kind) = signature.check() {
-                return Err(refuse(format!(
-                    "`{import}` function `{function}` passes a {kind}; calls between components carry plain values only (no resources, streams or futures)"
-                )));
-            }
-            let route = Arc::new(Route {
-                source: component.id.clone(),
-                target: link.target.clone(),
-                link_name: link.name.clone(),
-                instance: import.to_owned(),
-                function: function.clone(),
-                signature,
-            });
-            let router = calls.router.clone();
-            root.func_new_async(&function, move |_store, _ty, params, results| {
-                let route = route.clone();
-                let router = router.clone();
-                Box::new(async move { forward(&*router, route, params, results).await })
-            })
-            .map_err(|e| refuse(format!("{e:#}")))?;
-        }
-    }
-    Ok(Some(linker))
-}
-
 /// Runs one guest call through the router and writes the results back.
-async fn forward(
+pub(crate) async fn forward(
     router: &dyn CallRouter,
     route: Arc<Route>,
     params: &[Val],
@@ -516,10 +440,7 @@ impl Runtime {
         if exports.is_empty() {
             return Ok(None);
         }
-        let linker = linker_for(self, component, &context)?;
-        let pre = linker
-            .as_ref()
-            .unwrap_or(&self.linker)
+        let pre = crate::linker::for_component(&self.linker, &self.engine, component, &context)?
             .instantiate_pre(&component.component)
             .map_err(|e| crate::http::link_error(component, e))?;
         Ok(Some(ExportedComponent {
