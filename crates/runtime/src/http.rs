@@ -1,12 +1,10 @@
-//! Serving `wasi:http/incoming-handler`: a fresh store and instance per request.
+//! Serving `wasi:http/incoming-handler`: a fresh store and instance per request, from an
+//! [`HttpComponent`] prepared once ([`crate::Runtime::prepare_http`]).
 
-use crate::invoke::{GuestFailure, InvokeError, PrepareError, spawn_with_deadline};
-use crate::state::InstanceBounds;
-use crate::state::InstanceState;
-use crate::{Component, InstanceContext, Runtime};
+use crate::invoke::{GuestFailure, InvokeError, spawn_with_deadline};
+use crate::state::{InstanceBounds, InstanceContext, InstanceState};
 use bytes::Bytes;
 use trellis_control::ComponentId;
-use wasmtime::component::InstancePre;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -23,24 +21,16 @@ pub struct HttpComponent {
 }
 
 impl HttpComponent {
-    pub(crate) fn prepare(
-        runtime: &Runtime,
-        component: &Component,
+    pub(crate) fn new(
+        pre: ProxyPre<InstanceState>,
         context: InstanceContext,
-    ) -> Result<Self, PrepareError> {
-        let instance_pre = instance_pre(
-            runtime,
-            component,
-            &context,
-            "wasi:http/incoming-handler",
-            "handle HTTP requests",
-        )?;
-        let pre = ProxyPre::new(instance_pre).map_err(|e| link_error(component, e))?;
-        Ok(Self {
+        bounds: InstanceBounds,
+    ) -> Self {
+        Self {
             pre,
             context,
-            bounds: InstanceBounds::from(&runtime.limits),
-        })
+            bounds,
+        }
     }
 
     /// The id of the component this serves.
@@ -111,36 +101,5 @@ impl HttpComponent {
                 }),
             },
         }
-    }
-}
-
-/// Checks that `component` exports `export` and resolves its imports against the host's
-/// linker (and its component links) once, for every kind of invocation.
-pub(crate) fn instance_pre(
-    runtime: &Runtime,
-    component: &Component,
-    context: &InstanceContext,
-    export: &'static str,
-    purpose: &'static str,
-) -> Result<InstancePre<InstanceState>, PrepareError> {
-    let exported = crate::imports::InterfaceName::parse(export)
-        .is_some_and(|n| component.exports_interface(n.namespace, n.package, n.interface));
-    if !exported {
-        return Err(PrepareError::NotAHandler {
-            id: component.id.clone(),
-            interface: export,
-            purpose,
-            exports: component.exports.join(", "),
-        });
-    }
-    crate::linker::for_component(&runtime.linker, &runtime.engine, component, context)?
-        .instantiate_pre(&component.component)
-        .map_err(|e| link_error(component, e))
-}
-
-pub(crate) fn link_error(component: &Component, e: wasmtime::Error) -> PrepareError {
-    PrepareError::Link {
-        id: component.id.clone(),
-        reason: format!("{e:#}"),
     }
 }

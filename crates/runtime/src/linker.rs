@@ -11,11 +11,12 @@
 //! What [`host`] serves without a link is what [`crate::imports::classify`] calls
 //! [`crate::imports::ImportSource::Host`]; the two change together.
 
+use crate::builtins;
 use crate::calls::{self, Route, Signature};
 use crate::capabilities::{blobstore, keyvalue, messaging};
+use crate::component::Component;
 use crate::invoke::PrepareError;
 use crate::state::{InstanceContext, InstanceState};
-use crate::{Component, builtins};
 use std::borrow::Cow;
 use std::sync::Arc;
 use wasmtime::Engine;

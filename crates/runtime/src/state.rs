@@ -12,6 +12,7 @@ use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
 use crate::capabilities::messaging::MessagingView;
 use crate::capabilities::{Capabilities, CapabilityLimits};
+use crate::limits::Limits;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
@@ -134,8 +135,8 @@ pub(crate) struct InstanceBounds {
     pub(crate) capability_limits: Arc<CapabilityLimits>,
 }
 
-impl From<&crate::Limits> for InstanceBounds {
-    fn from(limits: &crate::Limits) -> Self {
+impl From<&Limits> for InstanceBounds {
+    fn from(limits: &Limits) -> Self {
         Self {
             max_memory_bytes: limits.max_memory_bytes,
             max_execution_time: limits.max_execution_time,

@@ -8,23 +8,21 @@
 //! into a fresh instance of the target, no encoding, no network), or on another host (the
 //! values are encoded as wRPC and travel over NATS).
 //!
-//! The callee side: [`ExportedComponent`] serves the plain-value functions a component
-//! exports, to local callers as values and to remote ones as wRPC bytes.
+//! The callee side, [`crate::ExportedComponent`] (in `exported.rs`), serves the plain-value
+//! functions a component exports, to local callers as values and to remote ones as wRPC
+//! bytes, with the [`Signature`]s and [`codec`] kept here.
 //!
 //! Only plain values cross: functions whose types hold resources, streams or futures are
 //! refused when the caller is prepared, with the function named.
 
 pub(crate) mod codec;
 
-use crate::invoke::{GuestFailure, InvokeError, PrepareError, run_with_deadline};
-use crate::state::{InstanceBounds, InstanceState};
-use crate::{Component, InstanceContext, Runtime};
+use crate::invoke::InvokeError;
 use futures::future::BoxFuture;
-use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
-use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{ComponentExportIndex, InstancePre, Type, Val};
+use wasmtime::component::types::ComponentFunc;
+use wasmtime::component::{Type, Val};
 
 /// A link from a component's imports to another component's exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +72,7 @@ pub enum Reply {
 }
 
 /// Component-model values, passed between components on one host untouched.
-pub struct Values(Vec<Val>);
+pub struct Values(pub(crate) Vec<Val>);
 
 /// The types of one function's parameters and results.
 pub(crate) struct Signature {
@@ -111,8 +109,8 @@ pub(crate) struct Route {
 
 /// One call a component makes through a component link.
 pub struct Call {
-    route: Arc<Route>,
-    params: Vec<Val>,
+    pub(crate) route: Arc<Route>,
+    pub(crate) params: Vec<Val>,
 }
 
 impl Call {
@@ -249,207 +247,6 @@ pub(crate) async fn forward(
         *slot = value;
     }
     Ok(())
-}
-
-/// One function a component exports to callers.
-struct Export {
-    index: ComponentExportIndex,
-    signature: Signature,
-}
-
-/// A component prepared once to answer calls on the plain-value functions it exports.
-#[derive(Clone)]
-pub struct ExportedComponent {
-    pre: InstancePre<InstanceState>,
-    context: InstanceContext,
-    bounds: InstanceBounds,
-    /// Interface name (as exported, with version) → function → export.
-    exports: Arc<HashMap<String, HashMap<String, Export>>>,
-}
-
-impl ExportedComponent {
-    /// The id of the component this serves.
-    pub fn id(&self) -> &ComponentId {
-        &self.context.component_id
-    }
-
-    /// The interfaces it serves, as `namespace:package/interface@version`.
-    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
-        self.exports.keys().map(String::as_str)
-    }
-
-    fn export(&self, instance: &str, function: &str) -> Result<&Export, CallError> {
-        let functions = self.exports.get(instance).or_else(|| {
-            // A caller built against another patch version of the same interface.
-            let unversioned = instance.split('@').next().unwrap_or(instance);
-            self.exports
-                .iter()
-                .find(|(k, _)| k.split('@').next() == Some(unversioned))
-                .map(|(_, v)| v)
-        });
-        let Some(functions) = functions else {
-            let mut served: Vec<_> = self.exports.keys().map(String::as_str).collect();
-            served.sort_unstable();
-            return Err(CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
-                what: format!("`{instance}` (it serves: {})", served.join(", ")),
-            });
-        };
-        functions
-            .get(function)
-            .ok_or_else(|| CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
-                what: format!("function `{function}` in `{instance}`"),
-            })
-    }
-
-    /// Runs `call` in a fresh instance, with the values as they are (a caller on this host).
-    pub async fn call(&self, call: Call) -> Result<Values, CallError> {
-        let export = self.export(call.instance(), call.function())?;
-        if export.signature.params != call.route.signature.params
-            || export.signature.results != call.route.signature.results
-        {
-            return Err(CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
-                what: format!(
-                    "`{}.{}` with the type its caller imports",
-                    call.instance(),
-                    call.function()
-                ),
-            });
-        }
-        let results = self.run(export, call.params).await?;
-        Ok(Values(results))
-    }
-
-    /// Whether `bytes` hold all of the wRPC-encoded arguments of `instance.function`; an
-    /// error when they cannot (unknown function, malformed bytes).
-    pub fn params_complete(
-        &self,
-        instance: &str,
-        function: &str,
-        bytes: &[u8],
-    ) -> Result<bool, CallError> {
-        let export = self.export(instance, function)?;
-        match codec::decode_all(bytes, &export.signature.params) {
-            Ok(_) => Ok(true),
-            Err(codec::DecodeError::Incomplete) => Ok(false),
-            Err(codec::DecodeError::Invalid(why)) => Err(CallError::Encoding(why)),
-        }
-    }
-
-    /// Runs `instance.function` with wRPC-encoded arguments (a caller on another host) and
-    /// returns the encoded results.
-    pub async fn call_encoded(
-        &self,
-        instance: &str,
-        function: &str,
-        params: &[u8],
-    ) -> Result<Vec<u8>, CallError> {
-        let export = self.export(instance, function)?;
-        let params = codec::decode_all(params, &export.signature.params)
-            .map_err(|e| CallError::Encoding(format!("arguments: {e}")))?;
-        let results = self.run(export, params).await?;
-        let mut out = Vec::new();
-        codec::encode_all(&results, &export.signature.results, &mut out)
-            .map_err(CallError::Encoding)?;
-        Ok(out)
-    }
-
-    async fn run(&self, export: &Export, params: Vec<Val>) -> Result<Vec<Val>, CallError> {
-        let id = self.context.component_id.clone();
-        let limit = self.bounds.max_execution_time;
-        let mut store = self
-            .bounds
-            .new_store(self.pre.engine(), self.context.clone());
-        let pre = self.pre.clone();
-        let index = export.index;
-        let mut results = vec![Val::Bool(false); export.signature.results.len()];
-        let run = async move {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(GuestFailure::Instantiate)?;
-            let func = instance.get_func(&mut store, index).ok_or_else(|| {
-                GuestFailure::Instantiate(wasmtime::format_err!("export not found"))
-            })?;
-            func.call_async(&mut store, &params, &mut results)
-                .await
-                .map_err(GuestFailure::Call)?;
-            Ok(results)
-        };
-        // Unlike an HTTP response, nothing streams after the call returns: it runs on the
-        // caller's task (no hand-off to another worker), bounded by the same deadline.
-        run_with_deadline(limit, run)
-            .await
-            .map_err(|f| f.into_invoke_error(&id, limit).into())
-    }
-}
-
-/// Interfaces whose functions are called by the host itself, never through component links.
-const HOST_INVOKED: &[(&str, &str, &str)] = &[
-    ("wasi", "http", "incoming-handler"),
-    ("wasmcloud", "messaging", "handler"),
-    ("wasi", "cli", "run"),
-];
-
-impl Runtime {
-    /// Prepares `component` to answer calls from other components, or `None` when it exports
-    /// no interface whose functions carry only plain values.
-    pub fn prepare_exports(
-        &self,
-        component: &Component,
-        context: InstanceContext,
-    ) -> Result<Option<ExportedComponent>, PrepareError> {
-        let ty = component.component.component_type();
-        let mut exports = HashMap::new();
-        for (name, item) in ty.exports(&self.engine) {
-            let Some(n) = crate::imports::InterfaceName::parse(name) else {
-                continue;
-            };
-            if HOST_INVOKED.contains(&(n.namespace, n.package, n.interface)) {
-                continue;
-            }
-            let ComponentItem::ComponentInstance(instance) = item.ty else {
-                continue;
-            };
-            let Some(instance_index) = component.component.get_export_index(None, name) else {
-                continue;
-            };
-            let mut functions = HashMap::new();
-            for (function, export) in instance.exports(&self.engine) {
-                let ComponentItem::ComponentFunc(f) = export.ty else {
-                    continue;
-                };
-                let signature = Signature::of(&f);
-                if signature.check().is_err() {
-                    continue;
-                }
-                let Some(index) = component
-                    .component
-                    .get_export_index(Some(&instance_index), function)
-                else {
-                    continue;
-                };
-                functions.insert(function.to_owned(), Export { index, signature });
-            }
-            if !functions.is_empty() {
-                exports.insert(name.to_owned(), functions);
-            }
-        }
-        if exports.is_empty() {
-            return Ok(None);
-        }
-        let pre = crate::linker::for_component(&self.linker, &self.engine, component, &context)?
-            .instantiate_pre(&component.component)
-            .map_err(|e| crate::http::link_error(component, e))?;
-        Ok(Some(ExportedComponent {
-            pre,
-            context,
-            bounds: InstanceBounds::from(&self.limits),
-            exports: Arc::new(exports),
-        }))
-    }
 }
 
 #[cfg(test)]
