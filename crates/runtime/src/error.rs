@@ -9,8 +9,12 @@ use trellis_control::ComponentId;
 pub enum RuntimeError {
     /// wasmtime refused the engine configuration (for example the pooling allocator could not
     /// reserve its address space).
-    #[error("cannot configure the WebAssembly engine: {0}")]
-    Engine(String),
+    #[error("cannot configure the WebAssembly engine: {0:#}")]
+    Engine(#[source] wasmtime::Error),
+    /// The interfaces the host serves could not be added to its linker (a host bug: two
+    /// bindings defining the same import).
+    #[error("cannot define the host's interfaces for components: {0:#}")]
+    HostInterfaces(#[source] wasmtime::Error),
     /// The compiled-component cache directory cannot be used.
     #[error("cannot use compile cache directory {dir}: {source}")]
     Cache {
@@ -55,13 +59,13 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// wasmtime could not compile it.
-    #[error("component `{id}`: {path} is not a valid component: {reason}")]
+    #[error("component `{id}`: {path} is not a valid component: {source:#}")]
     Invalid {
         /// Component id.
         id: ComponentId,
         /// The file.
         path: PathBuf,
         /// wasmtime's explanation.
-        reason: String,
+        source: wasmtime::Error,
     },
 }

@@ -57,9 +57,9 @@ impl HttpComponent {
             .new_store(self.pre.engine(), self.context.clone());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let bad_request = |e: wasmtime::Error| InvokeError::BadRequest {
+        let bad_request = |source: wasmtime::Error| InvokeError::BadRequest {
             id: id.clone(),
-            reason: format!("{e:#}"),
+            source,
         };
         let req = store
             .data_mut()
@@ -95,10 +95,7 @@ impl HttpComponent {
             Err(_) => match task.await {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(())) => Err(InvokeError::NoResponse { id }),
-                Err(join) => Err(InvokeError::Trap {
-                    id,
-                    message: format!("host task failed: {join}"),
-                }),
+                Err(join) => Err(InvokeError::host_task_failed(id, join)),
             },
         }
     }

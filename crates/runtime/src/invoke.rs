@@ -27,11 +27,20 @@ pub enum PrepareError {
         exports: String,
     },
     /// An import could not be resolved against the host.
-    #[error("component `{id}` cannot be linked: {reason}")]
+    #[error("component `{id}` cannot be linked: {source:#}")]
     Link {
         /// Component id.
         id: ComponentId,
         /// wasmtime's explanation, naming the import.
+        source: wasmtime::Error,
+    },
+    /// An import linked to another component is one that calls between components cannot
+    /// carry (not an interface, or one with resources, streams or futures).
+    #[error("component `{id}` cannot be linked: {reason}")]
+    UnsupportedCallImport {
+        /// Component id.
+        id: ComponentId,
+        /// Which import and why, with what to do.
         reason: String,
     },
 }
@@ -39,13 +48,14 @@ pub enum PrepareError {
 /// Why an invocation failed. Each variant maps to a distinct HTTP status in the host.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    /// The guest trapped (panic, unreachable, stack overflow, out of memory).
-    #[error("component `{id}` trapped: {message}")]
+    /// The guest trapped (panic, unreachable, stack overflow, out of memory), or the host task
+    /// running it failed.
+    #[error("component `{id}` trapped: {source:?}")]
     Trap {
         /// Component id.
         id: ComponentId,
-        /// The trap and its wasm backtrace.
-        message: String,
+        /// The trap and its wasm backtrace (shown with `{:?}`).
+        source: wasmtime::Error,
     },
     /// The guest ran past the execution deadline and was stopped.
     #[error("component `{id}` exceeded its execution time limit of {limit:?} and was stopped")]
@@ -56,12 +66,12 @@ pub enum InvokeError {
         limit: Duration,
     },
     /// No instance could be created (for example the instance pool is exhausted).
-    #[error("component `{id}` could not be instantiated: {reason}")]
+    #[error("component `{id}` could not be instantiated: {source:#}")]
     Instantiate {
         /// Component id.
         id: ComponentId,
         /// Why.
-        reason: String,
+        source: wasmtime::Error,
     },
     /// The guest returned without setting a response.
     #[error("component `{id}` returned without sending a response")]
@@ -78,12 +88,12 @@ pub enum InvokeError {
         code: String,
     },
     /// The request could not be handed to the guest (for example no `Host` header).
-    #[error("bad request for component `{id}`: {reason}")]
+    #[error("bad request for component `{id}`: {source:#}")]
     BadRequest {
         /// Component id.
         id: ComponentId,
         /// Why.
-        reason: String,
+        source: wasmtime::Error,
     },
 }
 
@@ -125,9 +135,9 @@ impl GuestFailure {
                 id: id.clone(),
                 limit,
             },
-            GuestFailure::Instantiate(e) => InvokeError::Instantiate {
+            GuestFailure::Instantiate(source) => InvokeError::Instantiate {
                 id: id.clone(),
-                reason: format!("{e:#}"),
+                source,
             },
             GuestFailure::Call(e) => {
                 if matches!(
@@ -141,10 +151,21 @@ impl GuestFailure {
                 } else {
                     InvokeError::Trap {
                         id: id.clone(),
-                        message: format!("{e:?}"),
+                        source: e,
                     }
                 }
             }
+        }
+    }
+}
+
+impl InvokeError {
+    /// The task running a guest panicked or was cancelled: the invocation failed as if the
+    /// guest had trapped.
+    pub(crate) fn host_task_failed(id: ComponentId, join: tokio::task::JoinError) -> Self {
+        InvokeError::Trap {
+            id,
+            source: wasmtime::Error::new(join).context("host task failed"),
         }
     }
 }

@@ -16,6 +16,7 @@
 //!
 //! From the bottom up; each module uses only those above it.
 //!
+//! - `sync`: locking a mutex whose holder may have panicked.
 //! - `imports` (public): which imports the host serves itself and which need a link.
 //! - `error`: [`RuntimeError`] and [`LoadError`].
 //! - `invoke`: what every kind of invocation shares: [`PrepareError`], [`InvokeError`], and
@@ -55,6 +56,7 @@ mod messaging;
 mod prepare;
 mod runtime;
 mod state;
+mod sync;
 
 pub use cache::CompileCache;
 pub use calls::{Call, CallError, CallRouter, ComponentCalls, ComponentLink, Reply, Values};

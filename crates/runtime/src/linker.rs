@@ -48,9 +48,13 @@ pub(crate) fn for_component<'a>(
     let Some(calls) = context.calls.as_ref().filter(|c| !c.links.is_empty()) else {
         return Ok(Cow::Borrowed(host));
     };
-    let refuse = |reason: String| PrepareError::Link {
+    let refuse = |reason: String| PrepareError::UnsupportedCallImport {
         id: component.id.clone(),
         reason,
+    };
+    let link_error = |source: wasmtime::Error| PrepareError::Link {
+        id: component.id.clone(),
+        source,
     };
     let mut linker = host.clone();
     // A component link may carry an interface the host also serves (a component can
@@ -84,9 +88,7 @@ pub(crate) fn for_component<'a>(
                 _ => {}
             }
         }
-        let mut root = linker
-            .instance(import)
-            .map_err(|e| refuse(format!("{e:#}")))?;
+        let mut root = linker.instance(import).map_err(link_error)?;
         for (function, f) in functions {
             let signature = Signature::of(&f);
             if let Err(kind) = signature.check() {
@@ -108,7 +110,7 @@ pub(crate) fn for_component<'a>(
                 let router = router.clone();
                 Box::new(async move { calls::forward(&*router, route, params, results).await })
             })
-            .map_err(|e| refuse(format!("{e:#}")))?;
+            .map_err(link_error)?;
         }
     }
     Ok(Cow::Owned(linker))

@@ -80,11 +80,7 @@ impl MessageComponent {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(message))) => Err(HandleMessageError::Rejected { id, message }),
             Ok(Err(e)) => Err(e.into()),
-            Err(join) => Err(InvokeError::Trap {
-                id,
-                message: format!("host task failed: {join}"),
-            }
-            .into()),
+            Err(join) => Err(InvokeError::host_task_failed(id, join).into()),
         }
     }
 }

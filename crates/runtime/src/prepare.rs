@@ -112,9 +112,9 @@ impl Runtime {
     }
 }
 
-fn link_error(component: &Component, e: wasmtime::Error) -> PrepareError {
+fn link_error(component: &Component, source: wasmtime::Error) -> PrepareError {
     PrepareError::Link {
         id: component.id.clone(),
-        reason: format!("{e:#}"),
+        source,
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{LoadError, RuntimeError};
 use crate::limits::Limits;
 use crate::linker;
 use crate::state::InstanceState;
+use crate::sync::lock;
 use sha2::Digest as _;
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,9 +42,9 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and linker. `cache_dir` enables the compiled-component cache.
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
-        let engine = wasmtime::Engine::new(&limits.engine_config())
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let linker = linker::host(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let engine =
+            wasmtime::Engine::new(&limits.engine_config()).map_err(RuntimeError::Engine)?;
+        let linker = linker::host(&engine).map_err(RuntimeError::HostInterfaces)?;
         let cache = cache_dir
             .map(|dir| CompileCache::open(dir, &engine))
             .transpose()?;
@@ -98,18 +99,13 @@ impl Runtime {
                 path: path.to_owned(),
             });
         }
-        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+        let invalid = |source: wasmtime::Error| LoadError::Invalid {
             id: id.clone(),
             path: path.to_owned(),
-            reason: format!("{e:#}"),
+            source,
         };
         let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
-        let known = self
-            .compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-            .cloned();
+        let known = lock(&self.compiled).get(&digest).cloned();
         let (component, from_cache) = match (known, &self.cache) {
             (Some(component), _) => (component, true),
             (None, Some(cache)) => cache
@@ -120,10 +116,7 @@ impl Runtime {
                 false,
             ),
         };
-        self.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, component.clone());
+        lock(&self.compiled).insert(digest, component.clone());
         let ty = component.component_type();
         let imports = ty
             .imports(&self.engine)

@@ -165,7 +165,7 @@ impl Call {
 }
 
 /// Why a call between components failed. The caller's instance traps with this message.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// No host runs the target component.
     #[error("component `{target}` is not running{where_}")]
@@ -183,9 +183,13 @@ pub enum CallError {
         /// The function, and what it exports instead.
         what: String,
     },
-    /// The target failed while running the call: trap, deadline, no instance.
+    /// The target failed while running the call: trap, deadline, no instance; as reported by
+    /// another host, or by the host the target runs on (busy).
     #[error("{0}")]
     Failed(String),
+    /// The target, on this host, failed while running the call: trap, deadline, no instance.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
     /// The call did not complete in time.
     #[error("no reply from component `{target}` within {after:?}")]
     Timeout {
@@ -210,12 +214,6 @@ pub enum CallError {
     /// The lattice could not carry the call.
     #[error("lattice transport: {0}")]
     Transport(String),
-}
-
-impl From<InvokeError> for CallError {
-    fn from(e: InvokeError) -> Self {
-        CallError::Failed(e.to_string())
-    }
 }
 
 /// Runs one guest call through the router and writes the results back.

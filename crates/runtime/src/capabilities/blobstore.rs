@@ -8,6 +8,7 @@
 
 use super::Linked;
 use super::bindings::wasi::blobstore::{blobstore, container, types};
+use crate::sync::lock;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,7 @@ impl Pollable for BoundedWriter {
 
 impl OutputStream for BoundedWriter {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buffer = lock(&self.buffer);
         if (buffer.bytes.len() + bytes.len()) as u64 > self.limit {
             buffer.overflowed = true;
             return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
@@ -163,7 +164,7 @@ impl types::HostOutgoingValue for BlobstoreView<'_> {
             return Ok(Ok(()));
         };
         let (bytes, overflowed) = {
-            let buffer = value.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let buffer = lock(&value.buffer);
             (buffer.bytes.clone().freeze(), buffer.overflowed)
         };
         if overflowed {
@@ -269,7 +270,7 @@ impl container::HostContainer for BlobstoreView<'_> {
         let limit = self.max_object_bytes();
         let value = self.table.get_mut(&data)?;
         let (bytes, overflowed) = {
-            let buffer = value.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let buffer = lock(&value.buffer);
             (buffer.bytes.clone().freeze(), buffer.overflowed)
         };
         if overflowed {
