@@ -1,9 +1,9 @@
 //! Calls between components: a component imports an interface that a link points at another
 //! component, which exports it.
 //!
-//! The caller side: when a component is prepared, every function of an interface it imports
-//! through a link to a component is defined on a copy of the host's linker as a dynamic host
-//! function. A call hands the arguments, as component-model values, to the host's
+//! The caller side: when a component is prepared, `crate::linker::for_component` defines
+//! every function of an interface it imports through a link to a component on a copy of the
+//! host's linker, as a dynamic host function that [`forward`]s it. A call hands the arguments, as component-model values, to the host's
 //! [`CallRouter`], which decides where the target runs: on this host (the values go straight
 //! into a fresh instance of the target, no encoding, no network), or on another host (the
 //! values are encoded as wRPC and travel over NATS).
