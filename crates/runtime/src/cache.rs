@@ -4,7 +4,7 @@
 //! engine's compatibility settings (wasmtime version, target, compiler flags), so a changed
 //! component or a changed engine never loads stale code; they just miss.
 
-use crate::RuntimeError;
+use crate::error::RuntimeError;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};

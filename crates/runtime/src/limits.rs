@@ -17,7 +17,7 @@ pub struct Limits {
     /// allocator). Instantiations beyond it fail and are answered with 503.
     pub max_total_instances: u32,
     /// Bounds on capability calls (key and value sizes, message sizes, object sizes).
-    pub capabilities: crate::CapabilityLimits,
+    pub capabilities: crate::capabilities::CapabilityLimits,
 }
 
 impl Default for Limits {
@@ -27,7 +27,7 @@ impl Default for Limits {
             max_execution_time: Duration::from_secs(30),
             max_wasm_stack_bytes: 512 << 10,
             max_total_instances: 1000,
-            capabilities: crate::CapabilityLimits::default(),
+            capabilities: crate::capabilities::CapabilityLimits::default(),
         }
     }
 }

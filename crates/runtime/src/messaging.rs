@@ -1,13 +1,11 @@
 //! Delivering messages to components that export `wasmcloud:messaging/handler`: a fresh
-//! instance per message, under the same limits as an HTTP request.
+//! instance per message, under the same limits as an HTTP request, from a
+//! [`MessageComponent`] prepared once ([`crate::Runtime::prepare_messaging`]).
 
 use crate::capabilities::bindings::exports::wasmcloud::messaging::handler::BrokerMessage;
 use crate::capabilities::bindings::{Capabilities as CapabilitiesWorld, CapabilitiesPre};
-use crate::http::{
-    GuestFailure, InvokeError, PrepareError, instance_pre, link_error, spawn_with_deadline,
-};
-use crate::state::{InstanceBounds, InstanceState};
-use crate::{Component, InstanceContext, Runtime};
+use crate::invoke::{GuestFailure, InvokeError, spawn_with_deadline};
+use crate::state::{InstanceBounds, InstanceContext, InstanceState};
 use trellis_control::ComponentId;
 use trellis_messaging::Message;
 
@@ -36,24 +34,16 @@ pub struct MessageComponent {
 }
 
 impl MessageComponent {
-    pub(crate) fn prepare(
-        runtime: &Runtime,
-        component: &Component,
+    pub(crate) fn new(
+        pre: CapabilitiesPre<InstanceState>,
         context: InstanceContext,
-    ) -> Result<Self, PrepareError> {
-        let instance_pre = instance_pre(
-            runtime,
-            component,
-            &context,
-            "wasmcloud:messaging/handler",
-            "receive messages",
-        )?;
-        let pre = CapabilitiesPre::new(instance_pre).map_err(|e| link_error(component, e))?;
-        Ok(Self {
+        bounds: InstanceBounds,
+    ) -> Self {
+        Self {
             pre,
             context,
-            bounds: InstanceBounds::from(&runtime.limits),
-        })
+            bounds,
+        }
     }
 
     /// The id of the component this serves.
@@ -90,22 +80,7 @@ impl MessageComponent {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(message))) => Err(HandleMessageError::Rejected { id, message }),
             Ok(Err(e)) => Err(e.into()),
-            Err(join) => Err(InvokeError::Trap {
-                id,
-                message: format!("host task failed: {join}"),
-            }
-            .into()),
+            Err(join) => Err(InvokeError::host_task_failed(id, join).into()),
         }
-    }
-}
-
-impl Runtime {
-    /// Prepares `component` to receive messages on `wasmcloud:messaging/handler`.
-    pub fn prepare_messaging(
-        &self,
-        component: &Component,
-        context: InstanceContext,
-    ) -> Result<MessageComponent, PrepareError> {
-        MessageComponent::prepare(self, component, context)
     }
 }

@@ -1,33 +1,25 @@
-//! The data every store carries, and the host side of the non-HTTP WASI interfaces the
-//! runtime serves without any link: `wasi:logging/logging` and `wasi:config/{runtime,store}`.
-//! The linked capabilities are added to the same linker from [`crate::capabilities`].
+//! The data every store carries ([`InstanceState`]), who an instance is
+//! ([`InstanceContext`]), and a fresh store for one invocation ([`InstanceBounds`]).
+//!
+//! The bindings never see [`InstanceState`] whole: it lends each of them a view of the
+//! fields it needs (the WASI contexts, a capability's link and bounds, the resource table),
+//! and [`crate::linker`] hands those views to the bindings' `add_to_linker`.
 
+use crate::builtins::Builtins;
+use crate::calls::ComponentCalls;
+use crate::capabilities::blobstore::BlobstoreView;
 use crate::capabilities::http_client::OutgoingHooks;
-use crate::capabilities::{Capabilities, CapabilityLimits, bindings as capability_bindings};
+use crate::capabilities::keyvalue::KeyValueView;
+use crate::capabilities::messaging::MessagingView;
+use crate::capabilities::{Capabilities, CapabilityLimits};
+use crate::limits::Limits;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
 use wasmtime::StoreLimits;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: ["../../wit/logging", "../../wit/config"],
-        inline: "
-            package trellis:host;
-            world imports {
-                import wasi:logging/logging;
-                import wasi:config/runtime@0.2.0-draft;
-                import wasi:config/store@0.2.0-draft;
-            }
-        ",
-    });
-}
-
-use bindings::wasi::config::{runtime as config_runtime, store as config_store};
-use bindings::wasi::logging::logging;
 
 /// Who an instance is and what it may reach: passed by the host, fixed for the instance.
 #[derive(Clone)]
@@ -39,7 +31,7 @@ pub struct InstanceContext {
     /// The backends its links resolved to.
     pub capabilities: Capabilities,
     /// Its links to other components and who routes the calls, when it has any.
-    pub calls: Option<crate::calls::ComponentCalls>,
+    pub calls: Option<ComponentCalls>,
 }
 
 /// The `T` of every `Store<T>`.
@@ -92,6 +84,39 @@ impl WasiView for InstanceState {
     }
 }
 
+/// The views the bindings in [`crate::builtins`] and [`crate::capabilities`] work on.
+impl InstanceState {
+    pub(crate) fn builtins(&mut self) -> Builtins<'_> {
+        Builtins {
+            component_id: &self.context.component_id,
+            config: &self.context.config,
+        }
+    }
+
+    pub(crate) fn keyvalue(&mut self) -> KeyValueView<'_> {
+        KeyValueView {
+            linked: self.context.capabilities.keyvalue.as_ref(),
+            limits: &self.capability_limits.keyvalue,
+            table: &mut self.table,
+        }
+    }
+
+    pub(crate) fn messaging(&mut self) -> MessagingView<'_> {
+        MessagingView {
+            linked: self.context.capabilities.messaging.as_ref(),
+            limits: &self.capability_limits.messaging,
+        }
+    }
+
+    pub(crate) fn blobstore(&mut self) -> BlobstoreView<'_> {
+        BlobstoreView {
+            linked: self.context.capabilities.blobstore.as_ref(),
+            limits: &self.capability_limits.blobstore,
+            table: &mut self.table,
+        }
+    }
+}
+
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
@@ -102,83 +127,6 @@ impl WasiHttpView for InstanceState {
     }
 }
 
-impl logging::Host for InstanceState {
-    fn log(&mut self, level: logging::Level, context: String, message: String) {
-        let component_id = self.context.component_id.as_str();
-        match level {
-            logging::Level::Trace => {
-                tracing::trace!(component_id = %component_id, context = %context, "{message}")
-            }
-            logging::Level::Debug => {
-                tracing::debug!(component_id = %component_id, context = %context, "{message}")
-            }
-            logging::Level::Info => {
-                tracing::info!(component_id = %component_id, context = %context, "{message}")
-            }
-            logging::Level::Warn => {
-                tracing::warn!(component_id = %component_id, context = %context, "{message}")
-            }
-            logging::Level::Error | logging::Level::Critical => {
-                tracing::error!(component_id = %component_id, context = %context, critical = matches!(level, logging::Level::Critical), "{message}")
-            }
-        }
-    }
-}
-
-impl InstanceContext {
-    fn config_value(&self, key: &str) -> Option<String> {
-        self.config.get(key).cloned()
-    }
-
-    fn config_pairs(&self) -> Vec<(String, String)> {
-        self.config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
-
-// `runtime` and `store` are two names of one interface; both read the same values.
-impl config_runtime::Host for InstanceState {
-    fn get(&mut self, key: String) -> Result<Option<String>, config_runtime::ConfigError> {
-        Ok(self.context.config_value(&key))
-    }
-
-    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_runtime::ConfigError> {
-        Ok(self.context.config_pairs())
-    }
-}
-
-impl config_store::Host for InstanceState {
-    fn get(&mut self, key: String) -> Result<Option<String>, config_store::Error> {
-        Ok(self.context.config_value(&key))
-    }
-
-    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_store::Error> {
-        Ok(self.context.config_pairs())
-    }
-}
-
-/// Everything the host serves without a link. Keep in sync with [`crate::imports`].
-pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    logging::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    config_runtime::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    config_store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    use capability_bindings::wasi::{blobstore, keyvalue};
-    use capability_bindings::wasmcloud::messaging;
-    keyvalue::store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    keyvalue::atomics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    keyvalue::batch::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    messaging::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    messaging::consumer::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    blobstore::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    blobstore::container::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    blobstore::blobstore::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    Ok(())
-}
-
 /// What bounds every store: memory, execution time, capability call limits.
 #[derive(Clone)]
 pub(crate) struct InstanceBounds {
@@ -187,8 +135,8 @@ pub(crate) struct InstanceBounds {
     pub(crate) capability_limits: Arc<CapabilityLimits>,
 }
 
-impl From<&crate::Limits> for InstanceBounds {
-    fn from(limits: &crate::Limits) -> Self {
+impl From<&Limits> for InstanceBounds {
+    fn from(limits: &Limits) -> Self {
         Self {
             max_memory_bytes: limits.max_memory_bytes,
             max_execution_time: limits.max_execution_time,

@@ -1,30 +1,28 @@
 //! Calls between components: a component imports an interface that a link points at another
 //! component, which exports it.
 //!
-//! The caller side: when a component is prepared, every function of an interface it imports
-//! through a link to a component is defined on a copy of the host's linker as a dynamic host
-//! function. A call hands the arguments, as component-model values, to the host's
+//! The caller side: when a component is prepared, `crate::linker::for_component` defines
+//! every function of an interface it imports through a link to a component on a copy of the
+//! host's linker, as a dynamic host function that [`forward`]s it. A call hands the arguments, as component-model values, to the host's
 //! [`CallRouter`], which decides where the target runs: on this host (the values go straight
 //! into a fresh instance of the target, no encoding, no network), or on another host (the
 //! values are encoded as wRPC and travel over NATS).
 //!
-//! The callee side: [`ExportedComponent`] serves the plain-value functions a component
-//! exports, to local callers as values and to remote ones as wRPC bytes.
+//! The callee side, [`crate::ExportedComponent`] (in `exported.rs`), serves the plain-value
+//! functions a component exports, to local callers as values and to remote ones as wRPC
+//! bytes, with the [`Signature`]s and [`codec`] kept here.
 //!
 //! Only plain values cross: functions whose types hold resources, streams or futures are
 //! refused when the caller is prepared, with the function named.
 
 pub(crate) mod codec;
 
-use crate::http::{GuestFailure, InvokeError, PrepareError, run_with_deadline};
-use crate::state::{InstanceBounds, InstanceState};
-use crate::{Component, InstanceContext, Runtime};
+use crate::invoke::InvokeError;
 use futures::future::BoxFuture;
-use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
-use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{ComponentExportIndex, InstancePre, Linker, Type, Val};
+use wasmtime::component::types::ComponentFunc;
+use wasmtime::component::{Type, Val};
 
 /// A link from a component's imports to another component's exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +40,7 @@ pub struct ComponentLink {
 }
 
 impl ComponentLink {
-    fn carries(&self, namespace: &str, package: &str, interface: &str) -> bool {
+    pub(crate) fn carries(&self, namespace: &str, package: &str, interface: &str) -> bool {
         self.namespace == namespace
             && self.package == package
             && self.interfaces.iter().any(|i| i == interface)
@@ -74,16 +72,16 @@ pub enum Reply {
 }
 
 /// Component-model values, passed between components on one host untouched.
-pub struct Values(Vec<Val>);
+pub struct Values(pub(crate) Vec<Val>);
 
 /// The types of one function's parameters and results.
-struct Signature {
-    params: Vec<Type>,
-    results: Vec<Type>,
+pub(crate) struct Signature {
+    pub(crate) params: Vec<Type>,
+    pub(crate) results: Vec<Type>,
 }
 
 impl Signature {
-    fn of(ty: &ComponentFunc) -> Self {
+    pub(crate) fn of(ty: &ComponentFunc) -> Self {
         Self {
             params: ty.params().map(|(_, t)| t).collect(),
             results: ty.results().collect(),
@@ -91,7 +89,7 @@ impl Signature {
     }
 
     /// The first type that cannot cross between components, if any.
-    fn check(&self) -> Result<(), &'static str> {
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
         self.params
             .iter()
             .chain(&self.results)
@@ -100,19 +98,19 @@ impl Signature {
 }
 
 /// Who a call is from and to, fixed per imported function.
-struct Route {
-    source: ComponentId,
-    target: String,
-    link_name: String,
-    instance: String,
-    function: String,
-    signature: Signature,
+pub(crate) struct Route {
+    pub(crate) source: ComponentId,
+    pub(crate) target: String,
+    pub(crate) link_name: String,
+    pub(crate) instance: String,
+    pub(crate) function: String,
+    pub(crate) signature: Signature,
 }
 
 /// One call a component makes through a component link.
 pub struct Call {
-    route: Arc<Route>,
-    params: Vec<Val>,
+    pub(crate) route: Arc<Route>,
+    pub(crate) params: Vec<Val>,
 }
 
 impl Call {
@@ -167,7 +165,7 @@ impl Call {
 }
 
 /// Why a call between components failed. The caller's instance traps with this message.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// No host runs the target component.
     #[error("component `{target}` is not running{where_}")]
@@ -185,9 +183,13 @@ pub enum CallError {
         /// The function, and what it exports instead.
         what: String,
     },
-    /// The target failed while running the call: trap, deadline, no instance.
+    /// The target failed while running the call: trap, deadline, no instance; as reported by
+    /// another host, or by the host the target runs on (busy).
     #[error("{0}")]
     Failed(String),
+    /// The target, on this host, failed while running the call: trap, deadline, no instance.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
     /// The call did not complete in time.
     #[error("no reply from component `{target}` within {after:?}")]
     Timeout {
@@ -214,90 +216,8 @@ pub enum CallError {
     Transport(String),
 }
 
-impl From<InvokeError> for CallError {
-    fn from(e: InvokeError) -> Self {
-        CallError::Failed(e.to_string())
-    }
-}
-
-/// The linker `component` is instantiated with: the host's own, plus a dynamic function for
-/// every function it imports through a link to another component.
-pub(crate) fn linker_for(
-    runtime: &Runtime,
-    component: &Component,
-    context: &InstanceContext,
-) -> Result<Option<Linker<InstanceState>>, PrepareError> {
-    let Some(calls) = context.calls.as_ref().filter(|c| !c.links.is_empty()) else {
-        return Ok(None);
-    };
-    let refuse = |reason: String| PrepareError::Link {
-        id: component.id.clone(),
-        reason,
-    };
-    let mut linker = runtime.linker.clone();
-    // A component link may carry an interface the host also serves (a component can
-    // implement wasi:keyvalue for another): the link wins.
-    linker.allow_shadowing(true);
-    let ty = component.component.component_type();
-    for (import, item) in ty.imports(&runtime.engine) {
-        let Some(name) = crate::imports::InterfaceName::parse(import) else {
-            continue;
-        };
-        let Some(link) = calls
-            .links
-            .iter()
-            .find(|l| l.carries(name.namespace, name.package, name.interface))
-        else {
-            continue;
-        };
-        let ComponentItem::ComponentInstance(instance) = item.ty else {
-            return Err(refuse(format!("import `{import}` is not an interface")));
-        };
-        let mut functions = Vec::new();
-        for (function, export) in instance.exports(&runtime.engine) {
-            match export.ty {
-                ComponentItem::ComponentFunc(f) => functions.push((function.to_owned(), f)),
-                ComponentItem::Resource(_) => {
-                    return Err(refuse(format!(
-                        "`{import}` defines resource `{function}`; calls between components carry plain values only, so an interface with resources cannot be linked to component `{}`",
-                        link.target
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let mut root = linker
-            .instance(import)
-            .map_err(|e| refuse(format!("{e:#}")))?;
-        for (function, f) in functions {
-            let signature = Signature::of(&f);
-            if let Err(kind) = signature.check() {
-                return Err(refuse(format!(
-                    "`{import}` function `{function}` passes a {kind}; calls between components carry plain values only (no resources, streams or futures)"
-                )));
-            }
-            let route = Arc::new(Route {
-                source: component.id.clone(),
-                target: link.target.clone(),
-                link_name: link.name.clone(),
-                instance: import.to_owned(),
-                function: function.clone(),
-                signature,
-            });
-            let router = calls.router.clone();
-            root.func_new_async(&function, move |_store, _ty, params, results| {
-                let route = route.clone();
-                let router = router.clone();
-                Box::new(async move { forward(&*router, route, params, results).await })
-            })
-            .map_err(|e| refuse(format!("{e:#}")))?;
-        }
-    }
-    Ok(Some(linker))
-}
-
 /// Runs one guest call through the router and writes the results back.
-async fn forward(
+pub(crate) async fn forward(
     router: &dyn CallRouter,
     route: Arc<Route>,
     params: &[Val],
@@ -325,210 +245,6 @@ async fn forward(
         *slot = value;
     }
     Ok(())
-}
-
-/// One function a component exports to callers.
-struct Export {
-    index: ComponentExportIndex,
-    signature: Signature,
-}
-
-/// A component prepared once to answer calls on the plain-value functions it exports.
-#[derive(Clone)]
-pub struct ExportedComponent {
-    pre: InstancePre<InstanceState>,
-    context: InstanceContext,
-    bounds: InstanceBounds,
-    /// Interface name (as exported, with version) → function → export.
-    exports: Arc<HashMap<String, HashMap<String, Export>>>,
-}
-
-impl ExportedComponent {
-    /// The id of the component this serves.
-    pub fn id(&self) -> &ComponentId {
-        &self.context.component_id
-    }
-
-    /// The interfaces it serves, as `namespace:package/interface@version`.
-    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
-        self.exports.keys().map(String::as_str)
-    }
-
-    fn export(&self, instance: &str, function: &str) -> Result<&Export, CallError> {
-        let functions = self.exports.get(instance).or_else(|| {
-            // A caller built against another patch version of the same interface.
-            let unversioned = instance.split('@').next().unwrap_or(instance);
-            self.exports
-                .iter()
-                .find(|(k, _)| k.split('@').next() == Some(unversioned))
-                .map(|(_, v)| v)
-        });
-        let Some(functions) = functions else {
-            let mut served: Vec<_> = self.exports.keys().map(String::as_str).collect();
-            served.sort_unstable();
-            return Err(CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
-                what: format!("`{instance}` (it serves: {})", served.join(", ")),
-            });
-        };
-        functions
-            .get(function)
-            .ok_or_else(|| CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
-                what: format!("function `{function}` in `{instance}`"),
-            })
-    }
-
-    /// Runs `call` in a fresh instance, with the values as they are (a caller on this host).
-    pub async fn call(&self, call: Call) -> Result<Values, CallError> {
-        let export = self.export(call.instance(), call.function())?;
-        if export.signature.params != call.route.signature.params
-            || export.signature.results != call.route.signature.results
-        {
-            return Err(CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
-                what: format!(
-                    "`{}.{}` with the type its caller imports",
-                    call.instance(),
-                    call.function()
-                ),
-            });
-        }
-        let results = self.run(export, call.params).await?;
-        Ok(Values(results))
-    }
-
-    /// Whether `bytes` hold all of the wRPC-encoded arguments of `instance.function`; an
-    /// error when they cannot (unknown function, malformed bytes).
-    pub fn params_complete(
-        &self,
-        instance: &str,
-        function: &str,
-        bytes: &[u8],
-    ) -> Result<bool, CallError> {
-        let export = self.export(instance, function)?;
-        match codec::decode_all(bytes, &export.signature.params) {
-            Ok(_) => Ok(true),
-            Err(codec::DecodeError::Incomplete) => Ok(false),
-            Err(codec::DecodeError::Invalid(why)) => Err(CallError::Encoding(why)),
-        }
-    }
-
-    /// Runs `instance.function` with wRPC-encoded arguments (a caller on another host) and
-    /// returns the encoded results.
-    pub async fn call_encoded(
-        &self,
-        instance: &str,
-        function: &str,
-        params: &[u8],
-    ) -> Result<Vec<u8>, CallError> {
-        let export = self.export(instance, function)?;
-        let params = codec::decode_all(params, &export.signature.params)
-            .map_err(|e| CallError::Encoding(format!("arguments: {e}")))?;
-        let results = self.run(export, params).await?;
-        let mut out = Vec::new();
-        codec::encode_all(&results, &export.signature.results, &mut out)
-            .map_err(CallError::Encoding)?;
-        Ok(out)
-    }
-
-    async fn run(&self, export: &Export, params: Vec<Val>) -> Result<Vec<Val>, CallError> {
-        let id = self.context.component_id.clone();
-        let limit = self.bounds.max_execution_time;
-        let mut store = self
-            .bounds
-            .new_store(self.pre.engine(), self.context.clone());
-        let pre = self.pre.clone();
-        let index = export.index;
-        let mut results = vec![Val::Bool(false); export.signature.results.len()];
-        let run = async move {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(GuestFailure::Instantiate)?;
-            let func = instance.get_func(&mut store, index).ok_or_else(|| {
-                GuestFailure::Instantiate(wasmtime::format_err!("export not found"))
-            })?;
-            func.call_async(&mut store, &params, &mut results)
-                .await
-                .map_err(GuestFailure::Call)?;
-            Ok(results)
-        };
-        // Unlike an HTTP response, nothing streams after the call returns: it runs on the
-        // caller's task (no hand-off to another worker), bounded by the same deadline.
-        run_with_deadline(limit, run)
-            .await
-            .map_err(|f| f.into_invoke_error(&id, limit).into())
-    }
-}
-
-/// Interfaces whose functions are called by the host itself, never through component links.
-const HOST_INVOKED: &[(&str, &str, &str)] = &[
-    ("wasi", "http", "incoming-handler"),
-    ("wasmcloud", "messaging", "handler"),
-    ("wasi", "cli", "run"),
-];
-
-impl Runtime {
-    /// Prepares `component` to answer calls from other components, or `None` when it exports
-    /// no interface whose functions carry only plain values.
-    pub fn prepare_exports(
-        &self,
-        component: &Component,
-        context: InstanceContext,
-    ) -> Result<Option<ExportedComponent>, PrepareError> {
-        let ty = component.component.component_type();
-        let mut exports = HashMap::new();
-        for (name, item) in ty.exports(&self.engine) {
-            let Some(n) = crate::imports::InterfaceName::parse(name) else {
-                continue;
-            };
-            if HOST_INVOKED.contains(&(n.namespace, n.package, n.interface)) {
-                continue;
-            }
-            let ComponentItem::ComponentInstance(instance) = item.ty else {
-                continue;
-            };
-            let Some(instance_index) = component.component.get_export_index(None, name) else {
-                continue;
-            };
-            let mut functions = HashMap::new();
-            for (function, export) in instance.exports(&self.engine) {
-                let ComponentItem::ComponentFunc(f) = export.ty else {
-                    continue;
-                };
-                let signature = Signature::of(&f);
-                if signature.check().is_err() {
-                    continue;
-                }
-                let Some(index) = component
-                    .component
-                    .get_export_index(Some(&instance_index), function)
-                else {
-                    continue;
-                };
-                functions.insert(function.to_owned(), Export { index, signature });
-            }
-            if !functions.is_empty() {
-                exports.insert(name.to_owned(), functions);
-            }
-        }
-        if exports.is_empty() {
-            return Ok(None);
-        }
-        let linker = linker_for(self, component, &context)?;
-        let pre = linker
-            .as_ref()
-            .unwrap_or(&self.linker)
-            .instantiate_pre(&component.component)
-            .map_err(|e| crate::http::link_error(component, e))?;
-        Ok(Some(ExportedComponent {
-            pre,
-            context,
-            bounds: InstanceBounds::from(&self.limits),
-            exports: Arc::new(exports),
-        }))
-    }
 }
 
 #[cfg(test)]

@@ -2,28 +2,27 @@
 
 use super::Signature;
 use super::codec::{DecodeError, decode_all, encode_all};
-use crate::{Limits, Runtime};
-use trellis_control::ComponentId;
+use crate::limits::Limits;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Type, Val};
 
 /// The parameter and result types of `function` in the `callee` guest's
 /// `trellis:test/calls` export.
 fn signature(function: &str) -> Signature {
-    let runtime = Runtime::new(Limits::default(), None).expect("runtime");
-    let id = ComponentId::new("callee");
-    let component = runtime
-        .load_file(&id, &trellis_test_support::guest("callee"))
-        .expect("load callee");
-    let ty = component.component.component_type();
-    for (name, item) in ty.exports(&runtime.engine) {
+    // The engine the runtime would build; the codec needs only the component's types.
+    let engine = wasmtime::Engine::new(&Limits::default().engine_config()).expect("engine");
+    let component =
+        wasmtime::component::Component::from_file(&engine, trellis_test_support::guest("callee"))
+            .expect("load callee");
+    let ty = component.component_type();
+    for (name, item) in ty.exports(&engine) {
         if !name.starts_with("trellis:test/calls") {
             continue;
         }
         let ComponentItem::ComponentInstance(instance) = item.ty else {
             panic!("{name} is not an instance");
         };
-        for (f, export) in instance.exports(&runtime.engine) {
+        for (f, export) in instance.exports(&engine) {
             if let (true, ComponentItem::ComponentFunc(func)) = (f == function, export.ty) {
                 return Signature::of(&func);
             }

@@ -6,13 +6,14 @@
 //! as an `input-stream` over bytes already fetched. A write past the limit fails the stream
 //! write (a guest-visible error), not the instance.
 
+use super::Linked;
 use super::bindings::wasi::blobstore::{blobstore, container, types};
-use crate::state::InstanceState;
+use crate::sync::lock;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use trellis_blobstore::Blobstore;
-use wasmtime::component::Resource;
+use trellis_blobstore::{Blobstore, Limits};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, OutputStream, Pollable, StreamError, StreamResult,
 };
@@ -60,7 +61,7 @@ impl Pollable for BoundedWriter {
 
 impl OutputStream for BoundedWriter {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buffer = lock(&self.buffer);
         if (buffer.bytes.len() + bytes.len()) as u64 > self.limit {
             buffer.overflowed = true;
             return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
@@ -83,24 +84,55 @@ impl OutputStream for BoundedWriter {
     }
 }
 
+/// What the blobstore bindings see of an instance: its link, the host's bounds, and the
+/// resource table its containers, values and streams live in.
+pub(crate) struct BlobstoreView<'a> {
+    /// The component's blobstore link, if it has one.
+    pub(crate) linked: Option<&'a Linked<dyn Blobstore>>,
+    /// The host's blobstore bounds.
+    pub(crate) limits: &'a Limits,
+    /// The instance's resource table, shared with `wasi:io` for the streams.
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// Adds `wasi:blobstore/{types,container,blobstore}` to `linker`; `view` picks out what these
+/// bindings need from the store's data, so they never name the store's type.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> BlobstoreView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, HasBlobstore>(linker, view)?;
+    container::add_to_linker::<T, HasBlobstore>(linker, view)?;
+    blobstore::add_to_linker::<T, HasBlobstore>(linker, view)?;
+    Ok(())
+}
+
+/// Tells the generated `add_to_linker` functions that the host traits are implemented by a
+/// [`BlobstoreView`] borrowed from the store.
+struct HasBlobstore;
+
+impl HasData for HasBlobstore {
+    type Data<'a> = BlobstoreView<'a>;
+}
+
 type Outcome<T> = wasmtime::Result<Result<T, String>>;
 
-impl InstanceState {
+impl BlobstoreView<'_> {
     fn blobstore(&self) -> Result<Arc<dyn Blobstore>, String> {
-        match &self.context.capabilities.blobstore {
+        match self.linked {
             Some(linked) => linked.ready().cloned(),
             None => Err("no blobstore capability is linked to this component".into()),
         }
     }
 
     fn max_object_bytes(&self) -> u64 {
-        self.capability_limits.blobstore.max_object_bytes
+        self.limits.max_object_bytes
     }
 }
 
-impl types::Host for InstanceState {}
+impl types::Host for BlobstoreView<'_> {}
 
-impl types::HostOutgoingValue for InstanceState {
+impl types::HostOutgoingValue for BlobstoreView<'_> {
     async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
         Ok(self.table.push(OutgoingValue {
             buffer: Arc::default(),
@@ -132,7 +164,7 @@ impl types::HostOutgoingValue for InstanceState {
             return Ok(Ok(()));
         };
         let (bytes, overflowed) = {
-            let buffer = value.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let buffer = lock(&value.buffer);
             (buffer.bytes.clone().freeze(), buffer.overflowed)
         };
         if overflowed {
@@ -157,7 +189,7 @@ fn too_large(limit: u64) -> String {
     format!("object is larger than the limit of {limit} bytes (host flag --max-blob-size)")
 }
 
-impl types::HostIncomingValue for InstanceState {
+impl types::HostIncomingValue for BlobstoreView<'_> {
     async fn incoming_value_consume_sync(
         &mut self,
         this: Resource<IncomingValue>,
@@ -186,9 +218,9 @@ impl types::HostIncomingValue for InstanceState {
     }
 }
 
-impl container::Host for InstanceState {}
+impl container::Host for BlobstoreView<'_> {}
 
-impl container::HostContainer for InstanceState {
+impl container::HostContainer for BlobstoreView<'_> {
     async fn name(&mut self, this: Resource<ContainerHandle>) -> Outcome<String> {
         Ok(Ok(self.table.get(&this)?.name.clone()))
     }
@@ -238,7 +270,7 @@ impl container::HostContainer for InstanceState {
         let limit = self.max_object_bytes();
         let value = self.table.get_mut(&data)?;
         let (bytes, overflowed) = {
-            let buffer = value.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let buffer = lock(&value.buffer);
             (buffer.bytes.clone().freeze(), buffer.overflowed)
         };
         if overflowed {
@@ -338,7 +370,7 @@ impl container::HostContainer for InstanceState {
     }
 }
 
-impl container::HostStreamObjectNames for InstanceState {
+impl container::HostStreamObjectNames for BlobstoreView<'_> {
     async fn read_stream_object_names(
         &mut self,
         this: Resource<ObjectNames>,
@@ -367,7 +399,7 @@ impl container::HostStreamObjectNames for InstanceState {
     }
 }
 
-impl blobstore::Host for InstanceState {
+impl blobstore::Host for BlobstoreView<'_> {
     async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
         let backend = match self.blobstore() {
             Ok(b) => b,

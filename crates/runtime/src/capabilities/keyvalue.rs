@@ -1,11 +1,42 @@
 //! `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft` on a [`trellis_keyvalue::KeyValue`]
 //! backend.
 
+use super::Linked;
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
-use crate::state::InstanceState;
 use std::sync::Arc;
-use trellis_keyvalue::{Bucket, Error, Limits};
-use wasmtime::component::Resource;
+use trellis_keyvalue::{Bucket, Error, KeyValue, Limits};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// What the key-value bindings see of an instance: its link, the host's bounds, and the
+/// resource table its buckets live in.
+pub(crate) struct KeyValueView<'a> {
+    /// The component's key-value link, if it has one.
+    pub(crate) linked: Option<&'a Linked<dyn KeyValue>>,
+    /// The host's key-value bounds.
+    pub(crate) limits: &'a Limits,
+    /// The instance's resource table.
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// Adds `wasi:keyvalue/{store,atomics,batch}` to `linker`; `view` picks out what these
+/// bindings need from the store's data, so they never name the store's type.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KeyValueView<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, HasKeyValue>(linker, view)?;
+    atomics::add_to_linker::<T, HasKeyValue>(linker, view)?;
+    batch::add_to_linker::<T, HasKeyValue>(linker, view)?;
+    Ok(())
+}
+
+/// Tells the generated `add_to_linker` functions that the host traits are implemented by a
+/// [`KeyValueView`] borrowed from the store.
+struct HasKeyValue;
+
+impl HasData for HasKeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
 
 /// The host side of a guest's `bucket` resource.
 pub struct BucketHandle {
@@ -52,21 +83,21 @@ fn check_batch(limits: &Limits, n: usize) -> Result<(), store::Error> {
     Ok(())
 }
 
-impl InstanceState {
+impl KeyValueView<'_> {
     fn bucket(&self, handle: &Resource<BucketHandle>) -> wasmtime::Result<Arc<dyn Bucket>> {
         Ok(self.table.get(handle)?.bucket.clone())
     }
 
     fn kv_limits(&self) -> &Limits {
-        &self.capability_limits.keyvalue
+        self.limits
     }
 }
 
 type Outcome<T> = wasmtime::Result<Result<T, store::Error>>;
 
-impl store::Host for InstanceState {
+impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> Outcome<Resource<BucketHandle>> {
-        let Some(linked) = self.context.capabilities.keyvalue.clone() else {
+        let Some(linked) = self.linked else {
             // The deploy-time check refuses a component that imports wasi:keyvalue without a
             // link, so this is reached only by a component linked on another interface.
             return Ok(Err(store::Error::Other(
@@ -84,7 +115,7 @@ impl store::Host for InstanceState {
     }
 }
 
-impl store::HostBucket for InstanceState {
+impl store::HostBucket for KeyValueView<'_> {
     async fn get(&mut self, this: Resource<BucketHandle>, key: String) -> Outcome<Option<Vec<u8>>> {
         if let Err(e) = check_key(self.kv_limits(), &key) {
             return Ok(Err(e));
@@ -147,7 +178,7 @@ impl store::HostBucket for InstanceState {
     }
 }
 
-impl atomics::Host for InstanceState {
+impl atomics::Host for KeyValueView<'_> {
     async fn increment(
         &mut self,
         bucket: Resource<BucketHandle>,
@@ -162,7 +193,7 @@ impl atomics::Host for InstanceState {
     }
 }
 
-impl batch::Host for InstanceState {
+impl batch::Host for KeyValueView<'_> {
     async fn get_many(
         &mut self,
         bucket: Resource<BucketHandle>,

@@ -1,23 +1,51 @@
 //! `wasmcloud:messaging/consumer@0.2.0` on a [`trellis_messaging::Messaging`] backend. The
 //! `handler` export is invoked from [`crate::MessageComponent`].
 
+use super::Linked;
 use super::bindings::wasmcloud::messaging::{consumer, types};
-use crate::state::InstanceState;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use trellis_messaging::{Message, Messaging, subject};
+use trellis_messaging::{Limits, Message, Messaging, subject};
+use wasmtime::component::{HasData, Linker};
 
-impl InstanceState {
+/// What the messaging bindings see of an instance: its link and the host's bounds.
+pub(crate) struct MessagingView<'a> {
+    /// The component's messaging link, if it has one.
+    pub(crate) linked: Option<&'a Linked<dyn Messaging>>,
+    /// The host's messaging bounds.
+    pub(crate) limits: &'a Limits,
+}
+
+/// Adds `wasmcloud:messaging/{types,consumer}` to `linker`; `view` picks out what these
+/// bindings need from the store's data, so they never name the store's type.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> MessagingView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, HasMessaging>(linker, view)?;
+    consumer::add_to_linker::<T, HasMessaging>(linker, view)?;
+    Ok(())
+}
+
+/// Tells the generated `add_to_linker` functions that the host traits are implemented by a
+/// [`MessagingView`] borrowed from the store.
+struct HasMessaging;
+
+impl HasData for HasMessaging {
+    type Data<'a> = MessagingView<'a>;
+}
+
+impl MessagingView<'_> {
     fn messaging(&self) -> Result<Arc<dyn Messaging>, String> {
-        match &self.context.capabilities.messaging {
+        match self.linked {
             Some(linked) => linked.ready().cloned(),
             None => Err("no messaging capability is linked to this component".into()),
         }
     }
 
     fn check_body(&self, len: usize) -> Result<(), String> {
-        let max = self.capability_limits.messaging.max_body_bytes;
+        let max = self.limits.max_body_bytes;
         if len > max {
             return Err(format!(
                 "message body is {len} bytes, over the limit of {max} bytes (host flag --max-message-size)"
@@ -27,17 +55,16 @@ impl InstanceState {
     }
 }
 
-impl types::Host for InstanceState {}
+impl types::Host for MessagingView<'_> {}
 
-impl consumer::Host for InstanceState {
+impl consumer::Host for MessagingView<'_> {
     async fn request(
         &mut self,
         subject: String,
         body: Vec<u8>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<types::BrokerMessage, String>> {
-        // Everything that reads `self` happens before the first await: the future must be
-        // `Send`, and the store's state is not `Sync`.
+        // Refused before the backend sees it: size, subject, then whether there is a backend.
         let checked = self.check_body(body.len()).and_then(|()| {
             subject::validate(&subject, false).map_err(|e| e.to_string())?;
             self.messaging()
@@ -46,7 +73,7 @@ impl consumer::Host for InstanceState {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        let max = self.capability_limits.messaging.max_request_timeout;
+        let max = self.limits.max_request_timeout;
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(max);
         Ok(backend
             .request(&subject, Bytes::from(body), timeout)

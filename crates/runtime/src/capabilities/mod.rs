@@ -10,6 +10,11 @@
 //!   "storage is unavailable" instead of dying.
 //! - Every value from a guest is bounded before a backend sees it (key, value, batch and
 //!   message sizes, request timeouts).
+//!
+//! Each binding implements the generated host traits on a view of what it needs (for
+//! key-value: the component's link, the bounds and the resource table) and offers an
+//! `add_to_linker(linker, view)`, as wasmtime's own WASI crates do; the store's data lends
+//! the views ([`crate::linker::host`] wires them up), so nothing here names the store's type.
 
 pub(crate) mod blobstore;
 pub(crate) mod http_client;

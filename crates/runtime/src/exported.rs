@@ -1,0 +1,218 @@
+//! The callee side of calls between components: [`ExportedComponent`] runs the plain-value
+//! functions a component exports, in a fresh instance per call, for callers on this host (as
+//! values, untouched) and on other hosts (as wRPC bytes, see [`crate::calls::codec`]).
+//!
+//! Which functions it serves is decided once, when it is prepared
+//! ([`crate::Runtime::prepare_exports`] calls [`exported_functions`]): those of every exported
+//! interface the host does not call itself whose types carry only plain values.
+
+use crate::calls::{Call, CallError, Signature, Values, codec};
+use crate::component::Component;
+use crate::invoke::{GuestFailure, run_with_deadline};
+use crate::state::{InstanceBounds, InstanceContext, InstanceState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use trellis_control::ComponentId;
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{ComponentExportIndex, InstancePre, Val};
+
+/// Interface name (as exported, with version) → function → export.
+pub(crate) type ExportedFunctions = HashMap<String, HashMap<String, Export>>;
+
+/// One function a component exports to callers.
+pub(crate) struct Export {
+    index: ComponentExportIndex,
+    signature: Signature,
+}
+
+/// A component prepared once to answer calls on the plain-value functions it exports.
+#[derive(Clone)]
+pub struct ExportedComponent {
+    pre: InstancePre<InstanceState>,
+    context: InstanceContext,
+    bounds: InstanceBounds,
+    /// Interface name (as exported, with version) → function → export.
+    exports: Arc<ExportedFunctions>,
+}
+
+impl ExportedComponent {
+    pub(crate) fn new(
+        pre: InstancePre<InstanceState>,
+        context: InstanceContext,
+        bounds: InstanceBounds,
+        exports: ExportedFunctions,
+    ) -> Self {
+        Self {
+            pre,
+            context,
+            bounds,
+            exports: Arc::new(exports),
+        }
+    }
+
+    /// The id of the component this serves.
+    pub fn id(&self) -> &ComponentId {
+        &self.context.component_id
+    }
+
+    /// The interfaces it serves, as `namespace:package/interface@version`.
+    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
+        self.exports.keys().map(String::as_str)
+    }
+
+    fn export(&self, instance: &str, function: &str) -> Result<&Export, CallError> {
+        let functions = self.exports.get(instance).or_else(|| {
+            // A caller built against another patch version of the same interface.
+            let unversioned = instance.split('@').next().unwrap_or(instance);
+            self.exports
+                .iter()
+                .find(|(k, _)| k.split('@').next() == Some(unversioned))
+                .map(|(_, v)| v)
+        });
+        let Some(functions) = functions else {
+            let mut served: Vec<_> = self.exports.keys().map(String::as_str).collect();
+            served.sort_unstable();
+            return Err(CallError::NoSuchFunction {
+                target: self.context.component_id.to_string(),
+                what: format!("`{instance}` (it serves: {})", served.join(", ")),
+            });
+        };
+        functions
+            .get(function)
+            .ok_or_else(|| CallError::NoSuchFunction {
+                target: self.context.component_id.to_string(),
+                what: format!("function `{function}` in `{instance}`"),
+            })
+    }
+
+    /// Runs `call` in a fresh instance, with the values as they are (a caller on this host).
+    pub async fn call(&self, call: Call) -> Result<Values, CallError> {
+        let export = self.export(call.instance(), call.function())?;
+        if export.signature.params != call.route.signature.params
+            || export.signature.results != call.route.signature.results
+        {
+            return Err(CallError::NoSuchFunction {
+                target: self.context.component_id.to_string(),
+                what: format!(
+                    "`{}.{}` with the type its caller imports",
+                    call.instance(),
+                    call.function()
+                ),
+            });
+        }
+        let results = self.run(export, call.params).await?;
+        Ok(Values(results))
+    }
+
+    /// Whether `bytes` hold all of the wRPC-encoded arguments of `instance.function`; an
+    /// error when they cannot (unknown function, malformed bytes).
+    pub fn params_complete(
+        &self,
+        instance: &str,
+        function: &str,
+        bytes: &[u8],
+    ) -> Result<bool, CallError> {
+        let export = self.export(instance, function)?;
+        match codec::decode_all(bytes, &export.signature.params) {
+            Ok(_) => Ok(true),
+            Err(codec::DecodeError::Incomplete) => Ok(false),
+            Err(codec::DecodeError::Invalid(why)) => Err(CallError::Encoding(why)),
+        }
+    }
+
+    /// Runs `instance.function` with wRPC-encoded arguments (a caller on another host) and
+    /// returns the encoded results.
+    pub async fn call_encoded(
+        &self,
+        instance: &str,
+        function: &str,
+        params: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        let export = self.export(instance, function)?;
+        let params = codec::decode_all(params, &export.signature.params)
+            .map_err(|e| CallError::Encoding(format!("arguments: {e}")))?;
+        let results = self.run(export, params).await?;
+        let mut out = Vec::new();
+        codec::encode_all(&results, &export.signature.results, &mut out)
+            .map_err(CallError::Encoding)?;
+        Ok(out)
+    }
+
+    async fn run(&self, export: &Export, params: Vec<Val>) -> Result<Vec<Val>, CallError> {
+        let id = self.context.component_id.clone();
+        let limit = self.bounds.max_execution_time;
+        let mut store = self
+            .bounds
+            .new_store(self.pre.engine(), self.context.clone());
+        let pre = self.pre.clone();
+        let index = export.index;
+        let mut results = vec![Val::Bool(false); export.signature.results.len()];
+        let run = async move {
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(GuestFailure::Instantiate)?;
+            let func = instance.get_func(&mut store, index).ok_or_else(|| {
+                GuestFailure::Instantiate(wasmtime::format_err!("export not found"))
+            })?;
+            func.call_async(&mut store, &params, &mut results)
+                .await
+                .map_err(GuestFailure::Call)?;
+            Ok(results)
+        };
+        // Unlike an HTTP response, nothing streams after the call returns: it runs on the
+        // caller's task (no hand-off to another worker), bounded by the same deadline.
+        run_with_deadline(limit, run)
+            .await
+            .map_err(|f| f.into_invoke_error(&id, limit).into())
+    }
+}
+
+/// Interfaces whose functions are called by the host itself, never through component links.
+const HOST_INVOKED: &[(&str, &str, &str)] = &[
+    ("wasi", "http", "incoming-handler"),
+    ("wasmcloud", "messaging", "handler"),
+    ("wasi", "cli", "run"),
+];
+
+/// The functions of `component` that other components may call; empty when there are none.
+pub(crate) fn exported_functions(engine: &Engine, component: &Component) -> ExportedFunctions {
+    let ty = component.component.component_type();
+    let mut exports = HashMap::new();
+    for (name, item) in ty.exports(engine) {
+        let Some(n) = crate::imports::InterfaceName::parse(name) else {
+            continue;
+        };
+        if HOST_INVOKED.contains(&(n.namespace, n.package, n.interface)) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        let Some(instance_index) = component.component.get_export_index(None, name) else {
+            continue;
+        };
+        let mut functions = HashMap::new();
+        for (function, export) in instance.exports(engine) {
+            let ComponentItem::ComponentFunc(f) = export.ty else {
+                continue;
+            };
+            let signature = Signature::of(&f);
+            if signature.check().is_err() {
+                continue;
+            }
+            let Some(index) = component
+                .component
+                .get_export_index(Some(&instance_index), function)
+            else {
+                continue;
+            };
+            functions.insert(function.to_owned(), Export { index, signature });
+        }
+        if !functions.is_empty() {
+            exports.insert(name.to_owned(), functions);
+        }
+    }
+    exports
+}

@@ -1,0 +1,117 @@
+//! Building the [`Linker`] a component is instantiated with, in one place.
+//!
+//! [`host`] builds the host's linker once per [`crate::Runtime`]: the WASI 0.2 interfaces
+//! (CLI, I/O, clocks, random, filesystem, sockets), the `wasi:http` types and outgoing
+//! handler, the [`crate::builtins`] (`wasi:logging`, `wasi:config`) and the bindings of every
+//! capability in [`crate::capabilities`], each handed a view of [`InstanceState`] so that no
+//! binding names the store's type. [`for_component`] adds, when a component is prepared, a
+//! dynamic function for every import it reaches through a link to another component
+//! ([`crate::calls`]).
+//!
+//! What [`host`] serves without a link is what [`crate::imports::classify`] calls
+//! [`crate::imports::ImportSource::Host`]; the two change together.
+
+use crate::builtins;
+use crate::calls::{self, Route, Signature};
+use crate::capabilities::{blobstore, keyvalue, messaging};
+use crate::component::Component;
+use crate::invoke::PrepareError;
+use crate::state::{InstanceContext, InstanceState};
+use std::borrow::Cow;
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+use wasmtime::component::types::ComponentItem;
+
+/// The host's linker: everything a component may import from the host itself or through a
+/// link to a capability provider.
+pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    builtins::add_to_linker(&mut linker, InstanceState::builtins)?;
+    keyvalue::add_to_linker(&mut linker, InstanceState::keyvalue)?;
+    messaging::add_to_linker(&mut linker, InstanceState::messaging)?;
+    blobstore::add_to_linker(&mut linker, InstanceState::blobstore)?;
+    Ok(linker)
+}
+
+/// The linker `component` is instantiated with: the host's own when it has no links to
+/// other components, otherwise a copy with a dynamic function for every function it imports
+/// through such a link.
+pub(crate) fn for_component<'a>(
+    host: &'a Linker<InstanceState>,
+    engine: &Engine,
+    component: &Component,
+    context: &InstanceContext,
+) -> Result<Cow<'a, Linker<InstanceState>>, PrepareError> {
+    let Some(calls) = context.calls.as_ref().filter(|c| !c.links.is_empty()) else {
+        return Ok(Cow::Borrowed(host));
+    };
+    let refuse = |reason: String| PrepareError::UnsupportedCallImport {
+        id: component.id.clone(),
+        reason,
+    };
+    let link_error = |source: wasmtime::Error| PrepareError::Link {
+        id: component.id.clone(),
+        source,
+    };
+    let mut linker = host.clone();
+    // A component link may carry an interface the host also serves (a component can
+    // implement wasi:keyvalue for another): the link wins.
+    linker.allow_shadowing(true);
+    let ty = component.component.component_type();
+    for (import, item) in ty.imports(engine) {
+        let Some(name) = crate::imports::InterfaceName::parse(import) else {
+            continue;
+        };
+        let Some(link) = calls
+            .links
+            .iter()
+            .find(|l| l.carries(name.namespace, name.package, name.interface))
+        else {
+            continue;
+        };
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            return Err(refuse(format!("import `{import}` is not an interface")));
+        };
+        let mut functions = Vec::new();
+        for (function, export) in instance.exports(engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(f) => functions.push((function.to_owned(), f)),
+                ComponentItem::Resource(_) => {
+                    return Err(refuse(format!(
+                        "`{import}` defines resource `{function}`; calls between components carry plain values only, so an interface with resources cannot be linked to component `{}`",
+                        link.target
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let mut root = linker.instance(import).map_err(link_error)?;
+        for (function, f) in functions {
+            let signature = Signature::of(&f);
+            if let Err(kind) = signature.check() {
+                return Err(refuse(format!(
+                    "`{import}` function `{function}` passes a {kind}; calls between components carry plain values only (no resources, streams or futures)"
+                )));
+            }
+            let route = Arc::new(Route {
+                source: component.id.clone(),
+                target: link.target.clone(),
+                link_name: link.name.clone(),
+                instance: import.to_owned(),
+                function: function.clone(),
+                signature,
+            });
+            let router = calls.router.clone();
+            root.func_new_async(&function, move |_store, _ty, params, results| {
+                let route = route.clone();
+                let router = router.clone();
+                Box::new(async move { calls::forward(&*router, route, params, results).await })
+            })
+            .map_err(link_error)?;
+        }
+    }
+    Ok(Cow::Owned(linker))
+}
