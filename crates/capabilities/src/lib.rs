@@ -190,9 +190,10 @@ pub fn served(namespace: &str, package: &str, interface: &str) -> Served {
     find(namespace, package).map_or(Served::ByLink, |c| c.served(interface))
 }
 
-/// Whether the host calls the export `namespace:package/interface` itself.
+/// Whether the host calls the export `namespace:package/interface` itself (HTTP requests,
+/// messages, `wasi:cli/run`), so it is never served to other components through links.
 pub fn host_invoked(namespace: &str, package: &str, interface: &str) -> bool {
-    served(namespace, package, interface) == Served::HostInvoked
+    find(namespace, package).is_some_and(|c| c.host_invoked.contains(&interface))
 }
 
 /// A capability provider built into the host.
@@ -305,6 +306,15 @@ mod tests {
                 "{image} must select a provider of {ns}:{pkg}"
             );
         }
+    }
+
+    #[test]
+    fn exports_the_host_calls() {
+        assert!(host_invoked("wasi", "http", "incoming-handler"));
+        assert!(host_invoked("wasmcloud", "messaging", "handler"));
+        assert!(host_invoked("wasi", "cli", "run"));
+        assert!(!host_invoked("example", "greeter", "greet"));
+        assert!(!host_invoked("wasi", "keyvalue", "store"));
     }
 
     #[test]

@@ -169,13 +169,6 @@ impl ExportedComponent {
     }
 }
 
-/// Interfaces whose functions are called by the host itself, never through component links.
-const HOST_INVOKED: &[(&str, &str, &str)] = &[
-    ("wasi", "http", "incoming-handler"),
-    ("wasmcloud", "messaging", "handler"),
-    ("wasi", "cli", "run"),
-];
-
 /// The functions of `component` that other components may call; empty when there are none.
 pub(crate) fn exported_functions(engine: &Engine, component: &Component) -> ExportedFunctions {
     let ty = component.component.component_type();
@@ -184,7 +177,8 @@ pub(crate) fn exported_functions(engine: &Engine, component: &Component) -> Expo
         let Some(n) = crate::imports::InterfaceName::parse(name) else {
             continue;
         };
-        if HOST_INVOKED.contains(&(n.namespace, n.package, n.interface)) {
+        // Exports the host calls itself (HTTP, messages, `run`) are not served to callers.
+        if trellis_capabilities::host_invoked(n.namespace, n.package, n.interface) {
             continue;
         }
         let ComponentItem::ComponentInstance(instance) = item.ty else {

@@ -1,8 +1,8 @@
 //! Which imports the host serves by itself and which need a link.
 //!
-//! The host checks every component's imports against this table and the manifest's links
-//! before anything runs, so a missing link is reported at deploy time with the import's name
-//! rather than as an instantiation failure on the first request.
+//! The host checks every component's imports against the capability catalogue and the
+//! manifest's links before anything runs, so a missing link is reported at deploy time with
+//! the import's name rather than as an instantiation failure on the first request.
 
 /// A parsed `namespace:package/interface@version` name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,34 +44,22 @@ pub enum ImportSource {
     Link,
 }
 
-/// Packages every component gets without a link.
-const HOST_PACKAGES: &[(&str, &str)] = &[
-    ("wasi", "cli"),
-    ("wasi", "io"),
-    ("wasi", "clocks"),
-    ("wasi", "random"),
-    ("wasi", "filesystem"),
-    ("wasi", "sockets"),
-    ("wasi", "logging"),
-    ("wasi", "config"),
-];
-
-/// Classifies one import name as the component model reports it.
+/// Classifies one import name as the component model reports it, from the capability
+/// catalogue ([`trellis_capabilities`]): packages the host serves to everyone (WASI CLI, IO,
+/// clocks, random, filesystem, sockets, logging, config, and `wasi:http/types`) need no
+/// link; everything else does.
 pub fn classify(import: &str) -> ImportSource {
     let Some(name) = InterfaceName::parse(import) else {
         // A bare function import cannot come from a provider; only a link to a component
         // that exports it could satisfy it.
         return ImportSource::Link;
     };
-    if HOST_PACKAGES.contains(&(name.namespace, name.package)) {
-        return ImportSource::Host;
+    match trellis_capabilities::served(name.namespace, name.package, name.interface) {
+        trellis_capabilities::Served::ByHost => ImportSource::Host,
+        trellis_capabilities::Served::ByLink | trellis_capabilities::Served::HostInvoked => {
+            ImportSource::Link
+        }
     }
-    // `wasi:http/types` is plumbing shared by the incoming and outgoing handlers; making an
-    // outgoing request (`outgoing-handler`) needs a link to an HTTP client provider.
-    if (name.namespace, name.package, name.interface) == ("wasi", "http", "types") {
-        return ImportSource::Host;
-    }
-    ImportSource::Link
 }
 
 #[cfg(test)]
