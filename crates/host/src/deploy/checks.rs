@@ -1,0 +1,736 @@
+//! The deploy checks: pure functions of the manifest and the loaded components' import and
+//! export lists ([`Interfaces`]), with no runtime, no I/O and no host state, so they are
+//! unit-tested with made-up components. Every problem found is collected with a hint.
+
+use crate::problems::Problem;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use trellis_manifest::{Application, Builtin, LinkSpec};
+use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
+
+/// Where the wasmCloud HTTP server listens when the link does not say.
+pub(crate) const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
+
+/// Config keys of the wasmCloud HTTP server provider that Trellis honours.
+const HTTP_SERVER_KEYS: &[&str] = &["address", "default_address"];
+
+/// What the checks need to know of a component: what it imports and exports.
+pub(crate) trait Interfaces {
+    /// Every import, as the component model names it.
+    fn imports(&self) -> &[String];
+    /// Every export.
+    fn exports(&self) -> &[String];
+    /// Whether it exports `namespace:package/interface` (any version).
+    fn exports_interface(&self, namespace: &str, package: &str, interface: &str) -> bool {
+        self.exports().iter().any(|e| {
+            InterfaceName::parse(e).is_some_and(|n| {
+                n.namespace == namespace && n.package == package && n.interface == interface
+            })
+        })
+    }
+}
+
+impl Interfaces for trellis_runtime::Component {
+    fn imports(&self) -> &[String] {
+        trellis_runtime::Component::imports(self)
+    }
+    fn exports(&self) -> &[String] {
+        trellis_runtime::Component::exports(self)
+    }
+}
+
+/// One component that passed the checks, with the config it reads.
+pub(crate) struct Checked<C> {
+    pub(crate) component: C,
+    pub(crate) config: BTreeMap<String, String>,
+}
+
+/// An app that passed the checks: what to start.
+pub(crate) struct CheckedApp<C> {
+    /// The components by manifest name.
+    pub(crate) components: BTreeMap<String, Checked<C>>,
+    /// The HTTP listeners to open.
+    pub(crate) routes: Vec<Route>,
+    /// The message subscriptions to make.
+    pub(crate) subscriptions: Vec<SubscriptionLink>,
+}
+
+/// An HTTP listener to open: an address, the HTTP server provider entry, the component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) address: SocketAddr,
+    pub(crate) provider: String,
+    pub(crate) component: String,
+    pub(crate) component_id: String,
+}
+
+impl Route {
+    /// A route for a component known by id only (lattice links name ids, not manifest names).
+    pub(crate) fn new(address: SocketAddr, provider: String, component_id: String) -> Self {
+        Self {
+            address,
+            provider,
+            component: component_id.clone(),
+            component_id,
+        }
+    }
+}
+
+/// Checks everything about `app` that can be checked without running anything: every
+/// import of every loaded component is served (by the host or a link to the right kind of
+/// target), every named config exists, links between components name exported interfaces,
+/// HTTP server links have a component and an address, message handler links subscribe to
+/// something. Problems are collected, never returned early, so they are reported together.
+pub(crate) fn check<C: Interfaces>(
+    app: &Application,
+    loaded: Vec<(String, C)>,
+    http_override: Option<SocketAddr>,
+    problems: &mut Vec<Problem>,
+) -> CheckedApp<C> {
+    let mut checked = BTreeMap::new();
+    for (name, component) in loaded {
+        let Some(spec) = app.component(&name) else {
+            continue;
+        };
+        check_imports(app, &name, spec.line, &component, problems);
+        let mut names = Vec::new();
+        // Config a component reads: links pointing at it, links it makes, then its own
+        // (later names win).
+        for l in app.links.iter().filter(|l| l.target == name) {
+            names.extend(l.link.target_config.iter().cloned());
+        }
+        for l in app.links.iter().filter(|l| l.source == name) {
+            names.extend(l.link.source_config.iter().cloned());
+        }
+        names.extend(spec.config.iter().cloned());
+        let config = merge_config(app, &format!("component `{name}`"), &names, problems);
+        checked.insert(name, Checked { component, config });
+    }
+
+    // Config a link hands the provider it targets must exist too.
+    for l in &app.links {
+        if app.component(&l.source).is_some() && app.provider(&l.target).is_some() {
+            merge_config(
+                app,
+                &format!("the link from `{}` to `{}`", l.source, l.target),
+                &l.link.target_config,
+                problems,
+            );
+        }
+    }
+    check_component_links(app, &checked, problems);
+    let routes = http_routes(app, &checked, http_override, problems);
+    let subscriptions = message_subscriptions(app, &checked, problems);
+    CheckedApp {
+        components: checked,
+        routes,
+        subscriptions,
+    }
+}
+
+fn http_routes<C: Interfaces>(
+    app: &Application,
+    checked: &BTreeMap<String, Checked<C>>,
+    http_override: Option<SocketAddr>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for link in &app.links {
+        let Some(provider) = app.provider(&link.source) else {
+            continue;
+        };
+        if provider.builtin != Some(Builtin::HttpServer) {
+            continue;
+        }
+        if !link.link.carries("wasi", "http", "incoming-handler") {
+            problems.push(Problem::new(format!(
+                "capability `{}` is an HTTP server; its link to `{}` must carry wasi:http/incoming-handler (it carries {}:{}/{:?})",
+                provider.name, link.target, link.link.wit_namespace, link.link.wit_package, link.link.interfaces
+            )));
+            continue;
+        }
+        let Some(target) = app.component(&link.target) else {
+            problems.push(Problem::new(format!(
+                "capability `{}` links HTTP requests to `{}`, which is not a component",
+                provider.name, link.target
+            )));
+            continue;
+        };
+        match checked.get(&target.name) {
+            Some(c)
+                if !c
+                    .component
+                    .exports_interface("wasi", "http", "incoming-handler") =>
+            {
+                problems.push(Problem::new(format!(
+                    "capability `{}` sends HTTP requests to component `{}`, but it does not export wasi:http/incoming-handler (it exports: {})",
+                    provider.name,
+                    target.name,
+                    c.component.exports().join(", ")
+                )));
+                continue;
+            }
+            Some(_) => {}
+            // Its load already failed and was reported.
+            None => continue,
+        }
+        let mut names = provider.config.clone();
+        names.extend(link.link.source_config.iter().cloned());
+        let config = merge_config(
+            app,
+            &format!("capability `{}`", provider.name),
+            &names,
+            problems,
+        );
+        for key in config
+            .keys()
+            .filter(|k| !HTTP_SERVER_KEYS.contains(&k.as_str()))
+        {
+            tracing::warn!(provider = %provider.name, key, "HTTP server config key is not supported by Trellis yet; ignoring it");
+        }
+        let address = config
+            .get("address")
+            .or_else(|| config.get("default_address"))
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_HTTP_ADDRESS);
+        let address = match http_override {
+            Some(over) => over,
+            None => match address.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(e) => {
+                    problems.push(
+                        Problem::new(format!(
+                            "capability `{}`: listen address `{address}` for component `{}` is not a socket address: {e}",
+                            provider.name, target.name
+                        ))
+                        .hint("use host:port with an IP address, for example `address: 0.0.0.0:8000`"),
+                    );
+                    continue;
+                }
+            },
+        };
+        routes.push(Route {
+            address,
+            provider: provider.name.clone(),
+            component: target.name.clone(),
+            component_id: target.id.to_string(),
+        });
+    }
+    routes
+}
+
+pub(crate) fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
+    for p in &app.providers {
+        if p.builtin.is_none() {
+            let available: Vec<_> = Builtin::ALL
+                .iter()
+                .map(|b| format!("`trellis+builtin://{b}`"))
+                .collect();
+            problems.push(
+                Problem::new(format!(
+                    "capability `{}` ({}:{}): `{}` is not a built-in provider; Trellis runs providers inside the host and cannot start provider binaries",
+                    p.name,
+                    app.manifest_path.display(),
+                    p.line,
+                    p.image_ref
+                ))
+                .hint(format!(
+                    "use a wasmCloud provider image (`ghcr.io/wasmcloud/keyvalue-redis:<tag>`, `http-server`, `http-client`, `keyvalue-nats`, `messaging-nats`, `blobstore-fs`) or one of {}",
+                    available.join(", ")
+                )),
+            );
+        }
+    }
+}
+
+/// Every import that neither the host nor a link from this component serves is a problem,
+/// reported per package with the link trait that would fix it.
+fn check_imports(
+    app: &Application,
+    name: &str,
+    line: usize,
+    component: &impl Interfaces,
+    problems: &mut Vec<Problem>,
+) {
+    let mut missing: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    for import in component.imports() {
+        if classify(import) == ImportSource::Host {
+            continue;
+        }
+        let Some(n) = InterfaceName::parse(import) else {
+            problems.push(Problem::new(format!(
+                "component `{name}` imports a bare function `{import}`; Trellis can only link interfaces"
+            )));
+            continue;
+        };
+        let links: Vec<&LinkSpec> = app
+            .links
+            .iter()
+            .filter(|l| l.source == name && link_serves(l, &n))
+            .collect();
+        for link in &links {
+            check_link_target(app, name, import, &n, link, problems);
+        }
+        if links.is_empty() {
+            missing
+                .entry((n.namespace.to_owned(), n.package.to_owned()))
+                .or_default()
+                .push((n.interface.to_owned(), import.clone()));
+        }
+    }
+    for ((namespace, package), interfaces) in missing {
+        let names: Vec<_> = interfaces
+            .iter()
+            .map(|(_, full)| format!("`{full}`"))
+            .collect();
+        let list: Vec<_> = interfaces.iter().map(|(i, _)| i.as_str()).collect();
+        let target = suggest_target(app, &namespace, &package);
+        problems.push(
+            Problem::new(format!(
+                "component `{name}` ({}:{line}) imports {}, but nothing provides it: the host does not serve {namespace}:{package} and no link from `{name}` carries it",
+                app.manifest_path.display(),
+                names.join(", "),
+            ))
+            .hint(format!(
+                "add a link trait to component `{name}` in its `traits:` list:\n\
+                 - type: link\n\
+                 \x20 properties:\n\
+                 \x20   namespace: {namespace}\n\
+                 \x20   package: {package}\n\
+                 \x20   interfaces: [{}]\n\
+                 \x20   target:\n\
+                 \x20     name: {target}",
+                list.join(", ")
+            )),
+        );
+    }
+}
+
+/// Whether `link` serves the import `n`: it lists the interface, or the interface is one of
+/// the package's companions in the capability catalogue. Manifests written for wasmCloud
+/// list `[consumer]` for messaging and `[blobstore]` for the blobstore, while components
+/// also import the `types` (and for the blobstore, `container`) interfaces those use.
+fn link_serves(link: &LinkSpec, n: &InterfaceName<'_>) -> bool {
+    if link.link.carries(n.namespace, n.package, n.interface) {
+        return true;
+    }
+    let same_package = link.link.wit_namespace == n.namespace && link.link.wit_package == n.package;
+    same_package
+        && trellis_capabilities::find(n.namespace, n.package)
+            .is_some_and(|c| c.link_serves(&link.link.interfaces, n.interface))
+}
+
+/// A link that carries an import must point at a provider that provides it.
+fn check_link_target(
+    app: &Application,
+    name: &str,
+    import: &str,
+    n: &InterfaceName<'_>,
+    link: &LinkSpec,
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(provider) = app.provider(&link.target) {
+        let Some(builtin) = provider.builtin else {
+            return; // reported by check_providers
+        };
+        if builtin.provides() != Some((n.namespace, n.package)) {
+            let target = suggest_target(app, n.namespace, n.package);
+            problems.push(
+                Problem::new(format!(
+                    "component `{name}` links `{import}` to capability `{}`, but that is the {builtin} provider, which does not provide {}:{}",
+                    provider.name, n.namespace, n.package
+                ))
+                .hint(format!("point the link's `target` at a provider of {}:{}: {target}", n.namespace, n.package)),
+            );
+        }
+    }
+    // A component target is checked against what it exports in `check_component_links`; a
+    // target that is not in the app is a component elsewhere in the lattice.
+}
+
+/// Every link between two components of the app must name interfaces the target exports.
+fn check_component_links<C: Interfaces>(
+    app: &Application,
+    loaded: &BTreeMap<String, Checked<C>>,
+    problems: &mut Vec<Problem>,
+) {
+    for link in &app.links {
+        let (Some(_), Some(target)) = (loaded.get(&link.source), loaded.get(&link.target)) else {
+            continue;
+        };
+        let l = &link.link;
+        let missing: Vec<&str> = l
+            .interfaces
+            .iter()
+            .filter(|i| {
+                !target
+                    .component
+                    .exports_interface(&l.wit_namespace, &l.wit_package, i)
+            })
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            problems.push(Problem::new(format!(
+                "component `{}` links {}:{}/{{{}}} to component `{}`, which does not export {} (it exports: {})",
+                link.source,
+                l.wit_namespace,
+                l.wit_package,
+                l.interfaces.join(", "),
+                link.target,
+                missing
+                    .iter()
+                    .map(|i| format!("{}:{}/{i}", l.wit_namespace, l.wit_package))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                target.component.exports().join(", ")
+            )));
+        }
+    }
+}
+
+/// The manifest entry a missing link should most likely point at.
+fn suggest_target(app: &Application, namespace: &str, package: &str) -> String {
+    if let Some(p) = app
+        .providers
+        .iter()
+        .find(|p| p.builtin.and_then(|b| b.provides()) == Some((namespace, package)))
+    {
+        return p.name.clone();
+    }
+    let Some(builtin) =
+        trellis_capabilities::find(namespace, package).and_then(|c| c.suggested_image)
+    else {
+        return format!("<the capability that provides {namespace}:{package}>");
+    };
+    format!("<a capability with `image: {builtin}`, added under `components:`>")
+}
+
+pub(crate) fn merge_config(
+    app: &Application,
+    who: &str,
+    names: &[String],
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    let mut merged = BTreeMap::new();
+    for name in names {
+        match app.configs.get(name) {
+            Some(values) => merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            None => problems.push(
+                Problem::new(format!("{who} uses config `{name}`, which is not defined in this manifest"))
+                    .hint(format!("give it values where it is referenced:\n- name: {name}\n  properties:\n    key: value")),
+            ),
+        }
+    }
+    merged
+}
+
+/// A messaging provider delivering a subscription's messages to a component.
+pub(crate) struct SubscriptionLink {
+    pub(crate) provider: String,
+    pub(crate) component: String,
+    /// The link's source config without `subscriptions` (it picks the backend).
+    pub(crate) config: BTreeMap<String, String>,
+    pub(crate) specs: Vec<trellis_messaging::SubscriptionSpec>,
+}
+
+/// Links from a messaging provider to a component's `wasmcloud:messaging/handler`.
+fn message_subscriptions<C: Interfaces>(
+    app: &Application,
+    checked: &BTreeMap<String, Checked<C>>,
+    problems: &mut Vec<Problem>,
+) -> Vec<SubscriptionLink> {
+    let mut out = Vec::new();
+    for link in &app.links {
+        let Some(provider) = app.provider(&link.source) else {
+            continue;
+        };
+        if provider.builtin.and_then(|b| b.provides()) != Some(("wasmcloud", "messaging")) {
+            continue;
+        }
+        if !link.link.carries("wasmcloud", "messaging", "handler") {
+            continue;
+        }
+        let Some(c) = checked.get(&link.target) else {
+            continue;
+        };
+        if !c
+            .component
+            .exports_interface("wasmcloud", "messaging", "handler")
+        {
+            problems.push(Problem::new(format!(
+                "capability `{}` delivers messages to component `{}`, but it does not export wasmcloud:messaging/handler (it exports: {})",
+                provider.name,
+                link.target,
+                c.component.exports().join(", ")
+            )));
+            continue;
+        }
+        let mut names = provider.config.clone();
+        names.extend(link.link.source_config.iter().cloned());
+        let mut config = merge_config(
+            app,
+            &format!("capability `{}`", provider.name),
+            &names,
+            problems,
+        );
+        let subscriptions = config
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("subscriptions"))
+            .cloned()
+            .and_then(|k| config.remove(&k))
+            .unwrap_or_default();
+        match trellis_messaging::SubscriptionSpec::parse_list(&subscriptions) {
+            Ok(specs) if specs.is_empty() => problems.push(
+                Problem::new(format!(
+                    "capability `{}` links to component `{}`'s message handler but subscribes to nothing",
+                    provider.name, link.target
+                ))
+                .hint("add `subscriptions: some.subject` (comma-separated, `subject|queue` for a queue group) to the link's source config"),
+            ),
+            Ok(specs) => out.push(SubscriptionLink {
+                provider: provider.name.clone(),
+                component: link.target.clone(),
+                config,
+                specs,
+            }),
+            Err(e) => problems.push(Problem::new(format!(
+                "capability `{}` link to `{}`: `subscriptions`: {e}",
+                provider.name, link.target
+            ))),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component known only by what it imports and exports.
+    struct Shape {
+        imports: Vec<String>,
+        exports: Vec<String>,
+    }
+
+    impl Interfaces for Shape {
+        fn imports(&self) -> &[String] {
+            &self.imports
+        }
+        fn exports(&self) -> &[String] {
+            &self.exports
+        }
+    }
+
+    fn shape(imports: &[&str], exports: &[&str]) -> Shape {
+        Shape {
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    const HTTP: &str = "wasi:http/incoming-handler@0.2.0";
+
+    fn app(components: &str) -> Application {
+        let yaml = format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: demo\nspec:\n  components:\n{components}"
+        );
+        trellis_manifest::parse(&yaml, std::path::Path::new("/apps/demo.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    fn run(app: &Application, loaded: Vec<(&str, Shape)>) -> (CheckedApp<Shape>, Vec<String>) {
+        let mut problems = Vec::new();
+        check_providers(app, &mut problems);
+        let loaded = loaded.into_iter().map(|(n, s)| (n.to_owned(), s)).collect();
+        let checked = check(app, loaded, None, &mut problems);
+        (
+            checked,
+            problems
+                .iter()
+                .map(|p| format!("{}\n{}", p.message, p.hint.as_deref().unwrap_or_default()))
+                .collect(),
+        )
+    }
+
+    const WEB: &str = "    - name: web
+      type: component
+      properties:
+        image: localhost:5000/demo/web:0.1.0
+";
+
+    const HTTP_SERVER: &str = "    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: listen
+                  properties:
+                    address: 127.0.0.1:8123
+";
+
+    #[test]
+    fn a_served_app_has_its_route_and_no_problem() {
+        let app = app(&format!("{WEB}{HTTP_SERVER}"));
+        let (checked, problems) = run(
+            &app,
+            vec![(
+                "web",
+                shape(&["wasi:io/streams@0.2.0", "wasi:logging/logging"], &[HTTP]),
+            )],
+        );
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(checked.routes.len(), 1);
+        assert_eq!(checked.routes[0].address.to_string(), "127.0.0.1:8123");
+        assert_eq!(checked.routes[0].provider, "httpserver");
+        assert!(checked.components.contains_key("web"));
+    }
+
+    #[test]
+    fn an_import_without_a_link_names_the_import_and_the_fix() {
+        let app = app(WEB);
+        let (_, problems) = run(
+            &app,
+            vec![("web", shape(&["wasi:keyvalue/store@0.2.0-draft"], &[HTTP]))],
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("`wasi:keyvalue/store@0.2.0-draft`"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].contains("namespace: wasi"), "{}", problems[0]);
+        assert!(
+            problems[0].contains("trellis+builtin://keyvalue-local"),
+            "the catalogue's suggestion: {}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn a_link_to_the_wrong_kind_of_provider_is_refused() {
+        let app = app(&format!(
+            "{WEB}      traits:
+        - type: link
+          properties:
+            target:
+              name: blobs
+            namespace: wasi
+            package: keyvalue
+            interfaces: [store]
+    - name: blobs
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/blobstore-fs:0.10.1
+"
+        ));
+        let (_, problems) = run(
+            &app,
+            vec![("web", shape(&["wasi:keyvalue/store@0.2.0-draft"], &[]))],
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("does not provide wasi:keyvalue"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn companions_are_served_by_the_link_that_lists_the_main_interface() {
+        let app = app(&format!(
+            "{WEB}      traits:
+        - type: link
+          properties:
+            target:
+              name: blobs
+            namespace: wasi
+            package: blobstore
+            interfaces: [blobstore]
+    - name: blobs
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/blobstore-fs:0.10.1
+"
+        ));
+        let imports = [
+            "wasi:blobstore/blobstore@0.2.0-draft",
+            "wasi:blobstore/container@0.2.0-draft",
+            "wasi:blobstore/types@0.2.0-draft",
+        ];
+        let (_, problems) = run(&app, vec![("web", shape(&imports, &[]))]);
+        assert_eq!(problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn http_server_links_need_a_component_that_serves_http() {
+        let app = app(&format!("{WEB}{HTTP_SERVER}"));
+        let (checked, problems) = run(&app, vec![("web", shape(&[], &[]))]);
+        assert!(checked.routes.is_empty());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("does not export wasi:http/incoming-handler"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn a_message_handler_link_must_subscribe_to_something() {
+        let app = app(&format!(
+            "{WEB}    - name: nats
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/messaging-nats:0.23.1
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [handler]
+"
+        ));
+        let (checked, problems) = run(
+            &app,
+            vec![("web", shape(&[], &["wasmcloud:messaging/handler@0.2.0"]))],
+        );
+        assert!(checked.subscriptions.is_empty());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("subscribes to nothing"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn undefined_config_and_unknown_providers_are_reported_together() {
+        let app = app(&format!(
+            "{WEB}    - name: mystery
+      type: capability
+      properties:
+        image: ghcr.io/example/provider:1
+"
+        ));
+        let mut app = app;
+        app.components[0].config.push("nowhere".into());
+        let (_, problems) = run(&app, vec![("web", shape(&[], &[]))]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("not a built-in provider"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[1].contains("config `nowhere`"), "{}", problems[1]);
+    }
+}

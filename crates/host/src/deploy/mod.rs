@@ -1,0 +1,92 @@
+//! Deploying an application onto this host: check everything ([`checks`], pure), then
+//! start everything ([`start`]). Nothing starts unless the whole app checks out.
+
+mod checks;
+mod start;
+
+pub(crate) use checks::{DEFAULT_HTTP_ADDRESS, Route, SubscriptionLink, merge_config};
+
+use crate::Host;
+use crate::problems::{DeployError, Problem};
+use std::net::SocketAddr;
+use trellis_manifest::{Application, ImageRef};
+use trellis_runtime::Component;
+
+/// Annotation on the one-entry apps the control interface deploys.
+pub(crate) const LATTICE_OPERATION: &str = "trellis.dev/lattice-operation";
+
+/// An HTTP listener started by a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listening {
+    /// The bound address (with the real port when the request was port 0).
+    pub address: SocketAddr,
+    /// The provider entry serving it.
+    pub provider: String,
+    /// The component requests go to.
+    pub component_id: String,
+}
+
+impl Host {
+    /// Checks `app` as a whole and, if nothing is wrong, starts it on this host.
+    pub async fn deploy(&self, app: &Application) -> Result<Vec<Listening>, DeployError> {
+        let mut problems = Vec::new();
+        let manifest = app.manifest_path.display().to_string();
+
+        checks::check_providers(app, &mut problems);
+        let loaded = self.load_components(app, &mut problems).await;
+        let checked = checks::check(
+            app,
+            loaded,
+            self.config.http_address_override,
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            return Err(DeployError {
+                app: app.name.clone(),
+                manifest,
+                problems,
+            });
+        }
+
+        self.prepare_and_start(app, checked, manifest).await
+    }
+
+    async fn load_components(
+        &self,
+        app: &Application,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<(String, Component)> {
+        let mut jobs = Vec::new();
+        for c in &app.components {
+            match &c.image {
+                ImageRef::File(path) => {
+                    let runtime = self.runtime.clone();
+                    let (id, path, name) = (c.id.clone(), path.clone(), c.name.clone());
+                    // Compiling is CPU-bound: keep it off the async workers.
+                    jobs.push(tokio::task::spawn_blocking(move || (name, runtime.load_file(&id, &path))));
+                }
+                ImageRef::Remote(reference) => problems.push(
+                    Problem::new(format!(
+                        "component `{}` ({}:{}): image `{reference}` is a registry reference; this version of Trellis cannot pull images",
+                        c.name,
+                        app.manifest_path.display(),
+                        c.line
+                    ))
+                    .hint("build the component and point `image:` at the file, relative to the manifest, for example `image: file://./build/component.wasm`"),
+                ),
+            }
+        }
+        let mut loaded = Vec::new();
+        for job in jobs {
+            match job.await {
+                Ok((name, Ok(component))) => {
+                    tracing::info!(component_id = %component.id(), from_cache = component.from_cache(), "component loaded");
+                    loaded.push((name, component));
+                }
+                Ok((_, Err(e))) => problems.push(Problem::new(e.to_string())),
+                Err(e) => problems.push(Problem::new(format!("loading a component failed: {e}"))),
+            }
+        }
+        loaded
+    }
+}

@@ -1,0 +1,379 @@
+//! Starting a checked app: provider backends, prepared components (an `InstancePre` per
+//! export the host calls), HTTP listeners, and what the inventory and events show.
+
+use super::checks::{CheckedApp, Route, merge_config};
+use super::{LATTICE_OPERATION, Listening};
+use crate::Host;
+use crate::dispatch::Running;
+use crate::limiter::ConcurrencyLimiter;
+use crate::problems::{DeployError, Problem};
+use crate::providers::{Instance, ProviderState, linked};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use trellis_control::{ComponentDescription, ProviderStatus};
+use trellis_manifest::{Application, ImageRef, LinkSpec};
+use trellis_runtime::{
+    Capabilities, Component, ComponentCalls, ExportedComponent, HttpComponent, InstanceContext,
+    MessageComponent,
+};
+
+/// Each component prepared for what it will be asked to do.
+pub(super) struct Prepared {
+    http: BTreeMap<String, HttpComponent>,
+    handlers: BTreeMap<String, MessageComponent>,
+    exported: BTreeMap<String, ExportedComponent>,
+}
+
+impl Host {
+    /// Starts the providers' backends, resolves each component's links to them and prepares
+    /// every component; binds the listeners. Problems here (a component that cannot be
+    /// prepared) still stop the deploy; a backend or listener that cannot start does not.
+    pub(super) async fn prepare_and_start(
+        &self,
+        app: &Application,
+        mut checked: CheckedApp<Component>,
+        manifest: String,
+    ) -> Result<Vec<Listening>, DeployError> {
+        let mut problems = Vec::new();
+        // Start the providers' backends and resolve each component's links to them. A
+        // backend that cannot start is not a deploy error: its provider is marked failed and
+        // calls through it answer with the reason.
+        let providers = self.start_providers(app);
+        let mut http = BTreeMap::new();
+        let mut handlers = BTreeMap::new();
+        let mut exported = BTreeMap::new();
+        for (name, c) in &checked.components {
+            let Some(spec) = app.component(name) else {
+                continue;
+            };
+            let links = crate::calls::component_links(app, name);
+            let context = InstanceContext {
+                component_id: spec.id.clone(),
+                config: Arc::new(c.config.clone()),
+                capabilities: capabilities_for(app, name, &providers).await,
+                calls: (!links.is_empty()).then(|| ComponentCalls {
+                    router: Arc::new(crate::calls::Router {
+                        host: self.me.clone(),
+                    }),
+                    links,
+                }),
+            };
+            match self.runtime.prepare_exports(&c.component, context.clone()) {
+                Ok(Some(prepared)) => {
+                    exported.insert(name.clone(), prepared);
+                }
+                Ok(None) => {}
+                Err(e) => problems.push(Problem::new(e.to_string())),
+            }
+            if c.component
+                .exports_interface("wasi", "http", "incoming-handler")
+            {
+                match self.runtime.prepare_http(&c.component, context.clone()) {
+                    Ok(prepared) => {
+                        http.insert(name.clone(), prepared);
+                    }
+                    Err(e) => problems.push(Problem::new(e.to_string())),
+                }
+            }
+            if checked.subscriptions.iter().any(|s| s.component == *name) {
+                match self.runtime.prepare_messaging(&c.component, context) {
+                    Ok(prepared) => {
+                        handlers.insert(name.clone(), prepared);
+                    }
+                    Err(e) => problems.push(Problem::new(e.to_string())),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(DeployError {
+                app: app.name.clone(),
+                manifest,
+                problems,
+            });
+        }
+
+        // A listener that cannot bind marks its provider failed; the health loop keeps trying.
+        let mut bound = Vec::new();
+        for route in std::mem::take(&mut checked.routes) {
+            match trellis_http_server::bind_with(route.address, self.config.http_reuse_port) {
+                Ok(listener) => bound.push((route, listener)),
+                Err(e) => {
+                    let reason = format!(
+                        "cannot listen on {} for component `{}`: {e}; another process may be using that address: change `address` in the link's source config, stop the other process, or pass `--http 127.0.0.1:0`",
+                        route.address, route.component
+                    );
+                    tracing::error!(provider = %route.provider, %reason, "HTTP server failed to start; retrying on every health check");
+                    if let Some(p) = providers.iter().find(|p| p.name == route.provider) {
+                        p.set_status(ProviderStatus::Failed { reason });
+                    }
+                    self.pending_routes.lock().await.push(route);
+                }
+            }
+        }
+        let prepared = Prepared {
+            http,
+            handlers,
+            exported,
+        };
+        self.start(app, &checked, prepared, &providers, bound).await
+    }
+
+    /// Starts what was checked and prepared: components join dispatch, calls and
+    /// subscriptions, the inventory shows them, events announce them, listeners open.
+    pub(super) async fn start(
+        &self,
+        app: &Application,
+        checked: &CheckedApp<Component>,
+        prepared: Prepared,
+        providers: &[Arc<ProviderState>],
+        bound: Vec<(Route, tokio::net::TcpListener)>,
+    ) -> Result<Vec<Listening>, DeployError> {
+        let Prepared {
+            mut http,
+            handlers,
+            mut exported,
+        } = prepared;
+        // What the inventory shows: a manifest deploy names its app; a control request
+        // (including the reconciler's) says what it wants shown.
+        let annotations: BTreeMap<String, String> =
+            if app.annotations.contains_key(LATTICE_OPERATION) {
+                app.annotations
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != LATTICE_OPERATION)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            } else {
+                // As the reconciler marks what it runs: `trellis up`'s app is the embedded
+                // reconciler's to keep.
+                trellis_reconciler::managed_annotations(
+                    &app.name,
+                    app.version.as_deref().unwrap_or("v1"),
+                )
+            };
+        let mut components = Vec::new();
+        // Announced once the inventory shows them, so whoever reacts to the event finds them.
+        let mut scaled = Vec::new();
+        for spec in &app.components {
+            if !checked.components.contains_key(&spec.name) || spec.scale.instances == 0 {
+                continue;
+            }
+            let limiter = Arc::new(ConcurrencyLimiter::new(
+                spec.scale.instances,
+                self.config.max_queued_requests,
+            ));
+            if let Some(prepared) = http.remove(&spec.name) {
+                self.dispatch.insert(
+                    spec.id.as_str(),
+                    Running {
+                        http: prepared,
+                        limiter: limiter.clone(),
+                    },
+                );
+            }
+            if let Some(prepared) = exported.remove(&spec.name) {
+                self.export_component(prepared, limiter.clone()).await;
+            }
+            if let Some(handler) = handlers.get(&spec.name) {
+                for sub in checked
+                    .subscriptions
+                    .iter()
+                    .filter(|s| s.component == spec.name)
+                {
+                    self.subscribe(sub, handler.clone(), limiter.clone(), providers)
+                        .await;
+                }
+            }
+            let image_ref = match &spec.image {
+                ImageRef::File(p) => format!("file://{}", p.display()),
+                ImageRef::Remote(r) => r.clone(),
+            };
+            scaled.push(serde_json::json!({
+                "component_id": spec.id,
+                "image_ref": image_ref,
+                "max_instances": spec.scale.instances,
+                "annotations": annotations,
+            }));
+            components.push(ComponentDescription {
+                id: spec.id.clone(),
+                image_ref,
+                name: Some(spec.name.clone()),
+                annotations: annotations.clone(),
+                revision: 0,
+                max_instances: spec.scale.instances,
+            });
+        }
+        // A component started through the control interface serves its lattice HTTP links
+        // before it shows in the inventory: whoever waits for it there (the reconciler,
+        // moving it off another host) can count on its listener.
+        if app.annotations.contains_key(LATTICE_OPERATION)
+            && let Some(state) = self.control_state.get()
+        {
+            self.apply_http_links(state).await;
+        }
+        let already: Vec<trellis_control::ProviderId> = {
+            let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            inventory
+                .providers
+                .iter()
+                .map(|(p, _)| p.id.clone())
+                .collect()
+        };
+        let providers: Vec<&Arc<ProviderState>> = providers
+            .iter()
+            .filter(|p| !already.contains(&p.id))
+            .collect();
+        // Links that came from the lattice were announced when they were put.
+        if !app.annotations.contains_key(LATTICE_OPERATION) {
+            for l in &app.links {
+                self.publish(
+                    "linkdef_set",
+                    serde_json::to_value(&l.link).unwrap_or_default(),
+                );
+            }
+        }
+        {
+            let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            // A component started again (new image, new count) replaces its entry.
+            inventory
+                .components
+                .retain(|c| !components.iter().any(|n| n.id == c.id));
+            inventory.components.extend(components);
+            inventory.providers.extend(
+                providers
+                    .iter()
+                    .map(|p| ((*p).clone(), annotations.clone())),
+            );
+        }
+        for p in &providers {
+            self.publish(
+                "provider_started",
+                serde_json::json!({"provider_id": p.id, "image_ref": p.image_ref, "annotations": annotations}),
+            );
+        }
+        for data in scaled {
+            self.publish("component_scaled", data);
+        }
+
+        // HTTP links of a manifest are served now; the same links put on the lattice later
+        // (by the reconciler) must not open a second listener.
+        for l in &app.links {
+            if let (Some(p), Some(c)) = (app.provider(&l.source), app.component(&l.target))
+                && l.link.carries("wasi", "http", "incoming-handler")
+            {
+                self.served_links
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((p.id.to_string(), c.id.to_string()));
+            }
+        }
+        let mut listening = Vec::new();
+        for (route, listener) in bound {
+            listening.push(self.serve_route(route, listener).await);
+        }
+        Ok(listening)
+    }
+
+    /// Serves HTTP requests from `listener` to the route's component until shutdown.
+    pub(crate) async fn serve_route(
+        &self,
+        route: Route,
+        listener: tokio::net::TcpListener,
+    ) -> Listening {
+        let address = listener.local_addr().unwrap_or(route.address);
+        let mut shutdown = self.shutdown.subscribe();
+        // The listener closes (after its in-flight requests) when the host shuts down, when
+        // its provider is stopped, or when its component stops running here.
+        let mut stops: Vec<futures::future::BoxFuture<'static, ()>> = vec![Box::pin(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })];
+        if let Some(provider) = self.provider_named(&route.provider) {
+            stops.push(Box::pin(provider.stopped()));
+        }
+        let (mut component_stop, closed) = self.component_listener(&route.component_id);
+        stops.push(Box::pin(async move {
+            let _ = component_stop.wait_for(|stop| *stop).await;
+        }));
+        let handler: Arc<dyn trellis_http_server::IncomingHandler> = self.dispatch.clone();
+        let serving = trellis_http_server::serve(
+            listener,
+            route.component_id.clone().into(),
+            handler,
+            self.config.server.clone(),
+            async move {
+                futures::future::select_all(stops).await;
+            },
+        );
+        self.servers.lock().await.spawn(async move {
+            serving.await;
+            let _ = closed.send(());
+        });
+        tracing::info!(%address, provider = %route.provider, component_id = %route.component_id, "HTTP server listening");
+        Listening {
+            address,
+            provider: route.provider,
+            component_id: route.component_id,
+        }
+    }
+}
+
+/// Resolves the component's links to providers into the backends its imports call.
+async fn capabilities_for(
+    app: &Application,
+    name: &str,
+    providers: &[Arc<ProviderState>],
+) -> Capabilities {
+    let mut caps = Capabilities::default();
+    // With several links for one capability (distinct link names), `default` wins.
+    let mut links: Vec<&LinkSpec> = app.links.iter().filter(|l| l.source == name).collect();
+    links.sort_by_key(|l| l.link.name.as_str() == "default");
+    for link in links {
+        let Some(p) = providers.iter().find(|p| p.name == link.target) else {
+            continue;
+        };
+        let mut names = Vec::new();
+        names.extend(link.link.target_config.iter().cloned());
+        let mut ignored = Vec::new();
+        let config = merge_config(app, "link", &names, &mut ignored);
+        let instance = p.instance(&config).await;
+        match p.builtin.provides() {
+            Some(("wasi", "keyvalue")) => {
+                caps.keyvalue = Some(linked(
+                    p,
+                    instance.and_then(|i| match i {
+                        Instance::KeyValue(b) => Ok(b),
+                        _ => Err("not a key-value provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasmcloud", "messaging")) => {
+                caps.messaging = Some(linked(
+                    p,
+                    instance.and_then(|i| match i {
+                        Instance::Messaging(b) => Ok(b),
+                        _ => Err("not a messaging provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasi", "blobstore")) => {
+                caps.blobstore = Some(linked(
+                    p,
+                    instance.and_then(|i| match i {
+                        Instance::Blobstore(b) => Ok(b),
+                        _ => Err("not a blobstore provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasi", "http")) => {
+                caps.http_client = Some(linked(
+                    p,
+                    instance.and_then(|i| match i {
+                        Instance::HttpClient(b) => Ok(b),
+                        _ => Err("not an HTTP client provider".into()),
+                    }),
+                ))
+            }
+            _ => {}
+        }
+    }
+    caps
+}
