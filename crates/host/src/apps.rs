@@ -77,6 +77,7 @@ impl Host {
     pub(crate) fn app_store(self: &Arc<Self>) -> AppStore {
         let mut started = false;
         let store = self
+            .control
             .apps
             .get_or_init(|| {
                 started = true;

@@ -9,6 +9,7 @@
 
 use crate::Host;
 use crate::limiter::ConcurrencyLimiter;
+use crate::sync;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -82,13 +83,7 @@ fn busy(id: &str, full: impl std::fmt::Display) -> String {
 
 impl Host {
     async fn route_call(&self, call: Call) -> Result<Reply, CallError> {
-        let local = self
-            .calls
-            .exported
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(call.target())
-            .cloned();
+        let local = sync::read(&self.calls.exported).get(call.target()).cloned();
         if let Some(target) = local {
             let _permit = target
                 .limiter
@@ -173,27 +168,19 @@ impl Host {
             }
             None => None,
         };
-        self.calls
-            .exported
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id,
-                Arc::new(Exported {
-                    component,
-                    limiter,
-                    _serving: serving,
-                }),
-            );
+        sync::write(&self.calls.exported).insert(
+            id,
+            Arc::new(Exported {
+                component,
+                limiter,
+                _serving: serving,
+            }),
+        );
     }
 
     /// Stops answering calls to component `id` (and unsubscribes from the lattice).
     pub(crate) fn unexport_component(&self, id: &str) {
-        self.calls
-            .exported
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        sync::write(&self.calls.exported).remove(id);
     }
 }
 

@@ -7,6 +7,7 @@
 //! envelope.
 
 use crate::Host;
+use crate::sync;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -30,6 +31,44 @@ pub enum ControlError {
     /// The app store could not be opened.
     #[error(transparent)]
     Apps(#[from] trellis_lattice::apps::AppStoreError),
+}
+
+/// The host's part in the lattice's control: the shared state, the app store, the
+/// subscriptions that answer control requests, the reconciler's wake-up, the stop request,
+/// and how components started through the control interface were scaled.
+pub(crate) struct ControlPlane {
+    /// Links and config of the lattice: JetStream KV on NATS, in memory when embedded.
+    pub(crate) state: std::sync::OnceLock<LatticeState>,
+    /// The app store: JetStream KV on a lattice; in embedded mode a file (or memory),
+    /// created with its reconciler on first use.
+    pub(crate) apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
+    /// The control interface and app API on NATS, while this host serves them.
+    pub(crate) serving: std::sync::Mutex<Option<trellis_lattice::serve::Serving>>,
+    /// Wakes the reconciler loop before its next tick.
+    pub(crate) reconcile_wake: Arc<tokio::sync::Notify>,
+    /// Set when the control interface asks the host to stop.
+    pub(crate) stop_request: tokio::sync::watch::Sender<bool>,
+    /// How each component started through the control interface was last scaled, so that
+    /// `component.update` can start the new image the same way.
+    pub(crate) started_components: std::sync::Mutex<
+        std::collections::HashMap<
+            trellis_control::ComponentId,
+            trellis_control::ctl::ScaleComponent,
+        >,
+    >,
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        Self {
+            state: std::sync::OnceLock::new(),
+            apps: std::sync::OnceLock::new(),
+            serving: std::sync::Mutex::default(),
+            reconcile_wake: Arc::default(),
+            stop_request: tokio::sync::watch::channel(false).0,
+            started_components: std::sync::Mutex::default(),
+        }
+    }
 }
 
 /// A host as the lattice's transports see it. Holds the host weakly: serving requests
@@ -82,7 +121,7 @@ impl ControlHandler for Handler {
 
     fn stop(&self) {
         if let Some(host) = self.host.upgrade() {
-            let _ = host.stop_request.send(true);
+            let _ = host.control.stop_request.send(true);
         }
     }
 }
@@ -96,10 +135,10 @@ impl Host {
             return Ok(());
         };
         let state = LatticeState::open(nats.ctl.clone(), self.lattice.name()).await?;
-        let _ = self.control_state.set(state.clone());
+        let _ = self.control.state.set(state.clone());
         let apps =
             trellis_lattice::apps::AppStore::open(nats.ctl.clone(), self.lattice.name()).await?;
-        let _ = self.apps.set(apps.clone());
+        let _ = self.control.apps.set(apps.clone());
         // Links put through any host may start HTTP listeners here.
         let mut link_events = self.lattice.watch_events("linkdef_set").await?;
         {
@@ -115,7 +154,7 @@ impl Host {
             });
         }
         let serving = trellis_lattice::serve::serve(&self.lattice, Handler::new(self)).await?;
-        *self.serving.lock().unwrap_or_else(|e| e.into_inner()) = serving;
+        *sync::lock(&self.control.serving) = serving;
         self.start_reconciler(apps, state, self.config.reconcile_interval);
         tracing::info!(lattice = %self.lattice.name(), host_id = %self.id, "serving the control interface");
         Ok(())
@@ -137,7 +176,8 @@ impl Host {
 
     /// The shared links and config: JetStream KV on a lattice, in memory when embedded.
     pub(crate) fn control_state(&self) -> LatticeState {
-        self.control_state
+        self.control
+            .state
             .get_or_init(LatticeState::in_memory)
             .clone()
     }
@@ -266,7 +306,7 @@ impl Host {
             return CtlResponse::error("a label needs a non-empty key");
         }
         let labels = {
-            let mut labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+            let mut labels = sync::lock(&self.labels);
             if put {
                 labels.insert(request.key, request.value);
             } else if labels.remove(&request.key).is_none() {

@@ -1,6 +1,7 @@
 //! Routing an HTTP request from the HTTP server provider to a component instance.
 
 use crate::limiter::ConcurrencyLimiter;
+use crate::sync;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -26,23 +27,16 @@ pub(crate) struct Dispatch {
 
 impl Dispatch {
     pub(crate) fn insert(&self, id: &str, running: Running) {
-        self.components
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.into(), Arc::new(running));
+        sync::write(&self.components).insert(id.into(), Arc::new(running));
     }
 
     pub(crate) fn remove(&self, id: &str) -> bool {
-        self.components
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-            .is_some()
+        sync::write(&self.components).remove(id).is_some()
     }
 
     /// Removes `id` only if it still is `running` (not a newer version started since).
     pub(crate) fn remove_if_same(&self, id: &str, running: &Arc<Running>) {
-        let mut components = self.components.write().unwrap_or_else(|e| e.into_inner());
+        let mut components = sync::write(&self.components);
         if components.get(id).is_some_and(|r| Arc::ptr_eq(r, running)) {
             components.remove(id);
         }
@@ -58,11 +52,7 @@ impl Dispatch {
     }
 
     fn get(&self, id: &str) -> Option<Arc<Running>> {
-        self.components
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        sync::read(&self.components).get(id).cloned()
     }
 }
 

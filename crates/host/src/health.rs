@@ -23,10 +23,7 @@ impl Host {
             .parent()
             .map(|d| d.to_path_buf())
             .unwrap_or_default();
-        let running: Vec<Arc<ProviderState>> = {
-            let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            inventory.providers.iter().map(|(p, _)| p.clone()).collect()
-        };
+        let running = self.workloads.providers();
         app.providers
             .iter()
             .filter_map(|p| {
@@ -54,16 +51,12 @@ impl Host {
     /// publishes an event for every provider whose health changed.
     pub(crate) async fn check_providers(self: &Arc<Self>) {
         self.retry_routes().await;
-        let providers: Vec<_> = {
-            let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            inventory.providers.iter().map(|(p, _)| p.clone()).collect()
-        };
+        let providers = self.workloads.providers();
         for p in providers {
             let status = if p.builtin == Builtin::HttpServer {
-                let pending = self.pending_routes.lock().await;
-                match pending.iter().find(|r| r.provider == p.name) {
-                    Some(r) => ProviderStatus::Failed {
-                        reason: format!("cannot listen on {} (still retrying)", r.address),
+                match self.listeners.pending_address(&p.name) {
+                    Some(address) => ProviderStatus::Failed {
+                        reason: format!("cannot listen on {address} (still retrying)"),
                     },
                     None => ProviderStatus::Running,
                 }
@@ -100,13 +93,12 @@ impl Host {
     }
 
     async fn retry_routes(self: &Arc<Self>) {
-        let routes: Vec<_> = std::mem::take(&mut *self.pending_routes.lock().await);
-        for route in routes {
+        for route in self.listeners.take_pending() {
             match trellis_http_server::bind_with(route.address, self.config.http_reuse_port) {
                 Ok(listener) => {
                     self.serve_route(route, listener).await;
                 }
-                Err(_) => self.pending_routes.lock().await.push(route),
+                Err(_) => self.listeners.retry_later(route),
             }
         }
     }

@@ -17,11 +17,14 @@ mod control;
 mod deploy;
 mod dispatch;
 mod health;
+mod inventory;
 mod limiter;
+mod listeners;
 mod operations;
 mod problems;
 mod providers;
 mod reconcile;
+mod sync;
 
 pub use deploy::Listening;
 pub use limiter::{ConcurrencyLimiter, QueueFull};
@@ -36,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use trellis_control::{ComponentDescription, HostId, HostInventory, ProviderDescription};
+use trellis_control::{HostId, HostInventory};
 use trellis_http_server::ServerLimits;
 use trellis_lattice::Lattice;
 use trellis_runtime::{Limits, Runtime, RuntimeError};
@@ -95,7 +98,9 @@ impl Default for HostConfig {
     }
 }
 
-/// One host.
+/// One host. Its state is grouped into parts that own their locks: what runs here
+/// ([`inventory::Workloads`]), the HTTP listeners ([`listeners::Listeners`]), calls between
+/// components ([`calls::Calls`]), and the control plane ([`control::ControlPlane`]).
 pub struct Host {
     /// This host, for the tasks and routers it hands out.
     me: std::sync::Weak<Host>,
@@ -106,52 +111,20 @@ pub struct Host {
     runtime: Arc<Runtime>,
     lattice: Lattice,
     config: HostConfig,
+    /// HTTP requests to the components running here.
     dispatch: Arc<Dispatch>,
-    inventory: Mutex<Inventory>,
+    /// The components and providers running here.
+    workloads: inventory::Workloads,
+    /// The HTTP listeners opened for lattice links, and how they close.
+    listeners: listeners::Listeners,
+    /// Components answering calls from other components, and the lattice client for calls.
+    calls: calls::Calls,
+    /// Shared state, the app store, the reconciler and the control subscriptions.
+    control: control::ControlPlane,
     shutdown: watch::Sender<bool>,
     servers: tokio::sync::Mutex<JoinSet<()>>,
     /// Message subscriptions and the health loop; aborted at shutdown.
     background: Mutex<JoinSet<()>>,
-    /// Links and config of the lattice: JetStream KV on NATS, in memory when embedded.
-    control_state: std::sync::OnceLock<trellis_lattice::state::LatticeState>,
-    /// (HTTP provider, component) pairs already served for lattice links.
-    served_links: Mutex<std::collections::HashSet<(String, String)>>,
-    /// Set when the control interface asks the host to stop.
-    stop_request: watch::Sender<bool>,
-    /// HTTP routes whose address could not be bound yet.
-    pending_routes: tokio::sync::Mutex<Vec<deploy::Route>>,
-    /// Components answering calls from other components, and the lattice client for calls.
-    calls: calls::Calls,
-    /// How each component started through the control interface was last scaled, so that
-    /// `component.update` can start the new image the same way.
-    started_components: Mutex<
-        std::collections::HashMap<
-            trellis_control::ComponentId,
-            trellis_control::ctl::ScaleComponent,
-        >,
-    >,
-    /// Wakes the reconciler loop before its next tick.
-    reconcile_wake: Arc<tokio::sync::Notify>,
-    /// The app store: JetStream KV on a lattice; in embedded mode a file (or memory),
-    /// created with its reconciler on first use.
-    apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
-    /// The control interface and app API on NATS, while this host serves them.
-    serving: Mutex<Option<trellis_lattice::serve::Serving>>,
-    /// Per component id: the signal that closes the HTTP listeners serving it when it stops
-    /// running here, and one receiver per listener that fires once it has drained.
-    #[allow(clippy::type_complexity)]
-    component_listeners: Mutex<
-        std::collections::HashMap<
-            String,
-            (watch::Sender<bool>, Vec<tokio::sync::oneshot::Receiver<()>>),
-        >,
-    >,
-}
-
-#[derive(Default)]
-struct Inventory {
-    components: Vec<ComponentDescription>,
-    providers: Vec<(Arc<providers::ProviderState>, BTreeMap<String, String>)>,
 }
 
 impl Host {
@@ -178,20 +151,13 @@ impl Host {
             lattice,
             config,
             dispatch: Arc::default(),
-            inventory: Mutex::default(),
+            workloads: inventory::Workloads::default(),
+            listeners: listeners::Listeners::default(),
+            calls: calls::Calls::default(),
+            control: control::ControlPlane::default(),
             shutdown,
             servers: tokio::sync::Mutex::new(JoinSet::new()),
             background: Mutex::default(),
-            pending_routes: tokio::sync::Mutex::default(),
-            stop_request: watch::channel(false).0,
-            control_state: std::sync::OnceLock::new(),
-            served_links: Mutex::default(),
-            calls: calls::Calls::default(),
-            started_components: Mutex::default(),
-            reconcile_wake: Arc::default(),
-            apps: std::sync::OnceLock::new(),
-            serving: Mutex::default(),
-            component_listeners: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;
@@ -234,10 +200,7 @@ impl Host {
 
     /// The host's labels, including the automatic `hostcore.*` ones.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        self.labels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        sync::lock(&self.labels).clone()
     }
 
     /// A friendly name for people.
@@ -248,7 +211,7 @@ impl Host {
     /// Resolves when someone asked this host to stop (`host.stop` on the control
     /// interface); the owner of the host then calls [`Host::shutdown`].
     pub async fn stop_requested(&self) {
-        let mut rx = self.stop_request.subscribe();
+        let mut rx = self.control.stop_request.subscribe();
         let _ = rx.wait_for(|stop| *stop).await;
     }
 
@@ -259,7 +222,7 @@ impl Host {
 
     /// What the host runs now.
     pub fn inventory(&self) -> HostInventory {
-        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        let (components, providers) = self.workloads.describe();
         let uptime = self.started.elapsed().as_secs();
         HostInventory {
             host_id: self.id.clone(),
@@ -268,19 +231,8 @@ impl Host {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: uptime,
             uptime_human: format!("{}h {}m {}s", uptime / 3600, uptime / 60 % 60, uptime % 60),
-            components: inventory.components.clone(),
-            providers: inventory
-                .providers
-                .iter()
-                .map(|(p, annotations)| ProviderDescription {
-                    id: p.id.clone(),
-                    image_ref: Some(p.image_ref.clone()),
-                    name: Some(p.name.clone()),
-                    annotations: annotations.clone(),
-                    revision: 0,
-                    status: p.status(),
-                })
-                .collect(),
+            components,
+            providers,
         }
     }
 
@@ -288,14 +240,8 @@ impl Host {
     /// returns when every listener has stopped.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        self.serving
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        self.background
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .abort_all();
+        sync::lock(&self.control.serving).take();
+        sync::lock(&self.background).abort_all();
         let mut servers = self.servers.lock().await;
         while servers.join_next().await.is_some() {}
         let data = serde_json::json!({"host_id": self.id.to_string(), "labels": self.labels()});
@@ -306,10 +252,7 @@ impl Host {
     }
 
     fn spawn_background(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.background
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .spawn(task);
+        sync::lock(&self.background).spawn(task);
     }
 
     fn publish(&self, event: &str, mut data: serde_json::Value) {

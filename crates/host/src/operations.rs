@@ -11,6 +11,7 @@
 
 use crate::Host;
 use crate::deploy::Route;
+use crate::sync;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,10 +74,7 @@ impl Host {
         cmd: UpdateComponent,
         state: &LatticeState,
     ) -> CtlResponse<()> {
-        let previous = self
-            .started_components
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let previous = sync::lock(&self.control.started_components)
             .get(&cmd.component_id)
             .cloned();
         let Some(previous) = previous else {
@@ -97,24 +95,13 @@ impl Host {
     /// `provider.stop`: the provider leaves the inventory, calls through its links fail from
     /// then on, its HTTP listeners close (requests in flight finish).
     pub(crate) fn stop_provider(&self, provider_id: &ProviderId) -> CtlResponse<()> {
-        let removed = {
-            let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            let found = inventory
-                .providers
-                .iter()
-                .position(|(p, _)| p.id == *provider_id);
-            found.map(|i| inventory.providers.remove(i).0)
-        };
-        let Some(provider) = removed else {
+        let Some(provider) = self.workloads.remove_provider(provider_id) else {
             return CtlResponse::error(format!(
                 "provider `{provider_id}` is not running on this host"
             ));
         };
         provider.stop();
-        self.served_links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(source, _)| source != provider_id.as_str());
+        self.listeners.forget_provider(provider_id.as_str());
         tracing::info!(%provider_id, "provider stopped");
         self.publish(
             "provider_stopped",
@@ -206,9 +193,7 @@ impl Host {
             // The running version, if any, serves until the new one replaces it.
             match host.deploy(&app).await {
                 Ok(_) => {
-                    host.started_components
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
+                    sync::lock(&host.control.started_components)
                         .insert(cmd.component_id.clone(), cmd.clone());
                     host.apply_http_links(&state).await
                 }
@@ -278,78 +263,25 @@ impl Host {
 
     /// A provider running on this host, as a manifest entry (named by its id).
     fn running_provider(&self, id: &str) -> Option<Provider> {
-        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-        inventory
-            .providers
-            .iter()
-            .find(|(p, _)| p.id.as_str() == id)
-            .map(|(p, _)| Provider {
-                name: p.id.to_string(),
-                id: p.id.clone(),
-                image_ref: p.image_ref.clone(),
-                builtin: Some(p.builtin),
-                scale: Scale::default(),
-                config: Vec::new(),
-                line: 0,
-            })
+        self.workloads.provider(id).map(|p| Provider {
+            name: p.id.to_string(),
+            id: p.id.clone(),
+            image_ref: p.image_ref.clone(),
+            builtin: Some(p.builtin),
+            scale: Scale::default(),
+            config: Vec::new(),
+            line: 0,
+        })
     }
 
     pub(crate) fn provider_running(&self, id: &str) -> bool {
-        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-        inventory.providers.iter().any(|(p, _)| p.id.as_str() == id)
-    }
-
-    fn http_provider(&self, id: &str) -> Option<String> {
-        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-        inventory
-            .providers
-            .iter()
-            .find(|(p, _)| p.id.as_str() == id && p.builtin == Builtin::HttpServer)
-            .map(|(p, _)| p.name.clone())
-    }
-
-    /// A provider on this host, by its name in the manifest that started it.
-    pub(crate) fn provider_named(
-        &self,
-        name: &str,
-    ) -> Option<Arc<crate::providers::ProviderState>> {
-        let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-        inventory
-            .providers
-            .iter()
-            .find(|(p, _)| p.name == name)
-            .map(|(p, _)| p.clone())
-    }
-
-    /// For a new HTTP listener of component `id`: the signal to stop it (see
-    /// [`Host::serve_route`]) and where to say it has closed.
-    pub(crate) fn component_listener(
-        &self,
-        id: &str,
-    ) -> (
-        tokio::sync::watch::Receiver<bool>,
-        tokio::sync::oneshot::Sender<()>,
-    ) {
-        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
-        let mut listeners = self
-            .component_listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let entry = listeners
-            .entry(id.to_owned())
-            .or_insert_with(|| (tokio::sync::watch::channel(false).0, Vec::new()));
-        entry.1.push(closed_rx);
-        (entry.0.subscribe(), closed_tx)
+        self.workloads.provider(id).is_some()
     }
 
     fn remove_component(&self, id: &ComponentId) {
         // Its listeners close first (connections go to hosts that still run it); requests
         // they already took are served by it until they have drained, then it goes.
-        let listeners = self
-            .component_listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id.as_str());
+        let listeners = self.listeners.close(id.as_str());
         let running = self.dispatch.running(id.as_str());
         match (listeners, running) {
             (Some((stop, closed)), Some(running)) => {
@@ -369,17 +301,10 @@ impl Host {
                 self.dispatch.remove(id.as_str());
             }
         }
-        self.served_links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(_, component)| component != id.as_str());
-        self.started_components
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.listeners.forget_component(id.as_str());
+        sync::lock(&self.control.started_components).remove(id);
         self.unexport_component(id.as_str());
-        let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-        inventory.components.retain(|c| c.id != *id);
+        self.workloads.remove_component(id);
     }
 
     /// Starts a listener for every lattice link from an HTTP server provider on this host to
@@ -401,19 +326,17 @@ impl Host {
         if !link.carries("wasi", "http", "incoming-handler") {
             return;
         }
-        let Some(provider) = self.http_provider(&link.source_id) else {
+        let Some(provider) = self
+            .workloads
+            .http_server(&link.source_id)
+            .map(|p| p.name.clone())
+        else {
             return;
         };
         if !self.dispatch.contains(&link.target) {
             return;
         }
-        let key = (link.source_id.clone(), link.target.clone());
-        if !self
-            .served_links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone())
-        {
+        if !self.listeners.mark_served(&link.source_id, &link.target) {
             return;
         }
         let mut address = None;
@@ -448,24 +371,21 @@ impl Host {
             Err(reason) => {
                 // The provider shows as failed with the reason; an address that parses is
                 // retried on every health check (like a manifest's), any other is dropped.
-                if let Some(p) = self.provider_named(&provider) {
+                if let Some(p) = self.workloads.provider_named(&provider) {
                     p.set_status(trellis_control::ProviderStatus::Failed {
                         reason: reason.clone(),
                     });
                 }
                 match address.parse::<SocketAddr>() {
                     Ok(a) => {
-                        self.pending_routes.lock().await.push(Route::new(
+                        self.listeners.retry_later(Route::new(
                             a,
                             provider.clone(),
                             link.target.clone(),
                         ));
                     }
                     Err(_) => {
-                        self.served_links
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&key);
+                        self.listeners.unmark_served(&link.source_id, &link.target);
                     }
                 }
                 tracing::warn!(provider = %link.source_id, component_id = %link.target, %reason, "cannot serve HTTP for a lattice link");

@@ -8,6 +8,7 @@
 //! server (Redis, NATS) reconnect by themselves; the health loop notices both directions and
 //! publishes `health_check_failed` / `health_check_passed` events.
 
+use crate::sync;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -114,15 +115,12 @@ impl ProviderState {
     }
 
     pub(crate) fn status(&self) -> ProviderStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        sync::lock(&self.status).clone()
     }
 
     /// Sets the status; returns whether it changed.
     pub(crate) fn set_status(&self, status: ProviderStatus) -> bool {
-        let mut current = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = sync::lock(&self.status);
         let changed = *current != status;
         *current = status;
         changed

@@ -23,7 +23,7 @@ pub const DRAINING_LABEL: &str = "trellis.dev/draining";
 impl Host {
     /// Wakes the reconciler loop early (an app was deployed, undeployed or deleted).
     pub(crate) fn wake_reconciler(&self) {
-        self.reconcile_wake.notify_one();
+        self.control.reconcile_wake.notify_one();
     }
 
     /// Competes for the reconciler lease every `interval` and, while holding it, reconciles.
@@ -41,7 +41,7 @@ impl Host {
             let mut leading = false;
             loop {
                 let Some(me) = host.upgrade() else { break };
-                let wake = me.reconcile_wake.clone();
+                let wake = me.control.reconcile_wake.clone();
                 match store.try_lead(me.id.as_str(), interval * 3).await {
                     Ok(true) => {
                         if !leading {

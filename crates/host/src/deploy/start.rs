@@ -106,7 +106,7 @@ impl Host {
                     if let Some(p) = providers.iter().find(|p| p.name == route.provider) {
                         p.set_status(ProviderStatus::Failed { reason });
                     }
-                    self.pending_routes.lock().await.push(route);
+                    self.listeners.retry_later(route);
                 }
             }
         }
@@ -206,22 +206,10 @@ impl Host {
         // before it shows in the inventory: whoever waits for it there (the reconciler,
         // moving it off another host) can count on its listener.
         if app.annotations.contains_key(LATTICE_OPERATION)
-            && let Some(state) = self.control_state.get()
+            && let Some(state) = self.control.state.get()
         {
             self.apply_http_links(state).await;
         }
-        let already: Vec<trellis_control::ProviderId> = {
-            let inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            inventory
-                .providers
-                .iter()
-                .map(|(p, _)| p.id.clone())
-                .collect()
-        };
-        let providers: Vec<&Arc<ProviderState>> = providers
-            .iter()
-            .filter(|p| !already.contains(&p.id))
-            .collect();
         // Links that came from the lattice were announced when they were put.
         if !app.annotations.contains_key(LATTICE_OPERATION) {
             for l in &app.links {
@@ -231,19 +219,8 @@ impl Host {
                 );
             }
         }
-        {
-            let mut inventory = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
-            // A component started again (new image, new count) replaces its entry.
-            inventory
-                .components
-                .retain(|c| !components.iter().any(|n| n.id == c.id));
-            inventory.components.extend(components);
-            inventory.providers.extend(
-                providers
-                    .iter()
-                    .map(|p| ((*p).clone(), annotations.clone())),
-            );
-        }
+        // Components and the providers not running here yet show at once.
+        let providers = self.workloads.show(components, providers, &annotations);
         for p in &providers {
             self.publish(
                 "provider_started",
@@ -260,10 +237,7 @@ impl Host {
             if let (Some(p), Some(c)) = (app.provider(&l.source), app.component(&l.target))
                 && l.link.carries("wasi", "http", "incoming-handler")
             {
-                self.served_links
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((p.id.to_string(), c.id.to_string()));
+                self.listeners.mark_served(p.id.as_str(), c.id.as_str());
             }
         }
         let mut listening = Vec::new();
@@ -286,10 +260,10 @@ impl Host {
         let mut stops: Vec<futures::future::BoxFuture<'static, ()>> = vec![Box::pin(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })];
-        if let Some(provider) = self.provider_named(&route.provider) {
+        if let Some(provider) = self.workloads.provider_named(&route.provider) {
             stops.push(Box::pin(provider.stopped()));
         }
-        let (mut component_stop, closed) = self.component_listener(&route.component_id);
+        let (mut component_stop, closed) = self.listeners.open(&route.component_id);
         stops.push(Box::pin(async move {
             let _ = component_stop.wait_for(|stop| *stop).await;
         }));
