@@ -53,7 +53,7 @@ impl Host {
         self.retry_routes().await;
         let providers = self.workloads.providers();
         for p in providers {
-            let status = if p.builtin == Builtin::HttpServer {
+            let status = if p.builtin == Builtin::HTTP_SERVER {
                 match self.listeners.pending_address(&p.name) {
                     Some(address) => ProviderStatus::Failed {
                         reason: format!("cannot listen on {address} (still retrying)"),

@@ -92,7 +92,7 @@ impl Workloads {
 
     /// The HTTP server provider with id `id`.
     pub(crate) fn http_server(&self, id: &str) -> Option<Arc<ProviderState>> {
-        self.find_provider(|p| p.id.as_str() == id && p.builtin == Builtin::HttpServer)
+        self.find_provider(|p| p.id.as_str() == id && p.builtin == Builtin::HTTP_SERVER)
     }
 
     fn find_provider(&self, found: impl Fn(&ProviderState) -> bool) -> Option<Arc<ProviderState>> {

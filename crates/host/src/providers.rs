@@ -9,6 +9,7 @@
 //! publishes `health_check_failed` / `health_check_passed` events.
 
 use crate::sync;
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -214,70 +215,160 @@ fn warn_ignored(provider: &str, ignored: &[String]) {
     }
 }
 
+/// What a backend starts from: its provider entry's name, its config (the provider's with
+/// the link's laid over it), and the folder relative paths resolve against.
+struct Setup<'a> {
+    provider: &'a str,
+    config: &'a BTreeMap<String, String>,
+    manifest_dir: &'a Path,
+}
+
+/// How one backend starts.
+type Factory = for<'a> fn(&'a Setup<'a>) -> BoxFuture<'a, Result<Instance, String>>;
+
+/// The provider registry: one factory per built-in backend, by its name in the capability
+/// catalogue (`trellis_capabilities::BUILTINS`, which says what capability it serves). A new
+/// backend is its crate, its catalogue entry, and one line here.
+const FACTORIES: &[(&str, Factory)] = &[
+    ("http-server", |_| {
+        Box::pin(async { Err("the HTTP server has no backend".into()) })
+    }),
+    ("http-client", |s| Box::pin(http_client(s))),
+    ("keyvalue-memory", |_| {
+        Box::pin(async {
+            Ok(Instance::KeyValue(Arc::new(
+                trellis_keyvalue::memory::MemoryStore::new(),
+            )))
+        })
+    }),
+    ("keyvalue-local", |s| Box::pin(keyvalue_local(s))),
+    ("keyvalue-redis", |s| Box::pin(keyvalue_redis(s))),
+    ("keyvalue-nats", |s| Box::pin(keyvalue_nats(s))),
+    ("messaging-local", |_| {
+        Box::pin(async {
+            Ok(Instance::Messaging(Arc::new(
+                trellis_messaging::memory::InProcess::new(),
+            )))
+        })
+    }),
+    ("messaging-nats", |s| Box::pin(messaging_nats(s))),
+    ("blobstore-fs", |s| Box::pin(blobstore_fs(s))),
+];
+
 async fn start(
     builtin: Builtin,
     name: &str,
     config: &BTreeMap<String, String>,
     manifest_dir: &Path,
 ) -> Result<Instance, String> {
-    match builtin {
-        Builtin::HttpServer => Err("the HTTP server has no backend".into()),
-        Builtin::HttpClient => {
-            let config = HttpClientConfig::from_config(config).map_err(|e| e.to_string())?;
-            warn_ignored(name, &config.ignored);
-            Ok(Instance::HttpClient(Arc::new(HttpClient::new(config))))
+    let Some((_, factory)) = FACTORIES.iter().find(|(n, _)| *n == builtin.name()) else {
+        return Err(format!(
+            "this host has no backend for the built-in provider `{builtin}`"
+        ));
+    };
+    let setup = Setup {
+        provider: name,
+        config,
+        manifest_dir,
+    };
+    factory(&setup).await
+}
+
+async fn http_client(s: &Setup<'_>) -> Result<Instance, String> {
+    let config = HttpClientConfig::from_config(s.config).map_err(|e| e.to_string())?;
+    warn_ignored(s.provider, &config.ignored);
+    Ok(Instance::HttpClient(Arc::new(HttpClient::new(config))))
+}
+
+async fn keyvalue_local(s: &Setup<'_>) -> Result<Instance, String> {
+    let path = match get_ci(s.config, "path") {
+        Some(p) => resolve(s.manifest_dir, p),
+        None => s
+            .manifest_dir
+            .join(".trellis")
+            .join("keyvalue")
+            .join(format!("{}.redb", s.provider)),
+    };
+    let store = tokio::task::spawn_blocking(move || trellis_keyvalue_redb::RedbStore::open(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(Instance::KeyValue(Arc::new(store)))
+}
+
+async fn keyvalue_redis(s: &Setup<'_>) -> Result<Instance, String> {
+    let config =
+        trellis_keyvalue_redis::RedisConfig::from_config(s.config).map_err(|e| e.to_string())?;
+    warn_ignored(s.provider, &config.ignored);
+    let store = trellis_keyvalue_redis::RedisStore::connect(&config, Default::default()).await;
+    Ok(Instance::KeyValue(Arc::new(store)))
+}
+
+async fn keyvalue_nats(s: &Setup<'_>) -> Result<Instance, String> {
+    let config =
+        trellis_keyvalue_nats::NatsKvConfig::from_config(s.config).map_err(|e| e.to_string())?;
+    warn_ignored(s.provider, &config.ignored);
+    let store = trellis_keyvalue_nats::NatsKvStore::connect(&config).await;
+    Ok(Instance::KeyValue(Arc::new(store)))
+}
+
+async fn messaging_nats(s: &Setup<'_>) -> Result<Instance, String> {
+    let config = trellis_messaging_nats::NatsMessagingConfig::from_config(s.config)
+        .map_err(|e| e.to_string())?;
+    warn_ignored(s.provider, &config.ignored);
+    let messaging = trellis_messaging_nats::NatsMessaging::connect(&config).await;
+    Ok(Instance::Messaging(Arc::new(messaging)))
+}
+
+async fn blobstore_fs(s: &Setup<'_>) -> Result<Instance, String> {
+    let root = match get_ci(s.config, "root") {
+        Some(p) => resolve(s.manifest_dir, p),
+        None => s
+            .manifest_dir
+            .join(".trellis")
+            .join("blobstore")
+            .join(s.provider),
+    };
+    let store = trellis_blobstore::fs::FsBlobstore::new(root.clone())
+        .map_err(|e| format!("cannot use {} as the blobstore root: {e}", root.display()))?;
+    Ok(Instance::Blobstore(Arc::new(store)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_provider_has_a_factory_and_every_factory_a_built_in() {
+        for b in Builtin::all() {
+            assert!(
+                FACTORIES.iter().any(|(name, _)| *name == b.name()),
+                "no factory for `{b}`"
+            );
         }
-        Builtin::KeyValueMemory => Ok(Instance::KeyValue(Arc::new(
-            trellis_keyvalue::memory::MemoryStore::new(),
-        ))),
-        Builtin::KeyValueLocal => {
-            let path = match get_ci(config, "path") {
-                Some(p) => resolve(manifest_dir, p),
-                None => manifest_dir
-                    .join(".trellis")
-                    .join("keyvalue")
-                    .join(format!("{name}.redb")),
-            };
-            let store =
-                tokio::task::spawn_blocking(move || trellis_keyvalue_redb::RedbStore::open(&path))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-            Ok(Instance::KeyValue(Arc::new(store)))
+        for (name, _) in FACTORIES {
+            assert!(
+                Builtin::from_name(name).is_some(),
+                "`{name}` is not in the catalogue"
+            );
         }
-        Builtin::KeyValueRedis => {
-            let config = trellis_keyvalue_redis::RedisConfig::from_config(config)
-                .map_err(|e| e.to_string())?;
-            warn_ignored(name, &config.ignored);
-            let store =
-                trellis_keyvalue_redis::RedisStore::connect(&config, Default::default()).await;
-            Ok(Instance::KeyValue(Arc::new(store)))
-        }
-        Builtin::KeyValueNats => {
-            let config = trellis_keyvalue_nats::NatsKvConfig::from_config(config)
-                .map_err(|e| e.to_string())?;
-            warn_ignored(name, &config.ignored);
-            let store = trellis_keyvalue_nats::NatsKvStore::connect(&config).await;
-            Ok(Instance::KeyValue(Arc::new(store)))
-        }
-        Builtin::MessagingLocal => Ok(Instance::Messaging(Arc::new(
-            trellis_messaging::memory::InProcess::new(),
-        ))),
-        Builtin::MessagingNats => {
-            let config = trellis_messaging_nats::NatsMessagingConfig::from_config(config)
-                .map_err(|e| e.to_string())?;
-            warn_ignored(name, &config.ignored);
-            let messaging = trellis_messaging_nats::NatsMessaging::connect(&config).await;
-            Ok(Instance::Messaging(Arc::new(messaging)))
-        }
-        Builtin::BlobstoreFs => {
-            let root = match get_ci(config, "root") {
-                Some(p) => resolve(manifest_dir, p),
-                None => manifest_dir.join(".trellis").join("blobstore").join(name),
-            };
-            let store = trellis_blobstore::fs::FsBlobstore::new(root.clone())
-                .map_err(|e| format!("cannot use {} as the blobstore root: {e}", root.display()))?;
-            Ok(Instance::Blobstore(Arc::new(store)))
-        }
+    }
+
+    #[tokio::test]
+    async fn factories_start_backends_from_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BTreeMap::from([("root".to_owned(), "blobs".to_owned())]);
+        let blobstore = Builtin::from_name("blobstore-fs").expect("built in");
+        let started = start(blobstore, "files", &config, dir.path()).await;
+        assert!(matches!(started, Ok(Instance::Blobstore(_))));
+        assert!(
+            dir.path().join("blobs").is_dir(),
+            "the root is made under the manifest's folder"
+        );
+        let memory = Builtin::from_name("keyvalue-memory").expect("built in");
+        let started = start(memory, "kv", &BTreeMap::new(), dir.path()).await;
+        assert!(matches!(started, Ok(Instance::KeyValue(_))));
+        let server = start(Builtin::HTTP_SERVER, "http", &BTreeMap::new(), dir.path()).await;
+        assert!(server.is_err());
     }
 }

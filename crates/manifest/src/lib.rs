@@ -43,7 +43,7 @@
 //! let greeter = &app.components[0];
 //! assert_eq!(greeter.id.as_str(), "hello_greeter");
 //! assert_eq!(greeter.scale.instances, 1); // no scaler trait: one instance
-//! assert_eq!(app.providers[0].builtin, Some(trellis_manifest::Builtin::HttpServer));
+//! assert_eq!(app.providers[0].builtin, Some(trellis_manifest::Builtin::HTTP_SERVER));
 //!
 //! let link = &app.links[0].link;
 //! assert_eq!((link.source_id.as_str(), link.target.as_str()), ("hello_httpserver", "hello_greeter"));

@@ -157,55 +157,28 @@ pub struct LinkSpec {
     pub line: usize,
 }
 
-/// The capability providers Trellis implements itself.
+/// A capability provider Trellis implements itself: one of the capability catalogue's
+/// built-ins ([`trellis_capabilities::BUILTINS`], where a new backend registers its name and
+/// the capability it serves).
 ///
 /// A provider entry whose image is one of wasmCloud's first-party provider images (or a
 /// `wasmcloud+builtin://` reference) runs as the matching built-in instead of a downloaded
 /// provider binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Builtin {
-    /// `wasi:http/incoming-handler` served from a listening socket.
-    #[serde(rename = "http-server")]
-    HttpServer,
-    /// `wasi:http/outgoing-handler` for calls out.
-    #[serde(rename = "http-client")]
-    HttpClient,
-    /// `wasi:keyvalue` backed by Redis.
-    #[serde(rename = "keyvalue-redis")]
-    KeyValueRedis,
-    /// `wasi:keyvalue` backed by NATS JetStream KV.
-    #[serde(rename = "keyvalue-nats")]
-    KeyValueNats,
-    /// `wasmcloud:messaging` over NATS.
-    #[serde(rename = "messaging-nats")]
-    MessagingNats,
-    /// `wasi:blobstore` on the local file system.
-    #[serde(rename = "blobstore-fs")]
-    BlobstoreFs,
-    /// `wasi:keyvalue` in memory, gone when the host stops.
-    #[serde(rename = "keyvalue-memory")]
-    KeyValueMemory,
-    /// `wasi:keyvalue` in a durable file beside the manifest (redb).
-    #[serde(rename = "keyvalue-local")]
-    KeyValueLocal,
-    /// `wasmcloud:messaging` inside the host process, with no broker.
-    #[serde(rename = "messaging-local")]
-    MessagingLocal,
-}
+#[serde(transparent)]
+pub struct Builtin(&'static str);
 
 impl Builtin {
-    /// Every built-in provider.
-    pub const ALL: [Builtin; 9] = [
-        Builtin::HttpServer,
-        Builtin::HttpClient,
-        Builtin::KeyValueRedis,
-        Builtin::KeyValueNats,
-        Builtin::MessagingNats,
-        Builtin::BlobstoreFs,
-        Builtin::KeyValueMemory,
-        Builtin::KeyValueLocal,
-        Builtin::MessagingLocal,
-    ];
+    /// `wasi:http/incoming-handler` served from a listening socket: the one built-in that
+    /// calls components instead of serving their imports.
+    pub const HTTP_SERVER: Builtin = Builtin("http-server");
+
+    /// Every built-in provider, in the catalogue's order.
+    pub fn all() -> impl Iterator<Item = Builtin> {
+        trellis_capabilities::BUILTINS
+            .iter()
+            .map(|b| Builtin(b.name))
+    }
 
     /// The image prefix of wasmCloud's first-party providers.
     const OCI_PREFIX: &'static str = "ghcr.io/wasmcloud/";
@@ -221,10 +194,11 @@ impl Builtin {
     ///
     /// ```
     /// use trellis_manifest::Builtin;
-    /// assert_eq!(Builtin::from_image_ref("ghcr.io/wasmcloud/http-server:0.27.0"), Some(Builtin::HttpServer));
-    /// assert_eq!(Builtin::from_image_ref("wasmcloud+builtin://keyvalue-redis"), Some(Builtin::KeyValueRedis));
-    /// assert_eq!(Builtin::from_image_ref("trellis+builtin://keyvalue-local"), Some(Builtin::KeyValueLocal));
+    /// assert_eq!(Builtin::from_image_ref("ghcr.io/wasmcloud/http-server:0.27.0"), Some(Builtin::HTTP_SERVER));
+    /// assert_eq!(Builtin::from_image_ref("wasmcloud+builtin://keyvalue-redis"), Builtin::from_name("keyvalue-redis"));
+    /// assert_eq!(Builtin::from_image_ref("trellis+builtin://keyvalue-local").map(|b| b.name()), Some("keyvalue-local"));
     /// assert_eq!(Builtin::from_image_ref("ghcr.io/example/http-server:1"), None);
+    /// assert_eq!(Builtin::from_image_ref("ghcr.io/wasmcloud/not-a-provider:1"), None);
     /// ```
     pub fn from_image_ref(r: &str) -> Option<Builtin> {
         let name = if let Some(name) = Self::BUILTIN_SCHEMES
@@ -246,26 +220,14 @@ impl Builtin {
 
     /// The built-in called `name` (as returned by [`Builtin::name`]).
     pub fn from_name(name: &str) -> Option<Builtin> {
-        Self::ALL.into_iter().find(|b| b.name() == name)
+        trellis_capabilities::builtin(name).map(|b| Builtin(b.name))
     }
 
     /// The provider's short name, for example `http-server`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Builtin::HttpServer => "http-server",
-            Builtin::HttpClient => "http-client",
-            Builtin::KeyValueRedis => "keyvalue-redis",
-            Builtin::KeyValueNats => "keyvalue-nats",
-            Builtin::MessagingNats => "messaging-nats",
-            Builtin::BlobstoreFs => "blobstore-fs",
-            Builtin::KeyValueMemory => "keyvalue-memory",
-            Builtin::KeyValueLocal => "keyvalue-local",
-            Builtin::MessagingLocal => "messaging-local",
-        }
+        self.0
     }
-}
 
-impl Builtin {
     /// The capability it serves to components that link to it, as `(namespace, package)`
     /// (from the capability catalogue); `None` for the HTTP server, which calls components
     /// instead.
@@ -319,7 +281,8 @@ mod tests {
 
     #[test]
     fn builtins_from_oci_and_builtin_refs() {
-        for b in Builtin::ALL {
+        assert_eq!(Builtin::all().count(), 9);
+        for b in Builtin::all() {
             let oci = format!("ghcr.io/wasmcloud/{}:0.1.0", b.name());
             assert_eq!(Builtin::from_image_ref(&oci), Some(b), "{oci}");
             let builtin = format!("wasmcloud+builtin://{}", b.name());
@@ -327,11 +290,11 @@ mod tests {
         }
         assert_eq!(
             Builtin::from_image_ref("ghcr.io/wasmcloud/keyvalue-nats@sha256:abcd"),
-            Some(Builtin::KeyValueNats)
+            Builtin::from_name("keyvalue-nats")
         );
         assert_eq!(
             Builtin::from_image_ref("ghcr.io/wasmcloud/blobstore-fs"),
-            Some(Builtin::BlobstoreFs)
+            Builtin::from_name("blobstore-fs")
         );
     }
 
@@ -353,7 +316,7 @@ mod tests {
 
     #[test]
     fn builtin_serialises_as_its_name() {
-        for b in Builtin::ALL {
+        for b in Builtin::all() {
             let json = serde_json::to_value(b).expect("serialise");
             assert_eq!(json, serde_json::Value::String(b.name().to_owned()));
         }

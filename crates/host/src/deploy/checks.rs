@@ -139,7 +139,7 @@ fn http_routes<C: Interfaces>(
         let Some(provider) = app.provider(&link.source) else {
             continue;
         };
-        if provider.builtin != Some(Builtin::HttpServer) {
+        if provider.builtin != Some(Builtin::HTTP_SERVER) {
             continue;
         }
         if !link.link.carries("wasi", "http", "incoming-handler") {
@@ -222,8 +222,7 @@ fn http_routes<C: Interfaces>(
 pub(crate) fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
     for p in &app.providers {
         if p.builtin.is_none() {
-            let available: Vec<_> = Builtin::ALL
-                .iter()
+            let available: Vec<_> = Builtin::all()
                 .map(|b| format!("`trellis+builtin://{b}`"))
                 .collect();
             problems.push(
