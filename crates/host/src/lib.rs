@@ -7,8 +7,20 @@
 //! only then starts: components are prepared once, HTTP listeners are bound, events are
 //! published on the lattice. Every problem found is reported at once in a [`DeployError`].
 //!
-//! Embedded mode (`trellis up`) deploys one manifest straight onto one host. The lattice
-//! reconciler will drive the same host through the control interface.
+//! Embedded mode (`trellis up`) deploys one manifest straight onto one host; the lattice's
+//! reconciler drives the same host through the control interface (`control`'s handler,
+//! reached over NATS, the admin endpoint, or in process).
+//!
+//! The modules, by the part of the host's state each owns:
+//! - `deploy/`: `checks` (pure: manifest + import/export lists → problems or what to start)
+//!   and `start` (providers, prepared components, listeners, inventory, events);
+//! - `inventory` (what runs: components and providers), `listeners` (HTTP listeners for
+//!   lattice links), `calls` (calls between components), `control` (the control plane and
+//!   the host's `ControlHandler`), `providers` (provider state and the provider registry);
+//! - `dispatch` and `limiter` (HTTP requests to components under their concurrency limit),
+//!   `health` (provider health, listener retries, message subscriptions), `operations`
+//!   (control-interface starts and stops), `admin` (local HTTP control), `apps` (the wadm
+//!   API), `reconcile` (the reconciler), `sync` (the lock helper).
 
 mod admin;
 mod apps;
@@ -99,8 +111,8 @@ impl Default for HostConfig {
 }
 
 /// One host. Its state is grouped into parts that own their locks: what runs here
-/// ([`inventory::Workloads`]), the HTTP listeners ([`listeners::Listeners`]), calls between
-/// components ([`calls::Calls`]), and the control plane ([`control::ControlPlane`]).
+/// (`inventory::Workloads`), the HTTP listeners (`listeners::Listeners`), calls between
+/// components (`calls::Calls`), and the control plane (`control::ControlPlane`).
 pub struct Host {
     /// This host, for the tasks and routers it hands out.
     me: std::sync::Weak<Host>,

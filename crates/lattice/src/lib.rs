@@ -6,6 +6,11 @@
 //! same in both modes. [`Lattice::nats`] also publishes every event on the control
 //! connection; [`connect`] opens the connections a host needs, and [`state`] keeps the
 //! lattice-wide links and config in JetStream KV.
+//!
+//! The rest of the lattice's traffic: [`serve`] answers the control interface and the app
+//! API for a host's [`serve::ControlHandler`], [`client`] is the one client for both (over
+//! NATS, an embedded host's admin endpoint, or in process), [`apps`] keeps apps and the
+//! reconciler lease, and [`wrpc`] carries calls between components on different hosts.
 
 pub mod apps;
 pub mod client;
