@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use trellis_blobstore::Blobstore;
-use trellis_control::{ProviderId, ProviderStatus};
+use trellis_control::{ProviderId, ProviderStatus, error_text};
 use trellis_http_client::{HttpClient, HttpClientConfig};
 use trellis_keyvalue::KeyValue;
 use trellis_manifest::Builtin;
@@ -36,9 +36,9 @@ impl Instance {
     async fn health(&self) -> Result<(), String> {
         let check = async {
             match self {
-                Instance::KeyValue(b) => b.health().await,
-                Instance::Messaging(b) => b.health().await,
-                Instance::Blobstore(b) => b.health().await,
+                Instance::KeyValue(b) => b.health().await.map_err(|e| error_text(&e)),
+                Instance::Messaging(b) => b.health().await.map_err(|e| error_text(&e)),
+                Instance::Blobstore(b) => b.health().await.map_err(|e| error_text(&e)),
                 Instance::HttpClient(_) => Ok(()),
             }
         };
@@ -244,12 +244,12 @@ async fn start(
                 tokio::task::spawn_blocking(move || trellis_keyvalue_redb::RedbStore::open(&path))
                     .await
                     .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| error_text(&e))?;
             Ok(Instance::KeyValue(Arc::new(store)))
         }
         Builtin::KeyValueRedis => {
             let config = trellis_keyvalue_redis::RedisConfig::from_config(config)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_text(&e))?;
             warn_ignored(name, &config.ignored);
             let store =
                 trellis_keyvalue_redis::RedisStore::connect(&config, Default::default()).await;
@@ -257,7 +257,7 @@ async fn start(
         }
         Builtin::KeyValueNats => {
             let config = trellis_keyvalue_nats::NatsKvConfig::from_config(config)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_text(&e))?;
             warn_ignored(name, &config.ignored);
             let store = trellis_keyvalue_nats::NatsKvStore::connect(&config).await;
             Ok(Instance::KeyValue(Arc::new(store)))
@@ -267,7 +267,7 @@ async fn start(
         ))),
         Builtin::MessagingNats => {
             let config = trellis_messaging_nats::NatsMessagingConfig::from_config(config)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_text(&e))?;
             warn_ignored(name, &config.ignored);
             let messaging = trellis_messaging_nats::NatsMessaging::connect(&config).await;
             Ok(Instance::Messaging(Arc::new(messaging)))
@@ -277,8 +277,8 @@ async fn start(
                 Some(p) => resolve(manifest_dir, p),
                 None => manifest_dir.join(".trellis").join("blobstore").join(name),
             };
-            let store = trellis_blobstore::fs::FsBlobstore::new(root.clone())
-                .map_err(|e| format!("cannot use {} as the blobstore root: {e}", root.display()))?;
+            let store =
+                trellis_blobstore::fs::FsBlobstore::new(root).map_err(|e| error_text(&e))?;
             Ok(Instance::Blobstore(Arc::new(store)))
         }
     }

@@ -59,7 +59,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-use trellis_keyvalue::{Bucket, Error, KeyPage, KeyValue, add_counter, parse_counter};
+use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 
 /// How many compare-and-swap rounds an increment tries before giving up.
 const MAX_INCREMENT_ATTEMPTS: u32 = 100;
@@ -208,13 +208,13 @@ impl KeyValue for NatsKvStore {
         }))
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         self.inner
             .run("check the bucket", |store| async move {
                 store.status().await.map(drop).map_err(|e| e.to_string())
             })
-            .await
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! An in-memory backend: fast, shared by every component linked to the same provider, and
 //! gone when the process stops. Each bucket identifier is its own keyspace.
 
-use crate::{Bucket, Error, KeyPage, KeyValue, add_counter, parse_counter};
+use crate::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +27,7 @@ impl KeyValue for MemoryStore {
         Ok(bucket)
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         Ok(())
     }
 }
