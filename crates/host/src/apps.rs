@@ -7,6 +7,7 @@ use crate::Host;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use trellis_control::error_text;
 use trellis_control::wadm::{
     ApiResult, AppRequest, AppStatusReport, AppSummary, DeleteReply, DeployReply, ErrorReply,
     GetReply, PutReply, StatusReply, StatusType, VersionInfo, VersionsReply,
@@ -148,7 +149,7 @@ impl Host {
                 },
                 Err(e) => GetReply {
                     result: ApiResult::Error,
-                    message: e.to_string(),
+                    message: error_text(&e),
                     manifest: None,
                 },
             }),
@@ -173,7 +174,7 @@ impl Host {
                 },
                 Err(e) => VersionsReply {
                     result: ApiResult::Error,
-                    message: e.to_string(),
+                    message: error_text(&e),
                     versions: Vec::new(),
                 },
             }),
@@ -194,7 +195,7 @@ impl Host {
                     },
                     Err(e) => DeleteReply {
                         result: ApiResult::Error,
-                        message: e.to_string(),
+                        message: error_text(&e),
                         undeploy: false,
                     },
                 })
@@ -258,7 +259,7 @@ impl Host {
                 },
                 Err(e) => StatusReply {
                     result: ApiResult::Error,
-                    message: e.to_string(),
+                    message: error_text(&e),
                     status: None,
                 },
             }),
@@ -302,7 +303,7 @@ impl Host {
                 current_version: version,
                 total_versions: total,
             },
-            Err(e) => refused(name.clone(), e.to_string()),
+            Err(e) => refused(name.clone(), error_text(&e)),
         }
     }
 
@@ -345,7 +346,7 @@ impl Host {
 fn store_refused(name: String, e: trellis_lattice::apps::AppStoreError) -> DeployReply {
     let (result, message) = match e {
         trellis_lattice::apps::AppStoreError::NotFound(message) => (ApiResult::NotFound, message),
-        e => (ApiResult::Error, e.to_string()),
+        e => (ApiResult::Error, error_text(&e)),
     };
     DeployReply {
         result,
