@@ -1,7 +1,8 @@
 //! Where the deployment manager keeps applications: every version of every manifest, which
 //! one is deployed, each app's last status, and the lease that makes one host the active
 //! reconciler. JetStream KV bucket `TRELLIS_APPS_{lattice}` on a lattice (so it survives
-//! restarts of every host), memory in embedded mode.
+//! restarts of every host), memory in embedded mode (written to `.trellis/apps/` when it has
+//! a file), both through [`crate::kv`] as the lattice state is.
 //!
 //! Keys: `app_{name}` → [`AppRecord`] (written with compare-and-swap, so concurrent API calls
 //! on different hosts never lose each other's writes), `status_{name}` → the app's status as

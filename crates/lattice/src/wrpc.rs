@@ -16,8 +16,8 @@
 //!
 //! Errors: NATS answers a call to a component no host runs with a no-responders status, which
 //! the caller reports as "not running". When the callee fails (trap, deadline, bad
-//! arguments), Trellis hosts end the results with an empty message carrying the reason in a
-//! `trellis-error` header; wRPC peers that do not know the header see the results end early.
+//! arguments), Trellis hosts end the results with an empty message carrying the reason, with
+//! its causes, in a `trellis-error` header; wRPC peers that do not know the header see the results end early.
 //! Bytes are opaque here: the runtime encodes and decodes values, and tells this module when
 //! it has all of them through the `complete` callbacks.
 

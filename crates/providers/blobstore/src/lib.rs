@@ -5,6 +5,9 @@
 //! Container and object names come from guests and are untrusted: a backend must never let
 //! a name reach outside its root (`..`, absolute paths, symlinks). Values move whole, as
 //! [`Bytes`], bounded by [`Limits`] which the runtime enforces before a backend sees them.
+//! [`Error`] is what a guest sees; [`Blobstore::health`] and [`fs::FsBlobstore::new`] answer
+//! the host with errors ([`HealthError`], [`fs::RootError`]) that keep the I/O error as their
+//! source.
 
 pub mod fs;
 

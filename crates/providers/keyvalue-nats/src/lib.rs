@@ -328,6 +328,10 @@ impl Inner {
 /// Built here rather than with `create_key_value`, which first reads the account's JetStream
 /// info in a form that servers before 2.10 do not send; a stream made this way is the same
 /// bucket on every server version.
+///
+/// `trellis-lattice` (`kv.rs`) builds the same stream for the lattice's own buckets. The two
+/// crates share no crate that knows async-nats (and neither may depend on the other), so
+/// each keeps its copy; change them together.
 fn bucket_stream_config(bucket: &str) -> jetstream::stream::Config {
     jetstream::stream::Config {
         name: format!("KV_{bucket}"),

@@ -188,11 +188,15 @@ impl KeyValue for RedbStore {
 }
 
 impl Inner {
-    fn failure(&self) -> Option<String> {
+    /// The recorded failure; a panic while it was held cannot have left it half-written.
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.failure
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure_slot().clone()
     }
 
     /// Records a storage failure (the first one wins) and returns the error a guest sees.
@@ -201,7 +205,7 @@ impl Inner {
             "the key-value database {} failed: {what}",
             self.path.display()
         );
-        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failure = self.failure_slot();
         if failure.is_none() {
             tracing::error!(path = %self.path.display(), error = %what, "key-value database failed");
             *failure = Some(message.clone());

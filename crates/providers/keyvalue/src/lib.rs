@@ -10,6 +10,8 @@
 //! Errors split the way the WIT does: [`Error::NoSuchStore`] and [`Error::AccessDenied`] for
 //! what the guest asked wrongly, [`Error::Other`] for everything else (a backend that is
 //! down, a value that is not a number). They are values the guest sees, never traps.
+//! [`KeyValue::health`] answers the host, not a guest: a [`HealthError`] that keeps what
+//! failed underneath as its source.
 
 pub mod conformance;
 pub mod memory;

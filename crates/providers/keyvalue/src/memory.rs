@@ -22,7 +22,7 @@ impl MemoryStore {
 #[async_trait]
 impl KeyValue for MemoryStore {
     async fn open(&self, identifier: &str) -> Result<Arc<dyn Bucket>, Error> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock(&self.buckets);
         let bucket = buckets.entry(identifier.to_owned()).or_default().clone();
         Ok(bucket)
     }
@@ -30,6 +30,14 @@ impl KeyValue for MemoryStore {
     async fn health(&self) -> Result<(), HealthError> {
         Ok(())
     }
+}
+
+/// Locks `mutex`, taking it over from a holder that panicked: every change here is one map
+/// operation, so the map is whole whatever happened.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One keyspace. Keys are kept sorted so that list cursors are stable offsets.
@@ -40,7 +48,7 @@ pub struct MemoryBucket {
 
 impl MemoryBucket {
     fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
 }
 

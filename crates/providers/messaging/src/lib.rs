@@ -8,7 +8,8 @@
 //! rest, and a queue group delivers each message to one member only.
 //!
 //! Backends: [`memory::InProcess`] here (embedded mode, no broker), and NATS in
-//! `trellis-messaging-nats`.
+//! `trellis-messaging-nats`. [`Error`] is what a component sees; [`Messaging::health`]
+//! answers the host with a [`HealthError`], which keeps what failed underneath as its source.
 
 pub mod memory;
 pub mod subject;
