@@ -11,7 +11,8 @@
 //!   each knowing its subject, body and how it is parsed;
 //! - [`wadm`]: the deployment manager's API ([`wadm::AppRequest`]) and its replies;
 //! - ids, [`Link`], the host inventory, the reply envelope ([`CtlResponse`]) and
-//!   [`CloudEvent`], the shapes both carry.
+//!   [`CloudEvent`], the shapes both carry; [`error_text`], how an error and its causes
+//!   become the text these carry.
 
 pub mod ctl;
 mod ids;
@@ -72,6 +73,21 @@ impl<T> CtlResponse<T> {
     }
 }
 
+/// `error` and each of its causes, joined with `: ` (what anyhow's `{:#}` prints): the text
+/// an error becomes where it travels as a string, such as a reply envelope's `message`, a
+/// provider's failure reason or the wRPC error header. Errors keep their cause as a source
+/// instead of repeating it in their own message, so `to_string()` alone would drop it.
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
 /// A lattice event as a CloudEvents 1.0 JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {
@@ -113,6 +129,15 @@ mod tests {
             json,
             serde_json::json!({"success": false, "message": "nope"})
         );
+    }
+
+    #[test]
+    fn error_text_follows_the_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the bucket")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(error_text(&e), "cannot open the bucket: connection refused");
     }
 
     #[test]

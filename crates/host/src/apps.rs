@@ -7,6 +7,7 @@ use crate::Host;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use trellis_control::error_text;
 use trellis_control::wadm::{
     ApiResult, AppRequest, AppStatusReport, AppSummary, DeleteReply, DeployReply, ErrorReply,
     GetReply, PutReply, StatusReply, StatusType, VersionInfo, VersionsReply,
@@ -149,7 +150,7 @@ impl Host {
                 },
                 Err(e) => GetReply {
                     result: ApiResult::Error,
-                    message: e.to_string(),
+                    message: error_text(&e),
                     manifest: None,
                 },
             }),
@@ -174,7 +175,7 @@ impl Host {
                 },
                 Err(e) => VersionsReply {
                     result: ApiResult::Error,
-                    message: e.to_string(),
+                    message: error_text(&e),
                     versions: Vec::new(),
                 },
             }),
@@ -195,7 +196,7 @@ impl Host {
                     },
                     Err(e) => DeleteReply {
                         result: ApiResult::Error,
-                        message: e.to_string(),
+                        message: error_text(&e),
                         undeploy: false,
                     },
                 })
@@ -259,7 +260,7 @@ impl Host {
                 },
                 Err(e) => StatusReply {
                     result: ApiResult::Error,
-                    message: e.to_string(),
+                    message: error_text(&e),
                     status: None,
                 },
             }),
@@ -303,7 +304,7 @@ impl Host {
                 current_version: version,
                 total_versions: total,
             },
-            Err(e) => refused(name.clone(), e.to_string()),
+            Err(e) => refused(name.clone(), error_text(&e)),
         }
     }
 
@@ -346,7 +347,7 @@ impl Host {
 fn store_refused(name: String, e: trellis_lattice::apps::AppStoreError) -> DeployReply {
     let (result, message) = match e {
         trellis_lattice::apps::AppStoreError::NotFound(message) => (ApiResult::NotFound, message),
-        e => (ApiResult::Error, e.to_string()),
+        e => (ApiResult::Error, error_text(&e)),
     };
     DeployReply {
         result,

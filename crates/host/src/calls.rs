@@ -13,7 +13,10 @@ use crate::sync;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
-use trellis_lattice::wrpc::{Incoming, Invocation, RpcError, Serving, WrpcClient, WrpcHandler};
+use trellis_control::error_text;
+use trellis_lattice::wrpc::{
+    HandlerError, Incoming, Invocation, RpcError, Serving, WrpcClient, WrpcHandler,
+};
 use trellis_manifest::Application;
 use trellis_runtime::{Call, CallError, CallRouter, ComponentLink, ExportedComponent, Reply};
 
@@ -104,7 +107,7 @@ impl Host {
             .client
             .get_or_try_init(|| WrpcClient::new(connections.rpc.clone(), self.lattice.name()))
             .await
-            .map_err(|e| CallError::Transport(e.to_string()))?;
+            .map_err(|e| CallError::Transport(error_text(&e)))?;
         let params = call.encode_params()?;
         let invocation = Invocation {
             target: call.target(),
@@ -128,7 +131,7 @@ impl Host {
                 Err(CallError::TooLarge { what, size, limit })
             }
             Err(RpcError::Remote(message)) => Err(CallError::Failed(message)),
-            Err(e) => Err(CallError::Transport(e.to_string())),
+            Err(e) => Err(CallError::Transport(error_text(&e))),
         }
     }
 
@@ -196,25 +199,25 @@ impl WrpcHandler for Handler {
         instance: &str,
         function: &str,
         bytes: &[u8],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, HandlerError> {
         self.component
             .params_complete(instance, function, bytes)
-            .map_err(|e| e.to_string())
+            .map_err(|e| HandlerError::Refused(e.into()))
     }
 
-    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, HandlerError>> {
         let component = self.component.clone();
         let limiter = self.limiter.clone();
         Box::pin(async move {
             let _permit = limiter
                 .acquire()
                 .await
-                .map_err(|full| busy(component.id().as_str(), full))?;
+                .map_err(|full| HandlerError::Failed(busy(component.id().as_str(), full).into()))?;
             tracing::debug!(component_id = %component.id(), source = ?call.source, instance = %call.instance, function = %call.function, "call from the lattice");
             component
                 .call_encoded(&call.instance, &call.function, &call.params)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| HandlerError::Failed(e.into()))
         })
     }
 }

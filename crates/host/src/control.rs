@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use trellis_control::ctl::{AuctionAck, DeleteLink, HostLabel};
 use trellis_control::wadm::AppRequest;
-use trellis_control::{CtlRequest, CtlResponse, HostId, HostSummary, Link};
+use trellis_control::{CtlRequest, CtlResponse, HostId, HostSummary, Link, error_text};
 use trellis_lattice::serve::{ControlHandler, envelope};
 use trellis_lattice::state::LatticeState;
 
@@ -245,14 +245,14 @@ impl Host {
                     message: String::new(),
                     response: values,
                 },
-                Err(e) => CtlResponse::error(e.to_string()),
+                Err(e) => CtlResponse::error(error_text(&e)),
             }),
             CtlRequest::DeleteConfig(name) => reply(&match state.delete_config(&name).await {
                 Ok(()) => {
                     self.publish("config_deleted", serde_json::json!({"config_name": name}));
                     CtlResponse::<()>::success()
                 }
-                Err(e) => CtlResponse::error(e.to_string()),
+                Err(e) => CtlResponse::error(error_text(&e)),
             }),
             CtlRequest::PutLink(link) => {
                 let response = self.put_link(link, &state).await;
@@ -265,7 +265,7 @@ impl Host {
             CtlRequest::DeleteLink(request) => reply(&self.delete_link(request, &state).await),
             CtlRequest::GetLinks => reply(&match state.links().await {
                 Ok(links) => CtlResponse::ok(links),
-                Err(e) => CtlResponse::error(e.to_string()),
+                Err(e) => CtlResponse::error(error_text(&e)),
             }),
             CtlRequest::GetClaims => {
                 reply(&CtlResponse::ok(Vec::<BTreeMap<String, String>>::new()))
@@ -329,7 +329,7 @@ impl Host {
                 self.publish("config_set", serde_json::json!({"config_name": name}));
                 CtlResponse::success()
             }
-            Err(e) => CtlResponse::error(e.to_string()),
+            Err(e) => CtlResponse::error(error_text(&e)),
         }
     }
 
@@ -349,7 +349,7 @@ impl Host {
         } else if link.interfaces.is_empty() {
             Err("a link needs at least one interface".to_owned())
         } else {
-            state.put_link(&link).await.map_err(|e| e.to_string())
+            state.put_link(&link).await.map_err(|e| error_text(&e))
         };
         match result {
             Ok(()) => {
@@ -389,7 +389,7 @@ impl Host {
                 }
                 CtlResponse::success()
             }
-            Err(e) => CtlResponse::error(e.to_string()),
+            Err(e) => CtlResponse::error(error_text(&e)),
         }
     }
 }

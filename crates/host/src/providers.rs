@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use trellis_blobstore::Blobstore;
-use trellis_control::{ProviderId, ProviderStatus};
+use trellis_control::{ProviderId, ProviderStatus, error_text};
 use trellis_http_client::{HttpClient, HttpClientConfig};
 use trellis_keyvalue::KeyValue;
 use trellis_manifest::Builtin;
@@ -38,9 +38,9 @@ impl Instance {
     async fn health(&self) -> Result<(), String> {
         let check = async {
             match self {
-                Instance::KeyValue(b) => b.health().await,
-                Instance::Messaging(b) => b.health().await,
-                Instance::Blobstore(b) => b.health().await,
+                Instance::KeyValue(b) => b.health().await.map_err(|e| error_text(&e)),
+                Instance::Messaging(b) => b.health().await.map_err(|e| error_text(&e)),
+                Instance::Blobstore(b) => b.health().await.map_err(|e| error_text(&e)),
                 Instance::HttpClient(_) => Ok(()),
             }
         };
@@ -292,13 +292,13 @@ async fn keyvalue_local(s: &Setup<'_>) -> Result<Instance, String> {
     let store = tokio::task::spawn_blocking(move || trellis_keyvalue_redb::RedbStore::open(&path))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_text(&e))?;
     Ok(Instance::KeyValue(Arc::new(store)))
 }
 
 async fn keyvalue_redis(s: &Setup<'_>) -> Result<Instance, String> {
     let config =
-        trellis_keyvalue_redis::RedisConfig::from_config(s.config).map_err(|e| e.to_string())?;
+        trellis_keyvalue_redis::RedisConfig::from_config(s.config).map_err(|e| error_text(&e))?;
     warn_ignored(s.provider, &config.ignored);
     let store = trellis_keyvalue_redis::RedisStore::connect(&config, Default::default()).await;
     Ok(Instance::KeyValue(Arc::new(store)))
@@ -306,7 +306,7 @@ async fn keyvalue_redis(s: &Setup<'_>) -> Result<Instance, String> {
 
 async fn keyvalue_nats(s: &Setup<'_>) -> Result<Instance, String> {
     let config =
-        trellis_keyvalue_nats::NatsKvConfig::from_config(s.config).map_err(|e| e.to_string())?;
+        trellis_keyvalue_nats::NatsKvConfig::from_config(s.config).map_err(|e| error_text(&e))?;
     warn_ignored(s.provider, &config.ignored);
     let store = trellis_keyvalue_nats::NatsKvStore::connect(&config).await;
     Ok(Instance::KeyValue(Arc::new(store)))
@@ -314,7 +314,7 @@ async fn keyvalue_nats(s: &Setup<'_>) -> Result<Instance, String> {
 
 async fn messaging_nats(s: &Setup<'_>) -> Result<Instance, String> {
     let config = trellis_messaging_nats::NatsMessagingConfig::from_config(s.config)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_text(&e))?;
     warn_ignored(s.provider, &config.ignored);
     let messaging = trellis_messaging_nats::NatsMessaging::connect(&config).await;
     Ok(Instance::Messaging(Arc::new(messaging)))
@@ -329,8 +329,7 @@ async fn blobstore_fs(s: &Setup<'_>) -> Result<Instance, String> {
             .join("blobstore")
             .join(s.provider),
     };
-    let store = trellis_blobstore::fs::FsBlobstore::new(root.clone())
-        .map_err(|e| format!("cannot use {} as the blobstore root: {e}", root.display()))?;
+    let store = trellis_blobstore::fs::FsBlobstore::new(root).map_err(|e| error_text(&e))?;
     Ok(Instance::Blobstore(Arc::new(store)))
 }
 

@@ -1,37 +1,51 @@
 //! Where the deployment manager keeps applications: every version of every manifest, which
 //! one is deployed, each app's last status, and the lease that makes one host the active
 //! reconciler. JetStream KV bucket `TRELLIS_APPS_{lattice}` on a lattice (so it survives
-//! restarts of every host), memory in embedded mode.
+//! restarts of every host), memory in embedded mode (written to `.trellis/apps/` when it has
+//! a file), both through [`crate::kv`] as the lattice state is.
 //!
 //! Keys: `app_{name}` → [`AppRecord`] (written with compare-and-swap, so concurrent API calls
 //! on different hosts never lose each other's writes), `status_{name}` → the app's status as
 //! the reconciler last computed it, `reconciler` → [`Lease`].
 
-use async_nats::jetstream::kv;
-use futures::StreamExt as _;
+use crate::kv::{Kv, KvError, LoadError};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use trellis_control::wadm::AppStatusReport;
 
 /// Why an app store operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AppStoreError {
-    /// JetStream refused or did not answer.
-    #[error("app store (JetStream bucket `{bucket}`): {reason}")]
-    JetStream {
-        /// The bucket.
-        bucket: String,
-        /// What went wrong.
-        reason: String,
+    /// The bucket (or embedded mode's file) could not be read or written.
+    #[error("app store")]
+    Store(#[from] KvError),
+    /// Embedded mode's app store file cannot be read back.
+    #[error("cannot {what} the app store file {}; move or delete it", file.display())]
+    LocalFile {
+        /// What was being done: `read`, `create the folder of`.
+        what: &'static str,
+        /// The file.
+        file: std::path::PathBuf,
+        /// The I/O or parse error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A stored value is not what Trellis writes.
-    #[error("app store key `{key}` holds a value Trellis cannot read: {reason}")]
+    #[error("app store key `{key}` holds a value Trellis cannot read")]
     Corrupt {
         /// The key.
         key: String,
         /// The parse error.
-        reason: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be encoded (which manifests and statuses never fail).
+    #[error("cannot encode the value of app store key `{key}`")]
+    Encode {
+        /// The key.
+        key: String,
+        /// The encoding error.
+        #[source]
+        source: serde_json::Error,
     },
     /// The request cannot be honoured as asked.
     #[error("{0}")]
@@ -39,6 +53,12 @@ pub enum AppStoreError {
     /// The app does not exist (or not in that version).
     #[error("{0}")]
     NotFound(String),
+}
+
+impl From<LoadError> for AppStoreError {
+    fn from(LoadError { what, file, source }: LoadError) -> Self {
+        AppStoreError::LocalFile { what, file, source }
+    }
 }
 
 /// One stored version of a manifest.
@@ -115,27 +135,8 @@ pub struct Lease {
 /// The app store of one lattice; cheap to clone.
 #[derive(Clone)]
 pub struct AppStore {
-    backend: Backend,
+    kv: Kv,
 }
-
-#[derive(Clone)]
-enum Backend {
-    JetStream {
-        store: Box<kv::Store>,
-        bucket: String,
-    },
-    Memory {
-        map: Arc<Mutex<MemoryKv>>,
-        /// Where embedded mode keeps it between runs, if anywhere.
-        file: Option<Arc<std::path::PathBuf>>,
-    },
-}
-
-/// Key → (revision, value), for embedded mode.
-type MemoryKv = BTreeMap<String, (u64, Vec<u8>)>;
-
-/// A value and the revision to compare-and-swap against.
-type Versioned = Option<(u64, Vec<u8>)>;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -174,221 +175,34 @@ fn decode_name(key: &str, prefix: &str) -> Option<String> {
 impl AppStore {
     /// Opens (creating when missing) the bucket of `lattice`.
     pub async fn open(client: async_nats::Client, lattice: &str) -> Result<Self, AppStoreError> {
-        let bucket = format!("TRELLIS_APPS_{lattice}");
         let js = async_nats::jetstream::new(client);
-        let store = crate::state::open_bucket(&js, &bucket).await.map_err(|e| {
-            AppStoreError::JetStream {
-                bucket: bucket.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        Ok(Self {
-            backend: Backend::JetStream {
-                store: Box::new(store),
-                bucket,
-            },
-        })
+        let kv = Kv::open(&js, &format!("TRELLIS_APPS_{lattice}")).await?;
+        Ok(Self { kv })
     }
 
     /// A store in this process only.
     pub fn in_memory() -> Self {
         Self {
-            backend: Backend::Memory {
-                map: Arc::default(),
-                file: None,
-            },
+            kv: Kv::in_memory(),
         }
     }
 
     /// Embedded mode's store: in memory, written to `file` after every change (write, then
     /// rename) and read back from it when it exists.
     pub fn local(file: &std::path::Path) -> Result<Self, AppStoreError> {
-        let refused = |what: &str, e: &dyn std::fmt::Display| {
-            AppStoreError::Refused(format!(
-                "cannot {what} the app store file {}: {e}; move or delete it",
-                file.display()
-            ))
-        };
-        let map: MemoryKv = match std::fs::read(file) {
-            Ok(bytes) => {
-                let stored: BTreeMap<String, (u64, String)> =
-                    serde_json::from_slice(&bytes).map_err(|e| refused("read", &e))?;
-                stored
-                    .into_iter()
-                    .map(|(k, (rev, v))| (k, (rev, v.into_bytes())))
-                    .collect()
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MemoryKv::new(),
-            Err(e) => return Err(refused("read", &e)),
-        };
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| refused("create the folder of", &e))?;
-        }
         Ok(Self {
-            backend: Backend::Memory {
-                map: Arc::new(Mutex::new(map)),
-                file: Some(Arc::new(file.to_owned())),
-            },
+            kv: Kv::local(file)?,
         })
-    }
-
-    /// Writes the in-memory store to its file, if it has one.
-    fn persist(&self, map: &MemoryKv) -> Result<(), AppStoreError> {
-        let Backend::Memory {
-            file: Some(file), ..
-        } = &self.backend
-        else {
-            return Ok(());
-        };
-        let stored: BTreeMap<&String, (u64, std::borrow::Cow<'_, str>)> = map
-            .iter()
-            .map(|(k, (rev, v))| (k, (*rev, String::from_utf8_lossy(v))))
-            .collect();
-        let bytes = serde_json::to_vec_pretty(&stored).unwrap_or_default();
-        let tmp = file.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, file.as_ref()))
-            .map_err(|e| AppStoreError::Refused(format!("cannot write {}: {e}", file.display())))
-    }
-
-    fn js_error(&self, reason: impl std::fmt::Display) -> AppStoreError {
-        let bucket = match &self.backend {
-            Backend::JetStream { bucket, .. } => bucket.clone(),
-            Backend::Memory { .. } => "memory".into(),
-        };
-        AppStoreError::JetStream {
-            bucket,
-            reason: reason.to_string(),
-        }
-    }
-
-    async fn get_raw(&self, key: &str) -> Result<Versioned, AppStoreError> {
-        match &self.backend {
-            Backend::JetStream { store, .. } => {
-                let entry = store.entry(key).await.map_err(|e| self.js_error(e))?;
-                Ok(entry
-                    .filter(|e| e.operation == kv::Operation::Put)
-                    .map(|e| (e.revision, e.value.to_vec())))
-            }
-            Backend::Memory { map, .. } => Ok(lock(map).get(key).cloned()),
-        }
-    }
-
-    /// Writes `value` if the key is still at `revision` (`None`: absent); `false` when
-    /// someone else wrote first.
-    async fn swap(
-        &self,
-        key: &str,
-        revision: Option<u64>,
-        value: Vec<u8>,
-    ) -> Result<bool, AppStoreError> {
-        match &self.backend {
-            Backend::JetStream { store, .. } => {
-                let written = match revision {
-                    None => store
-                        .create(key, value.into())
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            (
-                                e.kind() == kv::CreateErrorKind::AlreadyExists,
-                                e.to_string(),
-                            )
-                        }),
-                    Some(rev) => store
-                        .update(key, value.into(), rev)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            (
-                                e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                                e.to_string(),
-                            )
-                        }),
-                };
-                match written {
-                    Ok(()) => Ok(true),
-                    Err((true, _)) => Ok(false),
-                    // A key deleted before is "absent" to us but has a revision to NATS.
-                    Err((false, reason))
-                        if revision.is_none() && reason.contains("wrong last sequence") =>
-                    {
-                        Ok(false)
-                    }
-                    Err((false, reason)) => Err(self.js_error(reason)),
-                }
-            }
-            Backend::Memory { map, .. } => {
-                let mut map = lock(map);
-                let current = map.get(key).map(|(r, _)| *r);
-                if current != revision {
-                    return Ok(false);
-                }
-                let next = current.unwrap_or_default() + 1;
-                map.insert(key.to_owned(), (next, value));
-                self.persist(&map)?;
-                Ok(true)
-            }
-        }
-    }
-
-    async fn put_raw(&self, key: &str, value: Vec<u8>) -> Result<(), AppStoreError> {
-        match &self.backend {
-            Backend::JetStream { store, .. } => store
-                .put(key, value.into())
-                .await
-                .map(|_| ())
-                .map_err(|e| self.js_error(e)),
-            Backend::Memory { map, .. } => {
-                let mut map = lock(map);
-                let next = map.get(key).map(|(r, _)| *r).unwrap_or_default() + 1;
-                map.insert(key.to_owned(), (next, value));
-                self.persist(&map)
-            }
-        }
-    }
-
-    async fn delete_raw(&self, key: &str) -> Result<(), AppStoreError> {
-        match &self.backend {
-            Backend::JetStream { store, .. } => {
-                store.delete(key).await.map_err(|e| self.js_error(e))
-            }
-            Backend::Memory { map, .. } => {
-                let mut map = lock(map);
-                map.remove(key);
-                self.persist(&map)
-            }
-        }
-    }
-
-    async fn keys(&self) -> Result<Vec<String>, AppStoreError> {
-        match &self.backend {
-            Backend::JetStream { store, .. } => {
-                let mut keys = match store.keys().await {
-                    Ok(k) => k,
-                    Err(e) => return Err(self.js_error(e)),
-                };
-                let mut out = Vec::new();
-                while let Some(k) = keys.next().await {
-                    out.push(k.map_err(|e| self.js_error(e))?);
-                }
-                Ok(out)
-            }
-            Backend::Memory { map, .. } => Ok(lock(map).keys().cloned().collect()),
-        }
     }
 
     /// The record of `name`, with its revision.
     async fn record(&self, name: &str) -> Result<Option<(u64, AppRecord)>, AppStoreError> {
         let key = key("app", name);
-        match self.get_raw(&key).await? {
+        match self.kv.get(&key).await? {
             None => Ok(None),
             Some((rev, bytes)) => serde_json::from_slice(&bytes)
                 .map(|r| Some((rev, r)))
-                .map_err(|e| AppStoreError::Corrupt {
-                    key,
-                    reason: e.to_string(),
-                }),
+                .map_err(|source| AppStoreError::Corrupt { key, source }),
         }
     }
 
@@ -407,11 +221,11 @@ impl AppStore {
             let Some(next) = next else {
                 return Ok(out);
             };
-            let bytes = serde_json::to_vec(&next).map_err(|e| AppStoreError::Corrupt {
+            let bytes = serde_json::to_vec(&next).map_err(|source| AppStoreError::Encode {
                 key: key.clone(),
-                reason: e.to_string(),
+                source,
             })?;
-            if self.swap(&key, revision, bytes).await? {
+            if self.kv.swap(&key, revision, bytes).await? {
                 return Ok(out);
             }
         }
@@ -496,7 +310,7 @@ impl AppStore {
     /// Every app record, including deleted ones the reconciler has yet to clean up.
     pub async fn all(&self) -> Result<Vec<AppRecord>, AppStoreError> {
         let mut out = Vec::new();
-        for k in self.keys().await? {
+        for k in self.kv.keys().await? {
             let Some(name) = decode_name(&k, "app") else {
                 continue;
             };
@@ -597,8 +411,8 @@ impl AppStore {
         })
         .await?;
         if remove {
-            self.delete_raw(&key("app", name)).await?;
-            self.delete_raw(&key("status", name)).await?;
+            self.kv.delete(&key("app", name)).await?;
+            self.kv.delete(&key("status", name)).await?;
         }
         Ok(())
     }
@@ -609,26 +423,21 @@ impl AppStore {
         name: &str,
         status: &AppStatusReport,
     ) -> Result<(), AppStoreError> {
-        let bytes = serde_json::to_vec(status).map_err(|e| AppStoreError::Corrupt {
+        let bytes = serde_json::to_vec(status).map_err(|source| AppStoreError::Encode {
             key: key("status", name),
-            reason: e.to_string(),
+            source,
         })?;
-        self.put_raw(&key("status", name), bytes).await
+        Ok(self.kv.put(&key("status", name), bytes).await?)
     }
 
     /// The status last stored for app `name`.
     pub async fn status(&self, name: &str) -> Result<Option<AppStatusReport>, AppStoreError> {
         let key = key("status", name);
-        match self.get_raw(&key).await? {
+        match self.kv.get(&key).await? {
             None => Ok(None),
-            Some((_, bytes)) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| AppStoreError::Corrupt {
-                        key,
-                        reason: e.to_string(),
-                    })
-            }
+            Some((_, bytes)) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| AppStoreError::Corrupt { key, source }),
         }
     }
 
@@ -639,7 +448,7 @@ impl AppStore {
         holder: &str,
         ttl: std::time::Duration,
     ) -> Result<bool, AppStoreError> {
-        let current = self.get_raw("reconciler").await?;
+        let current = self.kv.get("reconciler").await?;
         let now = now_ms();
         let revision = match &current {
             None => None,
@@ -659,20 +468,17 @@ impl AppStore {
             until_ms: now + ttl.as_millis() as u64,
         };
         let bytes = serde_json::to_vec(&lease).unwrap_or_default();
-        self.swap("reconciler", revision, bytes).await
+        Ok(self.kv.swap("reconciler", revision, bytes).await?)
     }
 
     /// The current lease, if any.
     pub async fn lease(&self) -> Result<Option<Lease>, AppStoreError> {
         Ok(self
-            .get_raw("reconciler")
+            .kv
+            .get("reconciler")
             .await?
             .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok()))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

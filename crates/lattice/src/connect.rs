@@ -20,14 +20,48 @@ pub struct NatsOptions {
 
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot connect the {role} connection to NATS at {url}: {reason}")]
-pub struct ConnectError {
-    /// `control` or `rpc`.
-    pub role: &'static str,
-    /// The URL tried.
-    pub url: String,
-    /// What went wrong, with what to do.
-    pub reason: String,
+pub enum ConnectError {
+    /// The credentials file could not be read.
+    #[error(
+        "cannot connect the {role} connection to NATS at {url}: cannot read credentials file {}",
+        path.display()
+    )]
+    Credentials {
+        /// `control` or `rpc`.
+        role: &'static str,
+        /// The URL tried.
+        url: String,
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server did not answer in time.
+    #[error(
+        "cannot connect the {role} connection to NATS at {url}: no answer within {timeout:?}; is nats-server running there?"
+    )]
+    TimedOut {
+        /// `control` or `rpc`.
+        role: &'static str,
+        /// The URL tried.
+        url: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The connection failed.
+    #[error(
+        "cannot connect the {role} connection to NATS at {url}; is nats-server running there, and are the credentials right?"
+    )]
+    Refused {
+        /// `control` or `rpc`.
+        role: &'static str,
+        /// The URL tried.
+        url: String,
+        /// What async-nats said.
+        #[source]
+        source: async_nats::ConnectError,
+    },
 }
 
 /// A host's connections; cheap to clone.
@@ -51,19 +85,15 @@ async fn connect_one(
     options: &NatsOptions,
     name: &str,
 ) -> Result<async_nats::Client, ConnectError> {
-    let error = |reason: String| ConnectError {
-        role,
-        url: options.url.clone(),
-        reason,
-    };
+    let url = || options.url.clone();
     let mut connect = match &options.creds {
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path.clone())
             .await
-            .map_err(|e| {
-                error(format!(
-                    "cannot read credentials file {}: {e}",
-                    path.display()
-                ))
+            .map_err(|source| ConnectError::Credentials {
+                role,
+                url: url(),
+                path: path.clone(),
+                source,
             })?,
         None => async_nats::ConnectOptions::new(),
     };
@@ -94,15 +124,15 @@ async fn connect_one(
         connect.connect(addresses),
     )
     .await
-    .map_err(|_| {
-        error(format!(
-            "no answer within {CONNECT_TIMEOUT:?}; is nats-server running there?"
-        ))
+    .map_err(|_| ConnectError::TimedOut {
+        role,
+        url: url(),
+        timeout: CONNECT_TIMEOUT,
     })?
-    .map_err(|e| {
-        error(format!(
-            "{e}; is nats-server running there, and are the credentials right?"
-        ))
+    .map_err(|source| ConnectError::Refused {
+        role,
+        url: url(),
+        source,
     })
 }
 

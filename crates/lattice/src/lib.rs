@@ -5,7 +5,8 @@
 //! would have on NATS (`wasmbus.evt.{lattice}.{event}`), so the code that emits them is the
 //! same in both modes. [`Lattice::nats`] also publishes every event on the control
 //! connection; [`connect`] opens the connections a host needs, and [`state`] keeps the
-//! lattice-wide links and config in JetStream KV.
+//! lattice-wide links and config in JetStream KV, through [`kv`] (as [`apps`] keeps the
+//! deployment manager's apps).
 //!
 //! The rest of the lattice's traffic: [`serve`] answers the control interface and the app
 //! API for a host's [`serve::ControlHandler`], [`client`] is the one client for both (over
@@ -15,6 +16,7 @@
 pub mod apps;
 pub mod client;
 pub mod connect;
+pub mod kv;
 pub mod serve;
 pub mod state;
 pub mod wrpc;
@@ -24,6 +26,14 @@ pub use connect::{Connections, NatsOptions};
 use tokio::sync::broadcast;
 use trellis_control::wadm::AppStatusReport;
 use trellis_control::{CloudEvent, HostId};
+
+/// Locks `mutex`, taking it over from a holder that panicked: every mutex here guards plain
+/// maps that each change leaves whole, so the data is still good.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A spawned task that ends when its owner drops this.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);

@@ -16,8 +16,8 @@
 //!
 //! Errors: NATS answers a call to a component no host runs with a no-responders status, which
 //! the caller reports as "not running". When the callee fails (trap, deadline, bad
-//! arguments), Trellis hosts end the results with an empty message carrying the reason in a
-//! `trellis-error` header; wRPC peers that do not know the header see the results end early.
+//! arguments), Trellis hosts end the results with an empty message carrying the reason, with
+//! its causes, in a `trellis-error` header; wRPC peers that do not know the header see the results end early.
 //! Bytes are opaque here: the runtime encodes and decodes values, and tells this module when
 //! it has all of them through the `complete` callbacks.
 
@@ -56,7 +56,7 @@ pub fn servable_id(id: &str) -> bool {
 }
 
 /// Why a call across the lattice failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// No host serves the target component.
     #[error("no host in the lattice runs it")]
@@ -81,8 +81,24 @@ pub enum RpcError {
     #[error("the callee ended its results early{0}")]
     Ended(String),
     /// NATS could not carry the call.
+    #[error("NATS could not carry the call")]
+    Nats(#[source] async_nats::Error),
+    /// NATS answered the call with an error status.
+    #[error("NATS answered the call with status {code}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Status {
+        /// The status.
+        code: StatusCode,
+        /// What NATS said about it.
+        description: Option<String>,
+    },
+    /// The exchange broke the protocol or ended before it was done.
     #[error("{0}")]
-    Transport(String),
+    Protocol(&'static str),
+    /// The component id cannot be one token of a NATS subject.
+    #[error(
+        "component id `{0}` cannot be part of a NATS subject (it has `.`, `*`, `>` or whitespace)"
+    )]
+    Unservable(String),
 }
 
 /// Limits on calls, the same for callers and callees of a host.
@@ -141,15 +157,12 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        crate::lock(self.pending).remove(&self.key);
     }
 }
 
-fn transport(e: impl std::fmt::Display) -> RpcError {
-    RpcError::Transport(e.to_string())
+fn transport(e: impl Into<async_nats::Error>) -> RpcError {
+    RpcError::Nats(e.into())
 }
 
 fn chunk_size(nats: &async_nats::Client) -> usize {
@@ -175,11 +188,7 @@ impl WrpcClient {
                     Some(key) => (key.to_owned(), true),
                     None => (msg.subject.to_string(), false),
                 };
-                let tx = table
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&key)
-                    .cloned();
+                let tx = crate::lock(&table).get(&key).cloned();
                 let Some((tx, wants_handshake)) = tx else {
                     continue;
                 };
@@ -220,10 +229,7 @@ impl WrpcClient {
         let chunk = chunk_size(&self.nats);
         let rx = format!("{}.{}", self.inbox, uuid::Uuid::new_v4().simple());
         let (tx, mut messages) = mpsc::unbounded_channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(rx.clone(), (tx, params.len() > chunk));
+        crate::lock(&self.pending).insert(rx.clone(), (tx, params.len() > chunk));
         let _guard = PendingGuard {
             pending: &self.pending,
             key: rx.clone(),
@@ -252,19 +258,17 @@ impl WrpcClient {
                     match msg.status {
                         Some(StatusCode::NO_RESPONDERS) => return Err(RpcError::NotRunning),
                         Some(code) if !code.is_success() => {
-                            return Err(RpcError::Transport(format!(
-                                "NATS answered the call with status {code}{}",
-                                msg.description
-                                    .map(|d| format!(" ({d})"))
-                                    .unwrap_or_default()
-                            )));
+                            return Err(RpcError::Status {
+                                code,
+                                description: msg.description,
+                            });
                         }
                         _ => {}
                     }
                     if !rest.is_empty() {
                         let Some(reply) = msg.reply else {
-                            return Err(RpcError::Transport(
-                                "the callee's handshake has no reply subject".into(),
+                            return Err(RpcError::Protocol(
+                                "the callee's handshake has no reply subject",
                             ));
                         };
                         let params_subject = format!("{reply}.params");
@@ -309,7 +313,7 @@ impl WrpcClient {
                     return Ok(results);
                 }
             }
-            Err(RpcError::Transport("the inbox subscription ended".into()))
+            Err(RpcError::Protocol("the inbox subscription ended"))
         };
         tokio::time::timeout(limits.timeout, exchange)
             .await
@@ -330,14 +334,52 @@ pub struct Incoming {
     pub source: Option<String>,
 }
 
+/// Why a [`WrpcHandler`] could not serve a call. The caller receives its text and its causes
+/// (in the `trellis-error` header), so each variant shows the handler's error as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The call cannot be served as asked: unknown interface or function, malformed
+    /// arguments.
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+    /// The call was taken and failed: the component was busy, trapped or ran out of time.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// What serves the calls to one component on this host.
 pub trait WrpcHandler: Send + Sync + 'static {
     /// Whether `bytes` hold all the arguments of `instance.function`; an error when the call
     /// cannot be served (unknown function, malformed arguments).
-    fn params_complete(&self, instance: &str, function: &str, bytes: &[u8])
-    -> Result<bool, String>;
+    fn params_complete(
+        &self,
+        instance: &str,
+        function: &str,
+        bytes: &[u8],
+    ) -> Result<bool, HandlerError>;
     /// Runs the call and returns the encoded results, or why it failed.
-    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, HandlerError>>;
+}
+
+/// Why this host did not answer a call with results; the caller gets its text.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("`{0}` names no function")]
+    NoFunction(String),
+    #[error("arguments of at least {size} bytes are over the limit of {limit} bytes")]
+    ArgumentsTooLarge { size: usize, limit: usize },
+    #[error("results of {size} bytes are over the limit of {limit} bytes")]
+    ResultsTooLarge { size: usize, limit: usize },
+    #[error("NATS failed while the call was being answered")]
+    Nats(#[source] async_nats::Error),
+    #[error("the arguments' subscription ended")]
+    ArgumentsEnded,
+    #[error("the caller ended its arguments early, after {0} bytes")]
+    ArgumentsEndedEarly(usize),
+    #[error("the rest of the arguments did not come within {0:?}")]
+    ArgumentsTimedOut(Duration),
+    #[error(transparent)]
+    Handler(#[from] HandlerError),
 }
 
 /// Serving one component's exports on the lattice; stops (unsubscribes) when dropped.
@@ -355,9 +397,7 @@ pub async fn serve(
     limits: CallLimits,
 ) -> Result<Serving, RpcError> {
     if !servable_id(id) {
-        return Err(RpcError::Transport(format!(
-            "component id `{id}` cannot be part of a NATS subject (it has `.`, `*`, `>` or whitespace)"
-        )));
+        return Err(RpcError::Unservable(id.to_owned()));
     }
     let prefix = format!("{lattice}.{id}.{PROTOCOL}.");
     let mut sub = nats
@@ -380,7 +420,8 @@ pub async fn serve(
                 let outcome = answer(&nats, &prefix, reply, msg, handler, limits).await;
                 let sent = match outcome {
                     Ok(bytes) => send_results(&nats, &results, &bytes).await,
-                    Err(reason) => {
+                    Err(e) => {
+                        let reason = trellis_control::error_text(&e);
                         tracing::debug!(%reason, "call failed");
                         let mut headers = HeaderMap::new();
                         let reason: String = reason
@@ -413,7 +454,7 @@ async fn answer(
     msg: Message,
     handler: Arc<dyn WrpcHandler>,
     limits: CallLimits,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, AnswerError> {
     let source = msg
         .headers
         .as_ref()
@@ -425,15 +466,14 @@ async fn answer(
         .strip_prefix(prefix)
         .unwrap_or_default();
     let Some((instance, function)) = path.rsplit_once('.') else {
-        return Err(format!("`{}` names no function", msg.subject));
+        return Err(AnswerError::NoFunction(msg.subject.to_string()));
     };
     let mut params = msg.payload.to_vec();
     if params.len() > limits.max_size {
-        return Err(format!(
-            "arguments of at least {} bytes are over the limit of {} bytes",
-            params.len(),
-            limits.max_size
-        ));
+        return Err(AnswerError::ArgumentsTooLarge {
+            size: params.len(),
+            limit: limits.max_size,
+        });
     }
     let complete = handler.params_complete(instance, function, &params)?;
     let srx = nats.new_inbox();
@@ -443,31 +483,27 @@ async fn answer(
         Some(
             nats.subscribe(format!("{srx}.params"))
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| AnswerError::Nats(e.into()))?,
         )
     };
     nats.publish_with_reply(reply, srx, bytes::Bytes::new())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AnswerError::Nats(e.into()))?;
     if let Some(sub) = more.as_mut() {
         let gather = async {
             loop {
                 let Some(chunk) = sub.next().await else {
-                    return Err("the arguments' subscription ended".to_owned());
+                    return Err(AnswerError::ArgumentsEnded);
                 };
                 if chunk.payload.is_empty() {
-                    return Err(format!(
-                        "the caller ended its arguments early, after {} bytes",
-                        params.len()
-                    ));
+                    return Err(AnswerError::ArgumentsEndedEarly(params.len()));
                 }
                 params.extend_from_slice(&chunk.payload);
                 if params.len() > limits.max_size {
-                    return Err(format!(
-                        "arguments of at least {} bytes are over the limit of {} bytes",
-                        params.len(),
-                        limits.max_size
-                    ));
+                    return Err(AnswerError::ArgumentsTooLarge {
+                        size: params.len(),
+                        limit: limits.max_size,
+                    });
                 }
                 if handler.params_complete(instance, function, &params)? {
                     return Ok(());
@@ -476,12 +512,7 @@ async fn answer(
         };
         tokio::time::timeout(limits.timeout, gather)
             .await
-            .map_err(|_| {
-                format!(
-                    "the rest of the arguments did not come within {:?}",
-                    limits.timeout
-                )
-            })??;
+            .map_err(|_| AnswerError::ArgumentsTimedOut(limits.timeout))??;
     }
     let results = handler
         .call(Incoming {
@@ -492,11 +523,10 @@ async fn answer(
         })
         .await?;
     if results.len() > limits.max_size {
-        return Err(format!(
-            "results of {} bytes are over the limit of {} bytes",
-            results.len(),
-            limits.max_size
-        ));
+        return Err(AnswerError::ResultsTooLarge {
+            size: results.len(),
+            limit: limits.max_size,
+        });
     }
     Ok(results)
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use trellis_lattice::wrpc::{
-    CallLimits, Incoming, Invocation, RpcError, WrpcClient, WrpcHandler, invocation_subject, serve,
+    CallLimits, HandlerError, Incoming, Invocation, RpcError, WrpcClient, WrpcHandler,
+    invocation_subject, serve,
 };
 
 fn nats_url() -> String {
@@ -47,22 +48,26 @@ impl WrpcHandler for Reverse {
         instance: &str,
         function: &str,
         bytes: &[u8],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, HandlerError> {
         if instance != "test:pkg/iface@0.1.0" {
-            return Err(format!("no interface {instance}"));
+            return Err(HandlerError::Refused(
+                format!("no interface {instance}").into(),
+            ));
         }
         match function {
             "reverse" | "fail" | "slow" => Ok(framed_complete(bytes)),
-            other => Err(format!("no function {other}")),
+            other => Err(HandlerError::Refused(format!("no function {other}").into())),
         }
     }
 
-    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, HandlerError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             assert_eq!(call.source.as_deref(), Some("caller"));
             match call.function.as_str() {
-                "fail" => Err("component `callee` trapped: boom".into()),
+                "fail" => Err(HandlerError::Failed(
+                    "component `callee` trapped: boom".into(),
+                )),
                 "slow" => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     Ok(frame(b""))

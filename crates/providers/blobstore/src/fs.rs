@@ -34,7 +34,7 @@
 //! never a mix. Temporary files are never listed, and names starting with that prefix are
 //! reserved.
 
-use crate::{Blobstore, ContainerInfo, Error, ObjectInfo};
+use crate::{Blobstore, ContainerInfo, Error, HealthError, ObjectInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::fs::{self, File, Metadata};
@@ -50,6 +50,32 @@ const TEMP_PREFIX: &str = ".trellis-tmp-";
 /// writing into.
 const WRITE_ATTEMPTS: usize = 3;
 
+/// Why [`FsBlobstore::new`] cannot use a directory as its root.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    /// The directory cannot be created, or its path not resolved.
+    #[error("cannot use {} as the blobstore root", root.display())]
+    Unusable {
+        /// The root as given.
+        root: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The path resolves to something that is not a directory.
+    #[error(
+        "cannot use {} as the blobstore root: {} is not a directory",
+        root.display(),
+        resolved.display()
+    )]
+    NotADirectory {
+        /// The root as given.
+        root: PathBuf,
+        /// Where it resolved to.
+        resolved: PathBuf,
+    },
+}
+
 /// A [`Blobstore`] keeping containers as directories under a root directory.
 #[derive(Debug, Clone)]
 pub struct FsBlobstore {
@@ -64,19 +90,18 @@ struct Inner {
 
 impl FsBlobstore {
     /// A blobstore rooted at `root`, which is created if missing.
-    pub fn new(root: PathBuf) -> Result<Self, Error> {
-        fs::create_dir_all(&root).map_err(|e| Error::Backend(e.to_string()))?;
-        let root = root
-            .canonicalize()
-            .map_err(|e| Error::Backend(e.to_string()))?;
-        if !root.is_dir() {
-            return Err(Error::Backend(format!(
-                "{} is not a directory",
-                root.display()
-            )));
+    pub fn new(root: PathBuf) -> Result<Self, RootError> {
+        let unusable = |source| RootError::Unusable {
+            root: root.clone(),
+            source,
+        };
+        fs::create_dir_all(&root).map_err(unusable)?;
+        let resolved = root.canonicalize().map_err(unusable)?;
+        if !resolved.is_dir() {
+            return Err(RootError::NotADirectory { root, resolved });
         }
         Ok(Self {
-            inner: Arc::new(Inner { root }),
+            inner: Arc::new(Inner { root: resolved }),
         })
     }
 
@@ -607,16 +632,16 @@ impl Inner {
         Ok(())
     }
 
-    fn health(&self) -> Result<(), String> {
+    fn health(&self) -> Result<(), HealthError> {
         match fs::metadata(&self.root) {
             Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(format!(
+            Ok(_) => Err(HealthError::unhealthy(format!(
                 "blobstore root {} is no longer a directory",
                 self.root.display()
-            )),
-            Err(e) => Err(format!(
-                "blobstore root {} is unusable: {e}",
-                self.root.display()
+            ))),
+            Err(e) => Err(HealthError::caused_by(
+                format!("blobstore root {} is unusable", self.root.display()),
+                e,
             )),
         }
     }
@@ -780,11 +805,11 @@ impl Blobstore for FsBlobstore {
         .await
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || inner.health())
             .await
-            .map_err(|e| format!("blobstore task failed: {e}"))?
+            .map_err(|e| HealthError::caused_by("blobstore task failed", e))?
     }
 }
 

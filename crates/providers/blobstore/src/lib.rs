@@ -5,6 +5,9 @@
 //! Container and object names come from guests and are untrusted: a backend must never let
 //! a name reach outside its root (`..`, absolute paths, symlinks). Values move whole, as
 //! [`Bytes`], bounded by [`Limits`] which the runtime enforces before a backend sees them.
+//! [`Error`] is what a guest sees; [`Blobstore::health`] and [`fs::FsBlobstore::new`] answer
+//! the host with errors ([`HealthError`], [`fs::RootError`]) that keep the I/O error as their
+//! source.
 
 pub mod fs;
 
@@ -43,6 +46,46 @@ pub enum Error {
     /// An I/O or backend failure.
     #[error("{0}")]
     Backend(String),
+}
+
+/// Why [`Blobstore::health`] found a backend unable to serve calls now. The host shows it in
+/// the provider's status and in `health_check_failed` events, with its causes.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// A call the check made failed, with the error a guest would have seen.
+    #[error(transparent)]
+    Call(#[from] Error),
+    /// The backend found itself unusable: the message says why, the source (if any) what
+    /// failed underneath.
+    #[error("{message}")]
+    Unhealthy {
+        /// What is wrong, and where it can, what to do.
+        message: String,
+        /// The failure underneath, if there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl HealthError {
+    /// An [`HealthError::Unhealthy`] with no underlying failure.
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        HealthError::Unhealthy {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`HealthError::Unhealthy`] caused by `source`.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        HealthError::Unhealthy {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
 }
 
 /// Information about a container.
@@ -118,7 +161,7 @@ pub trait Blobstore: Send + Sync + 'static {
         dest_object: &str,
     ) -> Result<(), Error>;
     /// `Ok` when the backend can serve calls now, else why not.
-    async fn health(&self) -> Result<(), String>;
+    async fn health(&self) -> Result<(), HealthError>;
 }
 
 /// Bounds on what a guest may move through the blobstore, enforced by the runtime.

@@ -59,7 +59,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-use trellis_keyvalue::{Bucket, Error, KeyPage, KeyValue, add_counter, parse_counter};
+use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 
 /// How many compare-and-swap rounds an increment tries before giving up.
 const MAX_INCREMENT_ATTEMPTS: u32 = 100;
@@ -208,13 +208,13 @@ impl KeyValue for NatsKvStore {
         }))
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         self.inner
             .run("check the bucket", |store| async move {
                 store.status().await.map(drop).map_err(|e| e.to_string())
             })
-            .await
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
     }
 }
 
@@ -328,6 +328,10 @@ impl Inner {
 /// Built here rather than with `create_key_value`, which first reads the account's JetStream
 /// info in a form that servers before 2.10 do not send; a stream made this way is the same
 /// bucket on every server version.
+///
+/// `trellis-lattice` (`kv.rs`) builds the same stream for the lattice's own buckets. The two
+/// crates share no crate that knows async-nats (and neither may depend on the other), so
+/// each keeps its copy; change them together.
 fn bucket_stream_config(bucket: &str) -> jetstream::stream::Config {
     jetstream::stream::Config {
         name: format!("KV_{bucket}"),

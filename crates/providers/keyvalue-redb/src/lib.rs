@@ -34,7 +34,7 @@ use redb::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use trellis_keyvalue::{Bucket, Error, KeyPage, KeyValue, add_counter, parse_counter};
+use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 
 /// Why [`RedbStore::open`] could not open its file.
 #[derive(Debug, thiserror::Error)]
@@ -51,30 +51,44 @@ pub enum OpenError {
     },
     /// The file exists but is not a redb database, or is damaged.
     #[error(
-        "{} is not a usable redb key-value database ({reason}); move it away or choose another path",
+        "{} is not a usable redb key-value database; move it away or choose another path",
         path.display()
     )]
     NotADatabase {
         /// The file.
         path: PathBuf,
         /// What redb said.
-        reason: String,
+        #[source]
+        source: DatabaseError,
     },
     /// The file or its directory could not be created, read or written.
-    #[error("cannot create or open the key-value database {}: {source}", path.display())]
+    #[error("cannot create or open the key-value database {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         source: std::io::Error,
     },
+    /// The file is in a redb format this build reads only after an upgrade.
+    #[error(
+        "cannot open the key-value database {}: the file is in redb format version {version}, which this build cannot read without an upgrade",
+        path.display()
+    )]
+    UpgradeRequired {
+        /// The file.
+        path: PathBuf,
+        /// The file's format version.
+        version: u8,
+    },
     /// Any other reason redb gave.
-    #[error("cannot open the key-value database {}: {reason}", path.display())]
+    #[error("cannot open the key-value database {}", path.display())]
     Other {
         /// The file.
         path: PathBuf,
         /// What redb said.
-        reason: String,
+        #[source]
+        source: DatabaseError,
     },
 }
 
@@ -117,35 +131,30 @@ impl RedbStore {
 
 fn open_error(path: &Path, error: DatabaseError) -> OpenError {
     let path = path.to_owned();
+    use std::io::ErrorKind::{InvalidData, UnexpectedEof};
     match error {
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
             OpenError::Locked { path }
         }
-        DatabaseError::Storage(StorageError::Io(source)) => {
-            use std::io::ErrorKind::{InvalidData, UnexpectedEof};
-            // redb reports a wrong magic number as invalid data, and a file too short to hold
-            // its header as an unexpected end of file.
-            if matches!(source.kind(), InvalidData | UnexpectedEof) {
-                OpenError::NotADatabase {
-                    path,
-                    reason: source.to_string(),
-                }
-            } else {
-                OpenError::Io { path, source }
+        // redb reports a wrong magic number as invalid data, and a file too short to hold
+        // its header as an unexpected end of file.
+        DatabaseError::Storage(StorageError::Io(ref io))
+            if matches!(io.kind(), InvalidData | UnexpectedEof) =>
+        {
+            OpenError::NotADatabase {
+                path,
+                source: error,
             }
         }
-        DatabaseError::Storage(StorageError::Corrupted(reason)) => {
-            OpenError::NotADatabase { path, reason }
-        }
-        DatabaseError::UpgradeRequired(version) => OpenError::Other {
+        DatabaseError::Storage(StorageError::Io(source)) => OpenError::Io { path, source },
+        DatabaseError::Storage(StorageError::Corrupted(_)) => OpenError::NotADatabase {
             path,
-            reason: format!(
-                "the file is in redb format version {version}, which this build cannot read without an upgrade"
-            ),
+            source: error,
         },
+        DatabaseError::UpgradeRequired(version) => OpenError::UpgradeRequired { path, version },
         other => OpenError::Other {
             path,
-            reason: other.to_string(),
+            source: other,
         },
     }
 }
@@ -159,43 +168,44 @@ impl KeyValue for RedbStore {
         }))
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         if let Some(failure) = self.inner.failure() {
-            return Err(failure);
+            return Err(HealthError::unhealthy(failure));
         }
         let inner = self.inner.clone();
         let checked = tokio::task::spawn_blocking(move || {
-            inner
-                .db
-                .begin_read()
-                .map(drop)
-                .map_err(|e| inner.fail(&e.to_string()))
+            inner.db.begin_read().map(drop).map_err(|e| inner.fail(e))
         })
         .await;
         match checked {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(Error::Other(message))) => Err(message),
-            Ok(Err(other)) => Err(other.to_string()),
-            Err(join) => Err(format!("the health check could not run: {join}")),
+            Ok(result) => Ok(result?),
+            Err(join) => Err(HealthError::caused_by(
+                "the health check could not run",
+                join,
+            )),
         }
     }
 }
 
 impl Inner {
-    fn failure(&self) -> Option<String> {
+    /// The recorded failure; a panic while it was held cannot have left it half-written.
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.failure
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure_slot().clone()
     }
 
     /// Records a storage failure (the first one wins) and returns the error a guest sees.
-    fn fail(&self, what: &str) -> Error {
+    fn fail(&self, what: impl std::fmt::Display) -> Error {
         let message = format!(
             "the key-value database {} failed: {what}",
             self.path.display()
         );
-        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failure = self.failure_slot();
         if failure.is_none() {
             tracing::error!(path = %self.path.display(), error = %what, "key-value database failed");
             *failure = Some(message.clone());
@@ -219,7 +229,7 @@ where
             redb::Error::ValueTooLarge(size) => Error::Other(format!(
                 "the value is too large for the key-value database ({size} bytes)"
             )),
-            other => inner.fail(&other.to_string()),
+            other => inner.fail(other),
         })
     }
 }

@@ -51,7 +51,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use trellis_keyvalue::{Bucket, Error, KeyPage, KeyValue};
+use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue};
 
 /// The URL used when the config names none.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
@@ -68,11 +68,11 @@ const MAX_SKIP: usize = (1 << (64 - SCAN_CURSOR_BITS)) - 1;
 const MAX_SCAN_COUNT: usize = 10_000;
 
 /// A bad Redis configuration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     /// The URL does not parse.
     #[error(
-        "config key `{key}`: `{value}` is not a usable Redis URL ({reason}); \
+        "config key `{key}`: `{value}` is not a usable Redis URL; \
          expected something like redis://127.0.0.1:6379/0 or redis://:password@host:6379/1"
     )]
     InvalidUrl {
@@ -81,7 +81,8 @@ pub enum ConfigError {
         /// The value, with any password replaced by `***`.
         value: String,
         /// What the Redis client said.
-        reason: String,
+        #[source]
+        source: RedisError,
     },
     /// The URL is given twice, under keys differing only in case, with different values.
     #[error("config keys {} all set the Redis URL, to different values; keep one", .keys.join(", "))]
@@ -138,11 +139,11 @@ impl RedisConfig {
         }
         let url = match url {
             Some((key, value)) => {
-                if let Err(e) = Client::open(value.as_str()) {
+                if let Err(source) = Client::open(value.as_str()) {
                     return Err(ConfigError::InvalidUrl {
                         key: key.clone(),
                         value: redact(value),
-                        reason: e.to_string(),
+                        source,
                     });
                 }
                 value.clone()
@@ -226,12 +227,11 @@ impl KeyValue for RedisStore {
         }))
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         self.conn
             .call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
     }
 }
 
@@ -618,6 +618,13 @@ mod tests {
         let err = RedisConfig::from_config(&map(&[("URL", "http://:secret@host/")]))
             .expect_err("not redis");
         let message = err.to_string();
+        let mut chain = message.clone();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(e) = cause {
+            chain = format!("{chain}: {e}");
+            cause = e.source();
+        }
+        assert!(!chain.contains("secret"), "{chain}");
         assert!(message.contains("`URL`"), "{message}");
         assert!(message.contains("redis://127.0.0.1:6379/0"), "{message}");
         assert!(!message.contains("secret"), "{message}");

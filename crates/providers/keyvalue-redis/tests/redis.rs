@@ -284,7 +284,7 @@ async fn survives_redis_going_down_and_coming_back() {
     }
     let started = Instant::now();
     let health = store.health().await.expect_err("unhealthy while down");
-    assert!(health.contains("unreachable"), "{health}");
+    assert!(health.to_string().contains("unreachable"), "{health}");
     assert!(started.elapsed() < Duration::from_secs(3));
 
     let _server = RedisServer::start(port);

@@ -10,6 +10,8 @@
 //! Errors split the way the WIT does: [`Error::NoSuchStore`] and [`Error::AccessDenied`] for
 //! what the guest asked wrongly, [`Error::Other`] for everything else (a backend that is
 //! down, a value that is not a number). They are values the guest sees, never traps.
+//! [`KeyValue::health`] answers the host, not a guest: a [`HealthError`] that keeps what
+//! failed underneath as its source.
 
 pub mod conformance;
 pub mod memory;
@@ -38,6 +40,46 @@ impl Error {
     }
 }
 
+/// Why [`KeyValue::health`] found a backend unable to serve calls now. The host shows it in
+/// the provider's status and in `health_check_failed` events, with its causes.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// A call the check made failed, with the error a guest would have seen.
+    #[error(transparent)]
+    Call(#[from] Error),
+    /// The backend found itself unusable: the message says why, the source (if any) what
+    /// failed underneath.
+    #[error("{message}")]
+    Unhealthy {
+        /// What is wrong, and where it can, what to do.
+        message: String,
+        /// The failure underneath, if there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl HealthError {
+    /// An [`HealthError::Unhealthy`] with no underlying failure.
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        HealthError::Unhealthy {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`HealthError::Unhealthy`] caused by `source`.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        HealthError::Unhealthy {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
 /// One page of `list-keys`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyPage {
@@ -59,7 +101,7 @@ pub trait KeyValue: Send + Sync + 'static {
 
     /// `Ok` when the backend can serve calls now, else why not (for example "connection
     /// refused"). Called periodically by the host; must not hang longer than a few seconds.
-    async fn health(&self) -> Result<(), String>;
+    async fn health(&self) -> Result<(), HealthError>;
 }
 
 /// A collection of key-value pairs.

@@ -1,7 +1,7 @@
 //! An in-memory backend: fast, shared by every component linked to the same provider, and
 //! gone when the process stops. Each bucket identifier is its own keyspace.
 
-use crate::{Bucket, Error, KeyPage, KeyValue, add_counter, parse_counter};
+use crate::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,14 +22,22 @@ impl MemoryStore {
 #[async_trait]
 impl KeyValue for MemoryStore {
     async fn open(&self, identifier: &str) -> Result<Arc<dyn Bucket>, Error> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock(&self.buckets);
         let bucket = buckets.entry(identifier.to_owned()).or_default().clone();
         Ok(bucket)
     }
 
-    async fn health(&self) -> Result<(), String> {
+    async fn health(&self) -> Result<(), HealthError> {
         Ok(())
     }
+}
+
+/// Locks `mutex`, taking it over from a holder that panicked: every change here is one map
+/// operation, so the map is whole whatever happened.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One keyspace. Keys are kept sorted so that list cursors are stable offsets.
@@ -40,7 +48,7 @@ pub struct MemoryBucket {
 
 impl MemoryBucket {
     fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
 }
 

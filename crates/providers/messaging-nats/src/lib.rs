@@ -26,7 +26,7 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
-use trellis_messaging::{Error, Message, Messaging, Subscription, subject};
+use trellis_messaging::{Error, HealthError, Message, Messaging, Subscription, subject};
 
 /// Where NATS is looked for when `cluster_uris` is not given.
 pub const DEFAULT_CLUSTER_URI: &str = "nats://127.0.0.1:4222";
@@ -85,18 +85,19 @@ impl std::fmt::Debug for NatsMessagingConfig {
 }
 
 /// Why a link config cannot configure the NATS backend.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The same key appears more than once, differing only in case.
     #[error("config key `{0}` is given more than once (keys are case-insensitive)")]
     DuplicateKey(String),
     /// A server address does not parse.
-    #[error("invalid NATS server address `{uri}` in cluster_uris: {reason}")]
+    #[error("invalid NATS server address `{uri}` in cluster_uris")]
     InvalidUri {
         /// The address as given.
         uri: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// Only one of `client_jwt` and `client_seed` was given.
     #[error("client_jwt and client_seed must be given together, but {missing} is missing")]
@@ -104,9 +105,17 @@ pub enum ConfigError {
         /// The key that is missing.
         missing: &'static str,
     },
+    /// The JWT or seed has characters neither can have.
+    #[error("invalid NATS credentials: {key} contains characters {what} cannot have")]
+    UnexpectedCharacters {
+        /// `client_jwt` or `client_seed`.
+        key: &'static str,
+        /// `a JWT` or `an nkey seed`.
+        what: &'static str,
+    },
     /// The JWT or seed is malformed.
-    #[error("invalid NATS credentials: {0}")]
-    InvalidCredentials(String),
+    #[error("invalid NATS credentials")]
+    InvalidCredentials(#[source] std::io::Error),
 }
 
 const KEY_URIS: &str = "cluster_uris";
@@ -142,9 +151,9 @@ impl NatsMessagingConfig {
         }
         for uri in &cluster_uris {
             uri.parse::<ServerAddr>()
-                .map_err(|e| ConfigError::InvalidUri {
+                .map_err(|source| ConfigError::InvalidUri {
                     uri: uri.clone(),
-                    reason: e.to_string(),
+                    source,
                 })?;
         }
 
@@ -204,14 +213,16 @@ impl Credentials {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='))
         };
         if !plain(&self.jwt) {
-            return Err(ConfigError::InvalidCredentials(
-                "client_jwt contains characters a JWT cannot have".to_owned(),
-            ));
+            return Err(ConfigError::UnexpectedCharacters {
+                key: KEY_JWT,
+                what: "a JWT",
+            });
         }
         if !plain(&self.seed) {
-            return Err(ConfigError::InvalidCredentials(
-                "client_seed contains characters an nkey seed cannot have".to_owned(),
-            ));
+            return Err(ConfigError::UnexpectedCharacters {
+                key: KEY_SEED,
+                what: "an nkey seed",
+            });
         }
         let creds = format!(
             "-----BEGIN NATS USER JWT-----\n{}\n------END NATS USER JWT------\n\n\
@@ -220,7 +231,7 @@ impl Credentials {
         );
         options
             .credentials(&creds)
-            .map_err(|e| ConfigError::InvalidCredentials(e.to_string()))
+            .map_err(ConfigError::InvalidCredentials)
     }
 }
 
@@ -264,11 +275,17 @@ impl NatsMessaging {
         Self { client, uris }
     }
 
-    async fn start(config: &NatsMessagingConfig) -> Result<async_nats::Client, String> {
+    async fn start(config: &NatsMessagingConfig) -> Result<async_nats::Client, async_nats::Error> {
         let addrs = config
             .cluster_uris
             .iter()
-            .map(|uri| uri.parse::<ServerAddr>().map_err(|e| format!("{uri}: {e}")))
+            .map(|uri| {
+                uri.parse::<ServerAddr>()
+                    .map_err(|source| ConfigError::InvalidUri {
+                        uri: uri.clone(),
+                        source,
+                    })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut options = ConnectOptions::new()
             .name("trellis")
@@ -282,9 +299,9 @@ impl NatsMessaging {
             // A silently dead connection (no RST) is noticed after a few missed pings.
             .ping_interval(Duration::from_secs(20));
         if let Some(credentials) = &config.credentials {
-            options = credentials.apply(options).map_err(|e| e.to_string())?;
+            options = credentials.apply(options)?;
         }
-        options.connect(addrs).await.map_err(|e| e.to_string())
+        Ok(options.connect(addrs).await?)
     }
 
     fn unreachable(&self, state: &State) -> Error {
@@ -428,15 +445,18 @@ impl Messaging for NatsMessaging {
         Ok(subscriber.map(from_nats).boxed())
     }
 
-    async fn health(&self) -> Result<(), String> {
-        let client = self.connected().map_err(|e| e.to_string())?;
+    async fn health(&self) -> Result<(), HealthError> {
+        let client = self.connected()?;
         match tokio::time::timeout(HEALTH_FLUSH_TIMEOUT, client.flush()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("NATS at {} failed a flush: {e}", self.uris)),
-            Err(_) => Err(format!(
+            Ok(Err(e)) => Err(HealthError::caused_by(
+                format!("NATS at {} failed a flush", self.uris),
+                e,
+            )),
+            Err(_) => Err(HealthError::unhealthy(format!(
                 "NATS at {} did not answer a flush within {HEALTH_FLUSH_TIMEOUT:?}",
                 self.uris
-            )),
+            ))),
         }
     }
 }
@@ -485,26 +505,26 @@ mod tests {
 
     #[test]
     fn duplicate_keys_differing_in_case() {
-        assert_eq!(
+        assert!(matches!(
             config(&[("cluster_uris", "a"), ("Cluster_Uris", "b")]),
-            Err(ConfigError::DuplicateKey("cluster_uris".into()))
-        );
+            Err(ConfigError::DuplicateKey(key)) if key == "cluster_uris"
+        ));
     }
 
     #[test]
     fn credentials_need_both_halves() {
-        assert_eq!(
+        assert!(matches!(
             config(&[("client_jwt", JWT)]),
             Err(ConfigError::IncompleteCredentials {
                 missing: "client_seed"
             })
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             config(&[("Client_Seed", SEED)]),
             Err(ConfigError::IncompleteCredentials {
                 missing: "client_jwt"
             })
-        );
+        ));
         let c = config(&[("client_jwt", JWT), ("CLIENT_SEED", SEED)]).expect("credentials");
         assert_eq!(
             c.credentials,
@@ -524,7 +544,10 @@ mod tests {
         ));
         assert!(matches!(
             config(&[("client_jwt", "a\n-----BEGIN"), ("client_seed", SEED)]),
-            Err(ConfigError::InvalidCredentials(_))
+            Err(ConfigError::UnexpectedCharacters {
+                key: "client_jwt",
+                ..
+            })
         ));
     }
 

@@ -276,7 +276,7 @@ async fn assert_fails_fast(nats: &NatsMessaging, subject: &str) {
         "{err}"
     );
     let health = nats.health().await.expect_err("health while down");
-    assert!(health.contains("unreachable"), "{health}");
+    assert!(health.to_string().contains("unreachable"), "{health}");
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -317,7 +317,10 @@ async fn survives_a_server_restart() {
     assert_fails_fast(&nats, &subject).await;
 
     let _server = NatsServer::start(port);
-    eventually(Duration::from_secs(15), async || nats.health().await).await;
+    eventually(Duration::from_secs(15), async || {
+        nats.health().await.map_err(|e| e.to_string())
+    })
+    .await;
     // The old subscription is renewed on the new connection; its SUB may still be in
     // flight when the first publish goes out, so publish until one arrives.
     let received = eventually(Duration::from_secs(10), async || {
@@ -365,7 +368,10 @@ async fn starts_while_the_server_is_down() {
     assert_fails_fast(&nats, &subject).await;
 
     let _server = NatsServer::start(port);
-    eventually(Duration::from_secs(15), async || nats.health().await).await;
+    eventually(Duration::from_secs(15), async || {
+        nats.health().await.map_err(|e| e.to_string())
+    })
+    .await;
     let received = eventually(Duration::from_secs(10), async || {
         nats.publish(msg(&subject, "hello"))
             .await

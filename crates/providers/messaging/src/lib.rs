@@ -8,7 +8,8 @@
 //! rest, and a queue group delivers each message to one member only.
 //!
 //! Backends: [`memory::InProcess`] here (embedded mode, no broker), and NATS in
-//! `trellis-messaging-nats`.
+//! `trellis-messaging-nats`. [`Error`] is what a component sees; [`Messaging::health`]
+//! answers the host with a [`HealthError`], which keeps what failed underneath as its source.
 
 pub mod memory;
 pub mod subject;
@@ -60,6 +61,46 @@ pub enum Error {
     Backend(String),
 }
 
+/// Why [`Messaging::health`] found a backend unable to serve calls now. The host shows it in
+/// the provider's status and in `health_check_failed` events, with its causes.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// A call the check made failed, with the error a component would have seen.
+    #[error(transparent)]
+    Call(#[from] Error),
+    /// The backend found itself unusable: the message says why, the source (if any) what
+    /// failed underneath.
+    #[error("{message}")]
+    Unhealthy {
+        /// What is wrong, and where it can, what to do.
+        message: String,
+        /// The failure underneath, if there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl HealthError {
+    /// An [`HealthError::Unhealthy`] with no underlying failure.
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        HealthError::Unhealthy {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`HealthError::Unhealthy`] caused by `source`.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        HealthError::Unhealthy {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
 /// A stream of messages from one subscription; dropping it unsubscribes.
 pub type Subscription = BoxStream<'static, Message>;
 
@@ -83,7 +124,7 @@ pub trait Messaging: Send + Sync + 'static {
 
     /// `Ok` when the backend can serve calls now, else why not. Must not hang longer than a
     /// few seconds.
-    async fn health(&self) -> Result<(), String>;
+    async fn health(&self) -> Result<(), HealthError>;
 }
 
 /// Bounds on what a guest may send, enforced by the runtime.
