@@ -3,27 +3,34 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
+/// Runs `trellis up MANIFEST`, which must refuse it: exit 1 (within a minute, rather than
+/// hang if the host started after all) with nothing listening. Its stderr.
 fn up_fails(manifest: &std::path::Path) -> String {
-    let out = run(&[
+    let cache = shared_cache_dir();
+    let mut up = Watching::start(&[
         "up",
         manifest.to_str().expect("utf8"),
         "--http",
         "127.0.0.1:0",
+        "--admin",
+        "off",
+        "--cache-dir",
+        cache.to_str().expect("utf8"),
     ]);
+    let code = up.wait_exit(Duration::from_secs(60));
+    let (stdout, stderr) = (up.lines().join("\n"), up.stderr());
     assert_eq!(
-        out.code,
+        code,
         Some(1),
-        "expected failure; stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
+        "expected failure; stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(
-        !out.stdout.contains("listening on"),
-        "nothing may start: {}",
-        out.stdout
+        !stdout.contains("listening on"),
+        "nothing may start: {stdout}"
     );
-    out.stderr
+    stderr
 }
 
 #[test]
@@ -145,12 +152,12 @@ fn a_port_in_use_fails_the_provider_and_is_retried_until_free() {
 
     // Once the port is free, the next health check binds it and requests are served.
     drop(taken);
-    trellis.wait_for_stderr("HTTP server listening", std::time::Duration::from_secs(20));
+    trellis.wait_for_stderr("HTTP server listening", Duration::from_secs(20));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     assert_eq!(get(addr, "/").status, 200);
     trellis.wait_for_stderr(
         "capability provider is healthy again",
-        std::time::Duration::from_secs(20),
+        Duration::from_secs(20),
     );
 }
 
