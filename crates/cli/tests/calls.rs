@@ -438,12 +438,12 @@ fn the_call_size_flag_bounds_calls_between_hosts() {
 
     let small = vec![b's'; 10_000];
     let r = request(addr, "POST", "/echo", &small);
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{:.200}", r.body);
     assert!(r.body.as_bytes() == small, "the echo came back intact");
 
     let large = vec![b'l'; 100_000];
     let r = request(addr, "POST", "/echo", &large);
-    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.status, 500, "{:.200}", r.body);
     front.trellis.wait_for_stderr(
         "over the limit of 65536 bytes (--max-call-size)",
         Duration::from_secs(10),
