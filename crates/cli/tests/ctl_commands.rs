@@ -459,3 +459,29 @@ fn a_link_that_cannot_be_served_publishes_linkdef_set_failed() {
         "{inventory}"
     );
 }
+
+/// Trellis runs only built-in providers: a provider image it cannot run is refused when the
+/// request is made (so no `provider_start_failed` follows), with the reason, and nothing
+/// starts.
+#[test]
+fn starting_a_provider_that_is_not_built_in_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "badprovider");
+    let _solo = lattice.host("solo");
+    let refused = lattice.cli(&[
+        "start",
+        "provider",
+        "ghcr.io/example/custom-provider:1.0.0",
+        "custom",
+    ]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "`ghcr.io/example/custom-provider:1.0.0` is not a built-in provider; Trellis runs providers inside the host"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let inventory = lattice.inventory("solo").expect("inventory");
+    assert!(!lists(&inventory, "providers", "custom"), "{inventory}");
+}
