@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use futures::StreamExt as _;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -685,4 +686,166 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         .filter_map(|a| a["name"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(names, ["other"]);
+}
+
+/// A provider whose backend goes away turns unhealthy (event, inventory, app status) and,
+/// when the backend comes back, healthy again on all three, and the app serves again.
+#[test]
+fn a_provider_recovers_when_its_backend_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let cli = Cli { url: nats.url() };
+    let host = LatticeHost::start(
+        &cli.url,
+        LATTICE,
+        &[
+            "--heartbeat-interval",
+            "1s",
+            "--reconcile-interval",
+            "1s",
+            "--provider-health-interval",
+            "300ms",
+        ],
+    );
+    let redis_port = free_port();
+    let redis = RedisServer::start(redis_port);
+    install_guest(dir.path(), "kv_counter");
+    let port = free_port();
+    let manifest = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: recovering
+spec:
+  components:
+    - name: counter
+      type: component
+      properties:
+        image: file://./build/kv_counter.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+        - type: link
+          properties:
+            target:
+              name: kv
+              config:
+                - name: recovering-redis
+                  properties:
+                    url: redis://127.0.0.1:{redis_port}
+            namespace: wasi
+            package: keyvalue
+            interfaces: [atomics, store]
+    - name: kv
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/keyvalue-redis:0.30.0
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: counter
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: recovering-address
+                  properties:
+                    address: 127.0.0.1:{port}
+"#
+    );
+    let path = write_manifest(dir.path(), &manifest);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = rt
+        .block_on(async_nats::connect(cli.url.clone()))
+        .expect("connect");
+    let mut events = rt
+        .block_on(client.subscribe(format!("wasmbus.evt.{LATTICE}.>")))
+        .expect("subscribe");
+    rt.block_on(client.flush()).expect("flush");
+    // The next event of `kind`, skipping others.
+    let mut next_event = |kind: &str| -> Value {
+        let kind = format!("com.wasmcloud.lattice.{kind}");
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                loop {
+                    let m = events.next().await.expect("event stream");
+                    let ev: Value = serde_json::from_slice(&m.payload).expect("json");
+                    if ev["type"] == kind.as_str() {
+                        return ev;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} within 30 s"))
+        })
+    };
+    // The redis provider's state in the host's inventory.
+    let provider_state = || -> Option<String> {
+        let inventory: Value = serde_json::from_str(
+            &cli.run(&["get", "inventory", &host.id, "-o", "json"])
+                .stdout,
+        )
+        .ok()?;
+        inventory["providers"]
+            .as_array()?
+            .iter()
+            .find(|p| {
+                p["image_ref"]
+                    .as_str()
+                    .is_some_and(|i| i.contains("keyvalue-redis"))
+            })
+            .and_then(|p| p["status"]["state"].as_str().map(str::to_owned))
+    };
+
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let first = eventually("the counter to answer", Duration::from_secs(30), || {
+        try_request(addr, "GET", "/", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.body)
+    });
+    assert_eq!(first, "Counter: 1\n");
+    eventually("status deployed", Duration::from_secs(30), || {
+        (cli.status("recovering")["status"]["type"] == "deployed").then_some(())
+    });
+
+    drop(redis);
+    let failed = next_event("health_check_failed");
+    assert!(
+        failed["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unreachable")),
+        "{failed}"
+    );
+    eventually(
+        "the provider to show unhealthy",
+        Duration::from_secs(30),
+        || (provider_state()? == "unhealthy").then_some(()),
+    );
+    eventually("status unhealthy", Duration::from_secs(30), || {
+        (cli.status("recovering")["status"]["type"] == "unhealthy").then_some(())
+    });
+
+    let _redis = RedisServer::start(redis_port);
+    let passed = next_event("health_check_passed");
+    assert_eq!(passed["data"]["provider_id"], failed["data"]["provider_id"]);
+    eventually(
+        "the provider to show running",
+        Duration::from_secs(30),
+        || (provider_state()? == "running").then_some(()),
+    );
+    eventually("status deployed again", Duration::from_secs(30), || {
+        (cli.status("recovering")["status"]["type"] == "deployed").then_some(())
+    });
+    // The restarted Redis kept nothing, so counting starts again.
+    let r = get(addr, "/");
+    assert_eq!((r.status, r.body.as_str()), (200, "Counter: 1\n"));
 }

@@ -161,6 +161,31 @@ impl Lattice {
             self.inventory(host).filter(|i| f(i))
         })
     }
+
+    /// `trellis events` on this lattice, printing each event as it comes.
+    fn events(&self) -> Watching {
+        Watching::start(&[
+            "events",
+            "--nats",
+            self.url.as_str(),
+            "--lattice",
+            self.name,
+            "-o",
+            "json",
+        ])
+    }
+}
+
+/// Waits until `events` printed an event of `kind` (`linkdef_set_failed`, …); its JSON.
+fn wait_event(events: &Watching, kind: &str) -> Value {
+    let kind = format!("com.wasmcloud.lattice.{kind}");
+    eventually(&kind, Duration::from_secs(30), || {
+        events
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["type"] == kind.as_str())
+    })
 }
 
 fn lists(inventory: &Value, kind: &str, id: &str) -> bool {
@@ -303,4 +328,160 @@ fn update_component_runs_the_new_image() {
         "{}",
         relative.stderr
     );
+}
+
+/// An update to an image that cannot run is accepted, fails with `component_scale_failed`,
+/// and leaves the running version serving.
+#[test]
+fn an_update_that_cannot_start_keeps_the_old_version_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "badupdate");
+    let _solo = lattice.host("solo");
+    let events = lattice.events();
+    let wasm = install_guest(dir.path(), "http_hello");
+    let old_ref = format!("file://{}", wasm.display());
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"this is not wasm").expect("write");
+    let port = free_port();
+    lattice.ok(&[
+        "config",
+        "put",
+        "hello-http",
+        &format!("address=127.0.0.1:{port}"),
+    ]);
+    lattice.ok(&[
+        "start",
+        "provider",
+        "ghcr.io/wasmcloud/http-server:0.27.0",
+        "http",
+    ]);
+    lattice.ok(&["start", "component", &old_ref, "hello", "--count", "2"]);
+    // Seeing this also shows the event stream is live.
+    wait_event(&events, "component_scaled");
+    lattice.ok(&[
+        "link",
+        "put",
+        "http",
+        "hello",
+        "wasi:http/incoming-handler",
+        "--source-config",
+        "hello-http",
+    ]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let body = eventually("hello to answer over HTTP", Duration::from_secs(30), || {
+        try_request(addr, "GET", "/", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.body)
+    });
+    assert_eq!(body, "Hello from Trellis!\n");
+
+    let new_ref = format!("file://{}", garbage.display());
+    lattice.ok(&["update", "component", "hello", &new_ref]);
+    let failed = wait_event(&events, "component_scale_failed");
+    assert_eq!(failed["data"]["component_id"], "hello", "{failed}");
+    assert!(
+        failed["data"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("garbage.wasm") && e.contains("not a WebAssembly file")),
+        "{failed}"
+    );
+    // The old version still runs, with its count, and serves.
+    let inventory = lattice.inventory("solo").expect("inventory");
+    assert_eq!(
+        inventory["components"][0]["image_ref"],
+        old_ref.as_str(),
+        "{inventory}"
+    );
+    assert_eq!(
+        inventory["components"][0]["max_instances"], 2,
+        "{inventory}"
+    );
+    let r = get(addr, "/");
+    assert_eq!((r.status, r.body.as_str()), (200, "Hello from Trellis!\n"));
+}
+
+/// A link the host cannot apply (an HTTP server link whose address is taken) is stored,
+/// and the host says why with `linkdef_set_failed`.
+#[test]
+fn a_link_that_cannot_be_served_publishes_linkdef_set_failed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "badlink");
+    let _solo = lattice.host("solo");
+    let events = lattice.events();
+    let wasm = install_guest(dir.path(), "http_hello");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr");
+    lattice.ok(&["config", "put", "busy-http", &format!("address={busy}")]);
+    lattice.ok(&[
+        "start",
+        "provider",
+        "ghcr.io/wasmcloud/http-server:0.27.0",
+        "http",
+    ]);
+    lattice.ok(&[
+        "start",
+        "component",
+        &format!("file://{}", wasm.display()),
+        "hello",
+    ]);
+    lattice.wait_inventory("solo", "hello and http on solo", |i| {
+        lists(i, "components", "hello") && lists(i, "providers", "http")
+    });
+    // Seeing this also shows the event stream is live.
+    wait_event(&events, "component_scaled");
+    lattice.ok(&[
+        "link",
+        "put",
+        "http",
+        "hello",
+        "wasi:http/incoming-handler",
+        "--source-config",
+        "busy-http",
+    ]);
+    let failed = wait_event(&events, "linkdef_set_failed");
+    assert_eq!(failed["data"]["source_id"], "http", "{failed}");
+    assert_eq!(failed["data"]["target"], "hello", "{failed}");
+    assert!(
+        failed["data"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("cannot listen on {busy}"))),
+        "{failed}"
+    );
+    // The provider shows the reason in the inventory.
+    let inventory = lattice.wait_inventory("solo", "http to show failed", |i| {
+        i["providers"][0]["status"]["state"] == "failed"
+    });
+    assert!(
+        inventory["providers"][0]["status"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&busy.to_string())),
+        "{inventory}"
+    );
+}
+
+/// Trellis runs only built-in providers: a provider image it cannot run is refused when the
+/// request is made (so no `provider_start_failed` follows), with the reason, and nothing
+/// starts.
+#[test]
+fn starting_a_provider_that_is_not_built_in_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lattice = Lattice::start(dir.path(), "badprovider");
+    let _solo = lattice.host("solo");
+    let refused = lattice.cli(&[
+        "start",
+        "provider",
+        "ghcr.io/example/custom-provider:1.0.0",
+        "custom",
+    ]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "`ghcr.io/example/custom-provider:1.0.0` is not a built-in provider; Trellis runs providers inside the host"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let inventory = lattice.inventory("solo").expect("inventory");
+    assert!(!lists(&inventory, "providers", "custom"), "{inventory}");
 }

@@ -3,27 +3,34 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
+/// Runs `trellis up MANIFEST`, which must refuse it: exit 1 (within a minute, rather than
+/// hang if the host started after all) with nothing listening. Its stderr.
 fn up_fails(manifest: &std::path::Path) -> String {
-    let out = run(&[
+    let cache = shared_cache_dir();
+    let mut up = Watching::start(&[
         "up",
         manifest.to_str().expect("utf8"),
         "--http",
         "127.0.0.1:0",
+        "--admin",
+        "off",
+        "--cache-dir",
+        cache.to_str().expect("utf8"),
     ]);
+    let code = up.wait_exit(Duration::from_secs(60));
+    let (stdout, stderr) = (up.lines().join("\n"), up.stderr());
     assert_eq!(
-        out.code,
+        code,
         Some(1),
-        "expected failure; stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
+        "expected failure; stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(
-        !out.stdout.contains("listening on"),
-        "nothing may start: {}",
-        out.stdout
+        !stdout.contains("listening on"),
+        "nothing may start: {stdout}"
     );
-    out.stderr
+    stderr
 }
 
 #[test]
@@ -145,12 +152,12 @@ fn a_port_in_use_fails_the_provider_and_is_retried_until_free() {
 
     // Once the port is free, the next health check binds it and requests are served.
     drop(taken);
-    trellis.wait_for_stderr("HTTP server listening", std::time::Duration::from_secs(20));
+    trellis.wait_for_stderr("HTTP server listening", Duration::from_secs(20));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     assert_eq!(get(addr, "/").status, 200);
     trellis.wait_for_stderr(
         "capability provider is healthy again",
-        std::time::Duration::from_secs(20),
+        Duration::from_secs(20),
     );
 }
 
@@ -163,4 +170,120 @@ fn the_shared_keyvalue_example_parses_and_says_what_is_missing() {
     assert!(err.contains("cannot pull images"), "{err}");
     // Its Redis provider is built in, so that is not a problem.
     assert!(!err.contains("keyvalue-redis"), "{err}");
+}
+
+/// A link from a built-in provider to a component, as manifest YAML under `traits:`.
+fn provider_link(target: &str, namespace: &str, package: &str, interface: &str) -> String {
+    format!(
+        r#"        - type: link
+          properties:
+            target:
+              name: {target}
+            namespace: {namespace}
+            package: {package}
+            interfaces: [{interface}]
+"#
+    )
+}
+
+#[test]
+fn a_message_handler_link_needs_subscriptions_and_a_handler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "messaging_echo");
+    install_guest(dir.path(), "http_hello");
+    let manifest = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: handlers
+spec:
+  components:
+    - name: echo
+      type: component
+      properties:
+        image: file://./build/messaging_echo.wasm
+      traits:
+{consumer}    - name: hello
+      type: component
+      properties:
+        image: file://./build/http_hello.wasm
+    - name: broker
+      type: capability
+      properties:
+        image: trellis+builtin://messaging-local
+      traits:
+{to_echo}{to_hello}"#,
+        consumer = provider_link("broker", "wasmcloud", "messaging", "consumer"),
+        to_echo = provider_link("echo", "wasmcloud", "messaging", "handler"),
+        // A second handler link from the same provider needs a name of its own.
+        to_hello = provider_link("hello", "wasmcloud", "messaging", "handler")
+            .replace("properties:\n", "properties:\n            name: to-hello\n"),
+    );
+    let err = up_fails(&write_manifest(dir.path(), &manifest));
+    assert!(
+        err.contains(
+            "capability `broker` links to component `echo`'s message handler but subscribes to nothing"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("add `subscriptions: some.subject`"),
+        "with the fix: {err}"
+    );
+    // Every problem is reported at once.
+    assert!(
+        err.contains(
+            "capability `broker` delivers messages to component `hello`, but it does not export wasmcloud:messaging/handler"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_http_server_link_must_carry_requests_to_an_http_component() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_hello");
+    install_guest(dir.path(), "callee");
+    let manifest = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: httplinks
+spec:
+  components:
+    - name: hello
+      type: component
+      properties:
+        image: file://./build/http_hello.wasm
+    - name: callee
+      type: component
+      properties:
+        image: file://./build/callee.wasm
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+{to_callee}    - name: other-server
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+{wrong_interface}"#,
+        to_callee = provider_link("callee", "wasi", "http", "incoming-handler"),
+        wrong_interface = provider_link("hello", "wasi", "http", "outgoing-handler"),
+    );
+    let err = up_fails(&write_manifest(dir.path(), &manifest));
+    assert!(
+        err.contains(
+            "capability `httpserver` sends HTTP requests to component `callee`, but it does not export wasi:http/incoming-handler"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "capability `other-server` is an HTTP server; its link to `hello` must carry wasi:http/incoming-handler"
+        ),
+        "{err}"
+    );
 }

@@ -176,3 +176,42 @@ fn embedded_mode_messages_stay_in_process() {
         r.body
     );
 }
+
+#[test]
+fn a_request_timeout_is_capped_at_the_max_request_timeout() {
+    let subject = unique_subject();
+    let silent = format!("{subject}.silent");
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "messaging_echo");
+    install_guest(dir.path(), "msg_client");
+    let manifest = write_manifest(
+        dir.path(),
+        &echo_app("ghcr.io/wasmcloud/messaging-nats:0.23.1", &subject),
+    );
+    let trellis = Trellis::up(&manifest, &["--max-request-timeout", "1s"]);
+
+    // Someone listens on `silent` (so there are responders) but never answers.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (_client, _subscription) = rt.block_on(async {
+        let client = async_nats::connect("127.0.0.1:4222")
+            .await
+            .expect("connect to NATS");
+        let subscription = client.subscribe(silent.clone()).await.expect("subscribe");
+        client.flush().await.expect("flush");
+        (client, subscription)
+    });
+
+    // The component asks to wait a minute; the host caps it at 1 s.
+    let started = std::time::Instant::now();
+    let r = request(
+        trellis.addr(),
+        "POST",
+        &format!("/request?subject={silent}&timeout_ms=60000"),
+        b"anyone?",
+    );
+    let took = started.elapsed();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("timed out after 1s"), "{}", r.body);
+    // Not a performance assertion: the 30 s default would not have answered yet.
+    assert!(took < Duration::from_secs(15), "answered after {took:?}");
+}

@@ -151,3 +151,30 @@ fn restart_uses_the_compile_cache() {
     );
     assert_eq!(get(second.addr(), "/").body, "Hello from Trellis!\n");
 }
+
+#[test]
+fn no_cache_compiles_every_time_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    install_guest(dir.path(), "http_hello");
+    let manifest = write_manifest(dir.path(), &http_app("nocache", "http_hello", 1, ""));
+    let cache_arg = cache.to_str().expect("utf8");
+    let cached = || -> usize { std::fs::read_dir(&cache).map_or(0, |entries| entries.count()) };
+
+    let uncached = Trellis::up(&manifest, &["--cache-dir", cache_arg, "--no-cache"]);
+    assert_eq!(get(uncached.addr(), "/").body, "Hello from Trellis!\n");
+    drop(uncached);
+    assert_eq!(cached(), 0, "--no-cache wrote to the cache directory");
+
+    // With an entry in the cache, --no-cache still compiles.
+    drop(Trellis::up(&manifest, &["--cache-dir", cache_arg]));
+    assert_eq!(cached(), 1, "one compiled component is cached");
+    let uncached = Trellis::up(&manifest, &["--cache-dir", cache_arg, "--no-cache"]);
+    assert!(
+        uncached.stderr().contains("from_cache=false")
+            && !uncached.stderr().contains("from_cache=true"),
+        "{}",
+        uncached.stderr()
+    );
+    assert_eq!(get(uncached.addr(), "/").body, "Hello from Trellis!\n");
+}

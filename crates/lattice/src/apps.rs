@@ -486,9 +486,47 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[tokio::test]
-    async fn versions_deploy_undeploy_and_delete() {
-        let store = AppStore::in_memory();
+    /// The machine's NATS server with JetStream (`scripts/services` starts it on
+    /// 127.0.0.1:4222; `TRELLIS_TEST_NATS` points elsewhere).
+    async fn nats() -> async_nats::Client {
+        let url =
+            std::env::var("TRELLIS_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        async_nats::connect(url)
+            .await
+            .expect("NATS with JetStream on 127.0.0.1:4222 (run scripts/services)")
+    }
+
+    /// A lattice no other test uses; [`JetStreamLattice::remove`] deletes its bucket.
+    struct JetStreamLattice {
+        client: async_nats::Client,
+        name: String,
+    }
+
+    impl JetStreamLattice {
+        async fn new() -> Self {
+            Self {
+                client: nats().await,
+                name: format!("appstore{}", uuid::Uuid::new_v4().simple()),
+            }
+        }
+
+        /// Deletes the lattice's bucket (a failed test leaves it behind, under a unique name).
+        async fn remove(self) {
+            let js = async_nats::jetstream::new(self.client);
+            js.delete_key_value(format!("TRELLIS_APPS_{}", self.name))
+                .await
+                .expect("delete the test bucket");
+        }
+
+        /// A store of this lattice on a connection of its own, as another host would open it.
+        async fn store(&self) -> AppStore {
+            AppStore::open(nats().await, &self.name)
+                .await
+                .expect("open the JetStream app store")
+        }
+    }
+
+    async fn versions_deploy_undeploy_and_delete(store: &AppStore) {
         let m1 = json!({"metadata": {"name": "shop"}, "spec": {"components": []}});
         let m2 = json!({"metadata": {"name": "shop"}, "spec": {"components": [1]}});
         assert_eq!(
@@ -558,18 +596,198 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_lease_holder_at_a_time() {
-        let store = AppStore::in_memory();
-        let ttl = std::time::Duration::from_millis(200);
-        assert!(store.try_lead("a", ttl).await.expect("lead"));
-        assert!(!store.try_lead("b", ttl).await.expect("lead"));
-        assert!(store.try_lead("a", ttl).await.expect("renew"));
-        tokio::time::sleep(ttl * 2).await;
-        assert!(store.try_lead("b", ttl).await.expect("take over"));
+    async fn versions_deploy_undeploy_and_delete_in_memory() {
+        versions_deploy_undeploy_and_delete(&AppStore::in_memory()).await;
+    }
+
+    #[tokio::test]
+    async fn versions_deploy_undeploy_and_delete_on_jetstream() {
+        let lattice = JetStreamLattice::new().await;
+        versions_deploy_undeploy_and_delete(&lattice.store().await).await;
+        lattice.remove().await;
+    }
+
+    /// An app deleted and cleaned up can be put again, from version 1; so can one deleted
+    /// and not yet cleaned up. (On JetStream a deleted key leaves a tombstone with a
+    /// revision, so "absent" is not "never written".)
+    async fn put_again_after_delete(store: &AppStore) {
+        let m1 = json!({"metadata": {"name": "shop"}, "spec": {"components": []}});
+        let m2 = json!({"metadata": {"name": "shop"}, "spec": {"components": [2]}});
+        for _ in 0..2 {
+            assert_eq!(
+                store.put("shop", m1.clone(), None).await.expect("put"),
+                PutOutcome::Created {
+                    version: "v1".into()
+                }
+            );
+            store.deploy("shop", None).await.expect("deploy");
+            assert_eq!(store.delete("shop", None).await.expect("del"), (true, true));
+            store.finish_cleanup("shop").await.expect("cleanup");
+            assert!(store.get("shop").await.expect("get").is_none());
+            assert!(store.all().await.expect("all").is_empty());
+        }
+        // Deleted but not yet cleaned up: a new put starts the app afresh.
+        store.put("shop", m1.clone(), None).await.expect("put");
         assert_eq!(
-            store.lease().await.expect("lease").expect("some").holder,
-            "b"
+            store.delete("shop", None).await.expect("del"),
+            (true, false)
         );
+        assert_eq!(
+            store.put("shop", m2.clone(), None).await.expect("put"),
+            PutOutcome::Created {
+                version: "v1".into()
+            }
+        );
+        let record = store.get("shop").await.expect("get").expect("exists");
+        assert_eq!(record.versions.len(), 1);
+        assert_eq!(record.versions[0].manifest, m2);
+        assert!(!record.deleted);
+    }
+
+    #[tokio::test]
+    async fn put_again_after_delete_in_memory() {
+        put_again_after_delete(&AppStore::in_memory()).await;
+    }
+
+    #[tokio::test]
+    async fn put_again_after_delete_on_jetstream() {
+        let lattice = JetStreamLattice::new().await;
+        put_again_after_delete(&lattice.store().await).await;
+        lattice.remove().await;
+    }
+
+    /// Writers racing on one app through different stores (hosts) never lose a write:
+    /// compare-and-swap makes the losers retry on the winner's record.
+    async fn concurrent_puts_are_all_kept(stores: Vec<AppStore>) {
+        let writers = stores.len();
+        let puts = stores.into_iter().enumerate().map(|(i, store)| {
+            tokio::spawn(async move {
+                let manifest = json!({"metadata": {"name": "shop"}, "spec": {"writer": i}});
+                store.put("shop", manifest, None).await.expect("put")
+            })
+        });
+        let mut versions: Vec<String> = futures::future::join_all(puts)
+            .await
+            .into_iter()
+            .map(|outcome| match outcome.expect("task") {
+                PutOutcome::Created { version } | PutOutcome::NewVersion { version, .. } => version,
+                unchanged => panic!("every manifest differs: {unchanged:?}"),
+            })
+            .collect();
+        versions.sort_by_key(|v| v[1..].parse::<usize>().expect("vN"));
+        let expected: Vec<String> = (1..=writers).map(|n| format!("v{n}")).collect();
+        assert_eq!(versions, expected, "each writer got a version of its own");
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_are_all_kept_in_memory() {
+        let store = AppStore::in_memory();
+        concurrent_puts_are_all_kept(vec![store.clone(); 8]).await;
+        assert_eq!(
+            store
+                .get("shop")
+                .await
+                .expect("get")
+                .expect("app")
+                .versions
+                .len(),
+            8
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_are_all_kept_on_jetstream() {
+        let lattice = JetStreamLattice::new().await;
+        let mut stores = Vec::new();
+        for _ in 0..8 {
+            stores.push(lattice.store().await);
+        }
+        concurrent_puts_are_all_kept(stores).await;
+        let record = lattice
+            .store()
+            .await
+            .get("shop")
+            .await
+            .expect("get")
+            .expect("app");
+        assert_eq!(record.versions.len(), 8);
+        lattice.remove().await;
+    }
+
+    /// `a` and `b` are two handles on one store, as two hosts have.
+    async fn one_lease_holder_at_a_time(a: &AppStore, b: &AppStore) {
+        let ttl = std::time::Duration::from_millis(200);
+        assert!(a.try_lead("a", ttl).await.expect("lead"));
+        assert!(!b.try_lead("b", ttl).await.expect("lead"));
+        assert!(a.try_lead("a", ttl).await.expect("renew"));
+        assert_eq!(b.lease().await.expect("lease").expect("some").holder, "a");
+        // The lease lapses on the wall clock (it is shared between hosts), so wait it out.
+        tokio::time::sleep(ttl * 2).await;
+        assert!(b.try_lead("b", ttl).await.expect("take over"));
+        assert_eq!(a.lease().await.expect("lease").expect("some").holder, "b");
+        assert!(!a.try_lead("a", ttl).await.expect("lead"));
+    }
+
+    #[tokio::test]
+    async fn one_lease_holder_at_a_time_in_memory() {
+        let store = AppStore::in_memory();
+        one_lease_holder_at_a_time(&store, &store.clone()).await;
+    }
+
+    #[tokio::test]
+    async fn one_lease_holder_at_a_time_on_jetstream() {
+        let lattice = JetStreamLattice::new().await;
+        one_lease_holder_at_a_time(&lattice.store().await, &lattice.store().await).await;
+        lattice.remove().await;
+    }
+
+    /// Would-be leaders racing for a free lease, and then for one that lapsed (a
+    /// compare-and-swap on an existing key): each time exactly one gets it.
+    #[tokio::test]
+    async fn racing_for_the_lease_on_jetstream_has_one_winner() {
+        let lattice = JetStreamLattice::new().await;
+        // Long enough that no loser of the first round sees the lease lapse, short enough
+        // to wait out before the second.
+        let ttl = std::time::Duration::from_secs(1);
+        for round in 0..2 {
+            // Connect first, so the racers start together.
+            let mut stores = Vec::new();
+            for _ in 0..8 {
+                stores.push(lattice.store().await);
+            }
+            let races = stores.into_iter().enumerate().map(|(i, store)| {
+                tokio::spawn(async move {
+                    store
+                        .try_lead(&format!("host{round}{i}"), ttl)
+                        .await
+                        .expect("lead")
+                })
+            });
+            let won: Vec<bool> = futures::future::join_all(races)
+                .await
+                .into_iter()
+                .map(|r| r.expect("task"))
+                .collect();
+            assert_eq!(
+                won.iter().filter(|w| **w).count(),
+                1,
+                "round {round}: {won:?}"
+            );
+            let lease = lattice
+                .store()
+                .await
+                .lease()
+                .await
+                .expect("lease")
+                .expect("some");
+            let winner = won.iter().position(|w| *w).expect("a winner");
+            assert_eq!(lease.holder, format!("host{round}{winner}"));
+            // The lease lapses on the wall clock.
+            while now_ms() <= lease.until_ms {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        lattice.remove().await;
     }
 
     #[tokio::test]

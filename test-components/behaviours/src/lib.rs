@@ -7,7 +7,9 @@
 //! | `GET /`             | 200 `hello from behaviours`                              |
 //! | `GET /loop`         | spins forever, never responds                            |
 //! | `GET /grow`         | leaks memory 1 MiB at a time until the host refuses more |
+//! | `GET /alloc?mib=N`  | allocates and touches N MiB, then 200 `allocated N MiB`  |
 //! | `GET /recurse`      | recurses until the wasm call stack is exhausted          |
+//! | `GET /recurse?depth=N` | recurses N calls deep, then 200 `recursion ended at depth N` |
 //! | `GET /trap`         | panics, which traps                                      |
 //! | `GET /sleep?ms=N`   | sleeps N ms, then 200 `slept N`                          |
 //! | `POST /echo`        | reads the whole body, 200 `{len} bytes`                  |
@@ -15,6 +17,10 @@
 //! | `GET /config?key=K` | 200 with the value of K, or 404 `missing`                |
 //! | `GET /config-all`   | 200 with every `k=v`, sorted, one per line               |
 //! | anything else       | 404                                                      |
+//!
+//! Any route also takes `announce=X`: the guest logs `X` at info level (context
+//! `behaviours`) as soon as it starts handling the request, so a test can wait until a
+//! request has reached the guest before doing what it tests.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,14 +53,21 @@ impl Guest for Behaviours {
             .split_once('?')
             .unwrap_or((path_with_query.as_str(), ""));
 
+        if let Some(announce) = query_param(query, "announce") {
+            logging::log(logging::Level::Info, "behaviours", &announce);
+        }
         let (status, body) = match (request.method(), path) {
             (Method::Get, "/") => (200, "hello from behaviours".to_string()),
             (Method::Get, "/loop") => spin_forever(),
             (Method::Get, "/grow") => grow_forever(),
+            (Method::Get, "/alloc") => alloc(query),
             (Method::Get, "/recurse") => {
-                RECURSION_LIMIT.store(black_box(u64::MAX), Ordering::Relaxed);
-                let depth = recurse(0);
-                (200, format!("recursion ended at depth {depth}"))
+                let limit = query_param(query, "depth")
+                    .and_then(|depth| depth.parse().ok())
+                    .unwrap_or(u64::MAX);
+                RECURSION_LIMIT.store(black_box(limit), Ordering::Relaxed);
+                black_box(recurse(0));
+                (200, format!("recursion ended at depth {limit}"))
             }
             (Method::Get, "/trap") => panic!("trap requested"),
             (Method::Get, "/sleep") => sleep(query),
@@ -99,8 +112,23 @@ fn grow_forever() -> ! {
     }
 }
 
-/// The depth at which [`recurse`] would stop. It is set at run time to a value the optimiser
-/// cannot see, so the recursion is not provably unconditional, and it is never reached.
+/// Allocates `?mib=N` MiB at once and writes to each of its pages, so the memory is really
+/// used; a host that refuses to grow linear memory makes the allocator abort, which traps.
+fn alloc(query: &str) -> (u16, String) {
+    const PAGE: usize = 64 * 1024;
+    let Some(mib) = query_param(query, "mib").and_then(|mib| mib.parse::<usize>().ok()) else {
+        return (400, "expected ?mib=<mebibytes>".to_string());
+    };
+    let mut block = vec![0u8; mib << 20];
+    for offset in (0..block.len()).step_by(PAGE) {
+        block[offset] = black_box(1);
+    }
+    black_box(&block);
+    (200, format!("allocated {mib} MiB"))
+}
+
+/// The depth at which [`recurse`] stops: `?depth=N`, or never. It is set at run time to a
+/// value the optimiser cannot see, so the recursion is not provably unconditional.
 static RECURSION_LIMIT: AtomicU64 = AtomicU64::new(0);
 
 /// Recurses until the wasm call stack is exhausted. The result of the inner call goes through

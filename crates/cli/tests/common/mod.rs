@@ -559,6 +559,8 @@ pub struct Watching {
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads copying stdout and stderr; they end when the process closes them.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Watching {
@@ -575,14 +577,14 @@ impl Watching {
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("stdout");
         let sink = lines.clone();
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 sink.lock().expect("lock").push(line);
             }
         });
         let pipe = child.stderr.take().expect("stderr");
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = sink.lock().expect("lock");
                 s.push_str(&line);
@@ -593,6 +595,7 @@ impl Watching {
             child: Some(child),
             lines,
             stderr,
+            readers: vec![out_reader, err_reader],
         }
     }
 
@@ -606,12 +609,16 @@ impl Watching {
         self.stderr.lock().expect("lock").clone()
     }
 
-    /// Waits up to `timeout` for the process to exit by itself; its exit code.
+    /// Waits up to `timeout` for the process to exit by itself; its exit code. Everything it
+    /// wrote is in [`Self::lines`] and [`Self::stderr`] by then.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
                 return status.code();
             }
             if Instant::now() > deadline {

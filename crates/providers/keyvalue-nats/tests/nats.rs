@@ -33,6 +33,13 @@ fn config(uri: &str, bucket: &str, auto_create: bool) -> NatsKvConfig {
     NatsKvConfig::from_config(&map).expect("valid config")
 }
 
+/// `config` with a 30 s request timeout, so a test can tell failing at once from timing out
+/// with a bound generous enough for a busy machine.
+fn long_timeout(mut config: NatsKvConfig) -> NatsKvConfig {
+    config.request_timeout = Duration::from_secs(30);
+    config
+}
+
 /// Runs `test` against a fresh auto-created bucket on the shared server, then deletes the
 /// bucket whether or not the test passed.
 async fn with_shared_bucket<F, Fut>(name: &str, test: F)
@@ -261,7 +268,7 @@ async fn survives_nats_going_down_and_coming_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = NatsServer::start(port, dir.path());
     let uri = format!("nats://127.0.0.1:{port}");
-    let store = NatsKvStore::connect(&config(&uri, "downup", true)).await;
+    let store = NatsKvStore::connect(&long_timeout(config(&uri, "downup", true))).await;
     let b = store.open("").await.expect("open");
     eventually(Duration::from_secs(10), || b.set("before", b"1".to_vec())).await;
     store.health().await.expect("healthy while up");
@@ -284,11 +291,13 @@ async fn survives_nats_going_down_and_coming_back() {
         message.contains("calls will succeed again when it is back"),
         "{message}"
     );
+    // Not performance assertions: failing at once is told from waiting out the 30 s
+    // request timeout, with room for a busy machine.
     for _ in 0..5 {
         let started = Instant::now();
         assert!(b.set("during", b"x".to_vec()).await.is_err());
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "failed in {:?}",
             started.elapsed()
         );
@@ -296,7 +305,7 @@ async fn survives_nats_going_down_and_coming_back() {
     let started = Instant::now();
     let health = store.health().await.expect_err("unhealthy while down");
     assert!(health.to_string().contains("unreachable"), "{health}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     let _server = NatsServer::start(port, dir.path());
     eventually(Duration::from_secs(15), || b.set("after", b"2".to_vec())).await;
@@ -315,10 +324,12 @@ async fn starts_while_nats_is_down_and_connects_when_it_appears() {
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("nats://127.0.0.1:{port}");
+    // Not performance assertions: starting and failing at once are told from waiting
+    // out the 30 s timeout, with room for a busy machine.
     let started = Instant::now();
-    let store = NatsKvStore::connect(&config(&uri, "late", true)).await;
+    let store = NatsKvStore::connect(&long_timeout(config(&uri, "late", true))).await;
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "connect took {:?}",
         started.elapsed()
     );
@@ -326,7 +337,7 @@ async fn starts_while_nats_is_down_and_connects_when_it_appears() {
     let started = Instant::now();
     let err = b.get("k").await.expect_err("down");
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(10),
         "failed in {:?}",
         started.elapsed()
     );

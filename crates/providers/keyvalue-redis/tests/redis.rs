@@ -245,20 +245,29 @@ async fn list_keys_respects_the_limit_and_returns_every_key() {
     );
 }
 
+/// Timeouts far longer than any bound a test asserts, so failing at once is told apart from
+/// timing out with room to spare on a busy machine.
+const LONG_TIMEOUTS: RedisTimeouts = RedisTimeouts {
+    connect: Duration::from_secs(30),
+    response: Duration::from_secs(30),
+};
+
 #[tokio::test]
 async fn survives_redis_going_down_and_coming_back() {
     let port = free_port();
     let server = RedisServer::start(port);
-    let store = RedisStore::connect(&config(&server.url()), RedisTimeouts::default()).await;
+    let store = RedisStore::connect(&config(&server.url()), LONG_TIMEOUTS).await;
     let b = store.open("").await.expect("open");
     b.set("before", b"1".to_vec()).await.expect("set while up");
     store.health().await.expect("healthy while up");
 
     server.stop();
+    // Not performance assertions: failing at once is told from waiting out the 30 s
+    // timeouts, with room for a busy machine.
     let started = Instant::now();
     let err = b.get("before").await.expect_err("a call while down fails");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "failed in {:?}",
         started.elapsed()
     );
@@ -277,7 +286,7 @@ async fn survives_redis_going_down_and_coming_back() {
         let started = Instant::now();
         assert!(b.set("during", b"x".to_vec()).await.is_err());
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(10),
             "failed in {:?}",
             started.elapsed()
         );
@@ -285,7 +294,7 @@ async fn survives_redis_going_down_and_coming_back() {
     let started = Instant::now();
     let health = store.health().await.expect_err("unhealthy while down");
     assert!(health.to_string().contains("unreachable"), "{health}");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     let _server = RedisServer::start(port);
     eventually(Duration::from_secs(10), || b.set("after", b"2".to_vec())).await;
@@ -301,14 +310,16 @@ async fn survives_redis_going_down_and_coming_back() {
 #[tokio::test]
 async fn starts_while_redis_is_down_and_connects_when_it_appears() {
     let port = free_port();
+    // Not a performance assertion: starting at once is told from waiting out the 30 s
+    // connect timeout, with room for a busy machine.
     let started = Instant::now();
     let store = RedisStore::connect(
         &config(&format!("redis://127.0.0.1:{port}/")),
-        RedisTimeouts::default(),
+        LONG_TIMEOUTS,
     )
     .await;
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "connect took {:?}",
         started.elapsed()
     );
@@ -336,8 +347,9 @@ async fn a_server_that_never_answers_fails_within_the_timeouts() {
     for _ in 0..3 {
         let started = Instant::now();
         let err = b.get("k").await.expect_err("no answer");
+        // Not a performance assertion: 0.6 s of timeouts, not hanging on the silent server.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "took {:?}",
             started.elapsed()
         );
@@ -346,7 +358,7 @@ async fn a_server_that_never_answers_fails_within_the_timeouts() {
     }
     let started = Instant::now();
     assert!(store.health().await.is_err());
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
     drop(silent);
 }
 

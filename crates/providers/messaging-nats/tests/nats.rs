@@ -159,12 +159,13 @@ async fn request_without_responders() {
     let subject = unique("nobody");
     let started = Instant::now();
     let err = nats
-        .request(&subject, Bytes::new(), Duration::from_secs(10))
+        .request(&subject, Bytes::new(), Duration::from_secs(30))
         .await
         .expect_err("no responders");
     assert_eq!(err, Error::NoResponders { subject });
+    // Not a performance assertion: told at once, not after the 30 s timeout.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -182,8 +183,9 @@ async fn request_times_out() {
         .await
         .expect_err("timeout");
     assert_eq!(err, Error::TimedOut { subject, timeout });
+    // Not a performance assertion: the 300 ms timeout, not async-nats's 10 s default.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );
@@ -277,8 +279,10 @@ async fn assert_fails_fast(nats: &NatsMessaging, subject: &str) {
     );
     let health = nats.health().await.expect_err("health while down");
     assert!(health.to_string().contains("unreachable"), "{health}");
+    // Not a performance assertion: nothing waited out the 30 s request timeout or the 5 s
+    // command timeout, with room for a busy machine.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
