@@ -516,8 +516,8 @@ pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
                     .iter()
                     .map(|l| {
                         vec![
-                            l.source_id.clone(),
-                            l.target.clone(),
+                            l.source_id.to_string(),
+                            l.target.to_string(),
                             format!(
                                 "{}:{}/{}",
                                 l.wit_namespace,
@@ -592,8 +592,8 @@ pub(crate) async fn link(args: &LatticeArgs, cmd: LinkCmd) -> anyhow::Result<()>
             let (wit_namespace, wit_package, interfaces) = parse_interfaces(&interfaces)?;
             client
                 .put_link(&Link {
-                    source_id: source,
-                    target,
+                    source_id: source.into(),
+                    target: target.into(),
                     name: LinkName::new(name),
                     wit_namespace,
                     wit_package,
@@ -611,7 +611,7 @@ pub(crate) async fn link(args: &LatticeArgs, cmd: LinkCmd) -> anyhow::Result<()>
             let (ns, pkg) = parse_package(&package)?;
             client
                 .delete_link(DeleteLink {
-                    source_id: source,
+                    source_id: source.into(),
                     name: LinkName::new(name),
                     wit_namespace: ns,
                     wit_package: pkg,

@@ -16,7 +16,7 @@
 //! assert_eq!(parsed, request);
 //! ```
 
-use crate::{ComponentId, HostId, Link, LinkName, ProviderId};
+use crate::{ComponentId, HostId, Link, LinkName, ProviderId, WorkloadId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -189,7 +189,7 @@ pub struct HostLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteLink {
     /// The link's source.
-    pub source_id: String,
+    pub source_id: WorkloadId,
     /// The link name.
     #[serde(default)]
     pub name: LinkName,
@@ -277,7 +277,7 @@ pub struct ComponentAuction {
     pub component_ref: String,
     /// The component's id.
     #[serde(default)]
-    pub component_id: String,
+    pub component_id: ComponentId,
     /// Labels a host must carry.
     #[serde(default)]
     pub constraints: BTreeMap<String, String>,
@@ -291,7 +291,7 @@ pub struct ProviderAuction {
     pub provider_ref: String,
     /// The provider's id.
     #[serde(default)]
-    pub provider_id: String,
+    pub provider_id: ProviderId,
     /// Labels a host must carry.
     #[serde(default)]
     pub constraints: BTreeMap<String, String>,
@@ -306,7 +306,7 @@ pub enum AuctionAck {
         /// The image.
         component_ref: String,
         /// The component's id.
-        component_id: String,
+        component_id: ComponentId,
         /// The bidding host.
         host_id: HostId,
         /// The constraints it satisfies.
@@ -317,7 +317,7 @@ pub enum AuctionAck {
         /// The image.
         provider_ref: String,
         /// The provider's id.
-        provider_id: String,
+        provider_id: ProviderId,
         /// The bidding host.
         host_id: HostId,
         /// The constraints it satisfies.
@@ -561,7 +561,7 @@ mod tests {
         }));
         round_trip(CtlRequest::ComponentAuction(ComponentAuction {
             component_ref: "file:///x.wasm".into(),
-            component_id: "x".into(),
+            component_id: ComponentId::new("x"),
             constraints: BTreeMap::from([("zone".into(), "a".into())]),
         }));
     }

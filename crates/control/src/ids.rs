@@ -58,6 +58,55 @@ id_type!(
     /// The name of a link; `default` unless the manifest names it.
     LinkName
 );
+id_type!(
+    /// The id at either end of a link: a component's or a provider's (the control
+    /// interface does not say which; the host finds out by looking it up).
+    WorkloadId
+);
+
+impl From<ComponentId> for WorkloadId {
+    fn from(id: ComponentId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<ProviderId> for WorkloadId {
+    fn from(id: ProviderId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl PartialEq<ComponentId> for WorkloadId {
+    fn eq(&self, other: &ComponentId) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl PartialEq<ProviderId> for WorkloadId {
+    fn eq(&self, other: &ProviderId) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl PartialEq<str> for WorkloadId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl Default for ComponentId {
+    /// An empty id: a request body that leaves it out (auctions).
+    fn default() -> Self {
+        Self(String::new())
+    }
+}
+
+impl Default for ProviderId {
+    /// An empty id: a request body that leaves it out (auctions).
+    fn default() -> Self {
+        Self(String::new())
+    }
+}
 
 impl Default for LinkName {
     fn default() -> Self {
@@ -69,5 +118,11 @@ impl Default for HostId {
     /// An empty id: a request body that leaves the host out gets it from the subject.
     fn default() -> Self {
         Self(String::new())
+    }
+}
+
+impl PartialEq<&str> for WorkloadId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }

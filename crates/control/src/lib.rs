@@ -22,7 +22,7 @@ pub mod wadm;
 
 pub use ctl::{CtlRequest, HostSubjects};
 
-pub use ids::{ComponentId, HostId, LinkName, ProviderId};
+pub use ids::{ComponentId, HostId, LinkName, ProviderId, WorkloadId};
 pub use inventory::{
     ComponentDescription, HostInventory, HostSummary, ProviderDescription, ProviderStatus,
 };

@@ -1,6 +1,6 @@
 //! Links: what connects a source's imports to a target's exports.
 
-use crate::LinkName;
+use crate::{LinkName, WorkloadId};
 use serde::{Deserialize, Serialize};
 
 /// A link as the control interface carries it.
@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     /// The id of the caller.
-    pub source_id: String,
+    pub source_id: WorkloadId,
     /// The id of the callee.
-    pub target: String,
+    pub target: WorkloadId,
     /// The link name.
     #[serde(default)]
     pub name: LinkName,

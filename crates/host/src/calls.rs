@@ -13,7 +13,7 @@ use crate::sync;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
-use trellis_control::error_text;
+use trellis_control::{ComponentId, error_text};
 use trellis_lattice::wrpc::{
     HandlerError, Incoming, Invocation, RpcError, Serving, WrpcClient, WrpcHandler,
 };
@@ -57,8 +57,8 @@ pub(crate) fn component_links(app: &Application, name: &str) -> Vec<ComponentLin
             interfaces: l.link.interfaces.clone(),
             target: app
                 .component(&l.target)
-                .map_or_else(|| l.target.clone(), |c| c.id.to_string()),
-            name: l.link.name.to_string(),
+                .map_or_else(|| ComponentId::new(l.target.clone()), |c| c.id.clone()),
+            name: l.link.name.clone(),
         })
         .collect()
 }
@@ -80,13 +80,15 @@ impl CallRouter for Router {
     }
 }
 
-fn busy(id: &str, full: impl std::fmt::Display) -> String {
+fn busy(id: &ComponentId, full: impl std::fmt::Display) -> String {
     format!("component `{id}` is busy: {full}")
 }
 
 impl Host {
     async fn route_call(&self, call: Call) -> Result<Reply, CallError> {
-        let local = sync::read(&self.calls.exported).get(call.target()).cloned();
+        let local = sync::read(&self.calls.exported)
+            .get(call.target().as_str())
+            .cloned();
         if let Some(target) = local {
             let _permit = target
                 .limiter
@@ -95,7 +97,7 @@ impl Host {
                 .map_err(|full| CallError::Failed(busy(call.target(), full)))?;
             return target.component.call(call).await.map(Reply::Values);
         }
-        let target = call.target().to_owned();
+        let target = call.target().clone();
         let Some(connections) = self.lattice.connections() else {
             return Err(CallError::NotRunning {
                 target,
@@ -110,11 +112,11 @@ impl Host {
             .map_err(|e| CallError::Transport(error_text(&e)))?;
         let params = call.encode_params()?;
         let invocation = Invocation {
-            target: call.target(),
+            target: call.target().as_str(),
             instance: call.instance(),
             function: call.function(),
             source: call.source().as_str(),
-            link_name: call.link_name(),
+            link_name: call.link_name().as_str(),
         };
         let limits = self.config.call_limits;
         match client
@@ -212,7 +214,7 @@ impl WrpcHandler for Handler {
             let _permit = limiter
                 .acquire()
                 .await
-                .map_err(|full| HandlerError::Failed(busy(component.id().as_str(), full).into()))?;
+                .map_err(|full| HandlerError::Failed(busy(component.id(), full).into()))?;
             tracing::debug!(component_id = %component.id(), source = ?call.source, instance = %call.instance, function = %call.function, "call from the lattice");
             component
                 .call_encoded(&call.instance, &call.function, &call.params)

@@ -199,7 +199,7 @@ impl Host {
                 })
             }
             CtlRequest::ProviderAuction(a) if satisfies(&a.constraints) => {
-                if self.provider_running(&a.provider_id) {
+                if self.provider_running(a.provider_id.as_str()) {
                     return None;
                 }
                 Some(AuctionAck::Provider {
@@ -373,7 +373,7 @@ impl Host {
     async fn delete_link(&self, request: DeleteLink, state: &LatticeState) -> CtlResponse<()> {
         match state
             .delete_link(
-                &request.source_id,
+                request.source_id.as_str(),
                 request.name.as_str(),
                 &request.wit_namespace,
                 &request.wit_package,

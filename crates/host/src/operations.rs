@@ -146,15 +146,15 @@ impl Host {
             // The component's lattice links to providers running here, and to components
             // anywhere in the lattice, serve its imports.
             for link in state.links().await.unwrap_or_default() {
-                if link.source_id != cmd.component_id.as_str() {
+                if link.source_id != cmd.component_id {
                     continue;
                 }
-                let Some(provider) = host.running_provider(&link.target) else {
+                let Some(provider) = host.running_provider(link.target.as_str()) else {
                     if !crate::calls::provider_package(&link.wit_namespace, &link.wit_package) {
                         config_names.extend(link.source_config.iter().cloned());
                         app.links.push(trellis_manifest::LinkSpec {
                             source: cmd.component_id.to_string(),
-                            target: link.target.clone(),
+                            target: link.target.to_string(),
                             link,
                             line: 0,
                         });
@@ -168,7 +168,7 @@ impl Host {
                 }
                 app.links.push(trellis_manifest::LinkSpec {
                     source: cmd.component_id.to_string(),
-                    target: link.target.clone(),
+                    target: link.target.to_string(),
                     link,
                     line: 0,
                 });
@@ -328,15 +328,18 @@ impl Host {
         }
         let Some(provider) = self
             .workloads
-            .http_server(&link.source_id)
+            .http_server(link.source_id.as_str())
             .map(|p| p.name.clone())
         else {
             return;
         };
-        if !self.dispatch.contains(&link.target) {
+        if !self.dispatch.contains(link.target.as_str()) {
             return;
         }
-        if !self.listeners.mark_served(&link.source_id, &link.target) {
+        if !self
+            .listeners
+            .mark_served(link.source_id.as_str(), link.target.as_str())
+        {
             return;
         }
         let mut address = None;
@@ -364,7 +367,10 @@ impl Host {
         match bound {
             Ok((address, listener)) => {
                 let listening = self
-                    .serve_route(Route::new(address, provider, link.target.clone()), listener)
+                    .serve_route(
+                        Route::new(address, provider, ComponentId::new(link.target.as_str())),
+                        listener,
+                    )
                     .await;
                 tracing::info!(address = %listening.address, component_id = %link.target, "serving HTTP for a lattice link");
             }
@@ -381,11 +387,12 @@ impl Host {
                         self.listeners.retry_later(Route::new(
                             a,
                             provider.clone(),
-                            link.target.clone(),
+                            ComponentId::new(link.target.as_str()),
                         ));
                     }
                     Err(_) => {
-                        self.listeners.unmark_served(&link.source_id, &link.target);
+                        self.listeners
+                            .unmark_served(link.source_id.as_str(), link.target.as_str());
                     }
                 }
                 tracing::warn!(provider = %link.source_id, component_id = %link.target, %reason, "cannot serve HTTP for a lattice link");

@@ -296,7 +296,10 @@ mod tests {
             .delete_link("front", "default", "example", "greeter")
             .await
             .expect("delete");
-        assert_eq!(removed.map(|l| l.target), Some("back".to_owned()));
+        assert_eq!(
+            removed.map(|l| l.target.to_string()),
+            Some("back".to_owned())
+        );
         assert!(state.links().await.expect("links").is_empty());
         assert_eq!(
             state

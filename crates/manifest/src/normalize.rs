@@ -671,8 +671,8 @@ impl<'m> Builder<'_, 'm> {
         };
 
         let link = Link {
-            source_id: entry.id.clone(),
-            target: target.id.clone(),
+            source_id: entry.id.clone().into(),
+            target: target.id.clone().into(),
             name,
             wit_namespace: props.namespace,
             wit_package: props.package,

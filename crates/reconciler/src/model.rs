@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 pub use trellis_control::wadm::{EntryKind, StatusType};
 use trellis_control::{
     ComponentDescription, ComponentId, HostId, HostInventory, Link, LinkName, ProviderDescription,
-    ProviderId, ProviderStatus,
+    ProviderId, ProviderStatus, WorkloadId,
 };
 use trellis_control::{CtlRequest, ctl};
 use trellis_manifest::Application;
@@ -193,7 +193,7 @@ pub enum Action {
     /// `link.del`.
     DeleteLink {
         /// The link's source id.
-        source_id: String,
+        source_id: WorkloadId,
         /// The link's WIT namespace.
         wit_namespace: String,
         /// The link's WIT package.

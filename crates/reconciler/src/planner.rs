@@ -7,7 +7,7 @@ use crate::model::{
 use crate::placement::{SpreadSlot, distribute, split_by_weight};
 use crate::{image_ref, managed_annotations, managed_app};
 use std::collections::{BTreeMap, BTreeSet};
-use trellis_control::{Link, LinkName};
+use trellis_control::{Link, LinkName, WorkloadId};
 use trellis_manifest::{Component, DEFAULT_SPREAD_WEIGHT, Provider, ScalerKind, Spread};
 
 /// Plans the actions that bring the lattice from `observed` to the state `apps` declare, and
@@ -94,7 +94,7 @@ impl Out {
 /// What identifies a link: `link.del` takes these four.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct LinkKey {
-    source_id: String,
+    source_id: WorkloadId,
     wit_namespace: String,
     wit_package: String,
     name: String,

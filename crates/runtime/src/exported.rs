@@ -74,14 +74,14 @@ impl ExportedComponent {
             let mut served: Vec<_> = self.exports.keys().map(String::as_str).collect();
             served.sort_unstable();
             return Err(CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
+                target: self.context.component_id.clone(),
                 what: format!("`{instance}` (it serves: {})", served.join(", ")),
             });
         };
         functions
             .get(function)
             .ok_or_else(|| CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
+                target: self.context.component_id.clone(),
                 what: format!("function `{function}` in `{instance}`"),
             })
     }
@@ -93,7 +93,7 @@ impl ExportedComponent {
             || export.signature.results != call.route.signature.results
         {
             return Err(CallError::NoSuchFunction {
-                target: self.context.component_id.to_string(),
+                target: self.context.component_id.clone(),
                 what: format!(
                     "`{}.{}` with the type its caller imports",
                     call.instance(),

@@ -5,6 +5,7 @@
 use crate::problems::Problem;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use trellis_control::ComponentId;
 use trellis_manifest::{Application, Builtin, LinkSpec};
 use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
 
@@ -61,16 +62,16 @@ pub(crate) struct Route {
     pub(crate) address: SocketAddr,
     pub(crate) provider: String,
     pub(crate) component: String,
-    pub(crate) component_id: String,
+    pub(crate) component_id: ComponentId,
 }
 
 impl Route {
     /// A route for a component known by id only (lattice links name ids, not manifest names).
-    pub(crate) fn new(address: SocketAddr, provider: String, component_id: String) -> Self {
+    pub(crate) fn new(address: SocketAddr, provider: String, component_id: ComponentId) -> Self {
         Self {
             address,
             provider,
-            component: component_id.clone(),
+            component: component_id.to_string(),
             component_id,
         }
     }
@@ -213,7 +214,7 @@ fn http_routes<C: Interfaces>(
             address,
             provider: provider.name.clone(),
             component: target.name.clone(),
-            component_id: target.id.to_string(),
+            component_id: target.id.clone(),
         });
     }
     routes

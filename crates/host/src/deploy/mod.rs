@@ -9,6 +9,7 @@ pub(crate) use checks::{DEFAULT_HTTP_ADDRESS, Route, SubscriptionLink, merge_con
 use crate::Host;
 use crate::problems::{DeployError, Problem};
 use std::net::SocketAddr;
+use trellis_control::ComponentId;
 use trellis_manifest::{Application, ImageRef};
 use trellis_runtime::Component;
 
@@ -23,7 +24,7 @@ pub struct Listening {
     /// The provider entry serving it.
     pub provider: String,
     /// The component requests go to.
-    pub component_id: String,
+    pub component_id: ComponentId,
 }
 
 impl Host {

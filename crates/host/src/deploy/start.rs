@@ -263,14 +263,14 @@ impl Host {
         if let Some(provider) = self.workloads.provider_named(&route.provider) {
             stops.push(Box::pin(provider.stopped()));
         }
-        let (mut component_stop, closed) = self.listeners.open(&route.component_id);
+        let (mut component_stop, closed) = self.listeners.open(route.component_id.as_str());
         stops.push(Box::pin(async move {
             let _ = component_stop.wait_for(|stop| *stop).await;
         }));
         let handler: Arc<dyn trellis_http_server::IncomingHandler> = self.dispatch.clone();
         let serving = trellis_http_server::serve(
             listener,
-            route.component_id.clone().into(),
+            route.component_id.as_str().into(),
             handler,
             self.config.server.clone(),
             async move {

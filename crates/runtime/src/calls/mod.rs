@@ -20,7 +20,7 @@ pub(crate) mod codec;
 use crate::invoke::InvokeError;
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use trellis_control::ComponentId;
+use trellis_control::{ComponentId, LinkName};
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::{Type, Val};
 
@@ -34,9 +34,9 @@ pub struct ComponentLink {
     /// The interfaces of the package it carries, for example `greet`.
     pub interfaces: Vec<String>,
     /// The target component's id.
-    pub target: String,
+    pub target: ComponentId,
     /// The link name (`default` unless the manifest names it).
-    pub name: String,
+    pub name: LinkName,
 }
 
 impl ComponentLink {
@@ -100,8 +100,8 @@ impl Signature {
 /// Who a call is from and to, fixed per imported function.
 pub(crate) struct Route {
     pub(crate) source: ComponentId,
-    pub(crate) target: String,
-    pub(crate) link_name: String,
+    pub(crate) target: ComponentId,
+    pub(crate) link_name: LinkName,
     pub(crate) instance: String,
     pub(crate) function: String,
     pub(crate) signature: Signature,
@@ -120,12 +120,12 @@ impl Call {
     }
 
     /// The id of the component the link points at.
-    pub fn target(&self) -> &str {
+    pub fn target(&self) -> &ComponentId {
         &self.route.target
     }
 
     /// The link's name.
-    pub fn link_name(&self) -> &str {
+    pub fn link_name(&self) -> &LinkName {
         &self.route.link_name
     }
 
@@ -171,7 +171,7 @@ pub enum CallError {
     #[error("component `{target}` is not running{where_}")]
     NotRunning {
         /// The target's id.
-        target: String,
+        target: ComponentId,
         /// Where it was looked for, for example ` on this host or any host of lattice default`.
         where_: String,
     },
@@ -179,7 +179,7 @@ pub enum CallError {
     #[error("component `{target}` does not export {what}")]
     NoSuchFunction {
         /// The target's id.
-        target: String,
+        target: ComponentId,
         /// The function, and what it exports instead.
         what: String,
     },
@@ -194,7 +194,7 @@ pub enum CallError {
     #[error("no reply from component `{target}` within {after:?}")]
     Timeout {
         /// The target's id.
-        target: String,
+        target: ComponentId,
         /// The timeout.
         after: std::time::Duration,
     },
