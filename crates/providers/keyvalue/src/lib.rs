@@ -42,43 +42,7 @@ impl Error {
 
 /// Why [`KeyValue::health`] found a backend unable to serve calls now. The host shows it in
 /// the provider's status and in `health_check_failed` events, with its causes.
-#[derive(Debug, thiserror::Error)]
-pub enum HealthError {
-    /// A call the check made failed, with the error a guest would have seen.
-    #[error(transparent)]
-    Call(#[from] Error),
-    /// The backend found itself unusable: the message says why, the source (if any) what
-    /// failed underneath.
-    #[error("{message}")]
-    Unhealthy {
-        /// What is wrong, and where it can, what to do.
-        message: String,
-        /// The failure underneath, if there is one.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-}
-
-impl HealthError {
-    /// An [`HealthError::Unhealthy`] with no underlying failure.
-    pub fn unhealthy(message: impl Into<String>) -> Self {
-        HealthError::Unhealthy {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// An [`HealthError::Unhealthy`] caused by `source`.
-    pub fn caused_by(
-        message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        HealthError::Unhealthy {
-            message: message.into(),
-            source: Some(source.into()),
-        }
-    }
-}
+pub type HealthError = trellis_provider::HealthError<Error>;
 
 /// One page of `list-keys`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

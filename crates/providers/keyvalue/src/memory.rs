@@ -32,13 +32,9 @@ impl KeyValue for MemoryStore {
     }
 }
 
-/// Locks `mutex`, taking it over from a holder that panicked: every change here is one map
-/// operation, so the map is whole whatever happened.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Every change here is one map operation, so the map is whole whatever a panicking holder
+// of the lock was doing.
+use trellis_provider::lock;
 
 /// One keyspace. Keys are kept sorted so that list cursors are stable offsets.
 #[derive(Default)]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -234,11 +234,9 @@ struct Unsubscribe {
     id: u64,
 }
 
-/// Locks the broker's state. Every critical section leaves the state consistent, so a panic
-/// elsewhere while holding the lock does not make it unusable.
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
+// Every critical section leaves the broker's state consistent, so a panic elsewhere while
+// holding the lock does not make it unusable.
+use trellis_provider::lock;
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
