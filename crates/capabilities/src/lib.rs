@@ -72,11 +72,6 @@ impl Capability {
         listed.iter().any(|i| i == interface) || self.companions.contains(&interface)
     }
 
-    /// Whether the host serves this whole package to every component (no link ever needed).
-    pub fn host_served(&self) -> bool {
-        self.host_interfaces.contains(&"*")
-    }
-
     /// Whether built-in providers serve this package (a link to it goes to a provider).
     pub fn provider_served(&self) -> bool {
         BUILTINS
