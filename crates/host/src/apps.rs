@@ -85,7 +85,7 @@ impl Host {
                 match self.config.apps_file.as_deref().map(AppStore::local) {
                     Some(Ok(store)) => store,
                     Some(Err(e)) => {
-                        tracing::error!(error = %e, "apps will not be kept between runs");
+                        tracing::error!(error = %error_text(&e), "apps will not be kept between runs");
                         AppStore::in_memory()
                     }
                     None => AppStore::in_memory(),
@@ -312,7 +312,7 @@ impl Host {
         let records = match store.all().await {
             Ok(records) => records,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list apps");
+                tracing::warn!(error = %error_text(&e), "cannot list apps");
                 return Vec::new();
             }
         };

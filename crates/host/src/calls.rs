@@ -166,7 +166,7 @@ impl Host {
                         Some(serving)
                     }
                     Err(e) => {
-                        tracing::warn!(component_id = %id, error = %e, "cannot serve calls on the lattice; callers on this host still reach it");
+                        tracing::warn!(component_id = %id, error = %error_text(&e), "cannot serve calls on the lattice; callers on this host still reach it");
                         None
                     }
                 }

@@ -9,6 +9,7 @@ use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 use trellis_control::ProviderStatus;
+use trellis_control::error_text;
 use trellis_manifest::{Application, Builtin};
 use trellis_runtime::MessageComponent;
 
@@ -133,7 +134,7 @@ impl Host {
                     let mut stream = match backend.subscribe(&spec.subject, spec.queue.as_deref()).await {
                         Ok(stream) => stream,
                         Err(e) => {
-                            tracing::warn!(%provider, subject = %spec.subject, error = %e, "subscribing failed; retrying");
+                            tracing::warn!(%provider, subject = %spec.subject, error = %error_text(&e), "subscribing failed; retrying");
                             tokio::time::sleep(RESUBSCRIBE_DELAY).await;
                             continue;
                         }
@@ -152,7 +153,7 @@ impl Host {
                             let _permit = permit;
                             let subject = message.subject.clone();
                             if let Err(e) = handler.handle(message).await {
-                                tracing::warn!(component_id = %handler.id(), %subject, error = %e, "message handler failed");
+                                tracing::warn!(component_id = %handler.id(), %subject, error = %error_text(&e), "message handler failed");
                             }
                         });
                     }

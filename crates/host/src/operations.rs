@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use trellis_control::ctl::{ScaleComponent, StartProvider, UpdateComponent};
+use trellis_control::error_text;
 use trellis_control::{ComponentId, CtlResponse, Link, ProviderId};
 use trellis_lattice::state::LatticeState;
 use trellis_manifest::{Application, Builtin, Component, ImageRef, Provider, Scale};
@@ -313,7 +314,7 @@ impl Host {
         let links = match state.links().await {
             Ok(links) => links,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read lattice links");
+                tracing::warn!(error = %error_text(&e), "cannot read lattice links");
                 return;
             }
         };

@@ -9,6 +9,7 @@ use crate::Host;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use trellis_control::error_text;
 use trellis_control::wadm::{AppStatusReport, ScalerStatus, StatusInfo, StatusType};
 use trellis_control::{HostId, HostInventory};
 use trellis_lattice::apps::AppStore;
@@ -52,7 +53,7 @@ impl Host {
                     }
                     Ok(false) => leading = false,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot reach the app store; not reconciling");
+                        tracing::warn!(error = %error_text(&e), "cannot reach the app store; not reconciling");
                         leading = false;
                     }
                 }
@@ -74,7 +75,7 @@ impl Host {
         let records = match store.all().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read apps");
+                tracing::warn!(error = %error_text(&e), "cannot read apps");
                 return;
             }
         };
@@ -124,7 +125,7 @@ impl Host {
         let observed = match self.observe(client, state, &desired).await {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot observe the lattice");
+                tracing::warn!(error = %error_text(&e), "cannot observe the lattice");
                 return;
             }
         };
@@ -142,7 +143,7 @@ impl Host {
         });
         for action in &additions {
             if let Err(e) = client.command(&action.request()).await {
-                tracing::warn!(?action, error = %e, "reconciler action failed");
+                tracing::warn!(?action, error = %error_text(&e), "reconciler action failed");
             }
         }
         if !removals.is_empty() && additions.iter().any(|a| a.placement().is_some()) {
@@ -150,7 +151,7 @@ impl Host {
         }
         for action in &removals {
             if let Err(e) = client.command(&action.request()).await {
-                tracing::warn!(?action, error = %e, "reconciler action failed");
+                tracing::warn!(?action, error = %error_text(&e), "reconciler action failed");
             }
         }
         for (app, status) in &plan.status {
@@ -210,7 +211,7 @@ impl Host {
             return;
         }
         if let Err(e) = store.put_status(app, &status).await {
-            tracing::warn!(%app, error = %e, "cannot store an app's status");
+            tracing::warn!(%app, error = %error_text(&e), "cannot store an app's status");
         }
         self.lattice.publish_app_status(app, &status).await;
     }

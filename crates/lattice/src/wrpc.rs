@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use trellis_control::error_text;
 
 /// The wRPC protocol version in every invocation subject.
 pub const PROTOCOL: &str = "wrpc.0.0.1";
@@ -421,7 +422,7 @@ pub async fn serve(
                 let sent = match outcome {
                     Ok(bytes) => send_results(&nats, &results, &bytes).await,
                     Err(e) => {
-                        let reason = trellis_control::error_text(&e);
+                        let reason = error_text(&e);
                         tracing::debug!(%reason, "call failed");
                         let mut headers = HeaderMap::new();
                         let reason: String = reason
@@ -436,7 +437,7 @@ pub async fn serve(
                     }
                 };
                 if let Err(e) = sent {
-                    tracing::warn!(error = %e, "cannot send a call's results");
+                    tracing::warn!(error = %error_text(&e), "cannot send a call's results");
                 }
             });
         }
