@@ -102,6 +102,21 @@ fn guest_logs_and_config_reach_the_host() {
         "log line lacks the component id: {line}"
     );
     assert!(line.contains("INFO"), "{line}");
+
+    // The same interface under the versioned name wasmCloud v1 components import.
+    assert_eq!(
+        get(trellis.addr(), "/log-draft?msg=draft-says-hi").status,
+        200
+    );
+    let stderr = trellis.wait_for_stderr("draft-says-hi", Duration::from_secs(10));
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("draft-says-hi"))
+        .expect("log line");
+    assert!(
+        line.contains("component_id=cfg_web") && line.contains("WARN"),
+        "{line}"
+    );
 }
 
 #[test]

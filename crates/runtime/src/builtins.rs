@@ -1,5 +1,6 @@
-//! The interfaces every component gets without a link: `wasi:logging/logging`, which writes
-//! to the host's log under the component's id, and `wasi:config/{runtime,store}`, which read
+//! The interfaces every component gets without a link: `wasi:logging/logging` (unversioned,
+//! and `@0.1.0-draft` as wasmCloud v1's SDK names it), which writes to the host's log under
+//! the component's id, and `wasi:config/{runtime,store}`, which read
 //! the config the host resolved for the component.
 //!
 //! Like the capability bindings, these implement the generated host traits on a small view
@@ -42,10 +43,23 @@ pub(crate) fn add_to_linker<T: 'static>(
     view: fn(&mut T) -> Builtins<'_>,
 ) -> wasmtime::Result<()> {
     logging::add_to_linker::<T, HasBuiltins>(linker, view)?;
+    // The versioned name of the same interface (wit/logging-draft): its `level` enum has the
+    // same cases, and component types match by structure, so the generated type lifts it.
+    linker.instance(LOGGING_DRAFT)?.func_wrap(
+        "log",
+        move |mut store: wasmtime::StoreContextMut<'_, T>,
+              (level, context, message): (logging::Level, String, String)| {
+            logging::Host::log(&mut view(store.data_mut()), level, context, message);
+            Ok(())
+        },
+    )?;
     config_runtime::add_to_linker::<T, HasBuiltins>(linker, view)?;
     config_store::add_to_linker::<T, HasBuiltins>(linker, view)?;
     Ok(())
 }
+
+/// `wasi:logging/logging` as wasmCloud v1 components import it.
+const LOGGING_DRAFT: &str = "wasi:logging/logging@0.1.0-draft";
 
 /// Tells the generated `add_to_linker` functions that the host traits are implemented by a
 /// [`Builtins`] view borrowed from the store.

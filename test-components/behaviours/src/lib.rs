@@ -34,7 +34,7 @@ use wasi::io::streams::StreamError;
 mod bindings {
     // Only the two imports are generated here; the HTTP types come from the `wasi` crate.
     wit_bindgen::generate!({
-        path: ["../../wit/logging", "../../wit/config", "wit"],
+        path: ["../../wit/logging", "../../wit/logging-draft", "../../wit/config", "wit"],
         world: "trellis-test:behaviours/behaviours",
         // Both interfaces live in other packages; generate them rather than map them.
         generate_all,
@@ -43,6 +43,7 @@ mod bindings {
 
 use bindings::wasi::config::runtime as config;
 use bindings::wasi::logging::logging;
+use bindings::wasi::logging0_1_0_draft::logging as logging_draft;
 
 struct Behaviours;
 
@@ -75,6 +76,12 @@ impl Guest for Behaviours {
             (Method::Get, "/log") => {
                 let message = query_param(query, "msg").unwrap_or_default();
                 logging::log(logging::Level::Info, "behaviours", &message);
+                (200, "logged".to_string())
+            }
+            (Method::Get, "/log-draft") => {
+                // Through `wasi:logging/logging@0.1.0-draft`, as wasmCloud v1 components log.
+                let message = query_param(query, "msg").unwrap_or_default();
+                logging_draft::log(logging_draft::Level::Warn, "behaviours", &message);
                 (200, "logged".to_string())
             }
             (Method::Get, "/config") => config_get(query),
