@@ -11,6 +11,8 @@ pub struct Component {
     pub(crate) component: wasmtime::component::Component,
     pub(crate) imports: Vec<String>,
     pub(crate) exports: Vec<String>,
+    /// Imports of interfaces that hold types only: nothing to link.
+    pub(crate) types_only: Vec<String>,
     pub(crate) from_cache: bool,
 }
 
@@ -34,6 +36,12 @@ impl Component {
     /// Fully qualified import names, for example `wasi:http/types@0.2.0`.
     pub fn imports(&self) -> &[String] {
         &self.imports
+    }
+
+    /// The imports of interfaces that hold types only (no functions, no resources), for
+    /// example `wasmcloud:task-manager/types@0.1.0`: they need no link.
+    pub fn types_only_imports(&self) -> &[String] {
+        &self.types_only
     }
 
     /// Fully qualified export names, for example `wasi:http/incoming-handler@0.2.0`.

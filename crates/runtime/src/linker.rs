@@ -37,16 +37,27 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
 }
 
 /// The linker `component` is instantiated with: the host's own when it has no links to
-/// other components, otherwise a copy with a dynamic function for every function it imports
-/// through such a link.
+/// other components and imports no types-only interface, otherwise a copy with an empty
+/// instance for every types-only import and a dynamic function for every function it imports
+/// through a link to a component.
 pub(crate) fn for_component<'a>(
     host: &'a Linker<InstanceState>,
     engine: &Engine,
     component: &Component,
     context: &InstanceContext,
 ) -> Result<Cow<'a, Linker<InstanceState>>, PrepareError> {
-    let Some(calls) = context.calls.as_ref().filter(|c| !c.links.is_empty()) else {
+    let calls = context.calls.as_ref().filter(|c| !c.links.is_empty());
+    if calls.is_none() && component.types_only.is_empty() {
         return Ok(Cow::Borrowed(host));
+    }
+    let mut linker = host.clone();
+    // An interface of types only has nothing to implement: an empty instance satisfies it.
+    // One the host defines already (a capability's `types`) stays as it is.
+    for name in &component.types_only {
+        let _ = linker.instance(name);
+    }
+    let Some(calls) = calls else {
+        return Ok(Cow::Owned(linker));
     };
     let refuse = |reason: String| PrepareError::UnsupportedCallImport {
         id: component.id.clone(),
@@ -56,7 +67,6 @@ pub(crate) fn for_component<'a>(
         id: component.id.clone(),
         source,
     };
-    let mut linker = host.clone();
     // A component link may carry an interface the host also serves (a component can
     // implement wasi:keyvalue for another): the link wins.
     linker.allow_shadowing(true);

@@ -122,6 +122,11 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
+        let types_only = ty
+            .imports(&self.engine)
+            .filter(|(_, item)| types_only(&self.engine, &item.ty))
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let exports = ty
             .exports(&self.engine)
             .map(|(name, _)| name.to_owned())
@@ -131,9 +136,23 @@ impl Runtime {
             component,
             imports,
             exports,
+            types_only,
             from_cache,
         })
     }
+}
+
+/// Whether an import is an interface of types only (records, enums and the like; no
+/// functions, no resources): there is nothing to implement, so it needs no link, and an empty
+/// instance satisfies it.
+fn types_only(engine: &wasmtime::Engine, item: &wasmtime::component::types::ComponentItem) -> bool {
+    use wasmtime::component::types::ComponentItem;
+    let ComponentItem::ComponentInstance(instance) = item else {
+        return false;
+    };
+    instance
+        .exports(engine)
+        .all(|(_, export)| matches!(export.ty, ComponentItem::Type(_)))
 }
 
 impl Drop for Runtime {

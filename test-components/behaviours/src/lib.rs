@@ -18,6 +18,9 @@
 //! | `GET /config-all`   | 200 with every `k=v`, sorted, one per line               |
 //! | anything else       | 404                                                      |
 //!
+//! It also exports `trellis-test:behaviours/geometry`, whose record comes from the types-only
+//! interface `shapes`: the component imports `shapes`, which has nothing to link.
+//!
 //! Any route also takes `announce=X`: the guest logs `X` at info level (context
 //! `behaviours`) as soon as it starts handling the request, so a test can wait until a
 //! request has reached the guest before doing what it tests.
@@ -93,6 +96,18 @@ impl Guest for Behaviours {
 }
 
 wasi::http::proxy::export!(Behaviours);
+
+use bindings::exports::trellis_test::behaviours::geometry;
+use bindings::trellis_test::behaviours::shapes::Point;
+
+impl geometry::Guest for Behaviours {
+    fn distance_squared(a: Point, b: Point) -> i32 {
+        let (dx, dy) = (a.x - b.x, a.y - b.y);
+        dx * dx + dy * dy
+    }
+}
+
+bindings::export!(Behaviours with_types_in bindings);
 
 /// Burns CPU until the host interrupts the instance. `black_box` keeps the optimiser from
 /// proving the loop has no effect and deleting it.

@@ -21,6 +21,10 @@ pub(crate) trait Interfaces {
     fn imports(&self) -> &[String];
     /// Every export.
     fn exports(&self) -> &[String];
+    /// Imports of interfaces that hold types only: nothing to link.
+    fn types_only_imports(&self) -> &[String] {
+        &[]
+    }
     /// Whether it exports `namespace:package/interface` (any version).
     fn exports_interface(&self, namespace: &str, package: &str, interface: &str) -> bool {
         self.exports().iter().any(|e| {
@@ -37,6 +41,9 @@ impl Interfaces for trellis_runtime::Component {
     }
     fn exports(&self) -> &[String] {
         trellis_runtime::Component::exports(self)
+    }
+    fn types_only_imports(&self) -> &[String] {
+        trellis_runtime::Component::types_only_imports(self)
     }
 }
 
@@ -254,7 +261,10 @@ fn check_imports(
 ) {
     let mut missing: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     for import in component.imports() {
-        if classify(import) == ImportSource::Host {
+        // Types only (wasmCloud's `wasmcloud:task-manager/types` and the like): nothing to
+        // serve, so nothing to link.
+        if classify(import) == ImportSource::Host || component.types_only_imports().contains(import)
+        {
             continue;
         }
         let Some(n) = InterfaceName::parse(import) else {
@@ -510,6 +520,7 @@ mod tests {
     struct Shape {
         imports: Vec<String>,
         exports: Vec<String>,
+        types_only: Vec<String>,
     }
 
     impl Interfaces for Shape {
@@ -519,13 +530,30 @@ mod tests {
         fn exports(&self) -> &[String] {
             &self.exports
         }
+        fn types_only_imports(&self) -> &[String] {
+            &self.types_only
+        }
     }
 
     fn shape(imports: &[&str], exports: &[&str]) -> Shape {
         Shape {
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: exports.iter().map(|s| s.to_string()).collect(),
+            types_only: Vec::new(),
         }
+    }
+
+    #[test]
+    fn types_only_imports_need_no_link() {
+        let app = app(WEB);
+        let types = "wasmcloud:task-manager/types@0.1.0";
+        let mut web = shape(&[types], &[]);
+        web.types_only.push(types.to_owned());
+        let (_, problems) = run(&app, vec![("web", web)]);
+        assert_eq!(problems, Vec::<String>::new());
+        // The same import with functions in it needs its link.
+        let (_, problems) = run(&app, vec![("web", shape(&[types], &[]))]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
     }
 
     const HTTP: &str = "wasi:http/incoming-handler@0.2.0";
