@@ -153,33 +153,20 @@ fn a_call_to_a_component_that_runs_nowhere_fails_clearly_in_embedded_mode() {
     );
 }
 
-/// Three hosts on one NATS server: the caller on `front`, the callee on `back` (and later on
-/// `front` too), a third host that only watches.
-#[test]
-fn components_call_across_hosts_over_wrpc() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
-    let url = nats.url();
-    let lattice = "calls";
-    let front = LatticeHost::start(
-        &url,
-        lattice,
-        &["--friendly-name", "front", "--call-timeout", "1s"],
-    );
-    let mut back = LatticeHost::start(&url, lattice, &["--friendly-name", "back"]);
-    let _third = LatticeHost::start(&url, lattice, &["--friendly-name", "third"]);
-    let caller = install_guest(dir.path(), "caller");
-    let callee = install_guest(dir.path(), "callee");
-    let port = free_port();
-    let cli = |args: &[&str]| {
+/// Runs `trellis ARGS --nats URL --lattice LATTICE` and insists that it succeeds.
+fn lattice_cli<'a>(url: &'a str, lattice: &'a str) -> impl Fn(&[&str]) -> Exited + 'a {
+    move |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--nats", url.as_str(), "--lattice", lattice]);
+        all.extend(["--nats", url, "--lattice", lattice]);
         let out = run(&all);
         assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
         out
-    };
-    cli(&["config", "put", "who-back", "who=back"]);
-    cli(&["config", "put", "who-front", "who=front"]);
+    }
+}
+
+/// An HTTP server provider on host `front` listening on `port` for the `caller` component,
+/// and the caller's link to the `callee`.
+fn serve_caller_on_front(cli: &impl Fn(&[&str]) -> Exited, port: u16) {
     cli(&[
         "config",
         "put",
@@ -204,6 +191,30 @@ fn components_call_across_hosts_over_wrpc() {
         "front-http",
     ]);
     cli(&["link", "put", "caller", "callee", "trellis:test/calls"]);
+}
+
+/// Three hosts on one NATS server: the caller on `front`, the callee on `back` (and later on
+/// `front` too), a third host that only watches.
+#[test]
+fn components_call_across_hosts_over_wrpc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let url = nats.url();
+    let lattice = "calls";
+    let front = LatticeHost::start(
+        &url,
+        lattice,
+        &["--friendly-name", "front", "--call-timeout", "1s"],
+    );
+    let mut back = LatticeHost::start(&url, lattice, &["--friendly-name", "back"]);
+    let _third = LatticeHost::start(&url, lattice, &["--friendly-name", "third"]);
+    let caller = install_guest(dir.path(), "caller");
+    let callee = install_guest(dir.path(), "callee");
+    let port = free_port();
+    let cli = lattice_cli(&url, lattice);
+    cli(&["config", "put", "who-back", "who=back"]);
+    cli(&["config", "put", "who-front", "who=front"]);
+    serve_caller_on_front(&cli, port);
     let file = |p: &std::path::Path| format!("file://{}", p.display());
     cli(&[
         "start",
@@ -372,38 +383,10 @@ fn the_call_size_flag_bounds_calls_between_hosts() {
     let caller = install_guest(dir.path(), "caller");
     let callee = install_guest(dir.path(), "callee");
     let port = free_port();
-    let cli = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--nats", url.as_str(), "--lattice", lattice]);
-        let out = run(&all);
-        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
-    };
+    let cli = lattice_cli(&url, lattice);
     let file = |p: &std::path::Path| format!("file://{}", p.display());
-    cli(&[
-        "config",
-        "put",
-        "front-http",
-        &format!("address=127.0.0.1:{port}"),
-    ]);
     cli(&["config", "put", "who-back", "who=back"]);
-    cli(&[
-        "start",
-        "provider",
-        "ghcr.io/wasmcloud/http-server:0.27.0",
-        "http",
-        "--host",
-        "front",
-    ]);
-    cli(&[
-        "link",
-        "put",
-        "http",
-        "caller",
-        "wasi:http/incoming-handler",
-        "--source-config",
-        "front-http",
-    ]);
-    cli(&["link", "put", "caller", "callee", "trellis:test/calls"]);
+    serve_caller_on_front(&cli, port);
     cli(&[
         "start",
         "component",
