@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use trellis_control::ctl::{AuctionAck, DeleteLink, HostLabel};
-use trellis_control::wadm::AppRequest;
+use trellis_control::wadm::{ApiResult, AppRequest, ErrorReply};
 use trellis_control::{CtlRequest, CtlResponse, HostId, HostSummary, Link, error_text};
 use trellis_lattice::serve::{ControlHandler, envelope};
 use trellis_lattice::state::LatticeState;
@@ -110,9 +110,11 @@ impl ControlHandler for Handler {
         let host = self.host.upgrade();
         Box::pin(async move {
             let Some(host) = host else {
-                return Bytes::from_static(
-                    br#"{"result":"error","message":"the host is stopping"}"#,
-                );
+                let reply = ErrorReply {
+                    result: ApiResult::Error,
+                    message: "the host is stopping".into(),
+                };
+                return serde_json::to_vec(&reply).unwrap_or_default().into();
             };
             let store = host.app_store();
             host.app_request(&store, request).await
