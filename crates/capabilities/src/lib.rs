@@ -97,6 +97,8 @@ pub const CATALOGUE: &[Capability] = &[
         link_interfaces: &["runtime", "store"],
         ..host_package("wasi", "config")
     },
+    // `set-link-name`: which of a component's links (by name) its calls go through.
+    host_package("wasmcloud", "bus"),
     Capability {
         namespace: "wasi",
         package: "http",

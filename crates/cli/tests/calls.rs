@@ -110,6 +110,59 @@ fn components_call_components_on_the_same_host() {
     assert_eq!(trellis.terminate(), Some(0));
 }
 
+/// Two links from the caller for one interface, to two components, told apart by name:
+/// `set-link-name` picks per request, and a name with no link is refused.
+#[test]
+fn link_names_pick_the_component_a_call_goes_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "caller");
+    install_guest(dir.path(), "callee");
+    let manifest = app("callee", "").replace(
+        "    - name: httpserver\n",
+        r#"    - name: second
+      type: component
+      properties:
+        image: file://./build/callee.wasm
+        config:
+          - name: second-config
+            properties:
+              who: second
+    - name: httpserver
+"#,
+    ).replace(
+        "            interfaces: [calls]",
+        r#"            interfaces: [calls]
+        - type: link
+          properties:
+            name: other
+            target:
+              name: second
+            namespace: trellis
+            package: test
+            interfaces: [calls]"#,
+    );
+    let manifest = write_manifest(dir.path(), &manifest);
+    let trellis = Trellis::up(&manifest, &[]);
+    let addr = trellis.addr();
+    assert_eq!(get(addr, "/greet?name=Ada").body, "hello Ada from embedded");
+    assert_eq!(
+        get(addr, "/greet?name=Ada&link=other").body,
+        "hello Ada from second"
+    );
+    assert_eq!(
+        get(addr, "/greet?name=Ada").body,
+        "hello Ada from embedded",
+        "each request starts on the default link"
+    );
+    let r = get(addr, "/greet?name=Ada&link=nope");
+    assert_eq!(r.status, 500);
+    assert!(
+        r.body.contains("no link named `nope` carrying `trellis:test/calls`"),
+        "{}",
+        r.body
+    );
+}
+
 #[test]
 fn a_link_to_a_component_that_does_not_export_the_interface_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -431,4 +484,62 @@ fn the_call_size_flag_bounds_calls_between_hosts() {
         "over the limit of 65536 bytes (--max-call-size)",
         Duration::from_secs(10),
     );
+}
+
+/// Link names across hosts: the caller on `front` has a default link to `callee` and one
+/// named `other` to `callee-b`, both on `back`; `set-link-name` picks which one a call
+/// crosses to.
+#[test]
+fn link_names_pick_the_component_across_hosts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let url = nats.url();
+    let lattice = "names";
+    let _front = LatticeHost::start(&url, lattice, &["--friendly-name", "front"]);
+    let _back = LatticeHost::start(&url, lattice, &["--friendly-name", "back"]);
+    let caller = install_guest(dir.path(), "caller");
+    let callee = install_guest(dir.path(), "callee");
+    let port = free_port();
+    let cli = lattice_cli(&url, lattice);
+    cli(&["config", "put", "who-a", "who=a"]);
+    cli(&["config", "put", "who-b", "who=b"]);
+    serve_caller_on_front(&cli, port);
+    cli(&[
+        "link",
+        "put",
+        "caller",
+        "callee-b",
+        "trellis:test/calls",
+        "--name",
+        "other",
+    ]);
+    let file = |p: &std::path::Path| format!("file://{}", p.display());
+    for (id, config) in [("callee", "who-a"), ("callee-b", "who-b")] {
+        cli(&[
+            "start",
+            "component",
+            &file(&callee),
+            id,
+            "--host",
+            "back",
+            "--config",
+            config,
+        ]);
+    }
+    cli(&["start", "component", &file(&caller), "caller", "--host", "front"]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let reach = |path: &str, want: &str| {
+        eventually(&format!("{path} to answer {want:?}"), Duration::from_secs(30), || {
+            try_request(addr, "GET", path, b"")
+                .ok()
+                .filter(|r| r.body == want)
+                .map(|_| ())
+        })
+    };
+    reach("/greet?name=Ada", "hello Ada from a");
+    reach("/greet?name=Ada&link=other", "hello Ada from b");
+    assert_eq!(get(addr, "/greet?name=Ada").body, "hello Ada from a");
+    let r = get(addr, "/greet?name=Ada&link=nope");
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("no link named `nope`"), "{}", r.body);
 }

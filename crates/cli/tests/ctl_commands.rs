@@ -477,7 +477,7 @@ fn starting_a_provider_that_is_not_built_in_is_refused_with_the_reason() {
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
     assert!(
         refused.stderr.contains(
-            "`ghcr.io/example/custom-provider:1.0.0` is not a built-in provider; Trellis runs providers inside the host"
+            "`ghcr.io/example/custom-provider:1.0.0` is not a built-in provider; external providers are not supported yet"
         ),
         "{}",
         refused.stderr

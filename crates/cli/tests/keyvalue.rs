@@ -222,3 +222,77 @@ fn a_keyvalue_import_linked_to_the_wrong_provider_is_refused() {
         out.stderr
     );
 }
+
+/// Two key-value links from one component, told apart by name: `wasmcloud:bus/lattice`
+/// (2.0.0 and 1.0.0) picks the link per request, each request starts on `default`, and a name
+/// with no link is refused (2.0.0) or fails the key-value call (1.0.0), naming the link.
+#[test]
+fn link_names_pick_between_two_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "kv_ops");
+    let manifest = capability_app("kv_ops", "trellis+builtin://keyvalue-memory", KV, "", "")
+        .replace(
+            "    - name: cap\n",
+            r#"    - name: cache
+      type: capability
+      properties:
+        image: trellis+builtin://keyvalue-memory
+    - name: cap
+"#,
+        )
+        .replace(
+            "              name: cap\n",
+            r#"              name: cap
+        - type: link
+          properties:
+            name: cache
+            namespace: wasi
+            package: keyvalue
+            interfaces: [store, atomics, batch]
+            target:
+              name: cache
+"#,
+        );
+    let manifest = write_manifest(dir.path(), &manifest);
+    let trellis = Trellis::up(&manifest, &[]);
+    let addr = trellis.addr();
+
+    assert_eq!(request(addr, "POST", "/incr?key=n", b"").body, "1");
+    assert_eq!(request(addr, "POST", "/incr?key=n", b"").body, "2");
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n&link=cache", b"").body,
+        "1",
+        "the cache link goes to the other store"
+    );
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n&link1=cache", b"").body,
+        "2",
+        "bus 1.0.0 picks the same link"
+    );
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n", b"").body,
+        "3",
+        "the next request starts on the default link again"
+    );
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n&link=default", b"").body,
+        "4"
+    );
+
+    let refused = request(addr, "POST", "/incr?key=n&link=nope", b"");
+    assert_eq!(refused.status, 500);
+    assert!(
+        refused.body.starts_with("link error: ")
+            && refused.body.contains("no link named `nope`")
+            && refused.body.contains("wasi:keyvalue/store"),
+        "{}",
+        refused.body
+    );
+    let failed = request(addr, "POST", "/incr?key=n&link1=nope", b"");
+    assert_eq!(failed.status, 500);
+    assert!(
+        failed.body.starts_with("kv error: ") && failed.body.contains("nope"),
+        "the key-value call through a missing link says which: {}",
+        failed.body
+    );
+}

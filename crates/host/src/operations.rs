@@ -218,7 +218,7 @@ impl Host {
     ) -> CtlResponse<()> {
         let Some(builtin) = Builtin::from_image_ref(&cmd.provider_ref) else {
             return CtlResponse::error(format!(
-                "`{}` is not a built-in provider; Trellis runs providers inside the host and cannot start provider binaries",
+                "`{}` is not a built-in provider; external providers are not supported yet (Trellis runs its built-in providers inside the host)",
                 cmd.provider_ref
             ));
         };

@@ -189,14 +189,20 @@ impl Builtin {
     /// The built-in that an image reference names, if any.
     ///
     /// Recognises `ghcr.io/wasmcloud/<name>` with any tag or digest (for example
-    /// `ghcr.io/wasmcloud/http-server:0.27.0`) and `wasmcloud+builtin://<name>` or `trellis+builtin://<name>`. Anything
-    /// else is `None`: such a provider is not built in, which is not an error at parse time.
+    /// `ghcr.io/wasmcloud/http-server:0.27.0`), `wasmcloud+builtin://<name>` or
+    /// `trellis+builtin://<name>`, and wasmCloud's first-party provider archives as its example
+    /// manifests name them (`file://…/<name>-provider.par.gz` or
+    /// `file://…/provider-<name>.par.gz`; the file need not exist). Anything else is `None`:
+    /// such a provider is not built in, which is not an error at parse time.
     ///
     /// ```
     /// use trellis_manifest::Builtin;
     /// assert_eq!(Builtin::from_image_ref("ghcr.io/wasmcloud/http-server:0.27.0"), Some(Builtin::HTTP_SERVER));
     /// assert_eq!(Builtin::from_image_ref("wasmcloud+builtin://keyvalue-redis"), Builtin::from_name("keyvalue-redis"));
     /// assert_eq!(Builtin::from_image_ref("trellis+builtin://keyvalue-local").map(|b| b.name()), Some("keyvalue-local"));
+    /// assert_eq!(Builtin::from_image_ref("file://../build/blobstore-fs-provider.par.gz").map(|b| b.name()), Some("blobstore-fs"));
+    /// assert_eq!(Builtin::from_image_ref("file://./provider-http-server.par.gz"), Some(Builtin::HTTP_SERVER));
+    /// assert_eq!(Builtin::from_image_ref("file://./my-own-provider.par.gz"), None);
     /// assert_eq!(Builtin::from_image_ref("ghcr.io/example/http-server:1"), None);
     /// assert_eq!(Builtin::from_image_ref("ghcr.io/wasmcloud/not-a-provider:1"), None);
     /// ```
@@ -206,6 +212,8 @@ impl Builtin {
             .find_map(|scheme| r.strip_prefix(scheme))
         {
             name
+        } else if let Some(archive) = provider_archive(r) {
+            archive
         } else {
             let rest = r.strip_prefix(Self::OCI_PREFIX)?;
             // The repository ends at the tag (`:`) or digest (`@`); a tag must not be empty.
@@ -234,6 +242,20 @@ impl Builtin {
     pub fn provides(&self) -> Option<(&'static str, &'static str)> {
         trellis_capabilities::builtin(self.name()).and_then(|b| b.provides)
     }
+}
+
+/// The file name of a provider archive (`file://…/NAME.par.gz`), without its extension.
+pub(crate) fn provider_archive(image: &str) -> Option<&str> {
+    let path = image.strip_prefix("file://")?;
+    let file = path.rsplit('/').next()?;
+    let stem = file.strip_suffix(".par.gz")?;
+    // wasmCloud names its archives `NAME-provider` (built by `wash build`) or
+    // `provider-NAME` (its crates' folders).
+    Some(
+        stem.strip_suffix("-provider")
+            .or_else(|| stem.strip_prefix("provider-"))
+            .unwrap_or(stem),
+    )
 }
 
 impl fmt::Display for Builtin {

@@ -26,7 +26,7 @@ fn handle_request(c: &mut Criterion) {
     let context = InstanceContext {
         component_id: id,
         config: Arc::new(BTreeMap::new()),
-        capabilities: Default::default(),
+        links: Default::default(),
         calls: None,
     };
     let http = runtime.prepare_http(&component, context).expect("prepare");

@@ -25,6 +25,8 @@
 //!   `wasmcloud:messaging/consumer`, `wasi:blobstore`, `wasi:http/outgoing-handler`) bound to
 //!   the backends in [`Capabilities`], each on a view of the store rather than the store.
 //! - `builtins`: `wasi:logging` and `wasi:config`, served to every component, the same way.
+//! - `links`: [`Links`], a component's links by name, and an instance's choice among them.
+//! - `bus`: `wasmcloud:bus/lattice` (1.0.0 and 2.0.0), with which a guest makes that choice.
 //! - `limits`: [`Limits`] and the engine configuration derived from them.
 //! - `calls`: calls between components: [`ComponentLink`], the host's [`CallRouter`],
 //!   [`Call`] and [`CallError`], and the wRPC value codec.
@@ -41,6 +43,7 @@
 //! - `prepare`: `Runtime::prepare_http`, `prepare_messaging` and `prepare_exports`.
 
 mod builtins;
+mod bus;
 mod cache;
 mod calls;
 mod capabilities;
@@ -52,6 +55,7 @@ pub mod imports;
 mod invoke;
 mod limits;
 mod linker;
+mod links;
 mod messaging;
 mod prepare;
 mod runtime;
@@ -67,6 +71,7 @@ pub use exported::ExportedComponent;
 pub use http::{HttpComponent, OutgoingBody};
 pub use invoke::{InvokeError, PrepareError};
 pub use limits::Limits;
+pub use links::Links;
 pub use messaging::{HandleMessageError, MessageComponent};
 pub use runtime::{EPOCH_TICK, Runtime};
 pub use state::InstanceContext;

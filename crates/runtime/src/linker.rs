@@ -12,10 +12,12 @@
 //! [`crate::imports::ImportSource::Host`]; the two change together.
 
 use crate::builtins;
-use crate::calls::{self, Route, Signature};
+use crate::bus;
+use crate::calls::{self, ComponentLink, Route, Signature};
 use crate::capabilities::{blobstore, keyvalue, messaging};
 use crate::component::Component;
 use crate::invoke::PrepareError;
+use crate::links;
 use crate::state::{InstanceContext, InstanceState};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     builtins::add_to_linker(&mut linker, InstanceState::builtins)?;
+    bus::add_to_linker(&mut linker, InstanceState::bus)?;
     keyvalue::add_to_linker(&mut linker, InstanceState::keyvalue)?;
     messaging::add_to_linker(&mut linker, InstanceState::messaging)?;
     blobstore::add_to_linker(&mut linker, InstanceState::blobstore)?;
@@ -75,13 +78,17 @@ pub(crate) fn for_component<'a>(
         let Some(name) = crate::imports::InterfaceName::parse(import) else {
             continue;
         };
-        let Some(link) = calls
+        // Every link carrying this interface, one route per link name; each call takes the
+        // one the instance selected (`wasmcloud:bus/lattice`), `default` unless it chose.
+        let links: Vec<&ComponentLink> = calls
             .links
             .iter()
-            .find(|l| l.carries(name.namespace, name.package, name.interface))
-        else {
+            .filter(|l| l.carries(name.namespace, name.package, name.interface))
+            .collect();
+        let Some(first) = links.first() else {
             continue;
         };
+        let key = links::interface_key(name.namespace, name.package, name.interface);
         let ComponentItem::ComponentInstance(instance) = item.ty else {
             return Err(refuse(format!("import `{import}` is not an interface")));
         };
@@ -92,7 +99,7 @@ pub(crate) fn for_component<'a>(
                 ComponentItem::Resource(_) => {
                     return Err(refuse(format!(
                         "`{import}` defines resource `{function}`; calls between components carry plain values only, so an interface with resources cannot be linked to component `{}`",
-                        link.target
+                        first.target
                     )));
                 }
                 _ => {}
@@ -100,28 +107,54 @@ pub(crate) fn for_component<'a>(
         }
         let mut root = linker.instance(import).map_err(link_error)?;
         for (function, f) in functions {
-            let signature = Signature::of(&f);
+            let signature = Arc::new(Signature::of(&f));
             if let Err(kind) = signature.check() {
                 return Err(refuse(format!(
                     "`{import}` function `{function}` passes a {kind}; calls between components carry plain values only (no resources, streams or futures)"
                 )));
             }
-            let route = Arc::new(Route {
-                source: component.id.clone(),
-                target: link.target.clone(),
-                link_name: link.name.clone(),
-                instance: import.to_owned(),
-                function: function.clone(),
-                signature,
-            });
+            let routes: Arc<[Arc<Route>]> = links
+                .iter()
+                .map(|link| {
+                    Arc::new(Route {
+                        source: component.id.clone(),
+                        target: link.target.clone(),
+                        link_name: link.name.clone(),
+                        instance: import.to_owned(),
+                        function: function.clone(),
+                        signature: signature.clone(),
+                    })
+                })
+                .collect();
             let router = calls.router.clone();
-            root.func_new_async(&function, move |_store, _ty, params, results| {
-                let route = route.clone();
+            let key = key.clone();
+            root.func_new_async(&function, move |store, _ty, params, results| {
+                let chosen = store.data().selection.name(&key);
+                let route = routes
+                    .iter()
+                    .find(|r| r.link_name.as_str() == chosen)
+                    .cloned()
+                    .ok_or_else(|| no_link(&routes, chosen));
                 let router = router.clone();
-                Box::new(async move { calls::forward(&*router, route, params, results).await })
+                Box::new(async move {
+                    calls::forward(&*router, route?, params, results).await
+                })
             })
             .map_err(link_error)?;
         }
     }
     Ok(Cow::Owned(linker))
+}
+
+/// The trap of a call through a link name the component has no link of.
+fn no_link(routes: &[Arc<Route>], name: &str) -> wasmtime::Error {
+    let first = &routes[0];
+    let names: Vec<&str> = routes.iter().map(|r| r.link_name.as_str()).collect();
+    wasmtime::format_err!(
+        "call from `{}` to `{}.{}` failed: it has no link named `{name}` carrying the interface (its links carrying it are named: {}); set-link-name chose `{name}`",
+        first.source,
+        first.instance,
+        first.function,
+        names.join(", ")
+    )
 }

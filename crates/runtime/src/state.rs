@@ -6,12 +6,14 @@
 //! and [`crate::linker`] hands those views to the bindings' `add_to_linker`.
 
 use crate::builtins::Builtins;
+use crate::bus::BusView;
 use crate::calls::ComponentCalls;
 use crate::capabilities::blobstore::BlobstoreView;
 use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
 use crate::capabilities::messaging::MessagingView;
-use crate::capabilities::{Capabilities, CapabilityLimits};
+use crate::capabilities::CapabilityLimits;
+use crate::links::{Links, Selection};
 use crate::limits::Limits;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,8 +30,8 @@ pub struct InstanceContext {
     pub component_id: ComponentId,
     /// What `wasi:config` returns to the guest.
     pub config: Arc<BTreeMap<String, String>>,
-    /// The backends its links resolved to.
-    pub capabilities: Capabilities,
+    /// Its links: the backends its links to providers resolved to, by link name.
+    pub links: Arc<Links>,
     /// Its links to other components and who routes the calls, when it has any.
     pub calls: Option<ComponentCalls>,
 }
@@ -42,6 +44,8 @@ pub(crate) struct InstanceState {
     pub(crate) limits: StoreLimits,
     pub(crate) context: InstanceContext,
     pub(crate) capability_limits: Arc<CapabilityLimits>,
+    /// Which link each interface's calls go through (`wasmcloud:bus/lattice`).
+    pub(crate) selection: Selection,
     http_hooks: OutgoingHooks,
 }
 
@@ -67,8 +71,9 @@ impl InstanceState {
             table: ResourceTable::new(),
             limits,
             http_hooks: OutgoingHooks {
-                client: context.capabilities.http_client.clone(),
+                client: context.links.default_capabilities().http_client.clone(),
             },
+            selection: Selection::default(),
             context,
             capability_limits,
         }
@@ -93,9 +98,24 @@ impl InstanceState {
         }
     }
 
+    pub(crate) fn bus(&mut self) -> BusView<'_> {
+        BusView {
+            component_id: &self.context.component_id,
+            links: &self.context.links,
+            selection: &mut self.selection,
+            http_client: &mut self.http_hooks.client,
+            table: &mut self.table,
+        }
+    }
+
     pub(crate) fn keyvalue(&mut self) -> KeyValueView<'_> {
         KeyValueView {
-            linked: self.context.capabilities.keyvalue.as_ref(),
+            linked: self
+                .selection
+                .capabilities(&self.context.links, "wasi:keyvalue/store")
+                .keyvalue
+                .as_ref(),
+            link_name: self.selection.name("wasi:keyvalue/store"),
             limits: &self.capability_limits.keyvalue,
             table: &mut self.table,
         }
@@ -103,14 +123,24 @@ impl InstanceState {
 
     pub(crate) fn messaging(&mut self) -> MessagingView<'_> {
         MessagingView {
-            linked: self.context.capabilities.messaging.as_ref(),
+            linked: self
+                .selection
+                .capabilities(&self.context.links, "wasmcloud:messaging/consumer")
+                .messaging
+                .as_ref(),
+            link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
         }
     }
 
     pub(crate) fn blobstore(&mut self) -> BlobstoreView<'_> {
         BlobstoreView {
-            linked: self.context.capabilities.blobstore.as_ref(),
+            linked: self
+                .selection
+                .capabilities(&self.context.links, "wasi:blobstore/blobstore")
+                .blobstore
+                .as_ref(),
+            link_name: self.selection.name("wasi:blobstore/blobstore"),
             limits: &self.capability_limits.blobstore,
             table: &mut self.table,
         }

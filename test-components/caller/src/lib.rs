@@ -11,6 +11,9 @@
 //! | `GET /divide?a=A&b=B`     | 200 `ok:<quotient>` or 200 `err:<message>`                    |
 //! | anything else             | 404 `no such route`                                           |
 //!
+//! Every route takes `?link=NAME`: the calls go through the link named NAME
+//! (`wasmcloud:bus/lattice@2.0.0`); a refusal answers 500 `link error: <message>`.
+//!
 //! Query parameters are percent-decoded; a missing or malformed one answers 400.
 //!
 //! The three `roundtrip` values together take every case of each variant, enum, option and
@@ -23,7 +26,7 @@ use wasi::http::types::{IncomingRequest, Method, ResponseOutparam};
 mod bindings {
     // Only the calls import is generated here; the HTTP types come from the `wasi` crate.
     wit_bindgen::generate!({
-        path: "wit",
+        path: ["../../wit/bus", "wit"],
         world: "trellis-test:caller/caller",
         // The interface lives in another package; generate it rather than map it.
         generate_all,
@@ -48,6 +51,12 @@ wasi::http::proxy::export!(Caller);
 fn route(request: &IncomingRequest) -> Result<Response, Response> {
     let (path, query) = path_and_query(request);
     let param = |name: &str| query_param(&query, name).ok_or_else(|| missing_param(name));
+    if let Some(name) = query_param(&query, "link") {
+        use bindings::wasmcloud::bus::lattice;
+        let target = lattice::CallTargetInterface::new("trellis", "test", "calls");
+        lattice::set_link_name(&name, vec![target])
+            .map_err(|e| Response::new(500, format!("link error: {e}")))?;
+    }
 
     match (request.method(), path.as_str()) {
         (Method::Get, "/greet") => Ok(Response::new(200, calls::greet(&param("name")?))),

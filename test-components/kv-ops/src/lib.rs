@@ -1,7 +1,10 @@
 //! A guest with one HTTP route per `wasi:keyvalue@0.2.0-draft` operation, so integration tests
 //! can drive a key-value link from outside.
 //!
-//! Every route takes the bucket from `?bucket=` (default `default`) and opens it first. Query
+//! Every route takes the bucket from `?bucket=` (default `default`) and opens it first. With
+//! `?link=NAME` it first sends `wasi:keyvalue/{store,atomics,batch}` through the link named
+//! NAME (`wasmcloud:bus/lattice@2.0.0`; a refusal answers 500 `link error: <message>`);
+//! `?link1=NAME` does the same through `wasmcloud:bus/lattice@1.0.0`, which cannot refuse. Query
 //! parameters are percent-decoded. A `wasi:keyvalue` error answers 500 with
 //! `kv error: no-such-store`, `kv error: access-denied` or `kv error: other: <message>`; a
 //! missing or malformed parameter answers 400.
@@ -27,7 +30,7 @@ use wasi::http::types::{IncomingRequest, Method, ResponseOutparam};
 mod bindings {
     // Only the key-value imports are generated here; the HTTP types come from the `wasi` crate.
     wit_bindgen::generate!({
-        path: ["../../wit/keyvalue", "wit"],
+        path: ["../../wit/keyvalue", "../../wit/bus-1.0.0", "../../wit/bus", "wit"],
         world: "trellis-test:kv-ops/kv-ops",
         // The interfaces live in another package; generate them rather than map them.
         generate_all,
@@ -62,6 +65,9 @@ fn route(request: &IncomingRequest) -> Response {
         return Response::new(404, "no such route");
     }
 
+    if let Err(response) = choose_link(&query) {
+        return response;
+    }
     let bucket_name = query_param(&query, "bucket").unwrap_or_else(|| "default".to_string());
     let bucket = match store::open(&bucket_name) {
         Ok(bucket) => bucket,
@@ -109,6 +115,29 @@ fn route(request: &IncomingRequest) -> Response {
         _ => unreachable!("every known route is handled"),
     };
     result.unwrap_or_else(|response| response)
+}
+
+/// `?link=NAME` (bus 2.0.0) or `?link1=NAME` (bus 1.0.0): the link the key-value calls use.
+fn choose_link(query: &str) -> Result<(), Response> {
+    const INTERFACES: [&str; 3] = ["store", "atomics", "batch"];
+    if let Some(name) = query_param(query, "link") {
+        use bindings::wasmcloud::bus2_0_0::lattice;
+        let targets: Vec<_> = INTERFACES
+            .iter()
+            .map(|i| lattice::CallTargetInterface::new("wasi", "keyvalue", i))
+            .collect();
+        lattice::set_link_name(&name, targets)
+            .map_err(|e| Response::new(500, format!("link error: {e}")))?;
+    }
+    if let Some(name) = query_param(query, "link1") {
+        use bindings::wasmcloud::bus1_0_0::lattice;
+        let targets: Vec<_> = INTERFACES
+            .iter()
+            .map(|i| lattice::CallTargetInterface::new("wasi", "keyvalue", i))
+            .collect();
+        lattice::set_link_name(&name, targets);
+    }
+    Ok(())
 }
 
 fn list_keys(bucket: &store::Bucket, query: &str) -> Result<Response, Response> {

@@ -233,9 +233,14 @@ pub(crate) fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
             let available: Vec<_> = Builtin::all()
                 .map(|b| format!("`trellis+builtin://{b}`"))
                 .collect();
+            let what = if p.image_ref.ends_with(".par.gz") {
+                "a provider archive that matches no built-in provider; external providers are not supported yet"
+            } else {
+                "not a built-in provider; external providers are not supported yet (Trellis runs its built-in providers inside the host)"
+            };
             problems.push(
                 Problem::new(format!(
-                    "capability `{}` ({}:{}): `{}` is not a built-in provider; Trellis runs providers inside the host and cannot start provider binaries",
+                    "capability `{}` ({}:{}): `{}` is {what}",
                     p.name,
                     app.manifest_path.display(),
                     p.line,
@@ -755,10 +760,39 @@ mod tests {
         let (_, problems) = run(&app, vec![("web", shape(&[], &[]))]);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
-            problems[0].contains("not a built-in provider"),
+            problems[0].contains("not a built-in provider; external providers are not supported yet"),
             "{}",
             problems[0]
         );
         assert!(problems[1].contains("config `nowhere`"), "{}", problems[1]);
+    }
+
+    /// wasmCloud's example manifests name first-party providers by their archives: those are
+    /// the built-ins; any other archive is an external provider, refused.
+    #[test]
+    fn first_party_provider_archives_are_built_ins_and_others_are_refused() {
+        let app = app(&format!(
+            "{WEB}    - name: blobs
+      type: capability
+      properties:
+        image: file://../../../../src/bin/blobstore-fs-provider/build/blobstore-fs-provider.par.gz
+    - name: mine
+      type: capability
+      properties:
+        image: file://./build/my-custom-provider.par.gz
+"
+        ));
+        assert_eq!(
+            app.provider("blobs").and_then(|p| p.builtin).map(|b| b.name()),
+            Some("blobstore-fs")
+        );
+        let (_, problems) = run(&app, vec![("web", shape(&[], &[]))]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("`mine`")
+                && problems[0].contains("a provider archive that matches no built-in provider; external providers are not supported yet"),
+            "{}",
+            problems[0]
+        );
     }
 }

@@ -11,9 +11,9 @@ use crate::providers::{Instance, ProviderState, linked};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::{ComponentDescription, ProviderStatus};
-use trellis_manifest::{Application, ImageRef, LinkSpec};
+use trellis_manifest::{Application, ImageRef};
 use trellis_runtime::{
-    Capabilities, Component, ComponentCalls, ExportedComponent, HttpComponent, InstanceContext,
+    Component, ComponentCalls, ExportedComponent, HttpComponent, InstanceContext, Links,
     MessageComponent,
 };
 
@@ -50,7 +50,7 @@ impl Host {
             let context = InstanceContext {
                 component_id: spec.id.clone(),
                 config: Arc::new(c.config.clone()),
-                capabilities: capabilities_for(app, name, &providers).await,
+                links: Arc::new(links_for(app, name, &providers).await),
                 calls: (!links.is_empty()).then(|| ComponentCalls {
                     router: Arc::new(crate::calls::Router {
                         host: self.me.clone(),
@@ -290,20 +290,19 @@ impl Host {
     }
 }
 
-/// Resolves the component's links to providers into the backends its imports call.
-async fn capabilities_for(
-    app: &Application,
-    name: &str,
-    providers: &[Arc<ProviderState>],
-) -> Capabilities {
-    let mut caps = Capabilities::default();
-    // With several links for one capability (distinct link names), `default` wins.
-    let mut links: Vec<&LinkSpec> = app.links.iter().filter(|l| l.source == name).collect();
-    links.sort_by_key(|l| l.link.name.as_str() == "default");
-    for link in links {
+/// The component's links by name: every interface each carries, and the backends its links
+/// to providers resolved to, which its imports call.
+async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState>]) -> Links {
+    let mut links = Links::default();
+    for link in app.links.iter().filter(|l| l.source == name) {
+        let spec = &link.link;
+        for interface in &spec.interfaces {
+            links.carry(&spec.name, &spec.wit_namespace, &spec.wit_package, interface);
+        }
         let Some(p) = providers.iter().find(|p| p.name == link.target) else {
             continue;
         };
+        let caps = links.capabilities_mut(&spec.name);
         let mut names = Vec::new();
         names.extend(link.link.target_config.iter().cloned());
         let mut ignored = Vec::new();
@@ -349,5 +348,5 @@ async fn capabilities_for(
             _ => {}
         }
     }
-    caps
+    links
 }

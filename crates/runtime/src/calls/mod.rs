@@ -104,7 +104,7 @@ pub(crate) struct Route {
     pub(crate) link_name: LinkName,
     pub(crate) instance: String,
     pub(crate) function: String,
-    pub(crate) signature: Signature,
+    pub(crate) signature: Arc<Signature>,
 }
 
 /// One call a component makes through a component link.

@@ -89,6 +89,8 @@ impl OutputStream for BoundedWriter {
 pub(crate) struct BlobstoreView<'a> {
     /// The component's blobstore link, if it has one.
     pub(crate) linked: Option<&'a Linked<dyn Blobstore>>,
+    /// The link name the instance chose for this capability (`default` unless it chose).
+    pub(crate) link_name: &'a str,
     /// The host's blobstore bounds.
     pub(crate) limits: &'a Limits,
     /// The instance's resource table, shared with `wasi:io` for the streams.
@@ -121,7 +123,7 @@ impl BlobstoreView<'_> {
     fn blobstore(&self) -> Result<Arc<dyn Blobstore>, String> {
         match self.linked {
             Some(linked) => linked.ready().cloned(),
-            None => Err("no blobstore capability is linked to this component".into()),
+            None => Err(super::no_link("blobstore", self.link_name)),
         }
     }
 

@@ -12,6 +12,8 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 pub(crate) struct KeyValueView<'a> {
     /// The component's key-value link, if it has one.
     pub(crate) linked: Option<&'a Linked<dyn KeyValue>>,
+    /// The link name the instance chose for this capability (`default` unless it chose).
+    pub(crate) link_name: &'a str,
     /// The host's key-value bounds.
     pub(crate) limits: &'a Limits,
     /// The instance's resource table.
@@ -101,7 +103,7 @@ impl store::Host for KeyValueView<'_> {
             // The deploy-time check refuses a component that imports wasi:keyvalue without a
             // link, so this is reached only by a component linked on another interface.
             return Ok(Err(store::Error::Other(
-                "no key-value capability is linked to this component".into(),
+                super::no_link("key-value", self.link_name),
             )));
         };
         let backend = match linked.ready() {

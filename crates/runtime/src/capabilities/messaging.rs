@@ -13,6 +13,8 @@ use wasmtime::component::{HasData, Linker};
 pub(crate) struct MessagingView<'a> {
     /// The component's messaging link, if it has one.
     pub(crate) linked: Option<&'a Linked<dyn Messaging>>,
+    /// The link name the instance chose for this capability (`default` unless it chose).
+    pub(crate) link_name: &'a str,
     /// The host's messaging bounds.
     pub(crate) limits: &'a Limits,
 }
@@ -40,7 +42,7 @@ impl MessagingView<'_> {
     fn messaging(&self) -> Result<Arc<dyn Messaging>, String> {
         match self.linked {
             Some(linked) => linked.ready().cloned(),
-            None => Err("no messaging capability is linked to this component".into()),
+            None => Err(super::no_link("messaging", self.link_name)),
         }
     }
 

@@ -62,6 +62,15 @@ pub(crate) mod bindings {
     });
 }
 
+/// What a guest hears when it uses a capability it has no link to under the chosen name.
+fn no_link(capability: &str, link_name: &str) -> String {
+    if link_name == "default" {
+        format!("no {capability} capability is linked to this component")
+    } else {
+        format!("no {capability} capability is linked to this component under the link name `{link_name}`")
+    }
+}
+
 /// A backend a link resolved to, or why the provider behind it is not available.
 pub enum Backend<T: ?Sized> {
     /// The provider is running.
