@@ -136,9 +136,7 @@ pub(crate) fn for_component<'a>(
                     .cloned()
                     .ok_or_else(|| no_link(&routes, chosen));
                 let router = router.clone();
-                Box::new(async move {
-                    calls::forward(&*router, route?, params, results).await
-                })
+                Box::new(async move { calls::forward(&*router, route?, params, results).await })
             })
             .map_err(link_error)?;
         }

@@ -8,13 +8,13 @@
 use crate::builtins::Builtins;
 use crate::bus::BusView;
 use crate::calls::ComponentCalls;
+use crate::capabilities::CapabilityLimits;
 use crate::capabilities::blobstore::BlobstoreView;
 use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
 use crate::capabilities::messaging::MessagingView;
-use crate::capabilities::CapabilityLimits;
-use crate::links::{Links, Selection};
 use crate::limits::Limits;
+use crate::links::{Links, Selection};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;

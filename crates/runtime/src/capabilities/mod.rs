@@ -67,7 +67,9 @@ fn no_link(capability: &str, link_name: &str) -> String {
     if link_name == "default" {
         format!("no {capability} capability is linked to this component")
     } else {
-        format!("no {capability} capability is linked to this component under the link name `{link_name}`")
+        format!(
+            "no {capability} capability is linked to this component under the link name `{link_name}`"
+        )
     }
 }
 
