@@ -35,13 +35,30 @@ pub(crate) enum AppCmd {
     },
 }
 
+/// Prints what the manifest has that wadm accepts with a warning, once, on stderr.
+pub(crate) fn print_warnings(app: &trellis_manifest::Application) {
+    for warning in &app.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// [`absolute_manifest`], after printing the manifest's warnings: for the commands that
+/// hand a manifest file to the lattice.
+fn read_manifest(path: &Path) -> anyhow::Result<String> {
+    let (text, app) = absolute_manifest(path)?;
+    print_warnings(&app);
+    Ok(text)
+}
+
 /// The manifest at `path`, with relative `file://` images made absolute (hosts anywhere
 /// must find them; they resolve against the manifest's folder, as `trellis up` does).
-pub(crate) fn read_manifest(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn absolute_manifest(
+    path: &Path,
+) -> anyhow::Result<(String, trellis_manifest::Application)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     // Checked here first, so mistakes are reported with file and line.
-    trellis_manifest::parse(&text, path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = trellis_manifest::parse(&text, path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut value: serde_yaml::Value = serde_yaml::from_str(&text)?;
     let dir = path
         .canonicalize()
@@ -64,7 +81,7 @@ pub(crate) fn read_manifest(path: &Path) -> anyhow::Result<String> {
             }
         }
     }
-    Ok(serde_yaml::to_string(&value)?)
+    Ok((serde_yaml::to_string(&value)?, app))
 }
 
 /// Prints the reply as JSON with `-o json`, else the text.

@@ -353,6 +353,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    app::print_warnings(&app);
     // Apps deployed beside the manifest's are kept with its other local state, one file per
     // manifest: `trellis up other.yaml` in the same folder starts only what belongs to it.
     let apps_file = args.manifest.canonicalize().ok().and_then(|p| {
@@ -382,7 +383,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The embedded reconciler keeps it from here, and `trellis app … --embedded` sees it.
-    let manifest = app::read_manifest(&args.manifest)?;
+    let (manifest, _) = app::absolute_manifest(&args.manifest)?;
     host.register_app(&manifest)
         .await
         .map_err(|e| anyhow::anyhow!("cannot register app `{}`: {e}", app.name))?;

@@ -643,7 +643,7 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         (app(&["app", "status", "second"])["status"]["status"]["type"] == "deployed").then_some(())
     });
     // `--http 127.0.0.1:0` picked its port too; the host logs it.
-    let addr = lattice_listener(&trellis, "second_web");
+    let addr = lattice_listener(&trellis, "second-web");
     assert_eq!(get(addr, "/").status, 200);
     assert_eq!(
         get(trellis.addr(), "/").status,
@@ -660,7 +660,7 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
     eventually("second to come back", Duration::from_secs(20), || {
         (app(&["app", "status", "second"])["status"]["status"]["type"] == "deployed").then_some(())
     });
-    let addr = lattice_listener(&trellis, "second_web");
+    let addr = lattice_listener(&trellis, "second-web");
     assert_eq!(get(addr, "/").status, 200);
 
     app(&["app", "undeploy", "second"]);
@@ -686,6 +686,84 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
         .filter_map(|a| a["name"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(names, ["other"]);
+}
+
+/// A config named without `properties` is config stored beforehand (`trellis config put`),
+/// as wadm has it: the app deployed after the put reads it; one naming config nobody stored
+/// fails, and its status says which config and what to do.
+#[test]
+fn config_named_without_properties_comes_from_the_config_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_hello");
+    install_guest(dir.path(), "behaviours");
+    let first = write_manifest(dir.path(), &http_app("first", "http_hello", 1, ""));
+    let trellis = Trellis::up(&first, &[]);
+    let admin = trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("control interface on "))
+        .expect("admin address line")
+        .trim()
+        .to_owned();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--embedded", admin.as_str(), "-o", "json"]);
+        let out = run(&all);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        out.stdout
+    };
+    let status = |app: &str| -> Value {
+        serde_json::from_str::<Value>(&cli(&["app", "status", app])).expect("JSON")["status"]
+            ["status"]
+            .clone()
+    };
+    cli(&["config", "put", "greetings", "greeting=stored beforehand"]);
+
+    let stored = dir.path().join("stored.yaml");
+    let uses = |name: &str| format!("        config:\n          - name: {name}\n");
+    std::fs::write(
+        &stored,
+        http_app("stored", "behaviours", 1, &uses("greetings")),
+    )
+    .expect("write");
+    cli(&["app", "deploy", stored.to_str().expect("utf-8")]);
+    eventually("stored to be deployed", Duration::from_secs(20), || {
+        (status("stored")["type"] == "deployed").then_some(())
+    });
+    let addr = lattice_listener(&trellis, "stored-web");
+    let response = get(addr, "/config?key=greeting");
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, "stored beforehand")
+    );
+
+    let absent = dir.path().join("absent.yaml");
+    std::fs::write(
+        &absent,
+        http_app("absent", "behaviours", 1, &uses("nobody-stored-this")),
+    )
+    .expect("write");
+    cli(&["app", "deploy", absent.to_str().expect("utf-8")]);
+    // The reconciler retries; the status keeps the reason of the last failure.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reason = loop {
+        let s = status("absent");
+        let message = s["message"].as_str().unwrap_or_default().to_owned();
+        if message.contains("nobody-stored-this") {
+            break message;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "absent never failed on its config: {s}\n{}",
+            trellis.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        reason.contains("no stored config has that name")
+            && reason.contains("trellis config put nobody-stored-this"),
+        "{reason}"
+    );
 }
 
 /// A provider whose backend goes away turns unhealthy (event, inventory, app status) and,

@@ -44,17 +44,53 @@ fn malformed_yaml_names_file_and_line() {
     assert!(err.contains("app.yaml:"), "{err}");
 }
 
+/// wadm ignores keys it does not know; so does `trellis up`, saying so once, with the line.
 #[test]
-fn unknown_fields_are_named_with_their_path() {
+fn unknown_fields_are_warned_about_once_with_their_path_and_the_app_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "http_hello");
     let manifest = write_manifest(
         dir.path(),
         &http_app("typo", "http_hello", 1, "        imgae: typo\n"),
     );
+    let trellis = Trellis::up(&manifest, &[]);
+    assert_eq!(get(trellis.addr(), "/").status, 200);
+    let stderr = trellis.stderr();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "warning: {}:11:9: spec.components[0].properties.imgae: unknown field `imgae`, expected one of `image`, `id`, `config`, `secrets`, `application`; ignored, as wadm does",
+            manifest.display()
+        )],
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: did you mean `image`?"), "{stderr}");
+}
+
+/// A misspelt required key is still an error, and the hint points at the ignored spelling.
+#[test]
+fn a_misspelt_required_field_fails_naming_the_ignored_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_hello");
+    let manifest = write_manifest(
+        dir.path(),
+        &http_app("typo", "http_hello", 1, "").replace("instances: 1", "instance: 1"),
+    );
     let err = up_fails(&manifest);
-    assert!(err.contains("spec.components[0].properties"), "{err}");
-    assert!(err.contains("imgae"), "{err}");
+    assert!(
+        err.contains("properties.instances: missing field `instances`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "`instance` (line 14) is not a field here and was ignored: did you mean `instances`?"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

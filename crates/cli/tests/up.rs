@@ -98,7 +98,7 @@ fn guest_logs_and_config_reach_the_host() {
         .find(|l| l.contains("guest-says-hi"))
         .expect("log line");
     assert!(
-        line.contains("component_id=cfg_web"),
+        line.contains("component_id=cfg-web"),
         "log line lacks the component id: {line}"
     );
     assert!(line.contains("INFO"), "{line}");
@@ -114,7 +114,7 @@ fn guest_logs_and_config_reach_the_host() {
         .find(|l| l.contains("draft-says-hi"))
         .expect("log line");
     assert!(
-        line.contains("component_id=cfg_web") && line.contains("WARN"),
+        line.contains("component_id=cfg-web") && line.contains("WARN"),
         "{line}"
     );
 }

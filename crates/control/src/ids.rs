@@ -43,7 +43,7 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// The id of a component in the lattice, for example `rust_hello_world_http_component`.
+    /// The id of a component in the lattice, for example `rust_hello_world-http_component`.
     ComponentId
 );
 id_type!(

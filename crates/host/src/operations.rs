@@ -50,6 +50,7 @@ fn app(name: &str) -> Application {
         providers: Vec::new(),
         links: Vec::new(),
         configs: BTreeMap::new(),
+        warnings: Vec::new(),
     }
 }
 

@@ -261,7 +261,8 @@ impl Host {
         let links = state.links().await?;
         let mut configs = BTreeMap::new();
         for app in desired {
-            for name in app.app.configs.keys() {
+            // What the apps define, to compare, and what they expect stored, to check.
+            for name in app.app.configs.keys().chain(app.app.stored_config_names()) {
                 if let Ok(Some(values)) = state.get_config(name).await {
                     configs.insert(name.clone(), values);
                 }

@@ -51,6 +51,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A `file://` image does not exist.
     MissingFile,
+    /// Not an error: something wadm accepts (an unknown key, an interface the host does not
+    /// know) that Trellis accepts too, reported in [`crate::Application::warnings`].
+    Ignored,
 }
 
 impl ManifestError {
@@ -152,6 +155,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::MissingFile => "missing file",
+            ErrorKind::Ignored => "ignored",
         })
     }
 }

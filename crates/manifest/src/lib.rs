@@ -41,12 +41,12 @@
 //! let app = trellis_manifest::parse(yaml, Path::new("hello/wadm.yaml"))?;
 //!
 //! let greeter = &app.components[0];
-//! assert_eq!(greeter.id.as_str(), "hello_greeter");
+//! assert_eq!(greeter.id.as_str(), "hello-greeter");
 //! assert_eq!(greeter.scale.instances, 1); // no scaler trait: one instance
 //! assert_eq!(app.providers[0].builtin, Some(trellis_manifest::Builtin::HTTP_SERVER));
 //!
 //! let link = &app.links[0].link;
-//! assert_eq!((link.source_id.as_str(), link.target.as_str()), ("hello_httpserver", "hello_greeter"));
+//! assert_eq!((link.source_id.as_str(), link.target.as_str()), ("hello-httpserver", "hello-greeter"));
 //! assert_eq!(link.source_config, ["listen"]);
 //! assert_eq!(app.configs["listen"]["address"], "0.0.0.0:8000");
 //! # Ok::<(), trellis_manifest::ManifestError>(())
@@ -54,14 +54,16 @@
 //!
 //! # What is checked
 //!
-//! Everything `oam.schema.json` describes is accepted, and nothing else: an unknown field is an
-//! error naming the field and the ones expected there. Beyond the shape, a manifest must have
-//! unique entry names and ids, links whose target is an entry of the same manifest, scalers
-//! whose instance count is a number, component images that are a `file://` path or an OCI
-//! reference, `file://` images that exist (relative paths are relative to the manifest's
-//! folder), and named config that is not defined twice with different properties. Parts of the
-//! schema that Trellis does not implement yet (secrets, policies, references to shared
-//! applications) are rejected with an error that says so, rather than ignored.
+//! Everything `oam.schema.json` describes is accepted. What wadm accepts with a warning is
+//! accepted the same way, and reported in [`Application::warnings`] at its line: a key the
+//! schema does not define (ignored), an interface of a well-known package that the host does
+//! not know (kept). Beyond the shape, a manifest must have unique entry names and ids, links
+//! whose target is an entry of the same manifest, scalers whose instance count is a number,
+//! component images that are a `file://` path or an OCI reference, `file://` images that exist
+//! (relative paths are relative to the manifest's folder), and named config that is not
+//! defined twice with different properties. Parts of the schema that Trellis does not
+//! implement yet (secrets, policies, references to shared applications) are rejected with an
+//! error that says so, rather than ignored.
 //!
 //! Errors read like compiler diagnostics, pointing at the field that is wrong:
 //!
@@ -86,15 +88,15 @@
 //! let err = trellis_manifest::parse(yaml, Path::new("wadm.yaml")).expect_err("misspelt field");
 //! assert_eq!(
 //!     err.to_string(),
-//!     "wadm.yaml:15:13: spec.components[0].traits[0].properties.instance: unknown field `instance`, \
-//!      expected one of `instances`, `replicas`, `spread`\n  hint: did you mean `instances`?"
+//!     "wadm.yaml:14:11: spec.components[0].traits[0].properties.instances: missing field `instances`\n  \
+//!      hint: `instance` (line 15) is not a field here and was ignored: did you mean `instances`?"
 //! );
 //! ```
 //!
 //! # Defaults
 //!
-//! - An entry without an `id` property gets `{app}-{entry}` lower-cased with every character
-//!   other than an ASCII letter or digit turned into `_` ([`derive_id`]), as in wadm.
+//! - An entry without an `id` property gets `{app}-{entry}`, each part lower-cased with every
+//!   character other than an ASCII letter or digit turned into `_` ([`derive_id`]), as in wadm.
 //! - An entry without a `spreadscaler` or `daemonscaler` trait runs one instance on any host
 //!   (`Scale { kind: Spread, instances: 1, spread: [] }`). wadm's examples rely on this for
 //!   providers, and treating components the same way keeps a minimal manifest useful.
@@ -150,11 +152,12 @@ pub fn parse(source: &str, origin: &Path) -> Result<Application, ManifestError> 
         file: origin,
         base_dir: base_dir(origin),
         positions,
+        warnings: Default::default(),
     };
 
     // Syntax first, on its own: a YAML error then never masquerades as a schema error at
     // some partial field path.
-    match serde_yaml::from_str::<serde_yaml::Value>(source) {
+    let value = match serde_yaml::from_str::<serde_yaml::Value>(source) {
         Err(err) => {
             let location = err.location();
             let message = strip_location(&err.to_string(), location.as_ref());
@@ -175,11 +178,9 @@ pub fn parse(source: &str, origin: &Path) -> Result<Application, ManifestError> 
                     "a wadm manifest starts with `apiVersion: {OAM_API_VERSION}` and `kind: {APPLICATION_KIND}`"
                 )));
         }
-        Ok(_) => {}
-    }
-    let manifest: raw::Manifest =
-        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(source))
-            .map_err(|e| schema_error(e, "", &src))?;
+        Ok(value) => value,
+    };
+    let manifest: raw::Manifest = lenient(value, "", &src)?;
     normalize::normalize(manifest, &src)
 }
 
@@ -190,7 +191,125 @@ pub(crate) fn from_value<T: DeserializeOwned>(
     prefix: &str,
     src: &Source<'_>,
 ) -> Result<T, ManifestError> {
-    serde_path_to_error::deserialize(value.clone()).map_err(|e| schema_error(e, prefix, src))
+    lenient(value.clone(), prefix, src)
+}
+
+/// Deserialises `value` as wadm does: a key the schema does not define is ignored, with a
+/// warning (kept in `src`) at the key's line; every other mismatch is an error. The raw types
+/// deny unknown fields, so each unknown key fails the attempt, is removed, and the attempt
+/// is repeated: the warning then carries serde's list of the expected names for its hint.
+fn lenient<T: DeserializeOwned>(
+    mut value: serde_yaml::Value,
+    prefix: &str,
+    src: &Source<'_>,
+) -> Result<T, ManifestError> {
+    // Each round removes one key, so this ends; the bound is only a guard.
+    for _ in 0..10_000 {
+        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => return Ok(parsed),
+            Err(err) => err,
+        };
+        let mut segments: Vec<Segment> = err.path().iter().map(Segment::of).collect();
+        let unknown = err
+            .inner()
+            .to_string()
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        // The path ends at the unknown key itself; the key goes from the mapping before it.
+        if let (Some(Segment::Key(last)), Some(field)) = (segments.last(), &unknown)
+            && last == field
+        {
+            segments.pop();
+        }
+        let removed = unknown
+            .as_deref()
+            .is_some_and(|field| remove_key(&mut value, &segments, field));
+        let diagnostic = schema_error(err, prefix, src);
+        if !removed {
+            return Err(with_ignored_hint(diagnostic, src));
+        }
+        src.warn(ManifestError {
+            kind: ErrorKind::Ignored,
+            message: format!("{}; ignored, as wadm does", diagnostic.message),
+            ..diagnostic
+        });
+    }
+    Err(ManifestError::new(
+        ErrorKind::Schema,
+        src.file,
+        prefix,
+        "too many unknown fields",
+    ))
+}
+
+/// One step of a field path, as the deserialiser reports it.
+enum Segment {
+    Index(usize),
+    Key(String),
+    /// An enum variant or a step serde could not name: the path cannot be followed.
+    Opaque,
+}
+
+impl Segment {
+    fn of(segment: &serde_path_to_error::Segment) -> Self {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => Segment::Index(*index),
+            serde_path_to_error::Segment::Map { key } => Segment::Key(key.clone()),
+            _ => Segment::Opaque,
+        }
+    }
+}
+
+/// Removes `field` from the mapping at `path` in `value`; false when there is no such key.
+fn remove_key(value: &mut serde_yaml::Value, path: &[Segment], field: &str) -> bool {
+    let mut at = value;
+    for segment in path {
+        let next = match (segment, at) {
+            (Segment::Index(i), serde_yaml::Value::Sequence(items)) => items.get_mut(*i),
+            (Segment::Key(k), serde_yaml::Value::Mapping(map)) => map.get_mut(k.as_str()),
+            _ => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    match at {
+        serde_yaml::Value::Mapping(map) => map.remove(field).is_some(),
+        _ => false,
+    }
+}
+
+/// A missing field next to an ignored one that is spelt like it: the hint says so.
+fn with_ignored_hint(err: ManifestError, src: &Source<'_>) -> ManifestError {
+    let Some(missing) = err
+        .message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned)
+    else {
+        return err;
+    };
+    let missing = missing.as_str();
+    let parent = err
+        .path
+        .strip_suffix(missing)
+        .map(|p| p.trim_end_matches('.'))
+        .unwrap_or(&err.path);
+    let near = src.warnings.borrow().iter().find_map(|w| {
+        let (dir, key) = w.path.rsplit_once('.').unwrap_or(("", &w.path));
+        (dir == parent && closest(key, [missing]).is_some()).then(|| (key.to_owned(), w.line))
+    });
+    match near {
+        Some((key, line)) => {
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            err.with_hint(format!(
+                "`{key}`{at} is not a field here and was ignored: did you mean `{missing}`?"
+            ))
+        }
+        None => err,
+    }
 }
 
 /// The manifest's folder as an absolute path.
@@ -242,10 +361,16 @@ fn schema_error(
 
     // Prefer the key of the offending field, as for every other error; serde_yaml's own mark
     // is often the enclosing mapping. It is still best for a field that is missing.
-    let (line, column) = match (src.positions.exact(&path), &location) {
-        (Some(pos), _) => (Some(pos.0), Some(pos.1)),
-        (None, Some(l)) => (Some(l.line()), Some(l.column())),
-        (None, None) => src.positions.find(&path).unzip(),
+    // A missing field has no line of its own: point at the mapping that lacks it.
+    let lacking = message
+        .starts_with("missing field `")
+        .then(|| path.rsplit_once('.').map_or("", |(parent, _)| parent))
+        .and_then(|parent| src.positions.exact(parent));
+    let (line, column) = match (src.positions.exact(&path), &location, lacking) {
+        (Some(pos), _, _) => (Some(pos.0), Some(pos.1)),
+        (None, Some(l), _) => (Some(l.line()), Some(l.column())),
+        (None, None, Some(pos)) => (Some(pos.0), Some(pos.1)),
+        (None, None, None) => src.positions.find(&path).unzip(),
     };
     let hint = schema_hint(&message, &path);
     let err = ManifestError::new(ErrorKind::Schema, src.file, path, message).at(line, column);

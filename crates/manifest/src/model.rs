@@ -35,6 +35,10 @@ pub struct Application {
     /// provider `config`, and link `source`/`target` config. Config listed without
     /// `properties` is managed outside the manifest and does not appear here.
     pub configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// What the manifest has that wadm accepts with a warning (unknown keys, interfaces the
+    /// host does not know), each placed at its line; print them once. Never an error.
+    #[serde(skip)]
+    pub warnings: Vec<crate::ManifestError>,
 }
 
 impl Application {
@@ -46,6 +50,27 @@ impl Application {
     /// The provider with manifest name `name`.
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// Every config name the entries and links use (repeats included), whether
+    /// [`Application::configs`] defines it or it names config stored beforehand.
+    pub fn config_names(&self) -> impl Iterator<Item = &String> {
+        let links = self
+            .links
+            .iter()
+            .flat_map(|l| l.link.source_config.iter().chain(&l.link.target_config));
+        self.components
+            .iter()
+            .flat_map(|c| &c.config)
+            .chain(self.providers.iter().flat_map(|p| &p.config))
+            .chain(links)
+    }
+
+    /// The config names used without being defined here: config that must be stored.
+    pub fn stored_config_names(&self) -> std::collections::BTreeSet<&String> {
+        self.config_names()
+            .filter(|name| !self.configs.contains_key(*name))
+            .collect()
     }
 }
 
@@ -264,26 +289,24 @@ impl fmt::Display for Builtin {
     }
 }
 
-/// The id wadm gives an entry that has no `id` property: `{app}-{entry}` lower-cased, with
-/// every character other than an ASCII letter or digit replaced by `_`.
+/// The id wadm gives an entry that has no `id` property: the application name and the entry
+/// name, each lower-cased with every character other than an ASCII letter or digit replaced by
+/// `_`, joined by `-` (wadm's `compute_component_id`).
 ///
 /// ```
 /// assert_eq!(
 ///     trellis_manifest::derive_id("rust-hello-world", "http-component"),
-///     "rust_hello_world_http_component"
+///     "rust_hello_world-http_component"
 /// );
 /// ```
 pub fn derive_id(app: &str, entry: &str) -> String {
-    format!("{app}-{entry}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    fn sanitize(part: &str) -> String {
+        part.to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect()
+    }
+    format!("{}-{}", sanitize(app), sanitize(entry))
 }
 
 #[cfg(test)]
@@ -294,11 +317,11 @@ mod tests {
     fn derived_ids_follow_wadm() {
         assert_eq!(
             derive_id("rust-hello-world", "http-component"),
-            "rust_hello_world_http_component"
+            "rust_hello_world-http_component"
         );
-        assert_eq!(derive_id("Rust.KV", "Counter 1"), "rust_kv_counter_1");
-        // Non-ASCII letters are replaced too, one `_` per character.
-        assert_eq!(derive_id("app", "zähler"), "app_z_hler");
+        assert_eq!(derive_id("Rust.KV", "Counter 1"), "rust_kv-counter_1");
+        // Non-ASCII letters are replaced too, one `_` per character (after lower-casing).
+        assert_eq!(derive_id("app", "ZÄHLER"), "app-z_hler");
     }
 
     #[test]

@@ -34,9 +34,16 @@ pub(crate) struct Source<'a> {
     /// The absolute folder `file://` paths are relative to.
     pub base_dir: PathBuf,
     pub positions: Positions,
+    /// What was accepted with a warning so far, in the order found.
+    pub warnings: std::cell::RefCell<Vec<ManifestError>>,
 }
 
 impl Source<'_> {
+    /// Records a warning: something wadm accepts that Trellis accepts too, and says so.
+    pub(crate) fn warn(&self, warning: ManifestError) {
+        self.warnings.borrow_mut().push(warning);
+    }
+
     /// An error at `path`, placed at the line and column where that field is written.
     pub(crate) fn error(
         &self,
@@ -169,6 +176,7 @@ pub(crate) fn normalize(
             .into_iter()
             .map(|(name, def)| (name, def.properties))
             .collect(),
+        warnings: src.warnings.take(),
     })
 }
 
@@ -408,7 +416,7 @@ fn first_pass<'m>(
                     ),
                 )
                 .with_hint(
-                    "ids are derived from the application and entry names (letters and digits kept, \
+                    "ids are `{app}-{entry}` (each part lower-cased, letters and digits kept, \
                      everything else turned into `_`) unless set with the `id` property; set a distinct `id`",
                 ));
         }
@@ -589,7 +597,7 @@ impl<'m> Builder<'_, 'm> {
                      for example `interfaces: [incoming-handler]`",
                 ));
         }
-        check_known_interfaces(&props, &p, src)?;
+        check_known_interfaces(&props, &p, src);
         let name = match props.name {
             Some(name) if name.trim().is_empty() => {
                 return Err(src
@@ -811,24 +819,22 @@ fn unsupported_secrets(src: &Source<'_>, path: String) -> ManifestError {
     .with_hint("pass the values as named config for now, or remove `secrets`")
 }
 
-fn check_known_interfaces(
-    props: &raw::LinkProperties,
-    path: &str,
-    src: &Source<'_>,
-) -> Result<(), ManifestError> {
+fn check_known_interfaces(props: &raw::LinkProperties, path: &str, src: &Source<'_>) {
     // Interfaces of the packages the host knows, as wadm lists them: another interface of
-    // one of these is almost certainly a typo. Other packages are custom; anything goes.
+    // one of these is most likely a typo, or one Trellis does not serve (yet). wadm only warns
+    // about these, so Trellis does too; other packages are custom and anything goes.
     let known = match trellis_capabilities::find(&props.namespace, &props.package) {
         Some(c) if !c.link_interfaces.is_empty() => c.link_interfaces,
-        _ => return Ok(()),
+        _ => return,
     };
     for (i, interface) in props.interfaces.iter().enumerate() {
         if !known.contains(&interface.as_str()) {
-            let mut err = src.error(
-                ErrorKind::Invalid,
+            let mut warning = src.error(
+                ErrorKind::Ignored,
                 format!("{path}.interfaces[{i}]"),
                 format!(
-                    "unknown interface `{}:{}/{interface}`; `{}:{}` has {}",
+                    "unknown interface `{}:{}/{interface}`; `{}:{}` has {}: the link is kept, \
+                     but nothing on the host serves this interface through it",
                     props.namespace,
                     props.package,
                     props.namespace,
@@ -837,10 +843,9 @@ fn check_known_interfaces(
                 ),
             );
             if let Some(near) = closest(interface, known.iter().copied()) {
-                err = err.with_hint(format!("did you mean `{near}`?"));
+                warning = warning.with_hint(format!("did you mean `{near}`?"));
             }
-            return Err(err);
+            src.warn(warning);
         }
     }
-    Ok(())
 }

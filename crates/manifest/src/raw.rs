@@ -1,7 +1,8 @@
 //! The manifest as written: serde types that mirror `oam.schema.json`.
 //!
-//! Every struct denies unknown fields, so a misspelt key is an error instead of a silently
-//! ignored setting. Fields that the schema defines but Trellis does not implement yet (secrets,
+//! Every struct denies unknown fields, so a misspelt key is never silently ignored: the parser
+//! (`crate::lenient`) removes it, records a warning at its line, and tries again, which is
+//! how wadm's leniency is matched without losing serde's list of the expected names. Fields that the schema defines but Trellis does not implement yet (secrets,
 //! policies, shared-application references) are still parsed here so that the normaliser can
 //! say precisely that they are unsupported.
 

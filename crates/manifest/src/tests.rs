@@ -74,7 +74,7 @@ fn hello_world_example_normalises() {
         manifest_path: manifest_path.clone(),
         components: vec![Component {
             name: "http-component".into(),
-            id: ComponentId::new("rust_hello_world_http_component"),
+            id: ComponentId::new("rust_hello_world-http_component"),
             image: ImageRef::File(wasm),
             scale: Scale { kind: ScalerKind::Spread, instances: 1, spread: vec![] },
             config: vec![],
@@ -82,7 +82,7 @@ fn hello_world_example_normalises() {
         }],
         providers: vec![Provider {
             name: "httpserver".into(),
-            id: ProviderId::new("rust_hello_world_httpserver"),
+            id: ProviderId::new("rust_hello_world-httpserver"),
             image_ref: "ghcr.io/wasmcloud/http-server:0.27.0".into(),
             builtin: Some(Builtin::HTTP_SERVER),
             scale: Scale::default(),
@@ -93,8 +93,8 @@ fn hello_world_example_normalises() {
             source: "httpserver".into(),
             target: "http-component".into(),
             link: Link {
-                source_id: "rust_hello_world_httpserver".into(),
-                target: "rust_hello_world_http_component".into(),
+                source_id: "rust_hello_world-httpserver".into(),
+                target: "rust_hello_world-http_component".into(),
                 name: LinkName::default(),
                 wit_namespace: "wasi".into(),
                 wit_package: "http".into(),
@@ -105,6 +105,7 @@ fn hello_world_example_normalises() {
             line: 45,
         }],
         configs: BTreeMap::from([("default-http".to_owned(), map(&[("address", "0.0.0.0:8000")]))]),
+        warnings: Vec::new(),
     };
     assert_eq!(app, expected);
     assert_eq!(app.annotations.len(), 6);
@@ -132,7 +133,7 @@ fn keyvalue_counter_example_normalises() {
         manifest_path: PathBuf::from("examples/kv/wadm.yaml"),
         components: vec![Component {
             name: "counter".into(),
-            id: ComponentId::new("rust_http_kv_counter"),
+            id: ComponentId::new("rust_http_kv-counter"),
             image: ImageRef::Remote("ghcr.io/wasmcloud/components/http-keyvalue-counter-rust:0.1.0".into()),
             scale: Scale { kind: ScalerKind::Spread, instances: 1, spread: vec![] },
             config: vec![],
@@ -141,7 +142,7 @@ fn keyvalue_counter_example_normalises() {
         providers: vec![
             Provider {
                 name: "kvredis".into(),
-                id: ProviderId::new("rust_http_kv_kvredis"),
+                id: ProviderId::new("rust_http_kv-kvredis"),
                 image_ref: "ghcr.io/wasmcloud/keyvalue-redis:0.30.0".into(),
                 builtin: Builtin::from_name("keyvalue-redis"),
                 scale: Scale::default(),
@@ -150,7 +151,7 @@ fn keyvalue_counter_example_normalises() {
             },
             Provider {
                 name: "httpserver".into(),
-                id: ProviderId::new("rust_http_kv_httpserver"),
+                id: ProviderId::new("rust_http_kv-httpserver"),
                 image_ref: "ghcr.io/wasmcloud/http-server:0.27.0".into(),
                 builtin: Some(Builtin::HTTP_SERVER),
                 scale: Scale::default(),
@@ -163,8 +164,8 @@ fn keyvalue_counter_example_normalises() {
                 source: "counter".into(),
                 target: "kvredis".into(),
                 link: Link {
-                    source_id: "rust_http_kv_counter".into(),
-                    target: "rust_http_kv_kvredis".into(),
+                    source_id: "rust_http_kv-counter".into(),
+                    target: "rust_http_kv-kvredis".into(),
                     name: LinkName::default(),
                     wit_namespace: "wasi".into(),
                     wit_package: "keyvalue".into(),
@@ -178,8 +179,8 @@ fn keyvalue_counter_example_normalises() {
                 source: "httpserver".into(),
                 target: "counter".into(),
                 link: Link {
-                    source_id: "rust_http_kv_httpserver".into(),
-                    target: "rust_http_kv_counter".into(),
+                    source_id: "rust_http_kv-httpserver".into(),
+                    target: "rust_http_kv-counter".into(),
                     name: LinkName::default(),
                     wit_namespace: "wasi".into(),
                     wit_package: "http".into(),
@@ -194,6 +195,7 @@ fn keyvalue_counter_example_normalises() {
             ("default-http".to_owned(), map(&[("address", "0.0.0.0:8000")])),
             ("redis-url".to_owned(), map(&[("url", "redis://0.0.0.0:6379")])),
         ]),
+        warnings: Vec::new(),
     };
     assert_eq!(app, expected);
 }
@@ -239,7 +241,7 @@ fn serialises_to_json() {
     );
     assert_eq!(json["components"][0]["scale"]["kind"], "spread");
     assert_eq!(json["providers"][0]["builtin"], "keyvalue-redis");
-    assert_eq!(json["links"][0]["link"]["target"], "rust_http_kv_kvredis");
+    assert_eq!(json["links"][0]["link"]["target"], "rust_http_kv-kvredis");
 }
 
 #[test]
@@ -267,7 +269,7 @@ fn json_manifests_parse() {
     let app = parse_ok(&json.replace("wbe", "web"));
     assert_eq!(app.components[0].scale.instances, 3);
     assert_eq!(app.components[1].line, 9);
-    assert_eq!(app.links[0].link.target, "json_app_web");
+    assert_eq!(app.links[0].link.target, "json_app-web");
 }
 
 // --- rules ------------------------------------------------------------------------------
@@ -286,9 +288,9 @@ fn ids_default_to_app_and_entry_name_or_the_id_property() {
         image: ghcr.io/example/other:1
 "
     )));
-    assert_eq!(app.components[0].id.as_str(), "test_app_greeter");
+    assert_eq!(app.components[0].id.as_str(), "test_app-greeter");
     assert_eq!(app.providers[0].id.as_str(), "my-server");
-    assert_eq!(app.components[1].id.as_str(), "test_app_other_thing");
+    assert_eq!(app.components[1].id.as_str(), "test_app-other_thing");
 }
 
 #[test]
@@ -385,8 +387,8 @@ fn links_in_the_older_form() {
     assert_eq!(
         link.link,
         Link {
-            source_id: "test_app_greeter".into(),
-            target: "test_app_kv".into(),
+            source_id: "test_app-greeter".into(),
+            target: "test_app-kv".into(),
             name: LinkName::new("cache"),
             wit_namespace: "wasi".into(),
             wit_package: "keyvalue".into(),
@@ -531,7 +533,7 @@ spec:
 ";
     let app = parse_ok(source);
     assert_eq!(app.labels, map(&[("team.example.com/owner", "platform")]));
-    assert_eq!(app.components[0].id.as_str(), "old_style_greeter");
+    assert_eq!(app.components[0].id.as_str(), "old_style-greeter");
 }
 
 #[test]
@@ -597,42 +599,86 @@ fn empty_document() {
     );
 }
 
+/// The one warning of `app`, rendered.
+fn only_warning(app: &Application) -> String {
+    assert_eq!(app.warnings.len(), 1, "{:#?}", app.warnings);
+    assert_eq!(app.warnings[0].kind, ErrorKind::Ignored);
+    app.warnings[0].to_string()
+}
+
 #[test]
-fn unknown_field() {
-    let err = parse_err(&manifest(
+fn unknown_field_is_a_warning_as_in_wadm() {
+    let app = parse_ok(&manifest(
         "    - name: greeter\n      type: component\n      properties:\n        image: ghcr.io/example/greeter:0.1.0\n        imagePullPolicy: Always\n",
     ));
-    assert_eq!(err.kind, ErrorKind::Schema);
     assert_eq!(
-        err.to_string(),
+        only_warning(&app),
         format!(
-            "{ORIGIN}:11:9: spec.components[0].properties.imagePullPolicy: unknown field `imagePullPolicy`, expected one of `image`, `id`, `config`, `secrets`, `application`"
+            "{ORIGIN}:11:9: spec.components[0].properties.imagePullPolicy: unknown field `imagePullPolicy`, expected one of `image`, `id`, `config`, `secrets`, `application`; ignored, as wadm does"
         )
+    );
+    assert_eq!(
+        app.components[0].image,
+        ImageRef::Remote("ghcr.io/example/greeter:0.1.0".into())
     );
 }
 
 #[test]
-fn unknown_field_with_a_likely_typo() {
+fn unknown_link_source_key_is_a_warning() {
+    // wasmCloud's keyvalue-messaging example writes `name:` under a link's `source`.
+    let app = parse_ok(&manifest(&format!(
+        "{GREETER}      traits:
+        - type: link
+          properties:
+            target: kv
+            namespace: wasi
+            package: keyvalue
+            interfaces: [store]
+            source:
+              name: greeter
+              config: [{{name: kv-url, properties: {{url: redis://127.0.0.1:6379}}}}]
+    - name: kv
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/keyvalue-redis:0.30.0
+"
+    )));
+    assert_eq!(
+        only_warning(&app),
+        format!(
+            "{ORIGIN}:19:15: spec.components[0].traits[0].properties.source.name: unknown field `name`, expected `config` or `secrets`; ignored, as wadm does"
+        )
+    );
+    assert_eq!(app.links[0].link.source_config, ["kv-url"]);
+}
+
+#[test]
+fn a_misspelt_required_field_is_an_error_that_names_the_ignored_key() {
     let err = parse_err(&manifest(&format!(
         "{GREETER}      traits:\n        - type: spreadscaler\n          properties:\n            instance: 2\n"
     )));
     assert_eq!(
         err.to_string(),
         format!(
-            "{ORIGIN}:14:13: spec.components[0].traits[0].properties.instance: unknown field `instance`, expected one of `instances`, `replicas`, `spread`\n  hint: did you mean `instances`?"
+            "{ORIGIN}:13:11: spec.components[0].traits[0].properties.instances: missing field `instances`\n  hint: `instance` (line 14) is not a field here and was ignored: did you mean `instances`?"
         )
     );
 }
 
 #[test]
-fn unknown_top_level_field() {
-    let err = parse_err(&format!("{}status: deployed\n", manifest(GREETER)));
+fn unknown_top_level_field_is_a_warning() {
+    let app = parse_ok(&format!("{}status: deployed\n", manifest(GREETER)));
     assert_eq!(
-        err.to_string(),
+        only_warning(&app),
         format!(
-            "{ORIGIN}:11:1: status: unknown field `status`, expected one of `apiVersion`, `kind`, `metadata`, `spec`"
+            "{ORIGIN}:11:1: status: unknown field `status`, expected one of `apiVersion`, `kind`, `metadata`, `spec`; ignored, as wadm does"
         )
     );
+}
+
+#[test]
+fn a_manifest_with_nothing_unknown_has_no_warnings() {
+    assert!(parse_ok(&manifest(GREETER)).warnings.is_empty());
 }
 
 #[test]
@@ -690,7 +736,7 @@ fn missing_metadata_name() {
     assert_eq!(err.kind, ErrorKind::Schema);
     assert_eq!(
         err.to_string(),
-        format!("{ORIGIN}:4:3: metadata.name: missing field `name`")
+        format!("{ORIGIN}:3:1: metadata.name: missing field `name`")
     );
 }
 
@@ -755,14 +801,14 @@ fn duplicate_entry_names() {
 
 #[test]
 fn duplicate_ids() {
-    // `greeter` derives `test_app_greeter`; the provider claims the same id explicitly.
+    // `greeter` derives `test_app-greeter`; the provider claims the same id explicitly.
     let err = parse_err(&manifest(&format!(
-        "{GREETER}{HTTPSERVER}        id: test_app_greeter\n"
+        "{GREETER}{HTTPSERVER}        id: test_app-greeter\n"
     )));
     assert_eq!(
         err.to_string(),
         format!(
-            "{ORIGIN}:15:9: spec.components[1].properties.id: duplicate id `test_app_greeter`: `greeter` at spec.components[0] (line 7) has the same id\n  hint: ids are derived from the application and entry names (letters and digits kept, everything else turned into `_`) unless set with the `id` property; set a distinct `id`"
+            "{ORIGIN}:15:9: spec.components[1].properties.id: duplicate id `test_app-greeter`: `greeter` at spec.components[0] (line 7) has the same id\n  hint: ids are `{{app}}-{{entry}}` (each part lower-cased, letters and digits kept, everything else turned into `_`) unless set with the `id` property; set a distinct `id`"
         )
     );
     // Two names that derive the same id.
@@ -773,7 +819,7 @@ fn duplicate_ids() {
     assert_eq!(err.path, "spec.components[1].name");
     assert_eq!(
         err.message,
-        "duplicate id `test_app_greeter`: `greeter` at spec.components[0] (line 7) has the same id"
+        "duplicate id `test_app-greeter`: `greeter` at spec.components[0] (line 7) has the same id"
     );
 }
 
@@ -1041,19 +1087,20 @@ fn target_config_needs_the_older_target_form() {
 }
 
 #[test]
-fn misspelt_well_known_interface() {
-    let err = parse_err(&manifest(&format!(
+fn unknown_interfaces_of_known_packages_are_warnings() {
+    let app = parse_ok(&manifest(&format!(
         "{GREETER}{HTTPSERVER}      traits:
         - type: link
           properties: {{target: greeter, namespace: wasi, package: http, interfaces: [incoming-handlr]}}
 "
     )));
     assert_eq!(
-        err.to_string(),
+        only_warning(&app),
         format!(
-            "{ORIGIN}:17:86: spec.components[1].traits[0].properties.interfaces[0]: unknown interface `wasi:http/incoming-handlr`; `wasi:http` has `incoming-handler` and `outgoing-handler`\n  hint: did you mean `incoming-handler`?"
+            "{ORIGIN}:17:86: spec.components[1].traits[0].properties.interfaces[0]: unknown interface `wasi:http/incoming-handlr`; `wasi:http` has `incoming-handler` and `outgoing-handler`: the link is kept, but nothing on the host serves this interface through it\n  hint: did you mean `incoming-handler`?"
         )
     );
+    assert_eq!(app.links[0].link.interfaces, ["incoming-handlr"]);
 }
 
 #[test]

@@ -432,6 +432,18 @@ impl<'a> Context<'a> {
     }
 
     fn plan_config(&mut self, app: &'a DesiredApp, out: &mut Out, findings: &mut Vec<Finding>) {
+        // Config named without `properties` is config stored beforehand (wadm's rule): it
+        // must exist, or the app is failed with the name and how to store it.
+        for name in app.app.stored_config_names() {
+            if !self.configs.contains_key(name) {
+                findings.push(Finding::new(
+                    StatusType::Failed,
+                    format!(
+                        "config `{name}` is not defined in the manifest and no stored config has that name: store it with `trellis config put {name} key=value`"
+                    ),
+                ));
+            }
+        }
         for (name, values) in &app.app.configs {
             if let Some((owner, claimed)) = self.config_claims.get(name.as_str()) {
                 if *claimed != values {

@@ -329,11 +329,11 @@ fn spread_by_weight_then_evenly_within_each_zone() {
     assert_eq!(
         first.actions,
         vec![
-            scale("a1", "shop_web", IMG, 1, "shop", "v1"),
-            scale("a2", "shop_web", IMG, 1, "shop", "v1"),
-            scale("b1", "shop_web", IMG, 2, "shop", "v1"),
-            scale("b2", "shop_web", IMG, 1, "shop", "v1"),
-            scale("b3", "shop_web", IMG, 1, "shop", "v1"),
+            scale("a1", "shop-web", IMG, 1, "shop", "v1"),
+            scale("a2", "shop-web", IMG, 1, "shop", "v1"),
+            scale("b1", "shop-web", IMG, 2, "shop", "v1"),
+            scale("b2", "shop-web", IMG, 1, "shop", "v1"),
+            scale("b3", "shop-web", IMG, 1, "shop", "v1"),
         ]
     );
     assert_eq!(
@@ -384,7 +384,7 @@ fn remainders_go_to_the_largest_fractions() {
         );
         let (_, after) = converge(&[a], &[], &observed);
         assert_eq!(
-            shares(&after, "r_c"),
+            shares(&after, "r-c"),
             counts(expected),
             "instances {instances}"
         );
@@ -411,7 +411,7 @@ fn spread_without_a_matching_host_waits() {
     let observed = lattice(vec![host("h1", &[("zone", "us")])]);
     let p = plan(std::slice::from_ref(&a), &[], &observed);
     // The matching spread is placed; the other one gets nothing.
-    assert_eq!(p.actions, vec![scale("h1", "eu_web", IMG, 2, "eu", "v1")]);
+    assert_eq!(p.actions, vec![scale("h1", "eu-web", IMG, 2, "eu", "v1")]);
     assert_eq!(
         entry_status(&p, "eu", "web"),
         (
@@ -485,8 +485,8 @@ fn daemonscaler_runs_on_every_matching_host() {
     assert_eq!(
         first.actions,
         vec![
-            scale("e1", "d_agent", IMG, 2, "d", "v1"),
-            scale("e2", "d_agent", IMG, 2, "d", "v1"),
+            scale("e1", "d-agent", IMG, 2, "d", "v1"),
+            scale("e2", "d-agent", IMG, 2, "d", "v1"),
         ]
     );
     assert_eq!(
@@ -497,7 +497,7 @@ fn daemonscaler_runs_on_every_matching_host() {
     // No spread: every host.
     let a = app("d", "v1", &component("agent", IMG, &daemonscaler(1, &[])));
     let (_, after) = converge(&[a], &[], &lattice(vec![host("x", &[]), host("y", &[])]));
-    assert_eq!(shares(&after, "d_agent"), counts(&[("x", 1), ("y", 1)]));
+    assert_eq!(shares(&after, "d-agent"), counts(&[("x", 1), ("y", 1)]));
 }
 
 #[test]
@@ -506,10 +506,10 @@ fn existing_instances_are_kept_without_churn() {
     let mut observed = lattice(vec![host("h1", &[]), host("h2", &[]), host("h3", &[])]);
     host_mut(&mut observed, "h2")
         .components
-        .push(running("keep_web", IMG, 1, Some("keep")));
+        .push(running("keep-web", IMG, 1, Some("keep")));
     host_mut(&mut observed, "h3")
         .components
-        .push(running("keep_web", IMG, 1, Some("keep")));
+        .push(running("keep-web", IMG, 1, Some("keep")));
     let p = plan(std::slice::from_ref(&a), &[], &observed);
     assert_eq!(p.actions, Vec::<Action>::new());
     assert_eq!(p.status["keep"].status, StatusType::Deployed);
@@ -520,8 +520,8 @@ fn existing_instances_are_kept_without_churn() {
     assert_eq!(
         p.actions,
         vec![
-            scale("h1", "keep_web", IMG, 1, "keep", "v1"),
-            scale("h2", "keep_web", IMG, 2, "keep", "v1"),
+            scale("h1", "keep-web", IMG, 1, "keep", "v1"),
+            scale("h2", "keep-web", IMG, 2, "keep", "v1"),
         ]
     );
     assert_eq!(
@@ -538,15 +538,15 @@ fn version_upgrade_reissues_shares_with_the_new_image() {
     let v1 = app("up", "v1", &component("web", IMG, &spreadscaler(3, &[])));
     let observed = lattice(vec![host("h1", &[]), host("h2", &[])]);
     let (_, after) = converge(&[v1], &[], &observed);
-    assert_eq!(shares(&after, "up_web"), counts(&[("h1", 2), ("h2", 1)]));
+    assert_eq!(shares(&after, "up-web"), counts(&[("h1", 2), ("h2", 1)]));
 
     let v2 = app("up", "v2", &component("web", IMG2, &spreadscaler(3, &[])));
     let (p, after) = converge(&[v2], &[], &after);
     assert_eq!(
         p.actions,
         vec![
-            scale("h1", "up_web", IMG2, 2, "up", "v2"),
-            scale("h2", "up_web", IMG2, 1, "up", "v2"),
+            scale("h1", "up-web", IMG2, 2, "up", "v2"),
+            scale("h2", "up-web", IMG2, 1, "up", "v2"),
         ]
     );
     assert_eq!(
@@ -565,10 +565,10 @@ fn version_upgrade_reissues_shares_with_the_new_image() {
     assert_eq!(
         p.actions,
         vec![
-            scale("h1", "up_web", IMG, 1, "up", "v3"),
+            scale("h1", "up-web", IMG, 1, "up", "v3"),
             Action::ScaleComponent {
                 host_id: HostId::new("h2"),
-                component_id: ComponentId::new("up_web"),
+                component_id: ComponentId::new("up-web"),
                 image_ref: IMG2.to_owned(),
                 count: 0,
                 config: Vec::new(),
@@ -584,13 +584,13 @@ fn a_lost_hosts_share_moves_to_the_others() {
     let observed = lattice(vec![host("h1", &[]), host("h2", &[]), host("h3", &[])]);
     let (_, mut after) = converge(std::slice::from_ref(&a), &[], &observed);
     assert_eq!(
-        shares(&after, "ha_web"),
+        shares(&after, "ha-web"),
         counts(&[("h1", 1), ("h2", 1), ("h3", 1)])
     );
     after.hosts.retain(|h| h.id.as_str() != "h2");
     let (p, after) = converge(&[a], &[], &after);
-    assert_eq!(p.actions, vec![scale("h1", "ha_web", IMG, 2, "ha", "v1")]);
-    assert_eq!(shares(&after, "ha_web"), counts(&[("h1", 2), ("h3", 1)]));
+    assert_eq!(p.actions, vec![scale("h1", "ha-web", IMG, 2, "ha", "v1")]);
+    assert_eq!(shares(&after, "ha-web"), counts(&[("h1", 2), ("h3", 1)]));
 }
 
 #[test]
@@ -599,18 +599,18 @@ fn a_draining_host_is_emptied_after_the_others_take_over() {
     let mut observed = lattice(vec![host("h1", &[]), host("h2", &[]), host("h3", &[])]);
     host_mut(&mut observed, "h1")
         .components
-        .push(running("mv_web", IMG, 1, Some("mv")));
+        .push(running("mv-web", IMG, 1, Some("mv")));
     host_mut(&mut observed, "h2")
         .components
-        .push(running("mv_web", IMG, 1, Some("mv")));
+        .push(running("mv-web", IMG, 1, Some("mv")));
     host_mut(&mut observed, "h1").draining = true;
     let (p, after) = converge(&[a], &[], &observed);
     // The new instance first, the stop last.
     assert_eq!(
         p.actions,
         vec![
-            scale("h3", "mv_web", IMG, 1, "mv", "v1"),
-            stop("h1", "mv_web", IMG, "mv"),
+            scale("h3", "mv-web", IMG, 1, "mv", "v1"),
+            stop("h1", "mv-web", IMG, "mv"),
         ]
     );
     assert_eq!(
@@ -620,7 +620,7 @@ fn a_draining_host_is_emptied_after_the_others_take_over() {
             "1 of 2 instances placed; removing instances from host h1".to_owned()
         )
     );
-    assert_eq!(shares(&after, "mv_web"), counts(&[("h2", 1), ("h3", 1)]));
+    assert_eq!(shares(&after, "mv-web"), counts(&[("h2", 1), ("h3", 1)]));
 }
 
 // --- ownership --------------------------------------------------------------------------
@@ -630,14 +630,14 @@ fn an_unmanaged_component_with_the_same_id_is_left_alone() {
     let a = app("own", "v1", &component("web", IMG, &spreadscaler(2, &[])));
     let mut observed = lattice(vec![host("h1", &[]), host("h2", &[])]);
     host_mut(&mut observed, "h1").components.push(running(
-        "own_web",
+        "own-web",
         "ghcr.io/other/web:9",
         4,
         None,
     ));
     let (p, after) = converge(&[a], &[], &observed);
     // Both instances go to h2; h1's copy is not scaled or stopped.
-    assert_eq!(p.actions, vec![scale("h2", "own_web", IMG, 2, "own", "v1")]);
+    assert_eq!(p.actions, vec![scale("h2", "own-web", IMG, 2, "own", "v1")]);
     assert_eq!(
         entry_status(&p, "own", "web"),
         (
@@ -650,26 +650,26 @@ fn an_unmanaged_component_with_the_same_id_is_left_alone() {
         p.status["own"].message,
         "component `web` on host h1 is not managed by this app; left alone"
     );
-    assert_eq!(shares(&after, "own_web"), counts(&[("h1", 4), ("h2", 2)]));
+    assert_eq!(shares(&after, "own-web"), counts(&[("h1", 4), ("h2", 2)]));
 }
 
 #[test]
 fn undeploy_removes_only_what_the_app_manages() {
     let mut observed = lattice(vec![host("h1", &[]), host("h2", &[])]);
     let h1 = host_mut(&mut observed, "h1");
-    h1.components.push(running("old_web", IMG, 2, Some("old")));
+    h1.components.push(running("old-web", IMG, 2, Some("old")));
     h1.components
-        .push(running("other_web", IMG, 1, Some("other")));
+        .push(running("other-web", IMG, 1, Some("other")));
     h1.components.push(running("manual", IMG, 1, None));
     h1.providers.push(provider_running(
-        "old_http",
+        "old-http",
         "ghcr.io/wasmcloud/http-server:0.27.0",
         Some("old"),
     ));
     let h2 = host_mut(&mut observed, "h2");
-    h2.components.push(running("old_web", IMG, 1, Some("old")));
+    h2.components.push(running("old-web", IMG, 1, Some("old")));
     h2.providers.push(provider_running(
-        "manual_kv",
+        "manual-kv",
         "ghcr.io/wasmcloud/keyvalue-redis:0.28.0",
         None,
     ));
@@ -684,10 +684,10 @@ fn undeploy_removes_only_what_the_app_manages() {
         target_config: vec![],
     };
     observed.links = vec![
-        link("old_http", "old_web", "http"),
-        link("old_web", "manual_kv", "keyvalue"),
-        link("manual", "manual_kv", "keyvalue"),
-        link("other_web", "manual_kv", "keyvalue"),
+        link("old-http", "old-web", "http"),
+        link("old-web", "manual-kv", "keyvalue"),
+        link("manual", "manual-kv", "keyvalue"),
+        link("other-web", "manual-kv", "keyvalue"),
     ];
     observed
         .configs
@@ -698,22 +698,22 @@ fn undeploy_removes_only_what_the_app_manages() {
         p.actions,
         vec![
             Action::DeleteLink {
-                source_id: "old_http".into(),
+                source_id: "old-http".into(),
                 wit_namespace: "wasi".into(),
                 wit_package: "http".into(),
                 name: LinkName::default(),
             },
             Action::DeleteLink {
-                source_id: "old_web".into(),
+                source_id: "old-web".into(),
                 wit_namespace: "wasi".into(),
                 wit_package: "keyvalue".into(),
                 name: LinkName::default(),
             },
-            stop("h1", "old_web", IMG, "old"),
-            stop("h2", "old_web", IMG, "old"),
+            stop("h1", "old-web", IMG, "old"),
+            stop("h2", "old-web", IMG, "old"),
             Action::StopProvider {
                 host_id: HostId::new("h1"),
-                provider_id: ProviderId::new("old_http"),
+                provider_id: ProviderId::new("old-http"),
             },
         ]
     );
@@ -726,9 +726,9 @@ fn undeploy_removes_only_what_the_app_manages() {
     // Config stays; other resources stay.
     assert_eq!(after.configs, observed.configs);
     assert_eq!(after.links.len(), 2);
-    assert_eq!(shares(&after, "other_web"), counts(&[("h1", 1)]));
+    assert_eq!(shares(&after, "other-web"), counts(&[("h1", 1)]));
     assert_eq!(shares(&after, "manual"), counts(&[("h1", 1)]));
-    assert_eq!(provider_hosts(&after, "manual_kv"), ["h2"]);
+    assert_eq!(provider_hosts(&after, "manual-kv"), ["h2"]);
     assert_eq!(
         plan(&[], &["old".to_owned()], &after).status["old"].message,
         "undeployed"
@@ -761,16 +761,16 @@ fn overlapping_apps_do_not_fight() {
     let apps = [two, one];
     let (_, mut after) = converge(&apps, &[], &observed);
     assert_eq!(
-        shares(&after, "one_web"),
+        shares(&after, "one-web"),
         counts(&[("h1", 1), ("h2", 1), ("h3", 1)])
     );
     assert_eq!(
-        shares(&after, "two_web"),
+        shares(&after, "two-web"),
         counts(&[("h1", 2), ("h2", 1), ("h3", 1)])
     );
-    assert_eq!(shares(&after, "one_api"), counts(&[("h1", 1), ("h2", 1)]));
+    assert_eq!(shares(&after, "one-api"), counts(&[("h1", 1), ("h2", 1)]));
     assert_eq!(
-        shares(&after, "two_edge"),
+        shares(&after, "two-edge"),
         counts(&[("h1", 1), ("h2", 1), ("h3", 1)])
     );
     let settled = plan(&apps, &[], &after);
@@ -788,10 +788,10 @@ fn overlapping_apps_do_not_fight() {
             component_id,
             count,
             ..
-        } => component_id.as_str().starts_with("one_") && *count == 0,
+        } => component_id.as_str().starts_with("one-") && *count == 0,
         _ => false,
     }));
-    assert_eq!(shares(&after2, "two_web"), shares(&after, "two_web"));
+    assert_eq!(shares(&after2, "two-web"), shares(&after, "two-web"));
 
     // Losing a host: both apps move, and settle.
     after.hosts.remove(0);
@@ -863,8 +863,8 @@ fn providers_run_where_their_linked_components_run() {
     let a = web_app("site", 2, "");
     let observed = lattice(vec![host("h1", &[]), host("h2", &[]), host("h3", &[])]);
     let (p, after) = converge(std::slice::from_ref(&a), &[], &observed);
-    assert_eq!(provider_hosts(&after, "site_httpserver"), ["h1", "h2"]);
-    assert_eq!(provider_hosts(&after, "site_kv"), ["h1", "h2"]);
+    assert_eq!(provider_hosts(&after, "site-httpserver"), ["h1", "h2"]);
+    assert_eq!(provider_hosts(&after, "site-kv"), ["h1", "h2"]);
     // Order: config, providers, components, links.
     let kinds: Vec<&str> = p
         .actions
@@ -895,7 +895,7 @@ fn providers_run_where_their_linked_components_run() {
         p.actions[1],
         Action::StartProvider {
             host_id: HostId::new("h1"),
-            provider_id: ProviderId::new("site_httpserver"),
+            provider_id: ProviderId::new("site-httpserver"),
             image_ref: HTTP_IMG.to_owned(),
             config: Vec::new(),
             annotations: managed_annotations("site", "v1"),
@@ -916,9 +916,9 @@ fn providers_run_where_their_linked_components_run() {
     let (p, after) = converge(&[smaller], &[], &after);
     assert!(p.actions.contains(&Action::StopProvider {
         host_id: HostId::new("h2"),
-        provider_id: ProviderId::new("site_httpserver"),
+        provider_id: ProviderId::new("site-httpserver"),
     }));
-    assert_eq!(provider_hosts(&after, "site_httpserver"), ["h1"]);
+    assert_eq!(provider_hosts(&after, "site-httpserver"), ["h1"]);
 }
 
 #[test]
@@ -942,8 +942,8 @@ fn a_providers_own_scaler_adds_hosts_and_keeps_running_ones() {
         host("h3", &[("role", "cache")]),
     ]);
     let (_, after) = converge(&[a], &[], &observed);
-    assert_eq!(provider_hosts(&after, "site_kv"), ["h1", "h2", "h3"]);
-    assert_eq!(provider_hosts(&after, "site_httpserver"), ["h1"]);
+    assert_eq!(provider_hosts(&after, "site-kv"), ["h1", "h2", "h3"]);
+    assert_eq!(provider_hosts(&after, "site-httpserver"), ["h1"]);
 
     // kv: a spread of 2 hosts, already running on h3: it stays there, h1 (linked) counts.
     let a = web_app(
@@ -958,9 +958,9 @@ fn a_providers_own_scaler_adds_hosts_and_keeps_running_ones() {
     let mut observed = lattice(vec![host("h1", &[]), host("h2", &[]), host("h3", &[])]);
     host_mut(&mut observed, "h3")
         .providers
-        .push(provider_running("site_kv", KV_IMG, Some("site")));
+        .push(provider_running("site-kv", KV_IMG, Some("site")));
     let (p, after) = converge(&[a], &[], &observed);
-    assert_eq!(provider_hosts(&after, "site_kv"), ["h1", "h3"]);
+    assert_eq!(provider_hosts(&after, "site-kv"), ["h1", "h3"]);
     assert!(
         !p.actions
             .iter()
@@ -976,7 +976,7 @@ fn a_failed_provider_fails_the_app() {
     let http = host_mut(&mut after, "h1")
         .providers
         .iter_mut()
-        .find(|p| p.id.as_str() == "site_httpserver")
+        .find(|p| p.id.as_str() == "site-httpserver")
         .expect("http server started");
     http.failed = Some("address 0.0.0.0:8000 in use".into());
     let p = plan(&[a], &[], &after);
@@ -1011,7 +1011,7 @@ fn an_unhealthy_provider_makes_the_app_unhealthy_and_then_deployed_again() {
     let http = host_mut(&mut after, "h1")
         .providers
         .iter_mut()
-        .find(|p| p.id.as_str() == "site_httpserver")
+        .find(|p| p.id.as_str() == "site-httpserver")
         .expect("http server started");
     http.unhealthy = Some("backend unreachable".into());
     let p = plan(std::slice::from_ref(&a), &[], &after);
@@ -1041,14 +1041,14 @@ fn a_provider_with_a_new_image_is_stopped_then_started() {
     host_mut(&mut observed, "h1")
         .providers
         .push(provider_running(
-            "site_kv",
+            "site-kv",
             "ghcr.io/wasmcloud/keyvalue-redis:0.1.0",
             Some("site"),
         ));
     let p = plan(std::slice::from_ref(&a), &[], &observed);
     assert!(p.actions.contains(&Action::StopProvider {
         host_id: HostId::new("h1"),
-        provider_id: ProviderId::new("site_kv"),
+        provider_id: ProviderId::new("site-kv"),
     }));
     let mut after = observed.clone();
     apply(&mut after, &p.actions);
@@ -1057,7 +1057,7 @@ fn a_provider_with_a_new_image_is_stopped_then_started() {
         p.actions,
         vec![Action::StartProvider {
             host_id: HostId::new("h1"),
-            provider_id: ProviderId::new("site_kv"),
+            provider_id: ProviderId::new("site-kv"),
             image_ref: KV_IMG.to_owned(),
             config: Vec::new(),
             annotations: managed_annotations("site", "v1"),
@@ -1108,7 +1108,7 @@ fn links_are_put_and_stale_ones_deleted() {
 
     // A stale link from one of the app's entries, and one from someone else's.
     let stale = Link {
-        source_id: "site_web".into(),
+        source_id: "site-web".into(),
         target: "elsewhere".into(),
         name: LinkName::default(),
         wit_namespace: "wasi".into(),
@@ -1144,7 +1144,7 @@ fn links_are_put_and_stale_ones_deleted() {
         vec![
             Action::PutLink(http_link),
             Action::DeleteLink {
-                source_id: "site_web".into(),
+                source_id: "site-web".into(),
                 wit_namespace: "wasi".into(),
                 wit_package: "blobstore".into(),
                 name: LinkName::default(),
@@ -1154,8 +1154,8 @@ fn links_are_put_and_stale_ones_deleted() {
     assert!(after.links.contains(&foreign));
     assert_eq!(
         p.status["site"].message,
-        "putting link site_httpserver -> site_web (wasi:http/incoming-handler); \
-         deleting link site_web -> elsewhere (wasi:blobstore/blobstore): no longer in the manifest"
+        "putting link site-httpserver -> site-web (wasi:http/incoming-handler); \
+         deleting link site-web -> elsewhere (wasi:blobstore/blobstore): no longer in the manifest"
     );
 
     // A link retargeted in the lattice is replaced: delete, then put.
@@ -1165,11 +1165,11 @@ fn links_are_put_and_stale_ones_deleted() {
         .iter_mut()
         .find(|l| l.wit_package == "keyvalue")
         .expect("kv link")
-        .target = "other_kv".into();
+        .target = "other-kv".into();
     let p = plan(&[a], &[], &moved);
     assert!(matches!(
         p.actions.as_slice(),
-        [Action::DeleteLink { wit_package, .. }, Action::PutLink(l)] if wit_package == "keyvalue" && l.target == "site_kv"
+        [Action::DeleteLink { wit_package, .. }, Action::PutLink(l)] if wit_package == "keyvalue" && l.target == "site-kv"
     ));
 }
 
@@ -1182,17 +1182,17 @@ fn entries_dropped_from_the_manifest_are_stopped() {
     let v2 = app("site", "v2", &component("web", IMG, &spreadscaler(1, &[])));
     let (p, after) = converge(&[v2], &[], &after);
     assert_eq!(
-        provider_hosts(&after, "site_httpserver"),
+        provider_hosts(&after, "site-httpserver"),
         Vec::<String>::new()
     );
-    assert_eq!(provider_hosts(&after, "site_kv"), Vec::<String>::new());
+    assert_eq!(provider_hosts(&after, "site-kv"), Vec::<String>::new());
     // Links from the dropped provider go; the component's link to kv is no longer declared.
     assert!(after.links.is_empty(), "{:?}", after.links);
     assert_eq!(p.status["site"].status, StatusType::Reconciling);
     assert!(
         p.status["site"]
             .message
-            .contains("stopping provider `site_httpserver` on host h1: no longer in the manifest")
+            .contains("stopping provider `site-httpserver` on host h1: no longer in the manifest")
     );
 }
 
@@ -1272,15 +1272,15 @@ fn an_id_held_by_an_app_being_undeployed_waits_for_it() {
       type: component
       properties:
         image: ghcr.io/x/y:1
-        id: shared_web
+        id: shared-web
 ",
     );
     let mut observed = lattice(vec![host("h1", &[])]);
     host_mut(&mut observed, "h1")
         .components
-        .push(running("shared_web", IMG2, 1, Some("old")));
+        .push(running("shared-web", IMG2, 1, Some("old")));
     let p = plan(std::slice::from_ref(&new), &["old".to_owned()], &observed);
-    assert_eq!(p.actions, vec![stop("h1", "shared_web", IMG2, "old")]);
+    assert_eq!(p.actions, vec![stop("h1", "shared-web", IMG2, "old")]);
     assert_eq!(
         entry_status(&p, "new", "web"),
         (
@@ -1295,7 +1295,7 @@ fn an_id_held_by_an_app_being_undeployed_waits_for_it() {
     let (p, _) = converge(&[new], &["old".to_owned()], &after);
     assert_eq!(
         p.actions,
-        vec![scale("h1", "shared_web", IMG, 1, "new", "v1")]
+        vec![scale("h1", "shared-web", IMG, 1, "new", "v1")]
     );
 }
 
@@ -1324,11 +1324,11 @@ fn random_lattices_settle_in_one_plan() {
             // Leftovers from earlier plans: managed instances at odd counts.
             if rng.below(2) == 0 {
                 h.components
-                    .push(running("r_web", IMG, 1 + rng.below(4) as u32, Some("r")));
+                    .push(running("r-web", IMG, 1 + rng.below(4) as u32, Some("r")));
             }
             if rng.below(3) == 0 {
                 h.providers
-                    .push(provider_running("r_kv", KV_IMG, Some("r")));
+                    .push(provider_running("r-kv", KV_IMG, Some("r")));
             }
             hosts.push(h);
         }
@@ -1390,4 +1390,39 @@ fn random_lattices_settle_in_one_plan() {
             }
         }
     }
+}
+
+/// wadm's rule for config named without `properties`: it is stored config, and an app that
+/// names config nobody stored is failed, naming it; once stored, the app deploys.
+#[test]
+fn config_named_without_properties_must_be_stored() {
+    let entry = "    - name: web\n      type: component\n      properties:\n        image: ghcr.io/x/y:1\n        config:\n          - name: site-settings\n";
+    let apps = [app("cfg", "v1", entry)];
+    let observed = lattice(vec![host("h1", &[])]);
+    let (p, mut observed) = converge(&apps, &[], &observed);
+    assert_eq!(p.status["cfg"].status, StatusType::Failed);
+    assert!(
+        p.status["cfg"].message.contains(
+            "config `site-settings` is not defined in the manifest and no stored config has that name: store it with `trellis config put site-settings key=value`"
+        ),
+        "{}",
+        p.status["cfg"].message
+    );
+    observed
+        .configs
+        .insert("site-settings".into(), labels(&[("theme", "dark")]));
+    let (p, _) = converge(&apps, &[], &observed);
+    assert_eq!(
+        p.status["cfg"].status,
+        StatusType::Deployed,
+        "{}",
+        p.status["cfg"].message
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::PutConfig { .. })),
+        "stored config is not the app's to write: {:?}",
+        p.actions
+    );
 }

@@ -15,6 +15,9 @@ pub(crate) const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
 /// Config keys of the wasmCloud HTTP server provider that Trellis honours.
 const HTTP_SERVER_KEYS: &[&str] = &["address", "default_address"];
 
+/// The import a component may leave unlinked (see [`check_imports`]).
+const OUTGOING_HTTP: (&str, &str, &str) = ("wasi", "http", "outgoing-handler");
+
 /// What the checks need to know of a component: what it imports and exports.
 pub(crate) trait Interfaces {
     /// Every import, as the component model names it.
@@ -61,6 +64,8 @@ pub(crate) struct CheckedApp<C> {
     pub(crate) routes: Vec<Route>,
     /// The message subscriptions to make.
     pub(crate) subscriptions: Vec<SubscriptionLink>,
+    /// What deploys but will not work as the component may expect, to log once.
+    pub(crate) warnings: Vec<Problem>,
 }
 
 /// An HTTP listener to open: an address, the HTTP server provider entry, the component.
@@ -96,11 +101,12 @@ pub(crate) fn check<C: Interfaces>(
     problems: &mut Vec<Problem>,
 ) -> CheckedApp<C> {
     let mut checked = BTreeMap::new();
+    let mut warnings = Vec::new();
     for (name, component) in loaded {
         let Some(spec) = app.component(&name) else {
             continue;
         };
-        check_imports(app, &name, spec.line, &component, problems);
+        check_imports(app, &name, spec.line, &component, problems, &mut warnings);
         let mut names = Vec::new();
         // Config a component reads: links pointing at it, links it makes, then its own
         // (later names win).
@@ -133,6 +139,7 @@ pub(crate) fn check<C: Interfaces>(
         components: checked,
         routes,
         subscriptions,
+        warnings,
     }
 }
 
@@ -256,13 +263,18 @@ pub(crate) fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
 }
 
 /// Every import that neither the host nor a link from this component serves is a problem,
-/// reported per package with the link trait that would fix it.
+/// reported per package with the link trait that would fix it. The one exception is
+/// `wasi:http/outgoing-handler`, which the standard `wasi:http/proxy` world always imports
+/// (componentize-py, componentize-js and `wasmtime serve` components carry it whether they
+/// send requests or not): without a link it deploys with a warning, and every request it
+/// sends is refused with `http-request-denied`.
 fn check_imports(
     app: &Application,
     name: &str,
     line: usize,
     component: &impl Interfaces,
     problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
 ) {
     let mut missing: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     for import in component.imports() {
@@ -285,6 +297,26 @@ fn check_imports(
             .collect();
         for link in &links {
             check_link_target(app, name, import, &n, link, problems);
+        }
+        if links.is_empty() && (n.namespace, n.package, n.interface) == OUTGOING_HTTP {
+            warnings.push(
+                Problem::new(format!(
+                    "component `{name}` ({}:{line}) imports `{import}` but has no link to an HTTP client: it deploys, and every outgoing request it makes is refused (`http-request-denied`)",
+                    app.manifest_path.display(),
+                ))
+                .hint(format!(
+                    "if it does send requests, link it to an HTTP client:\n\
+                     - type: link\n\
+                     \x20 properties:\n\
+                     \x20   namespace: wasi\n\
+                     \x20   package: http\n\
+                     \x20   interfaces: [outgoing-handler]\n\
+                     \x20   target:\n\
+                     \x20     name: {}",
+                    suggest_target(app, "wasi", "http")
+                )),
+            );
+            continue;
         }
         if links.is_empty() {
             missing
@@ -431,8 +463,8 @@ pub(crate) fn merge_config(
         match app.configs.get(name) {
             Some(values) => merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone()))),
             None => problems.push(
-                Problem::new(format!("{who} uses config `{name}`, which is not defined in this manifest"))
-                    .hint(format!("give it values where it is referenced:\n- name: {name}\n  properties:\n    key: value")),
+                Problem::new(format!("{who} uses config `{name}`, which this manifest does not define and no stored config has that name"))
+                    .hint(format!("store it first (`trellis config put {name} key=value`), or give it values where it is referenced:\n- name: {name}\n  properties:\n    key: value")),
             ),
         }
     }
@@ -648,6 +680,45 @@ mod tests {
         );
     }
 
+    /// The `wasi:http/proxy` world imports the outgoing handler whether the code sends
+    /// requests or not: unlinked, it deploys with one warning instead of a problem.
+    #[test]
+    fn an_unlinked_outgoing_handler_is_a_warning_not_a_problem() {
+        let app = app(WEB);
+        let (checked, problems) = run(
+            &app,
+            vec![(
+                "web",
+                shape(&["wasi:http/outgoing-handler@0.2.12"], &[HTTP]),
+            )],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(checked.warnings.len(), 1, "{:?}", checked.warnings);
+        let warning = &checked.warnings[0];
+        assert!(
+            warning
+                .message
+                .contains("`wasi:http/outgoing-handler@0.2.12`")
+                && warning.message.contains("http-request-denied"),
+            "{}",
+            warning.message
+        );
+        assert!(
+            warning
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("interfaces: [outgoing-handler]")),
+            "{warning:?}"
+        );
+        // Other imports of wasi:http still need their link.
+        let (checked, problems) = run(
+            &app,
+            vec![("web", shape(&["wasi:http/incoming-handler@0.2.0"], &[HTTP]))],
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(checked.warnings.is_empty());
+    }
+
     #[test]
     fn a_link_to_the_wrong_kind_of_provider_is_refused() {
         let app = app(&format!(
@@ -760,11 +831,18 @@ mod tests {
         let (_, problems) = run(&app, vec![("web", shape(&[], &[]))]);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
-            problems[0].contains("not a built-in provider; external providers are not supported yet"),
+            problems[0]
+                .contains("not a built-in provider; external providers are not supported yet"),
             "{}",
             problems[0]
         );
-        assert!(problems[1].contains("config `nowhere`"), "{}", problems[1]);
+        assert!(
+            problems[1].contains(
+                "config `nowhere`, which this manifest does not define and no stored config has that name"
+            ) && problems[1].contains("trellis config put nowhere key=value"),
+            "{}",
+            problems[1]
+        );
     }
 
     /// wasmCloud's example manifests name first-party providers by their archives: those are
@@ -783,7 +861,9 @@ mod tests {
 "
         ));
         assert_eq!(
-            app.provider("blobs").and_then(|p| p.builtin).map(|b| b.name()),
+            app.provider("blobs")
+                .and_then(|p| p.builtin)
+                .map(|b| b.name()),
             Some("blobstore-fs")
         );
         let (_, problems) = run(&app, vec![("web", shape(&[], &[]))]);

@@ -8,6 +8,7 @@ pub(crate) use checks::{DEFAULT_HTTP_ADDRESS, Route, SubscriptionLink, merge_con
 
 use crate::Host;
 use crate::problems::{DeployError, Problem};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use trellis_control::ComponentId;
 use trellis_manifest::{Application, ImageRef};
@@ -30,6 +31,7 @@ pub struct Listening {
 impl Host {
     /// Checks `app` as a whole and, if nothing is wrong, starts it on this host.
     pub async fn deploy(&self, app: &Application) -> Result<Vec<Listening>, DeployError> {
+        let app = &self.with_stored_config(app).await;
         let mut problems = Vec::new();
         let manifest = app.manifest_path.display().to_string();
 
@@ -49,7 +51,38 @@ impl Host {
             });
         }
 
+        for warning in &checked.warnings {
+            match &warning.hint {
+                Some(hint) => {
+                    tracing::warn!(app = %app.name, "{}\n  {}", warning.message, hint.replace('\n', "\n  "))
+                }
+                None => tracing::warn!(app = %app.name, "{}", warning.message),
+            }
+        }
         self.prepare_and_start(app, checked, manifest).await
+    }
+
+    /// `app` with the named config it lists without properties (wadm's way of using config
+    /// stored beforehand, with `trellis config put`) filled in from the config store: the
+    /// lattice's, or the embedded host's own. Names found nowhere are left for the checks to
+    /// report.
+    async fn with_stored_config<'a>(&self, app: &'a Application) -> Cow<'a, Application> {
+        let wanted = app.stored_config_names();
+        if wanted.is_empty() {
+            return Cow::Borrowed(app);
+        }
+        let state = self.control_state();
+        let mut filled = app.clone();
+        for name in wanted {
+            match state.get_config(name).await {
+                Ok(Some(values)) => {
+                    filled.configs.insert(name.clone(), values);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(config = %name, "reading stored config failed: {e}"),
+            }
+        }
+        Cow::Owned(filled)
     }
 
     async fn load_components(

@@ -33,7 +33,10 @@ impl WasiHttpHooks for OutgoingHooks {
         drop(fut);
         let client = match &self.client {
             None => {
-                tracing::warn!("outgoing HTTP request from a component with no HTTP client link");
+                // Said once, at deploy; a line per request would flood the log.
+                tracing::debug!(
+                    "outgoing HTTP request from a component with no HTTP client link: denied"
+                );
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             }
             Some(linked) => match linked.ready() {
