@@ -405,7 +405,7 @@ async fn versions_and_errors_with_wadm_client() {
 
     // The first version runs: one instance of the component under wadm's derived id.
     wait_for_status(&wadm, app, StatusType::Deployed, &refs).await;
-    wait_for_instances(&ctl, &refs, "conf_versions_callee", 1).await;
+    wait_for_instances(&ctl, &refs, "conf_versions-callee", 1).await;
 
     // A version that does not exist.
     match wadm.deploy_manifest(app, Some("no-such-version")).await {
