@@ -41,6 +41,9 @@ pub struct Capability {
     pub host_invoked: &'static [&'static str],
     /// The provider image to suggest when a component imports this package without a link.
     pub suggested_image: Option<&'static str>,
+    /// Whether one link-name choice (`wasmcloud:bus/lattice.set-link-name`) covers every
+    /// interface of the package: naming any of them moves all of its calls to that link.
+    pub one_link_choice: bool,
 }
 
 /// Who serves one imported interface.
@@ -109,6 +112,7 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &[],
         host_invoked: &["incoming-handler"],
         suggested_image: Some("ghcr.io/wasmcloud/http-client:0.13.1"),
+        one_link_choice: false,
     },
     Capability {
         namespace: "wasi",
@@ -118,6 +122,7 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &[],
         host_invoked: &[],
         suggested_image: Some("trellis+builtin://keyvalue-local"),
+        one_link_choice: false,
     },
     Capability {
         namespace: "wasi",
@@ -128,16 +133,29 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &["container", "types"],
         host_invoked: &[],
         suggested_image: Some("ghcr.io/wasmcloud/blobstore-fs:0.10.1"),
+        one_link_choice: false,
     },
+    // 0.2.0 (`consumer`, `handler`) and 0.3.0 (`producer`, `request-reply`,
+    // `incoming-handler`) side by side, on one link to one provider.
     Capability {
         namespace: "wasmcloud",
         package: "messaging",
-        link_interfaces: &["consumer", "handler", "types"],
+        link_interfaces: &[
+            "consumer",
+            "handler",
+            "types",
+            "producer",
+            "request-reply",
+            "incoming-handler",
+        ],
         host_interfaces: &[],
-        // Manifests list `[consumer]`; components also import the message type.
-        companions: &["types"],
-        host_invoked: &["handler"],
+        // Manifests list `[consumer]` (wasmCloud's 0.3.0 examples too); components also
+        // import the types, and a 0.3.0 component `producer` and `request-reply`. A link
+        // listing any of these serves all of them.
+        companions: &["types", "consumer", "producer", "request-reply"],
+        host_invoked: &["handler", "incoming-handler"],
         suggested_image: Some("ghcr.io/wasmcloud/messaging-nats:0.23.1"),
+        one_link_choice: true,
     },
     // wRPC names wadm accepts on links; Trellis serves none of them.
     wadm_only("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
@@ -156,6 +174,7 @@ const fn host_package(namespace: &'static str, package: &'static str) -> Capabil
         companions: &[],
         host_invoked: &["run"],
         suggested_image: None,
+        one_link_choice: false,
     }
 }
 
@@ -172,6 +191,18 @@ const fn wadm_only(
         companions: &[],
         host_invoked: &[],
         suggested_image: None,
+        one_link_choice: false,
+    }
+}
+
+/// The key one instance's link-name choice for `namespace:package/interface` is kept under:
+/// the package, when one choice covers all its interfaces
+/// ([`one_link_choice`](Capability::one_link_choice)), else the interface.
+pub fn link_choice_key(namespace: &str, package: &str, interface: &str) -> String {
+    if find(namespace, package).is_some_and(|c| c.one_link_choice) {
+        format!("{namespace}:{package}")
+    } else {
+        format!("{namespace}:{package}/{interface}")
     }
 }
 
@@ -276,6 +307,14 @@ mod tests {
             ("wasi", "http", "incoming-handler", Served::HostInvoked),
             ("wasmcloud", "messaging", "handler", Served::HostInvoked),
             ("wasmcloud", "messaging", "consumer", Served::ByLink),
+            (
+                "wasmcloud",
+                "messaging",
+                "incoming-handler",
+                Served::HostInvoked,
+            ),
+            ("wasmcloud", "messaging", "request-reply", Served::ByLink),
+            ("wasmcloud", "messaging", "producer", Served::ByLink),
             ("wasi", "keyvalue", "store", Served::ByLink),
             ("example", "greeter", "greet", Served::ByLink),
         ] {
@@ -309,6 +348,7 @@ mod tests {
     fn exports_the_host_calls() {
         assert!(host_invoked("wasi", "http", "incoming-handler"));
         assert!(host_invoked("wasmcloud", "messaging", "handler"));
+        assert!(host_invoked("wasmcloud", "messaging", "incoming-handler"));
         assert!(host_invoked("wasi", "cli", "run"));
         assert!(!host_invoked("example", "greeter", "greet"));
         assert!(!host_invoked("wasi", "keyvalue", "store"));
@@ -322,5 +362,13 @@ mod tests {
         assert!(blob.link_serves(&listed, "types"));
         let kv = find("wasi", "keyvalue").expect("keyvalue");
         assert!(!kv.link_serves(&["store".to_owned()], "atomics"));
+        // wasmCloud's 0.3.0 example links `[consumer]` and imports `request-reply`.
+        let messaging = find("wasmcloud", "messaging").expect("messaging");
+        let consumer = ["consumer".to_owned()];
+        for interface in ["types", "producer", "request-reply"] {
+            assert!(messaging.link_serves(&consumer, interface), "{interface}");
+        }
+        assert!(messaging.link_serves(&["producer".to_owned()], "consumer"));
+        assert!(!messaging.link_serves(&consumer, "incoming-handler"));
     }
 }
