@@ -8,7 +8,8 @@
 //! [`Selection`] is one instance's choice, consulted by the capability views when a guest opens
 //! a bucket, a container or sends a request, and by calls to other components.
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::messaging_v3::MessagingLinks;
+use crate::capabilities::{Capabilities, Linked};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use trellis_control::LinkName;
@@ -75,6 +76,12 @@ impl Links {
         self.carried
             .iter()
             .any(|(n, i)| n.as_str() == name && i == interface)
+    }
+}
+
+impl MessagingLinks for Links {
+    fn messaging(&self, link_name: &str) -> Option<&Linked<dyn trellis_messaging::Messaging>> {
+        self.capabilities(link_name).messaging.as_ref()
     }
 }
 

@@ -8,13 +8,14 @@
 use crate::builtins::Builtins;
 use crate::bus::BusView;
 use crate::calls::ComponentCalls;
+use crate::capabilities::CapabilityLimits;
 use crate::capabilities::blobstore::BlobstoreView;
 use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
 use crate::capabilities::messaging::MessagingView;
-use crate::capabilities::CapabilityLimits;
-use crate::links::{Links, Selection};
+use crate::capabilities::messaging_v3::MessagingV3View;
 use crate::limits::Limits;
+use crate::links::{Links, Selection};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
@@ -130,6 +131,16 @@ impl InstanceState {
                 .as_ref(),
             link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
+        }
+    }
+
+    pub(crate) fn messaging_v3(&mut self) -> MessagingV3View<'_> {
+        MessagingV3View {
+            links: &*self.context.links,
+            // Every wasmcloud:messaging interface shares one choice (`crate::links`).
+            link_name: self.selection.name("wasmcloud:messaging/consumer"),
+            limits: &self.capability_limits.messaging,
+            table: &mut self.table,
         }
     }
 
