@@ -117,9 +117,10 @@ fn link_names_pick_the_component_a_call_goes_to() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "caller");
     install_guest(dir.path(), "callee");
-    let manifest = app("callee", "").replace(
-        "    - name: httpserver\n",
-        r#"    - name: second
+    let manifest = app("callee", "")
+        .replace(
+            "    - name: httpserver\n",
+            r#"    - name: second
       type: component
       properties:
         image: file://./build/callee.wasm
@@ -129,9 +130,10 @@ fn link_names_pick_the_component_a_call_goes_to() {
               who: second
     - name: httpserver
 "#,
-    ).replace(
-        "            interfaces: [calls]",
-        r#"            interfaces: [calls]
+        )
+        .replace(
+            "            interfaces: [calls]",
+            r#"            interfaces: [calls]
         - type: link
           properties:
             name: other
@@ -140,7 +142,7 @@ fn link_names_pick_the_component_a_call_goes_to() {
             namespace: trellis
             package: test
             interfaces: [calls]"#,
-    );
+        );
     let manifest = write_manifest(dir.path(), &manifest);
     let trellis = Trellis::up(&manifest, &[]);
     let addr = trellis.addr();
@@ -157,7 +159,8 @@ fn link_names_pick_the_component_a_call_goes_to() {
     let r = get(addr, "/greet?name=Ada&link=nope");
     assert_eq!(r.status, 500);
     assert!(
-        r.body.contains("no link named `nope` carrying `trellis:test/calls`"),
+        r.body
+            .contains("no link named `nope` carrying `trellis:test/calls`"),
         "{}",
         r.body
     );
@@ -526,15 +529,26 @@ fn link_names_pick_the_component_across_hosts() {
             config,
         ]);
     }
-    cli(&["start", "component", &file(&caller), "caller", "--host", "front"]);
+    cli(&[
+        "start",
+        "component",
+        &file(&caller),
+        "caller",
+        "--host",
+        "front",
+    ]);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let reach = |path: &str, want: &str| {
-        eventually(&format!("{path} to answer {want:?}"), Duration::from_secs(30), || {
-            try_request(addr, "GET", path, b"")
-                .ok()
-                .filter(|r| r.body == want)
-                .map(|_| ())
-        })
+        eventually(
+            &format!("{path} to answer {want:?}"),
+            Duration::from_secs(30),
+            || {
+                try_request(addr, "GET", path, b"")
+                    .ok()
+                    .filter(|r| r.body == want)
+                    .map(|_| ())
+            },
+        )
     };
     reach("/greet?name=Ada", "hello Ada from a");
     reach("/greet?name=Ada&link=other", "hello Ada from b");

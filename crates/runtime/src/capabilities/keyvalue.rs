@@ -102,9 +102,10 @@ impl store::Host for KeyValueView<'_> {
         let Some(linked) = self.linked else {
             // The deploy-time check refuses a component that imports wasi:keyvalue without a
             // link, so this is reached only by a component linked on another interface.
-            return Ok(Err(store::Error::Other(
-                super::no_link("key-value", self.link_name),
-            )));
+            return Ok(Err(store::Error::Other(super::no_link(
+                "key-value",
+                self.link_name,
+            ))));
         };
         let backend = match linked.ready() {
             Ok(b) => b.clone(),
