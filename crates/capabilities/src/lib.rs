@@ -41,9 +41,6 @@ pub struct Capability {
     pub host_invoked: &'static [&'static str],
     /// The provider image to suggest when a component imports this package without a link.
     pub suggested_image: Option<&'static str>,
-    /// Whether one link-name choice (`wasmcloud:bus/lattice.set-link-name`) covers every
-    /// interface of the package: naming any of them moves all of its calls to that link.
-    pub one_link_choice: bool,
 }
 
 /// Who serves one imported interface.
@@ -112,7 +109,6 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &[],
         host_invoked: &["incoming-handler"],
         suggested_image: Some("ghcr.io/wasmcloud/http-client:0.13.1"),
-        one_link_choice: false,
     },
     Capability {
         namespace: "wasi",
@@ -122,7 +118,6 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &[],
         host_invoked: &[],
         suggested_image: Some("trellis+builtin://keyvalue-local"),
-        one_link_choice: false,
     },
     Capability {
         namespace: "wasi",
@@ -133,7 +128,6 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &["container", "types"],
         host_invoked: &[],
         suggested_image: Some("ghcr.io/wasmcloud/blobstore-fs:0.10.1"),
-        one_link_choice: false,
     },
     // 0.2.0 (`consumer`, `handler`) and 0.3.0 (`producer`, `request-reply`,
     // `incoming-handler`) side by side, on one link to one provider.
@@ -155,7 +149,6 @@ pub const CATALOGUE: &[Capability] = &[
         companions: &["types", "consumer", "producer", "request-reply"],
         host_invoked: &["handler", "incoming-handler"],
         suggested_image: Some("ghcr.io/wasmcloud/messaging-nats:0.23.1"),
-        one_link_choice: true,
     },
     // wRPC names wadm accepts on links; Trellis serves none of them.
     wadm_only("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
@@ -174,7 +167,6 @@ const fn host_package(namespace: &'static str, package: &'static str) -> Capabil
         companions: &[],
         host_invoked: &["run"],
         suggested_image: None,
-        one_link_choice: false,
     }
 }
 
@@ -191,15 +183,19 @@ const fn wadm_only(
         companions: &[],
         host_invoked: &[],
         suggested_image: None,
-        one_link_choice: false,
     }
 }
 
+/// Packages where one link-name choice (`wasmcloud:bus/lattice.set-link-name`) covers every
+/// interface: naming any of them moves all of the package's calls to that link. For
+/// messaging, 0.2.0's `consumer` and 0.3.0's `producer` and `request-reply` are one
+/// capability on one link.
+pub const ONE_LINK_CHOICE: &[(&str, &str)] = &[("wasmcloud", "messaging")];
+
 /// The key one instance's link-name choice for `namespace:package/interface` is kept under:
-/// the package, when one choice covers all its interfaces
-/// ([`one_link_choice`](Capability::one_link_choice)), else the interface.
+/// the package, for the packages in [`ONE_LINK_CHOICE`], else the interface.
 pub fn link_choice_key(namespace: &str, package: &str, interface: &str) -> String {
-    if find(namespace, package).is_some_and(|c| c.one_link_choice) {
+    if ONE_LINK_CHOICE.contains(&(namespace, package)) {
         format!("{namespace}:{package}")
     } else {
         format!("{namespace}:{package}/{interface}")
@@ -352,6 +348,18 @@ mod tests {
         assert!(host_invoked("wasi", "cli", "run"));
         assert!(!host_invoked("example", "greeter", "greet"));
         assert!(!host_invoked("wasi", "keyvalue", "store"));
+    }
+
+    #[test]
+    fn messaging_shares_one_link_choice() {
+        assert_eq!(
+            link_choice_key("wasmcloud", "messaging", "request-reply"),
+            link_choice_key("wasmcloud", "messaging", "consumer")
+        );
+        assert_eq!(
+            link_choice_key("wasi", "keyvalue", "store"),
+            "wasi:keyvalue/store"
+        );
     }
 
     #[test]
