@@ -613,6 +613,107 @@ pub(crate) fn push_received(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::Backend;
+    use crate::links::Links;
+    use futures::StreamExt;
+    use std::sync::atomic::AtomicBool;
+    use trellis_control::LinkName;
+    use types::{HostClient, HostMessage};
+
+    fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
+        Resource::new_borrow(r.rep())
+    }
+
+    #[tokio::test]
+    async fn clients_name_links_and_refusals_are_error_values() {
+        let broker = Arc::new(trellis_messaging::memory::InProcess::new());
+        let mut links = Links::default();
+        links.capabilities_mut(&LinkName::default()).messaging = Some(Linked {
+            provider: "broker".into(),
+            backend: Backend::Ready(broker.clone()),
+            stopped: Arc::new(AtomicBool::new(false)),
+        });
+        let limits = Limits::default();
+        let mut table = ResourceTable::new();
+        let mut view = MessagingV3View {
+            links: &links,
+            link_name: "default",
+            limits: &limits,
+            table: &mut table,
+        };
+
+        // "" is the link in use, a name is that link, a missing one a connection error.
+        let client = view
+            .connect(String::new())
+            .await
+            .expect("no trap")
+            .expect("default");
+        view.connect("default".into())
+            .await
+            .expect("no trap")
+            .expect("named");
+        let missing = view.connect("other".into()).await.expect("no trap");
+        assert!(matches!(missing, Err(types::Error::Connection(m)) if m.contains("`other`")));
+
+        // send publishes data and metadata.
+        let mut sub = broker.subscribe("t.a", None).await.expect("subscribe");
+        let m = HostMessage::new(&mut view, b"hi".to_vec())
+            .await
+            .expect("no trap");
+        view.add_metadata(borrow(&m), "k".into(), "old".into())
+            .await
+            .expect("no trap");
+        view.add_metadata(borrow(&m), "k".into(), "v".into())
+            .await
+            .expect("no trap");
+        producer::Host::send(&mut view, borrow(&client), "t.a".into(), m)
+            .await
+            .expect("no trap")
+            .expect("sent");
+        let got = sub.next().await.expect("delivered");
+        assert_eq!(
+            (&got.body[..], got.headers),
+            (&b"hi"[..], vec![("k".into(), "v".into())])
+        );
+
+        // A message the guest made cannot be replied to, nor sent as a request.
+        let mine = HostMessage::new(&mut view, Vec::new())
+            .await
+            .expect("no trap");
+        let answer = HostMessage::new(&mut view, Vec::new())
+            .await
+            .expect("no trap");
+        let refused = request_reply::Host::reply(&mut view, borrow(&mine), answer)
+            .await
+            .expect("no trap");
+        assert!(matches!(refused, Err(types::Error::Other(m)) if m.contains("made itself")));
+        let refused = view
+            .send_request(borrow(&client), None, borrow(&mine), None)
+            .await
+            .expect("no trap");
+        assert!(matches!(refused, Err(types::Error::Other(m)) if m.contains("no topic")));
+
+        // Too many expected replies names the flag; a disconnected client refuses calls.
+        let options = RequestOptions {
+            expected_replies: Some(1000),
+            ..RequestOptions::default()
+        };
+        let bounds = view.request_bounds(Some(options));
+        assert!(
+            matches!(bounds, Err(types::Error::Other(m)) if m.contains("--max-request-replies"))
+        );
+        view.disconnect(borrow(&client))
+            .await
+            .expect("no trap")
+            .expect("disconnect");
+        let m = HostMessage::new(&mut view, Vec::new())
+            .await
+            .expect("no trap");
+        let refused = producer::Host::send(&mut view, borrow(&client), "t.a".into(), m)
+            .await
+            .expect("no trap");
+        assert!(matches!(refused, Err(types::Error::Connection(_))));
+    }
 
     #[test]
     fn content_type_travels_as_a_header_and_comes_back_as_itself() {
