@@ -129,14 +129,25 @@ pub const CATALOGUE: &[Capability] = &[
         host_invoked: &[],
         suggested_image: Some("ghcr.io/wasmcloud/blobstore-fs:0.10.1"),
     },
+    // 0.2.0 (`consumer`, `handler`) and 0.3.0 (`producer`, `request-reply`,
+    // `incoming-handler`) side by side, on one link to one provider.
     Capability {
         namespace: "wasmcloud",
         package: "messaging",
-        link_interfaces: &["consumer", "handler", "types"],
+        link_interfaces: &[
+            "consumer",
+            "handler",
+            "types",
+            "producer",
+            "request-reply",
+            "incoming-handler",
+        ],
         host_interfaces: &[],
-        // Manifests list `[consumer]`; components also import the message type.
-        companions: &["types"],
-        host_invoked: &["handler"],
+        // Manifests list `[consumer]` (wasmCloud's 0.3.0 examples too); components also
+        // import the types, and a 0.3.0 component `producer` and `request-reply`. A link
+        // listing any of these serves all of them.
+        companions: &["types", "consumer", "producer", "request-reply"],
+        host_invoked: &["handler", "incoming-handler"],
         suggested_image: Some("ghcr.io/wasmcloud/messaging-nats:0.23.1"),
     },
     // wRPC names wadm accepts on links; Trellis serves none of them.
@@ -172,6 +183,22 @@ const fn wadm_only(
         companions: &[],
         host_invoked: &[],
         suggested_image: None,
+    }
+}
+
+/// Packages where one link-name choice (`wasmcloud:bus/lattice.set-link-name`) covers every
+/// interface: naming any of them moves all of the package's calls to that link. For
+/// messaging, 0.2.0's `consumer` and 0.3.0's `producer` and `request-reply` are one
+/// capability on one link.
+pub const ONE_LINK_CHOICE: &[(&str, &str)] = &[("wasmcloud", "messaging")];
+
+/// The key one instance's link-name choice for `namespace:package/interface` is kept under:
+/// the package, for the packages in [`ONE_LINK_CHOICE`], else the interface.
+pub fn link_choice_key(namespace: &str, package: &str, interface: &str) -> String {
+    if ONE_LINK_CHOICE.contains(&(namespace, package)) {
+        format!("{namespace}:{package}")
+    } else {
+        format!("{namespace}:{package}/{interface}")
     }
 }
 
@@ -276,6 +303,14 @@ mod tests {
             ("wasi", "http", "incoming-handler", Served::HostInvoked),
             ("wasmcloud", "messaging", "handler", Served::HostInvoked),
             ("wasmcloud", "messaging", "consumer", Served::ByLink),
+            (
+                "wasmcloud",
+                "messaging",
+                "incoming-handler",
+                Served::HostInvoked,
+            ),
+            ("wasmcloud", "messaging", "request-reply", Served::ByLink),
+            ("wasmcloud", "messaging", "producer", Served::ByLink),
             ("wasi", "keyvalue", "store", Served::ByLink),
             ("example", "greeter", "greet", Served::ByLink),
         ] {
@@ -309,9 +344,22 @@ mod tests {
     fn exports_the_host_calls() {
         assert!(host_invoked("wasi", "http", "incoming-handler"));
         assert!(host_invoked("wasmcloud", "messaging", "handler"));
+        assert!(host_invoked("wasmcloud", "messaging", "incoming-handler"));
         assert!(host_invoked("wasi", "cli", "run"));
         assert!(!host_invoked("example", "greeter", "greet"));
         assert!(!host_invoked("wasi", "keyvalue", "store"));
+    }
+
+    #[test]
+    fn messaging_shares_one_link_choice() {
+        assert_eq!(
+            link_choice_key("wasmcloud", "messaging", "request-reply"),
+            link_choice_key("wasmcloud", "messaging", "consumer")
+        );
+        assert_eq!(
+            link_choice_key("wasi", "keyvalue", "store"),
+            "wasi:keyvalue/store"
+        );
     }
 
     #[test]
@@ -322,5 +370,13 @@ mod tests {
         assert!(blob.link_serves(&listed, "types"));
         let kv = find("wasi", "keyvalue").expect("keyvalue");
         assert!(!kv.link_serves(&["store".to_owned()], "atomics"));
+        // wasmCloud's 0.3.0 example links `[consumer]` and imports `request-reply`.
+        let messaging = find("wasmcloud", "messaging").expect("messaging");
+        let consumer = ["consumer".to_owned()];
+        for interface in ["types", "producer", "request-reply"] {
+            assert!(messaging.link_serves(&consumer, interface), "{interface}");
+        }
+        assert!(messaging.link_serves(&["producer".to_owned()], "consumer"));
+        assert!(!messaging.link_serves(&consumer, "incoming-handler"));
     }
 }

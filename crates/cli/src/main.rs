@@ -231,6 +231,11 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = Span(defaults().limits.capabilities.messaging.max_request_timeout), env = "TRELLIS_MAX_REQUEST_TIMEOUT")]
     max_request_timeout: Span,
 
+    /// Most replies one `wasmcloud:messaging@0.3.0` request may collect
+    /// (`set-expected-replies`).
+    #[arg(long, default_value_t = defaults().limits.capabilities.messaging.max_request_replies, env = "TRELLIS_MAX_REQUEST_REPLIES")]
+    max_request_replies: usize,
+
     /// Largest blobstore object a component may write or read at once (e.g. 64MiB).
     #[arg(long, default_value_t = ByteSize(defaults().limits.capabilities.blobstore.max_object_bytes), env = "TRELLIS_MAX_BLOB_SIZE")]
     max_blob_size: ByteSize,
@@ -314,6 +319,7 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
                 messaging: trellis_messaging::Limits {
                     max_body_bytes: size(l.max_message_size, "--max-message-size")?,
                     max_request_timeout: l.max_request_timeout.0,
+                    max_request_replies: l.max_request_replies,
                 },
                 blobstore: trellis_blobstore::Limits {
                     max_object_bytes: l.max_blob_size.0,

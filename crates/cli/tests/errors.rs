@@ -269,7 +269,7 @@ spec:
     // Every problem is reported at once.
     assert!(
         err.contains(
-            "capability `broker` delivers messages to component `hello`, but it does not export wasmcloud:messaging/handler"
+            "capability `broker` delivers messages to component `hello`, but it exports neither wasmcloud:messaging/handler@0.2.0 nor incoming-handler@0.3.0"
         ),
         "{err}"
     );

@@ -215,3 +215,383 @@ fn a_request_timeout_is_capped_at_the_max_request_timeout() {
     // Not a performance assertion: the 30 s default would not have answered yet.
     assert!(took < Duration::from_secs(15), "answered after {took:?}");
 }
+
+// wasmcloud:messaging@0.3.0.
+
+/// wasmCloud's echo-messaging-0-3-0 `wadm.yaml`, unchanged but for the component's image and
+/// the subscription: `[consumer]` from the component, `[handler]` to it.
+fn echo_v3_app(wasm: &str, subscriptions: &str) -> String {
+    format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: rust-echo-messaging
+  annotations:
+    version: v0.0.1
+    description: 'Echo demo in Rust, using the WebAssembly Component Model and WebAssembly Interfaces Types (WIT)'
+spec:
+  components:
+    - name: echo
+      type: component
+      properties:
+        image: file://./build/{wasm}.wasm
+        id: echo
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+        - type: link
+          properties:
+            target:
+              name: nats
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [consumer]
+
+    - name: nats
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/messaging-nats:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: echo
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [handler]
+            source:
+              config:
+                - name: simple-subscription
+                  properties:
+                    subscriptions: {subscriptions}
+"#
+    )
+}
+
+/// A request from a plain NATS client, outside Trellis, with `headers`.
+async fn nats_request(
+    client: &async_nats::Client,
+    subject: String,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> async_nats::Message {
+    let mut map = async_nats::HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(*k, *v);
+    }
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        client.request_with_headers(subject, map, body.into()),
+    )
+    .await
+    .expect("reply in time")
+    .expect("reply")
+}
+
+fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str())
+}
+
+fn text(message: &async_nats::Message) -> String {
+    String::from_utf8_lossy(&message.payload).into_owned()
+}
+
+#[test]
+fn a_0_3_0_component_answers_and_forwards_over_nats_with_wasmclouds_manifest() {
+    let subject = unique_subject();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "msg_v3");
+    let manifest = write_manifest(dir.path(), &echo_v3_app("msg_v3", &format!("{subject}.*")));
+    let trellis = Trellis::up(&manifest, &[]);
+    trellis.wait_for_stderr("subscribed", Duration::from_secs(20));
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = async_nats::connect("127.0.0.1:4222")
+            .await
+            .expect("connect to NATS");
+
+        // Data, content type and metadata reach the guest and come back in its reply.
+        let reply = nats_request(
+            &client,
+            format!("{subject}.upper"),
+            &[("Content-Type", "text/plain"), ("trace", "t-1")],
+            "hello",
+        )
+        .await;
+        assert_eq!(text(&reply), "HELLO");
+        assert_eq!(header(&reply, "Content-Type"), Some("text/plain"));
+        assert_eq!(header(&reply, "trace"), Some("t-1"));
+        let upper = format!("{subject}.upper");
+        assert_eq!(header(&reply, "x-topic"), Some(upper.as_str()));
+
+        // producer.send publishes with the metadata.
+        let mut forwarded = client
+            .subscribe(format!("{subject}.out.forwarded"))
+            .await
+            .expect("subscribe");
+        client.flush().await.expect("flush");
+        let reply =
+            nats_request(&client, format!("{subject}.forward"), &[("k", "v")], "data").await;
+        assert_eq!(text(&reply), "forwarded");
+        let out = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut forwarded),
+        )
+        .await
+        .expect("forwarded in time")
+        .expect("subscription open");
+        assert_eq!(text(&out), "data");
+        assert_eq!(header(&out, "k"), Some("v"));
+
+        // Replying to a message the guest made, or requesting with one, is refused clearly.
+        let reply = nats_request(&client, format!("{subject}.self"), &[], "").await;
+        assert!(
+            text(&reply).contains("cannot reply to a message the component made itself"),
+            "{}",
+            text(&reply)
+        );
+        let reply = nats_request(&client, format!("{subject}.again"), &[], "").await;
+        assert!(text(&reply).contains("has no topic"), "{}", text(&reply));
+        let reply = nats_request(&client, format!("{subject}.disconnect"), &[], "").await;
+        assert!(
+            text(&reply).starts_with("error: connection:") && text(&reply).contains("disconnected"),
+            "{}",
+            text(&reply)
+        );
+
+        // The guest's error is logged like a 0.2.0 handler's rejection.
+        client
+            .publish(format!("{subject}.fail"), "x".into())
+            .await
+            .expect("publish");
+        client.flush().await.expect("flush");
+    });
+    let log = trellis.wait_for_stderr("refused on purpose", Duration::from_secs(10));
+    assert!(log.contains("message handler failed"), "{log}");
+}
+
+/// Answers every request on `subject` with `answer`.
+async fn nats_responder(client: &async_nats::Client, subject: &str, answer: &'static str) {
+    let mut requests = client
+        .subscribe(subject.to_owned())
+        .await
+        .expect("subscribe");
+    let client = client.clone();
+    tokio::spawn(async move {
+        while let Some(request) = futures::StreamExt::next(&mut requests).await {
+            if let Some(reply_to) = request.reply {
+                let _ = client.publish(reply_to, answer.into()).await;
+            }
+        }
+    });
+}
+
+#[test]
+fn a_0_3_0_request_collects_the_expected_replies_within_its_timeout_over_nats() {
+    let subject = unique_subject();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "msg_v3_request");
+    let manifest = write_manifest(
+        dir.path(),
+        &echo_v3_app("msg_v3_request", &format!("{subject}.gather")),
+    );
+    let trellis = Trellis::up(
+        &manifest,
+        &["--max-request-timeout", "2s", "--max-request-replies", "8"],
+    );
+    trellis.wait_for_stderr("subscribed", Duration::from_secs(20));
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = async_nats::connect("127.0.0.1:4222")
+            .await
+            .expect("connect to NATS");
+        let fan = format!("{subject}.fan");
+        for answer in ["r1", "r2", "r3"] {
+            nats_responder(&client, &fan, answer).await;
+        }
+        let _silent = client
+            .subscribe(format!("{subject}.silent"))
+            .await
+            .expect("subscribe");
+        client.flush().await.expect("flush");
+        let gather = |command: String| {
+            let client = client.clone();
+            let subject = format!("{subject}.gather");
+            async move {
+                let reply = tokio::time::timeout(
+                    Duration::from_secs(15),
+                    client.request(subject, command.into()),
+                )
+                .await
+                .expect("reply in time")
+                .expect("reply");
+                text(&reply)
+            }
+        };
+
+        // As many as expected, before the timeout.
+        let two = gather(format!("2 10000 {fan}")).await;
+        assert!(two.starts_with("2: r"), "{two}");
+        // Fewer than expected: those that came before the timeout.
+        assert_eq!(gather(format!("5 500 {fan}")).await, "3: r1,r2,r3");
+        // No options: one reply.
+        assert!(gather(format!("- - {fan}")).await.starts_with("1: r"));
+        // None in time is a timeout; with no timeout set, the host's bound applies.
+        assert_eq!(
+            gather(format!("2 300 {subject}.silent")).await,
+            "error: timeout"
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(
+            gather(format!("- - {subject}.silent")).await,
+            "error: timeout"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Nobody listening, and more replies than the host allows.
+        let nobody = gather(format!("1 - {subject}.nobody")).await;
+        assert!(nobody.contains("no responders"), "{nobody}");
+        let nobody = gather(format!("3 - {subject}.nobody")).await;
+        assert!(nobody.contains("no responders"), "{nobody}");
+        let many = gather(format!("9 100 {fan}")).await;
+        assert!(many.contains("--max-request-replies"), "{many}");
+    });
+}
+
+#[test]
+fn a_0_3_0_component_works_in_process_with_messaging_local() {
+    let subject = unique_subject();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for guest in ["msg_v3", "msg_v3_request", "msg_client"] {
+        install_guest(dir.path(), guest);
+    }
+    let consumer = |component: &str, wasm: &str| {
+        format!(
+            r#"    - name: {component}
+      type: component
+      properties:
+        image: file://./build/{wasm}.wasm
+      traits:
+        - type: link
+          properties:
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [consumer]
+            target:
+              name: broker
+"#
+        )
+    };
+    // A provider has one link per package and link name, so each gets a name of its own.
+    let handler = |component: &str, interfaces: &str, subscriptions: String| {
+        format!(
+            r#"        - type: link
+          properties:
+            name: to-{component}
+            target:
+              name: {component}
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [{interfaces}]
+            source:
+              config:
+                - name: subs-{component}
+                  properties:
+                    subscriptions: {subscriptions}
+"#
+        )
+    };
+    let manifest = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: local-v3
+spec:
+  components:
+{one}{two}{gatherer}{web}      traits:
+        - type: link
+          properties:
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [consumer]
+            target:
+              name: broker
+    - name: broker
+      type: capability
+      properties:
+        image: trellis+builtin://messaging-local
+      traits:
+{h_one}{h_two}{h_gatherer}    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: default-http
+                  properties:
+                    address: 127.0.0.1:8000
+"#,
+        one = consumer("one", "msg_v3"),
+        two = consumer("two", "msg_v3"),
+        gatherer = consumer("gatherer", "msg_v3_request"),
+        web = "    - name: web\n      type: component\n      properties:\n        image: file://./build/msg_client.wasm\n",
+        h_one = handler(
+            "one",
+            "handler",
+            format!("{subject}.a.upper,{subject}.a.self,{subject}.fan.upper")
+        ),
+        h_two = handler("two", "incoming-handler", format!("{subject}.fan.upper")),
+        h_gatherer = handler("gatherer", "handler", format!("{subject}.gather")),
+    );
+    let manifest = write_manifest(dir.path(), &manifest);
+    let trellis = Trellis::up(&manifest, &[]);
+    trellis.wait_for_stderr("subscribed", Duration::from_secs(20));
+    let addr = trellis.addr();
+    let ask = |to: String, body: &str| {
+        let r = request(
+            addr,
+            "POST",
+            &format!("/request?subject={to}&timeout_ms=10000"),
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+
+    assert_eq!(ask(format!("{subject}.a.upper"), "hi"), "HI");
+    let refused = ask(format!("{subject}.a.self"), "");
+    assert!(
+        refused.contains("cannot reply to a message the component made itself"),
+        "{refused}"
+    );
+    // Two components answer on the fan subject: both replies are collected.
+    let gather = format!("{subject}.gather");
+    assert_eq!(
+        ask(gather.clone(), &format!("2 5000 {subject}.fan.upper")),
+        "2: ASK,ASK"
+    );
+    assert_eq!(
+        ask(gather.clone(), &format!("5 300 {subject}.fan.upper")),
+        "2: ASK,ASK"
+    );
+    let nobody = ask(gather, &format!("1 - {subject}.nobody"));
+    assert!(nobody.contains("no responders"), "{nobody}");
+}

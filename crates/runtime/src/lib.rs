@@ -22,8 +22,9 @@
 //! - `invoke`: what every kind of invocation shares: [`PrepareError`], [`InvokeError`], and
 //!   running a guest under its execution deadline.
 //! - `capabilities`: the capability interfaces a link gives a component (`wasi:keyvalue`,
-//!   `wasmcloud:messaging/consumer`, `wasi:blobstore`, `wasi:http/outgoing-handler`) bound to
-//!   the backends in [`Capabilities`], each on a view of the store rather than the store.
+//!   `wasmcloud:messaging` 0.2.0 and 0.3.0, `wasi:blobstore`, `wasi:http/outgoing-handler`)
+//!   bound to the backends in [`Capabilities`], each on a view of the store rather than the
+//!   store.
 //! - `builtins`: `wasi:logging` and `wasi:config`, served to every component, the same way.
 //! - `links`: [`Links`], a component's links by name, and an instance's choice among them.
 //! - `bus`: `wasmcloud:bus/lattice` (1.0.0 and 2.0.0), with which a guest makes that choice.

@@ -14,7 +14,7 @@
 use crate::builtins;
 use crate::bus;
 use crate::calls::{self, ComponentLink, Route, Signature};
-use crate::capabilities::{blobstore, keyvalue, messaging};
+use crate::capabilities::{blobstore, keyvalue, messaging, messaging_v3};
 use crate::component::Component;
 use crate::invoke::PrepareError;
 use crate::links;
@@ -35,6 +35,7 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     bus::add_to_linker(&mut linker, InstanceState::bus)?;
     keyvalue::add_to_linker(&mut linker, InstanceState::keyvalue)?;
     messaging::add_to_linker(&mut linker, InstanceState::messaging)?;
+    messaging_v3::add_to_linker(&mut linker, InstanceState::messaging_v3)?;
     blobstore::add_to_linker(&mut linker, InstanceState::blobstore)?;
     Ok(linker)
 }

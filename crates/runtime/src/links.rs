@@ -8,7 +8,9 @@
 //! [`Selection`] is one instance's choice, consulted by the capability views when a guest opens
 //! a bucket, a container or sends a request, and by calls to other components.
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::messaging_v3::MessagingLinks;
+use crate::capabilities::{Capabilities, Linked};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use trellis_control::LinkName;
 
@@ -39,10 +41,17 @@ impl Links {
         }
     }
 
-    /// Records that the link named `name` carries `namespace:package/interface`.
+    /// Records that the link named `name` carries `namespace:package/interface`, and the
+    /// package's companions, which come with any link to it ([`trellis_capabilities`]).
     pub fn carry(&mut self, name: &LinkName, namespace: &str, package: &str, interface: &str) {
         self.carried
             .insert((name.clone(), interface_key(namespace, package, interface)));
+        let companions =
+            trellis_capabilities::find(namespace, package).map_or(&[][..], |c| c.companions);
+        for companion in companions {
+            self.carried
+                .insert((name.clone(), interface_key(namespace, package, companion)));
+        }
     }
 
     /// The backends of the links named `default`.
@@ -70,12 +79,32 @@ impl Links {
     }
 }
 
+impl MessagingLinks for Links {
+    fn messaging(&self, link_name: &str) -> Option<&Linked<dyn trellis_messaging::Messaging>> {
+        self.capabilities(link_name).messaging.as_ref()
+    }
+}
+
 const DEFAULT: &str = "default";
 
 /// The key an interface is selected by: `namespace:package/interface`, without a version, as
 /// `set-link-name` names it.
 pub(crate) fn interface_key(namespace: &str, package: &str, interface: &str) -> String {
     format!("{namespace}:{package}/{interface}")
+}
+
+/// The key a choice for `interface` (`namespace:package/interface`) is kept under: one per
+/// package for packages whose interfaces share one choice (`wasmcloud:messaging`: 0.2.0's
+/// `consumer` and 0.3.0's `producer` and `request-reply` go through one link), else one per
+/// interface.
+fn choice_key(interface: &str) -> Cow<'_, str> {
+    let parsed = interface
+        .split_once('/')
+        .and_then(|(ns_pkg, i)| ns_pkg.split_once(':').map(|(ns, pkg)| (ns, pkg, i)));
+    match parsed {
+        Some((ns, pkg, i)) => Cow::Owned(trellis_capabilities::link_choice_key(ns, pkg, i)),
+        None => Cow::Borrowed(interface),
+    }
 }
 
 /// One instance's link name per interface: `default` unless the guest chose another.
@@ -90,15 +119,18 @@ impl Selection {
         if self.names.is_empty() {
             return DEFAULT;
         }
-        self.names.get(interface).map_or(DEFAULT, String::as_str)
+        self.names
+            .get(choice_key(interface).as_ref())
+            .map_or(DEFAULT, String::as_str)
     }
 
     /// Sends later calls of `interface` through the link named `name`.
     pub(crate) fn set(&mut self, interface: String, name: &str) {
+        let key = choice_key(&interface).into_owned();
         if name == DEFAULT {
-            self.names.remove(&interface);
+            self.names.remove(&key);
         } else {
-            self.names.insert(interface, name.to_owned());
+            self.names.insert(key, name.to_owned());
         }
     }
 
@@ -121,6 +153,21 @@ mod tests {
         assert_eq!(s.name("wasi:keyvalue/atomics"), "default");
         s.set("wasi:keyvalue/store".into(), "default");
         assert_eq!(s.name("wasi:keyvalue/store"), "default");
+    }
+
+    #[test]
+    fn messaging_interfaces_share_one_choice() {
+        let mut s = Selection::default();
+        s.set("wasmcloud:messaging/request-reply".into(), "other");
+        assert_eq!(s.name("wasmcloud:messaging/consumer"), "other");
+        assert_eq!(s.name("wasmcloud:messaging/producer"), "other");
+        assert_eq!(s.name("wasi:keyvalue/store"), "default");
+        let mut links = Links::default();
+        let other = LinkName::new("other".to_owned());
+        links.carry(&other, "wasmcloud", "messaging", "consumer");
+        assert!(links.carries("other", "wasmcloud:messaging/request-reply"));
+        assert!(links.carries("other", "wasmcloud:messaging/producer"));
+        assert!(!links.carries("other", "wasmcloud:messaging/incoming-handler"));
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! then only instantiates, in a fresh store, per request, message or call. Whatever cannot
 //! be linked is a [`PrepareError`] at deploy time, not a failure on the first request.
 
+use crate::capabilities::messaging_v3::bindings::MessagingThreePre;
 use crate::component::Component;
 use crate::exported::{ExportedComponent, exported_functions};
 use crate::http::HttpComponent;
 use crate::imports::InterfaceName;
 use crate::invoke::PrepareError;
 use crate::linker;
-use crate::messaging::MessageComponent;
+use crate::messaging::{HandlerPre, MessageComponent};
 use crate::runtime::Runtime;
 use crate::state::{InstanceBounds, InstanceContext, InstanceState};
 use wasmtime::component::InstancePre;
@@ -36,20 +37,30 @@ impl Runtime {
         Ok(HttpComponent::new(pre, context, self.bounds()))
     }
 
-    /// Prepares `component` to receive messages on `wasmcloud:messaging/handler`.
+    /// Prepares `component` to receive messages: on `wasmcloud:messaging/incoming-handler`
+    /// (0.3.0) when it exports that, else on `handler` (0.2.0).
     pub fn prepare_messaging(
         &self,
         component: &Component,
         context: InstanceContext,
     ) -> Result<MessageComponent, PrepareError> {
-        let instance_pre = self.handler_pre(
-            component,
-            &context,
-            "wasmcloud:messaging/handler",
-            "receive messages",
-        )?;
-        let pre = crate::capabilities::bindings::CapabilitiesPre::new(instance_pre)
-            .map_err(|e| link_error(component, e))?;
+        let pre = if component.exports_interface("wasmcloud", "messaging", "incoming-handler") {
+            let instance_pre = self.instance_pre(component, &context)?;
+            HandlerPre::V3(
+                MessagingThreePre::new(instance_pre).map_err(|e| link_error(component, e))?,
+            )
+        } else {
+            let instance_pre = self.handler_pre(
+                component,
+                &context,
+                "wasmcloud:messaging/handler",
+                "receive messages",
+            )?;
+            HandlerPre::V2(
+                crate::capabilities::bindings::CapabilitiesPre::new(instance_pre)
+                    .map_err(|e| link_error(component, e))?,
+            )
+        };
         Ok(MessageComponent::new(pre, context, self.bounds()))
     }
 

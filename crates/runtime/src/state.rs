@@ -13,6 +13,7 @@ use crate::capabilities::blobstore::BlobstoreView;
 use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
 use crate::capabilities::messaging::MessagingView;
+use crate::capabilities::messaging_v3::MessagingV3View;
 use crate::limits::Limits;
 use crate::links::{Links, Selection};
 use std::collections::BTreeMap;
@@ -130,6 +131,16 @@ impl InstanceState {
                 .as_ref(),
             link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
+        }
+    }
+
+    pub(crate) fn messaging_v3(&mut self) -> MessagingV3View<'_> {
+        MessagingV3View {
+            links: &*self.context.links,
+            // Every wasmcloud:messaging interface shares one choice (`crate::links`).
+            link_name: self.selection.name("wasmcloud:messaging/consumer"),
+            limits: &self.capability_limits.messaging,
+            table: &mut self.table,
         }
     }
 

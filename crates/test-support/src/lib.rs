@@ -3,7 +3,8 @@
 //! The guests live outside the host workspace because they target `wasm32-wasip2`: the
 //! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`,
 //! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
-//! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `callee`, `caller`).
+//! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`, `msg-v3-request`, `callee`,
+//! `caller`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -25,7 +26,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 13] = [
+pub const GUESTS: [&str; 15] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -33,6 +34,8 @@ pub const GUESTS: [&str; 13] = [
     "blob_ops",
     "http_fetch",
     "msg_client",
+    "msg_v3",
+    "msg_v3_request",
     "callee",
     "caller",
     "kv_counter",

@@ -480,7 +480,9 @@ pub(crate) struct SubscriptionLink {
     pub(crate) specs: Vec<trellis_messaging::SubscriptionSpec>,
 }
 
-/// Links from a messaging provider to a component's `wasmcloud:messaging/handler`.
+/// Links from a messaging provider to a component's `wasmcloud:messaging/handler` (0.2.0) or
+/// `incoming-handler` (0.3.0). The link may list either name whichever the component
+/// exports: wasmCloud's 0.3.0 examples list `[handler]`.
 fn message_subscriptions<C: Interfaces>(
     app: &Application,
     checked: &BTreeMap<String, Checked<C>>,
@@ -494,18 +496,23 @@ fn message_subscriptions<C: Interfaces>(
         if provider.builtin.and_then(|b| b.provides()) != Some(("wasmcloud", "messaging")) {
             continue;
         }
-        if !link.link.carries("wasmcloud", "messaging", "handler") {
+        if !link.link.carries("wasmcloud", "messaging", "handler")
+            && !link
+                .link
+                .carries("wasmcloud", "messaging", "incoming-handler")
+        {
             continue;
         }
         let Some(c) = checked.get(&link.target) else {
             continue;
         };
-        if !c
-            .component
-            .exports_interface("wasmcloud", "messaging", "handler")
-        {
+        let exports = |interface| {
+            c.component
+                .exports_interface("wasmcloud", "messaging", interface)
+        };
+        if !exports("handler") && !exports("incoming-handler") {
             problems.push(Problem::new(format!(
-                "capability `{}` delivers messages to component `{}`, but it does not export wasmcloud:messaging/handler (it exports: {})",
+                "capability `{}` delivers messages to component `{}`, but it exports neither wasmcloud:messaging/handler@0.2.0 nor incoming-handler@0.3.0 (it exports: {})",
                 provider.name,
                 link.target,
                 c.component.exports().join(", ")
@@ -812,6 +819,73 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].contains("subscribes to nothing"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    /// The links of wasmCloud's echo-messaging-0-3-0 example: `[consumer]` from the
+    /// component, `[handler]` to it with `subscriptions`.
+    const ECHO_V3: &str = "    - name: echo
+      type: component
+      properties:
+        image: localhost:5000/echo:0.1.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: nats
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [consumer]
+    - name: nats
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/messaging-nats:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: echo
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [handler]
+            source:
+              config:
+                - name: simple-subscription
+                  properties:
+                    subscriptions: wasmcloud.echo
+";
+
+    #[test]
+    fn a_messaging_0_3_0_component_deploys_with_wasmclouds_echo_links() {
+        let echo_app = app(ECHO_V3);
+        let echo = shape(
+            &[
+                "wasmcloud:messaging/types@0.3.0",
+                "wasmcloud:messaging/request-reply@0.3.0",
+                "wasmcloud:messaging/producer@0.3.0",
+            ],
+            &["wasmcloud:messaging/incoming-handler@0.3.0"],
+        );
+        let (checked, problems) = run(&echo_app, vec![("echo", echo)]);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(checked.subscriptions.len(), 1);
+        assert_eq!(checked.subscriptions[0].component, "echo");
+        assert_eq!(checked.subscriptions[0].specs[0].subject, "wasmcloud.echo");
+
+        // A link listing `incoming-handler` works as well; a component exporting no handler
+        // is told which exports would do.
+        let listed = app(&ECHO_V3.replace("[handler]", "[incoming-handler]"));
+        let echo = shape(&[], &["wasmcloud:messaging/incoming-handler@0.3.0"]);
+        let (checked, problems) = run(&listed, vec![("echo", echo)]);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(checked.subscriptions.len(), 1);
+        let (_, problems) = run(&echo_app, vec![("echo", shape(&[], &[]))]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .contains("neither wasmcloud:messaging/handler@0.2.0 nor incoming-handler@0.3.0"),
             "{}",
             problems[0]
         );

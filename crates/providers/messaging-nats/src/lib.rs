@@ -19,12 +19,14 @@
 //! - [`health`](Messaging::health) is an error.
 
 use async_nats::connection::State;
-use async_nats::{ConnectOptions, RequestErrorKind, ServerAddr, SubscribeErrorKind};
+use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
+use async_nats::{ConnectOptions, RequestErrorKind, ServerAddr, StatusCode, SubscribeErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 use trellis_messaging::{Error, HealthError, Message, Messaging, Subscription, subject};
 
@@ -334,53 +336,63 @@ impl NatsMessaging {
 }
 
 fn from_nats(message: async_nats::Message) -> Message {
+    let headers = message
+        .headers
+        .iter()
+        .flat_map(|headers| headers.iter())
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |value| (name.to_string(), value.as_str().to_owned()))
+        })
+        .collect();
     Message {
         subject: message.subject.to_string(),
         body: message.payload,
         reply_to: message.reply.map(|r| r.to_string()),
+        headers,
     }
 }
 
-#[async_trait]
-impl Messaging for NatsMessaging {
-    async fn publish(&self, message: Message) -> Result<(), Error> {
-        subject::validate(&message.subject, false)?;
-        if let Some(reply_to) = &message.reply_to {
-            subject::validate(reply_to, false)?;
-        }
-        let client = self.connected()?;
-        let Message {
-            subject,
-            body,
-            reply_to,
-        } = message;
-        let result = match reply_to {
-            Some(reply_to) => {
-                self.bounded(
-                    "publish",
-                    client.publish_with_reply(subject.clone(), reply_to, body),
-                )
-                .await?
-            }
-            None => {
-                self.bounded("publish", client.publish(subject.clone(), body))
-                    .await?
-            }
-        };
-        result.map_err(|e| Error::Backend(format!("publish to `{subject}` failed: {e}")))
+/// The headers as async-nats carries them, `None` when there are none. The names and values
+/// were checked by [`Message::validate`]; parsing again keeps a mistake from panicking.
+fn to_nats_headers(headers: &[(String, String)]) -> Result<Option<HeaderMap>, Error> {
+    if headers.is_empty() {
+        return Ok(None);
     }
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let invalid = |reason| Error::InvalidHeader {
+            name: name.clone(),
+            reason,
+        };
+        let n: HeaderName = name
+            .parse()
+            .map_err(|_| invalid("not a NATS header name"))?;
+        let v: HeaderValue = value
+            .parse()
+            .map_err(|_| invalid("not a NATS header value"))?;
+        map.append(n, v);
+    }
+    Ok(Some(map))
+}
 
-    async fn request(
+impl NatsMessaging {
+    /// A request through async-nats's own request mechanism: one reply.
+    async fn request_one(
         &self,
         subject: &str,
         body: Bytes,
+        headers: Option<HeaderMap>,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        subject::validate(subject, false)?;
         let client = self.connected()?;
-        let request = async_nats::Request::new()
+        let mut request = async_nats::Request::new()
             .payload(body)
             .timeout(Some(timeout));
+        if let Some(headers) = headers {
+            request = request.headers(headers);
+        }
         let timed_out = || Error::TimedOut {
             subject: subject.to_owned(),
             timeout,
@@ -411,6 +423,146 @@ impl Messaging for NatsMessaging {
         }
     }
 
+    /// A request that collects several replies: on a fresh inbox of its own, subscribed before
+    /// the request goes out so that no early reply is missed, and unsubscribed when dropped.
+    async fn gather(
+        &self,
+        message: Message,
+        headers: Option<HeaderMap>,
+        timeout: Duration,
+        max_replies: NonZeroUsize,
+    ) -> Result<Vec<Message>, Error> {
+        let client = self.connected()?;
+        let subject = message.subject;
+        let inbox = client.new_inbox();
+        let mut replies = self
+            .bounded("subscribe", client.subscribe(inbox.clone()))
+            .await?
+            .map_err(|e| Error::Backend(format!("subscribe to a reply inbox failed: {e}")))?;
+        let sent = match headers {
+            Some(headers) => {
+                self.bounded(
+                    "publish",
+                    client.publish_with_reply_and_headers(
+                        subject.clone(),
+                        inbox,
+                        headers,
+                        message.body,
+                    ),
+                )
+                .await?
+            }
+            None => {
+                self.bounded(
+                    "publish",
+                    client.publish_with_reply(subject.clone(), inbox, message.body),
+                )
+                .await?
+            }
+        };
+        sent.map_err(|e| Error::Backend(format!("request on `{subject}` failed: {e}")))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < max_replies.get() {
+            match tokio::time::timeout_at(deadline, replies.next()).await {
+                // The server tells a client that announced header support that nobody
+                // subscribes, with a status message on the reply subject.
+                Ok(Some(reply)) if reply.status == Some(StatusCode::NO_RESPONDERS) => {
+                    if got.is_empty() {
+                        return Err(Error::NoResponders { subject });
+                    }
+                    break;
+                }
+                Ok(Some(reply)) => got.push(from_nats(reply)),
+                Ok(None) => {
+                    return Err(Error::Backend(format!(
+                        "the reply inbox of a request on `{subject}` closed: NATS at {} disconnected",
+                        self.uris
+                    )));
+                }
+                Err(_) => break,
+            }
+        }
+        if got.is_empty() {
+            return Err(Error::TimedOut { subject, timeout });
+        }
+        Ok(got)
+    }
+}
+
+#[async_trait]
+impl Messaging for NatsMessaging {
+    async fn publish(&self, message: Message) -> Result<(), Error> {
+        message.validate()?;
+        let client = self.connected()?;
+        let headers = to_nats_headers(&message.headers)?;
+        let Message {
+            subject,
+            body,
+            reply_to,
+            ..
+        } = message;
+        let result = match (reply_to, headers) {
+            (Some(reply_to), Some(headers)) => {
+                self.bounded(
+                    "publish",
+                    client.publish_with_reply_and_headers(subject.clone(), reply_to, headers, body),
+                )
+                .await?
+            }
+            (Some(reply_to), None) => {
+                self.bounded(
+                    "publish",
+                    client.publish_with_reply(subject.clone(), reply_to, body),
+                )
+                .await?
+            }
+            (None, Some(headers)) => {
+                self.bounded(
+                    "publish",
+                    client.publish_with_headers(subject.clone(), headers, body),
+                )
+                .await?
+            }
+            (None, None) => {
+                self.bounded("publish", client.publish(subject.clone(), body))
+                    .await?
+            }
+        };
+        result.map_err(|e| Error::Backend(format!("publish to `{subject}` failed: {e}")))
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        subject::validate(subject, false)?;
+        self.request_one(subject, body, None, timeout).await
+    }
+
+    async fn request_many(
+        &self,
+        message: Message,
+        timeout: Duration,
+        max_replies: NonZeroUsize,
+    ) -> Result<Vec<Message>, Error> {
+        let message = Message {
+            reply_to: None,
+            ..message
+        };
+        message.validate()?;
+        let headers = to_nats_headers(&message.headers)?;
+        if max_replies.get() == 1 {
+            // The client's own request: one reply, and "no responders" straight from the server.
+            return self
+                .request_one(&message.subject, message.body, headers, timeout)
+                .await
+                .map(|reply| vec![reply]);
+        }
+        self.gather(message, headers, timeout, max_replies).await
+    }
     async fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription, Error> {
         subject::validate(subject, true)?;
         // Not `connected()`: a subscription made while disconnected starts working when

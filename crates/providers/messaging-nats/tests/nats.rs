@@ -35,11 +35,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn msg(subject: &str, body: impl Into<Bytes>) -> Message {
-    Message {
-        subject: subject.to_owned(),
-        body: body.into(),
-        reply_to: None,
-    }
+    Message::new(subject, body)
 }
 
 async fn next(sub: &mut Subscription) -> Message {
@@ -129,7 +125,12 @@ async fn responder(nats: &NatsMessaging, subject: &str) -> tokio::task::JoinHand
             };
             let mut body = b"re: ".to_vec();
             body.extend_from_slice(&request.body);
-            nats.publish(msg(&reply_to, body)).await.expect("reply");
+            // Headers come back as they went, so tests can see them cross twice.
+            let reply = Message {
+                headers: request.headers,
+                ..msg(&reply_to, body)
+            };
+            nats.publish(reply).await.expect("reply");
         }
     })
 }
@@ -151,6 +152,68 @@ async fn request_reply() {
         assert_eq!(reply.body, format!("re: {i}"));
     }
     task.abort();
+}
+
+#[tokio::test]
+async fn headers_travel_and_several_replies_are_collected() {
+    let nats = shared().await;
+    let subject = unique("fan");
+    let tasks = [
+        responder(&nats, &subject).await,
+        responder(&nats, &subject).await,
+        responder(&nats, &subject).await,
+    ];
+    let request = Message {
+        headers: vec![
+            ("trace".to_owned(), "t-1".to_owned()),
+            ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ],
+        ..msg(&subject, "q")
+    };
+    let mut expected = request.headers.clone();
+    expected.sort();
+    for (asked, timeout, got) in [(1, 5, 1), (2, 5, 2), (10, 1, 3)] {
+        let replies = nats
+            .request_many(
+                request.clone(),
+                Duration::from_secs(timeout),
+                std::num::NonZeroUsize::new(asked).expect("non-zero"),
+            )
+            .await
+            .expect("replies");
+        assert_eq!(replies.len(), got, "asked for {asked}");
+        for reply in replies {
+            assert_eq!(reply.body, "re: q");
+            let mut headers = reply.headers;
+            headers.sort();
+            assert_eq!(headers, expected);
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+
+    let silent = unique("silent");
+    let _silent = nats.subscribe(&silent, None).await.expect("subscribe");
+    let two = std::num::NonZeroUsize::new(2).expect("2");
+    let err = nats
+        .request_many(msg(&silent, ""), Duration::from_millis(300), two)
+        .await
+        .expect_err("timeout");
+    assert!(matches!(err, Error::TimedOut { .. }), "{err:?}");
+    let err = nats
+        .request_many(msg(&unique("nobody"), ""), Duration::from_secs(30), two)
+        .await
+        .expect_err("no responders");
+    assert!(matches!(err, Error::NoResponders { .. }), "{err:?}");
+    let bad = Message {
+        headers: vec![("bad name".to_owned(), "v".to_owned())],
+        ..msg(&subject, "")
+    };
+    assert!(matches!(
+        nats.publish(bad).await,
+        Err(Error::InvalidHeader { .. })
+    ));
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! The messaging capability: what a backend must do to serve `wasmcloud:messaging` 0.2.0,
 //! independent of wasmtime.
 //!
-//! Components import `consumer` to [`Messaging::publish`] and [`Messaging::request`]; a
-//! component that exports `handler` receives the messages of the subscriptions its link
-//! config names, which the host opens with [`Messaging::subscribe`]. Subjects follow NATS
+//! Components import `consumer` (0.2.0) or `producer` and `request-reply` (0.3.0) to
+//! [`Messaging::publish`], [`Messaging::request`] and [`Messaging::request_many`]; a
+//! component that exports `handler` (0.2.0) or `incoming-handler` (0.3.0) receives the
+//! messages of the subscriptions its link config names, which the host opens with
+//! [`Messaging::subscribe`]. Messages carry headers ([`Message::headers`], 0.3.0's
+//! metadata), which NATS transmits and the in-process broker passes along as they are. Subjects follow NATS
 //! rules in every backend: tokens separated by `.`, `*` matches one token, `>` matches the
 //! rest, and a queue group delivers each message to one member only.
 //!
@@ -17,6 +20,7 @@ pub mod subject;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 /// A message to or from a broker.
@@ -28,6 +32,45 @@ pub struct Message {
     pub body: Bytes,
     /// Where an answer should go, for requests.
     pub reply_to: Option<String>,
+    /// Headers, in order; a name may repeat. Empty for most messages.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Message {
+    /// A message with no reply subject and no headers.
+    pub fn new(subject: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self {
+            subject: subject.into(),
+            body: body.into(),
+            reply_to: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Checks that this message can be published: its subject and reply subject are concrete
+    /// (no wildcards) and its headers follow [`validate_header`].
+    pub fn validate(&self) -> Result<(), Error> {
+        subject::validate(&self.subject, false)?;
+        if let Some(reply_to) = &self.reply_to {
+            subject::validate(reply_to, false)?;
+        }
+        for (name, value) in &self.headers {
+            validate_header(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// The bytes this message takes on the wire beyond its subjects: body and headers, as
+    /// NATS counts them against its maximum payload (near enough: the header framing adds a
+    /// few bytes per header).
+    pub fn payload_len(&self) -> usize {
+        self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>()
+    }
 }
 
 /// Why a messaging call failed; the guest sees the text (the WIT error is a string).
@@ -56,9 +99,39 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A header name or value cannot travel in a NATS message.
+    #[error("invalid header `{name}`: {reason}")]
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The backend is unavailable or failed.
     #[error("{0}")]
     Backend(String),
+}
+
+/// Checks a header against NATS rules, which every backend keeps so that a component sees the
+/// same headers accepted embedded and on a broker: a name is non-empty printable ASCII without
+/// spaces or `:`, and a value has no line breaks.
+pub fn validate_header(name: &str, value: &str) -> Result<(), Error> {
+    let invalid = |reason| {
+        Err(Error::InvalidHeader {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("the name is empty");
+    }
+    if name.contains(|c: char| !c.is_ascii_graphic() || c == ':') {
+        return invalid("a name may only hold printable ASCII without spaces or `:`");
+    }
+    if value.contains(['\r', '\n']) {
+        return invalid("a value may not contain line breaks");
+    }
+    Ok(())
 }
 
 /// Why [`Messaging::health`] found a backend unable to serve calls now. The host shows it in
@@ -83,6 +156,17 @@ pub trait Messaging: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<Message, Error>;
 
+    /// Publishes `message` (its headers included, its `reply_to` replaced by a fresh reply
+    /// subject) and collects replies until `max_replies` have arrived or `timeout` has
+    /// passed. Returns at least one reply: none within `timeout` is [`Error::TimedOut`], and
+    /// nobody subscribed to the subject is [`Error::NoResponders`].
+    async fn request_many(
+        &self,
+        message: Message,
+        timeout: Duration,
+        max_replies: NonZeroUsize,
+    ) -> Result<Vec<Message>, Error>;
+
     /// Subscribes to `subject` (wildcards allowed), optionally as a member of `queue`.
     async fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription, Error>;
 
@@ -96,8 +180,11 @@ pub trait Messaging: Send + Sync + 'static {
 pub struct Limits {
     /// Largest message body a component may publish, in bytes.
     pub max_body_bytes: usize,
-    /// Longest request timeout a component may ask for.
+    /// Longest request timeout a component may ask for; also how long a 0.3.0 request
+    /// without a timeout waits.
     pub max_request_timeout: Duration,
+    /// Most replies one 0.3.0 request may collect (`set-expected-replies`).
+    pub max_request_replies: usize,
 }
 
 impl Default for Limits {
@@ -106,6 +193,7 @@ impl Default for Limits {
             // NATS's default max_payload.
             max_body_bytes: 1024 * 1024,
             max_request_timeout: Duration::from_secs(30),
+            max_request_replies: 64,
         }
     }
 }
@@ -141,5 +229,35 @@ impl SubscriptionSpec {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_follow_nats_rules() {
+        validate_header("content-type", "text/plain; charset=utf-8").expect("valid");
+        validate_header("X-Trace", "").expect("an empty value is fine");
+        for (name, value) in [
+            ("", "v"),
+            ("a b", "v"),
+            ("a:b", "v"),
+            ("é", "v"),
+            ("k", "a\r\nb: c"),
+        ] {
+            assert!(
+                matches!(
+                    validate_header(name, value),
+                    Err(Error::InvalidHeader { .. })
+                ),
+                "{name:?}: {value:?}"
+            );
+        }
+        let mut m = Message::new("a.b", "x");
+        m.headers.push(("bad name".into(), "v".into()));
+        assert!(m.validate().is_err());
+        assert_eq!(Message::new("a", "xy").payload_len(), 2);
     }
 }

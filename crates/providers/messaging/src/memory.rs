@@ -1,7 +1,8 @@
 //! An in-process broker for embedded mode: components in one host talk to each other with
 //! NATS semantics and no broker process.
 //!
-//! Delivery is at most once, like core NATS: a subscriber that has fallen
+//! Headers travel with a message unchanged, as NATS would carry them. Delivery is at most
+//! once, like core NATS: a subscriber that has fallen
 //! [`SUBSCRIPTION_CAPACITY`] messages behind loses new messages (with a warning) rather than
 //! slowing the publisher down, so one stuck component cannot stall the others.
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
@@ -157,10 +159,7 @@ impl InProcess {
 #[async_trait]
 impl Messaging for InProcess {
     async fn publish(&self, message: Message) -> Result<(), Error> {
-        subject::validate(&message.subject, false)?;
-        if let Some(reply_to) = &message.reply_to {
-            subject::validate(reply_to, false)?;
-        }
+        message.validate()?;
         self.deliver(message);
         Ok(())
     }
@@ -176,9 +175,8 @@ impl Messaging for InProcess {
         // Subscribe before publishing so that a responder answering at once is not missed.
         let mut replies = self.subscribe_unchecked(&inbox, None);
         let matched = self.deliver(Message {
-            subject: subject.to_owned(),
-            body,
             reply_to: Some(inbox),
+            ..Message::new(subject, body)
         });
         if matched == 0 {
             return Err(Error::NoResponders {
@@ -194,6 +192,42 @@ impl Messaging for InProcess {
                 timeout,
             }),
         }
+    }
+
+    async fn request_many(
+        &self,
+        message: Message,
+        timeout: Duration,
+        max_replies: NonZeroUsize,
+    ) -> Result<Vec<Message>, Error> {
+        let message = Message {
+            reply_to: None,
+            ..message
+        };
+        message.validate()?;
+        let subject = message.subject.clone();
+        let inbox = format!("_INBOX.{}", uuid::Uuid::new_v4().simple());
+        let mut replies = self.subscribe_unchecked(&inbox, None);
+        let matched = self.deliver(Message {
+            reply_to: Some(inbox),
+            ..message
+        });
+        if matched == 0 {
+            return Err(Error::NoResponders { subject });
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < max_replies.get() {
+            match tokio::time::timeout_at(deadline, replies.next()).await {
+                Ok(Some(reply)) => got.push(reply),
+                Ok(None) => return Err(Error::Backend("reply subscription closed".to_owned())),
+                Err(_) => break,
+            }
+        }
+        if got.is_empty() {
+            return Err(Error::TimedOut { subject, timeout });
+        }
+        Ok(got)
     }
 
     async fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription, Error> {
@@ -253,11 +287,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn msg(subject: &str, body: &'static str) -> Message {
-        Message {
-            subject: subject.to_owned(),
-            body: Bytes::from_static(body.as_bytes()),
-            reply_to: None,
-        }
+        Message::new(subject, Bytes::from_static(body.as_bytes()))
     }
 
     async fn next(sub: &mut Subscription) -> Message {
@@ -337,11 +367,7 @@ mod tests {
         for i in 0..30 {
             let body = format!("{i}");
             broker
-                .publish(Message {
-                    subject: "jobs".into(),
-                    body: Bytes::from(body),
-                    reply_to: None,
-                })
+                .publish(Message::new("jobs", body))
                 .await
                 .expect("publish");
         }
@@ -454,11 +480,7 @@ mod tests {
                     let mut body = b"re: ".to_vec();
                     body.extend_from_slice(&req.body);
                     broker
-                        .publish(Message {
-                            subject: reply_to,
-                            body: body.into(),
-                            reply_to: None,
-                        })
+                        .publish(Message::new(reply_to, body))
                         .await
                         .expect("reply");
                 }
@@ -525,6 +547,72 @@ mod tests {
                 .await,
             Err(Error::NoResponders { .. })
         ));
+    }
+
+    /// Answers every request on `subject` with `answer`, keeping its headers.
+    fn responder(broker: &InProcess, mut requests: Subscription, answer: &'static str) {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            while let Some(req) = requests.next().await {
+                let reply = Message {
+                    headers: req.headers.clone(),
+                    ..Message::new(req.reply_to.expect("reply_to"), answer)
+                };
+                broker.publish(reply).await.expect("reply");
+            }
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_many_collects_up_to_the_expected_replies_with_headers() {
+        let broker = InProcess::new();
+        for answer in ["a", "b", "c"] {
+            let sub = broker.subscribe("fan", None).await.expect("sub");
+            responder(&broker, sub, answer);
+        }
+        let request = Message {
+            headers: vec![("k".into(), "v".into())],
+            ..Message::new("fan", "q")
+        };
+        let two = NonZeroUsize::new(2).expect("2");
+        let replies = broker
+            .request_many(request.clone(), Duration::from_secs(5), two)
+            .await
+            .expect("replies");
+        assert_eq!(replies.len(), 2);
+        assert!(replies.iter().all(|r| r.headers == request.headers));
+
+        // Asking for more than there are returns what came before the timeout.
+        let ten = NonZeroUsize::new(10).expect("10");
+        let started = tokio::time::Instant::now();
+        let mut bodies: Vec<_> = broker
+            .request_many(request, Duration::from_secs(2), ten)
+            .await
+            .expect("replies")
+            .into_iter()
+            .map(|r| r.body)
+            .collect();
+        bodies.sort();
+        assert_eq!(bodies, ["a", "b", "c"]);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_many_with_no_reply_times_out_and_without_subscribers_fails_at_once() {
+        let broker = InProcess::new();
+        let one = NonZeroUsize::MIN;
+        let err = broker
+            .request_many(Message::new("nobody", ""), Duration::from_secs(60), one)
+            .await
+            .expect_err("no responders");
+        assert!(matches!(err, Error::NoResponders { .. }), "{err:?}");
+        let _silent = broker.subscribe("silent", None).await.expect("sub");
+        let err = broker
+            .request_many(Message::new("silent", ""), Duration::from_secs(1), one)
+            .await
+            .expect_err("timeout");
+        assert!(matches!(err, Error::TimedOut { .. }), "{err:?}");
+        assert_eq!(sub_count(&broker), 1, "the inbox is unsubscribed");
     }
 
     #[tokio::test]

@@ -102,9 +102,8 @@ impl consumer::Host for MessagingView<'_> {
         };
         Ok(backend
             .publish(Message {
-                subject: msg.subject,
-                body: Bytes::from(msg.body),
                 reply_to: msg.reply_to,
+                ..Message::new(msg.subject, msg.body)
             })
             .await
             .map_err(|e| e.to_string()))

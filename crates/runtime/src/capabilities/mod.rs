@@ -1,5 +1,6 @@
 //! The capability interfaces a component reaches through links: `wasi:keyvalue`,
-//! `wasmcloud:messaging`, `wasi:blobstore` and `wasi:http/outgoing-handler`.
+//! `wasmcloud:messaging` (0.2.0 in `messaging`, 0.3.0 in `messaging_v3`), `wasi:blobstore`
+//! and `wasi:http/outgoing-handler`.
 //!
 //! The host resolves a component's links to backends when it deploys it and hands them to
 //! the runtime in a [`Capabilities`]; the bindings here turn guest calls into calls on those
@@ -20,6 +21,7 @@ pub(crate) mod blobstore;
 pub(crate) mod http_client;
 pub(crate) mod keyvalue;
 pub(crate) mod messaging;
+pub(crate) mod messaging_v3;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,7 +136,7 @@ impl<T: ?Sized> Linked<T> {
 pub struct Capabilities {
     /// `wasi:keyvalue/{store,atomics,batch}`.
     pub keyvalue: Option<Linked<dyn KeyValue>>,
-    /// `wasmcloud:messaging/consumer`.
+    /// `wasmcloud:messaging`: 0.2.0's `consumer`, 0.3.0's `producer` and `request-reply`.
     pub messaging: Option<Linked<dyn Messaging>>,
     /// `wasi:blobstore/*`.
     pub blobstore: Option<Linked<dyn Blobstore>>,
