@@ -14,7 +14,7 @@
 use crate::builtins;
 use crate::bus;
 use crate::calls::{self, ComponentLink, Route, Signature};
-use crate::capabilities::{blobstore, keyvalue, messaging};
+use crate::capabilities::{blobstore, keyvalue, messaging, postgres};
 use crate::component::Component;
 use crate::invoke::PrepareError;
 use crate::links;
@@ -36,6 +36,7 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     keyvalue::add_to_linker(&mut linker, InstanceState::keyvalue)?;
     messaging::add_to_linker(&mut linker, InstanceState::messaging)?;
     blobstore::add_to_linker(&mut linker, InstanceState::blobstore)?;
+    postgres::add_to_linker(&mut linker, InstanceState::postgres)?;
     Ok(linker)
 }
 
@@ -136,9 +137,7 @@ pub(crate) fn for_component<'a>(
                     .cloned()
                     .ok_or_else(|| no_link(&routes, chosen));
                 let router = router.clone();
-                Box::new(async move {
-                    calls::forward(&*router, route?, params, results).await
-                })
+                Box::new(async move { calls::forward(&*router, route?, params, results).await })
             })
             .map_err(link_error)?;
         }

@@ -297,7 +297,12 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
     for link in app.links.iter().filter(|l| l.source == name) {
         let spec = &link.link;
         for interface in &spec.interfaces {
-            links.carry(&spec.name, &spec.wit_namespace, &spec.wit_package, interface);
+            links.carry(
+                &spec.name,
+                &spec.wit_namespace,
+                &spec.wit_package,
+                interface,
+            );
         }
         let Some(p) = providers.iter().find(|p| p.name == link.target) else {
             continue;
@@ -342,6 +347,15 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
                     instance.and_then(|i| match i {
                         Instance::HttpClient(b) => Ok(b),
                         _ => Err("not an HTTP client provider".into()),
+                    }),
+                ))
+            }
+            Some(("wasmcloud", "postgres")) => {
+                caps.postgres = Some(linked(
+                    p,
+                    instance.and_then(|i| match i {
+                        Instance::Postgres(b) => Ok(b),
+                        _ => Err("not a Postgres provider".into()),
                     }),
                 ))
             }

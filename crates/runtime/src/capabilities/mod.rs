@@ -1,5 +1,6 @@
 //! The capability interfaces a component reaches through links: `wasi:keyvalue`,
-//! `wasmcloud:messaging`, `wasi:blobstore` and `wasi:http/outgoing-handler`.
+//! `wasmcloud:messaging`, `wasi:blobstore`, `wasmcloud:postgres` and
+//! `wasi:http/outgoing-handler`.
 //!
 //! The host resolves a component's links to backends when it deploys it and hands them to
 //! the runtime in a [`Capabilities`]; the bindings here turn guest calls into calls on those
@@ -20,6 +21,7 @@ pub(crate) mod blobstore;
 pub(crate) mod http_client;
 pub(crate) mod keyvalue;
 pub(crate) mod messaging;
+pub(crate) mod postgres;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +36,7 @@ pub(crate) mod bindings {
             "../../wit/keyvalue",
             "../../wit/messaging",
             "../../wit/blobstore",
+            "../../wit/postgres",
         ],
         inline: "
             package trellis:capabilities;
@@ -45,6 +48,8 @@ pub(crate) mod bindings {
                 import wasi:blobstore/types@0.2.0-draft;
                 import wasi:blobstore/container@0.2.0-draft;
                 import wasi:blobstore/blobstore@0.2.0-draft;
+                import wasmcloud:postgres/query@0.1.1-draft;
+                import wasmcloud:postgres/prepared@0.1.1-draft;
                 export wasmcloud:messaging/handler@0.2.0;
             }
         ",
@@ -67,7 +72,9 @@ fn no_link(capability: &str, link_name: &str) -> String {
     if link_name == "default" {
         format!("no {capability} capability is linked to this component")
     } else {
-        format!("no {capability} capability is linked to this component under the link name `{link_name}`")
+        format!(
+            "no {capability} capability is linked to this component under the link name `{link_name}`"
+        )
     }
 }
 
@@ -138,6 +145,8 @@ pub struct Capabilities {
     pub blobstore: Option<Linked<dyn Blobstore>>,
     /// `wasi:http/outgoing-handler`.
     pub http_client: Option<Linked<trellis_http_client::HttpClient>>,
+    /// `wasmcloud:postgres/{query,prepared}`.
+    pub postgres: Option<Linked<trellis_postgres::Postgres>>,
 }
 
 /// Bounds on capability calls, the same for every component on a host.
@@ -149,4 +158,6 @@ pub struct CapabilityLimits {
     pub messaging: trellis_messaging::Limits,
     /// Blobstore bounds.
     pub blobstore: trellis_blobstore::Limits,
+    /// Postgres bounds.
+    pub postgres: trellis_postgres::Limits,
 }
