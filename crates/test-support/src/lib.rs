@@ -3,7 +3,7 @@
 //! The guests live outside the host workspace because they target `wasm32-wasip2`: the
 //! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`,
 //! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
-//! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `callee`, `caller`).
+//! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `callee`, `caller`, `pg-query`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 13] = [
+pub const GUESTS: [&str; 14] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -35,6 +35,7 @@ pub const GUESTS: [&str; 13] = [
     "msg_client",
     "callee",
     "caller",
+    "pg_query",
     "kv_counter",
     "messaging_echo",
     "greeter_front",
