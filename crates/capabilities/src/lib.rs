@@ -150,6 +150,16 @@ pub const CATALOGUE: &[Capability] = &[
         host_invoked: &["handler", "incoming-handler"],
         suggested_image: Some("ghcr.io/wasmcloud/messaging-nats:0.23.1"),
     },
+    Capability {
+        namespace: "wasmcloud",
+        package: "postgres",
+        link_interfaces: &["query", "prepared"],
+        host_interfaces: &[],
+        // Types only: needs no link, and comes with one.
+        companions: &["types"],
+        host_invoked: &[],
+        suggested_image: Some("ghcr.io/wasmcloud/sqldb-postgres:0.10.0"),
+    },
     // wRPC names wadm accepts on links; Trellis serves none of them.
     wadm_only("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
     wadm_only("wrpc", "keyvalue", &["atomics", "store"]),
@@ -276,6 +286,11 @@ pub const BUILTINS: &[BuiltinProvider] = &[
         summary: "`wasi:keyvalue` in a durable file beside the manifest (redb)",
     },
     BuiltinProvider {
+        name: "sqldb-postgres",
+        provides: Some(("wasmcloud", "postgres")),
+        summary: "`wasmcloud:postgres` on a PostgreSQL server",
+    },
+    BuiltinProvider {
         name: "messaging-local",
         provides: Some(("wasmcloud", "messaging")),
         summary: "`wasmcloud:messaging` inside the host process, with no broker",
@@ -312,6 +327,8 @@ mod tests {
             ("wasmcloud", "messaging", "request-reply", Served::ByLink),
             ("wasmcloud", "messaging", "producer", Served::ByLink),
             ("wasi", "keyvalue", "store", Served::ByLink),
+            ("wasmcloud", "postgres", "query", Served::ByLink),
+            ("wasmcloud", "postgres", "prepared", Served::ByLink),
             ("example", "greeter", "greet", Served::ByLink),
         ] {
             assert_eq!(served(ns, pkg, iface), expected, "{ns}:{pkg}/{iface}");
@@ -368,6 +385,9 @@ mod tests {
         let listed = ["blobstore".to_owned()];
         assert!(blob.link_serves(&listed, "container"));
         assert!(blob.link_serves(&listed, "types"));
+        let pg = find("wasmcloud", "postgres").expect("postgres");
+        assert!(pg.link_serves(&["query".to_owned()], "types"));
+        assert!(!pg.link_serves(&["query".to_owned()], "prepared"));
         let kv = find("wasi", "keyvalue").expect("keyvalue");
         assert!(!kv.link_serves(&["store".to_owned()], "atomics"));
         // wasmCloud's 0.3.0 example links `[consumer]` and imports `request-reply`.

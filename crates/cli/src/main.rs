@@ -240,6 +240,23 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = ByteSize(defaults().limits.capabilities.blobstore.max_object_bytes), env = "TRELLIS_MAX_BLOB_SIZE")]
     max_blob_size: ByteSize,
 
+    /// Time one Postgres query or statement may run before it is cancelled (e.g. 10s).
+    #[arg(long, default_value_t = Span(defaults().limits.capabilities.postgres.query_timeout), env = "TRELLIS_PG_QUERY_TIMEOUT")]
+    pg_query_timeout: Span,
+
+    /// Most rows one Postgres query may return; beyond, it fails and is cancelled.
+    #[arg(long, default_value_t = defaults().limits.capabilities.postgres.max_rows, env = "TRELLIS_MAX_PG_ROWS")]
+    max_pg_rows: usize,
+
+    /// Most data one Postgres query may return (e.g. 16MiB); beyond, it fails and is
+    /// cancelled.
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.postgres.max_bytes), env = "TRELLIS_MAX_PG_BYTES")]
+    max_pg_bytes: ByteSize,
+
+    /// Longest SQL text a component may send to Postgres (e.g. 1MiB).
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.postgres.max_statement_bytes), env = "TRELLIS_MAX_PG_STATEMENT")]
+    max_pg_statement: ByteSize,
+
     /// Largest arguments or results of one call between components on different hosts
     /// (e.g. 8MiB).
     #[arg(long, default_value_t = ByteSize::of(defaults().call_limits.max_size), env = "TRELLIS_MAX_CALL_SIZE")]
@@ -323,6 +340,13 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
                 },
                 blobstore: trellis_blobstore::Limits {
                     max_object_bytes: l.max_blob_size.0,
+                },
+                postgres: trellis_postgres::Limits {
+                    query_timeout: l.pg_query_timeout.0,
+                    max_rows: l.max_pg_rows,
+                    max_bytes: size(l.max_pg_bytes, "--max-pg-bytes")?,
+                    max_statement_bytes: size(l.max_pg_statement, "--max-pg-statement")?,
+                    ..Default::default()
                 },
             },
         },

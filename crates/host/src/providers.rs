@@ -20,6 +20,7 @@ use trellis_http_client::{HttpClient, HttpClientConfig};
 use trellis_keyvalue::KeyValue;
 use trellis_manifest::Builtin;
 use trellis_messaging::Messaging;
+use trellis_postgres::Postgres;
 use trellis_runtime::{Backend, Linked};
 
 /// How long a health check may take before it counts as failed.
@@ -32,6 +33,7 @@ pub(crate) enum Instance {
     Messaging(Arc<dyn Messaging>),
     Blobstore(Arc<dyn Blobstore>),
     HttpClient(Arc<HttpClient>),
+    Postgres(Arc<Postgres>),
 }
 
 impl Instance {
@@ -42,6 +44,7 @@ impl Instance {
                 Instance::Messaging(b) => b.health().await.map_err(|e| error_text(&e)),
                 Instance::Blobstore(b) => b.health().await.map_err(|e| error_text(&e)),
                 Instance::HttpClient(_) => Ok(()),
+                Instance::Postgres(b) => b.health().await.map_err(|e| error_text(&e)),
             }
         };
         match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, check).await {
@@ -253,6 +256,7 @@ const FACTORIES: &[(&str, Factory)] = &[
     }),
     ("messaging-nats", |s| Box::pin(messaging_nats(s))),
     ("blobstore-fs", |s| Box::pin(blobstore_fs(s))),
+    ("sqldb-postgres", |s| Box::pin(sqldb_postgres(s))),
 ];
 
 async fn start(
@@ -318,6 +322,16 @@ async fn messaging_nats(s: &Setup<'_>) -> Result<Instance, String> {
     warn_ignored(s.provider, &config.ignored);
     let messaging = trellis_messaging_nats::NatsMessaging::connect(&config).await;
     Ok(Instance::Messaging(Arc::new(messaging)))
+}
+
+async fn sqldb_postgres(s: &Setup<'_>) -> Result<Instance, String> {
+    let config =
+        trellis_postgres::PostgresConfig::from_config(s.config).map_err(|e| error_text(&e))?;
+    warn_ignored(s.provider, &config.ignored);
+    let db = Postgres::connect(&config)
+        .await
+        .map_err(|e| error_text(&e))?;
+    Ok(Instance::Postgres(Arc::new(db)))
 }
 
 async fn blobstore_fs(s: &Setup<'_>) -> Result<Instance, String> {

@@ -1168,3 +1168,18 @@ fn builtins_are_the_capability_catalogues() {
     assert_eq!(Builtin::HTTP_SERVER.provides(), None);
     assert_eq!(Builtin::from_name("keyvalue-postgres"), None);
 }
+
+#[test]
+fn wasmclouds_postgres_provider_references_select_the_built_in() {
+    let pg = Builtin::from_name("sqldb-postgres").expect("built in");
+    assert_eq!(pg.provides(), Some(("wasmcloud", "postgres")));
+    for r in [
+        "ghcr.io/wasmcloud/sqldb-postgres:0.10.0",
+        "ghcr.io/wasmcloud/sqldb-postgres:0.7.2",
+        "wasmcloud+builtin://sqldb-postgres",
+        "file://../build/sqldb-postgres-provider.par.gz",
+        "file://./provider-sqldb-postgres.par.gz",
+    ] {
+        assert_eq!(Builtin::from_image_ref(r), Some(pg), "{r}");
+    }
+}

@@ -14,7 +14,7 @@
 use crate::builtins;
 use crate::bus;
 use crate::calls::{self, ComponentLink, Route, Signature};
-use crate::capabilities::{blobstore, keyvalue, messaging, messaging_v3};
+use crate::capabilities::{blobstore, keyvalue, messaging, messaging_v3, postgres};
 use crate::component::Component;
 use crate::invoke::PrepareError;
 use crate::links;
@@ -37,6 +37,7 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     messaging::add_to_linker(&mut linker, InstanceState::messaging)?;
     messaging_v3::add_to_linker(&mut linker, InstanceState::messaging_v3)?;
     blobstore::add_to_linker(&mut linker, InstanceState::blobstore)?;
+    postgres::add_to_linker(&mut linker, InstanceState::postgres)?;
     Ok(linker)
 }
 

@@ -14,6 +14,7 @@ use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
 use crate::capabilities::messaging::MessagingView;
 use crate::capabilities::messaging_v3::MessagingV3View;
+use crate::capabilities::postgres::PostgresView;
 use crate::limits::Limits;
 use crate::links::{Links, Selection};
 use std::collections::BTreeMap;
@@ -141,6 +142,24 @@ impl InstanceState {
             link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
             table: &mut self.table,
+        }
+    }
+
+    pub(crate) fn postgres(&mut self) -> PostgresView<'_> {
+        let links = &self.context.links;
+        let query = "wasmcloud:postgres/query";
+        let prepared = "wasmcloud:postgres/prepared";
+        PostgresView {
+            query: self.selection.capabilities(links, query).postgres.as_ref(),
+            query_link_name: self.selection.name(query),
+            prepared: self
+                .selection
+                .capabilities(links, prepared)
+                .postgres
+                .as_ref(),
+            prepared_link_name: self.selection.name(prepared),
+            component_id: &self.context.component_id,
+            limits: &self.capability_limits.postgres,
         }
     }
 

@@ -350,6 +350,15 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
                     }),
                 ))
             }
+            Some(("wasmcloud", "postgres")) => {
+                caps.postgres = Some(linked(
+                    p,
+                    instance.and_then(|i| match i {
+                        Instance::Postgres(b) => Ok(b),
+                        _ => Err("not a Postgres provider".into()),
+                    }),
+                ))
+            }
             _ => {}
         }
     }

@@ -1,6 +1,6 @@
 //! The capability interfaces a component reaches through links: `wasi:keyvalue`,
-//! `wasmcloud:messaging` (0.2.0 in `messaging`, 0.3.0 in `messaging_v3`), `wasi:blobstore`
-//! and `wasi:http/outgoing-handler`.
+//! `wasmcloud:messaging` (0.2.0 in `messaging`, 0.3.0 in `messaging_v3`), `wasi:blobstore`,
+//! `wasmcloud:postgres` and `wasi:http/outgoing-handler`.
 //!
 //! The host resolves a component's links to backends when it deploys it and hands them to
 //! the runtime in a [`Capabilities`]; the bindings here turn guest calls into calls on those
@@ -22,6 +22,7 @@ pub(crate) mod http_client;
 pub(crate) mod keyvalue;
 pub(crate) mod messaging;
 pub(crate) mod messaging_v3;
+pub(crate) mod postgres;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ pub(crate) mod bindings {
             "../../wit/keyvalue",
             "../../wit/messaging",
             "../../wit/blobstore",
+            "../../wit/postgres",
         ],
         inline: "
             package trellis:capabilities;
@@ -47,6 +49,8 @@ pub(crate) mod bindings {
                 import wasi:blobstore/types@0.2.0-draft;
                 import wasi:blobstore/container@0.2.0-draft;
                 import wasi:blobstore/blobstore@0.2.0-draft;
+                import wasmcloud:postgres/query@0.1.1-draft;
+                import wasmcloud:postgres/prepared@0.1.1-draft;
                 export wasmcloud:messaging/handler@0.2.0;
             }
         ",
@@ -142,6 +146,8 @@ pub struct Capabilities {
     pub blobstore: Option<Linked<dyn Blobstore>>,
     /// `wasi:http/outgoing-handler`.
     pub http_client: Option<Linked<trellis_http_client::HttpClient>>,
+    /// `wasmcloud:postgres/{query,prepared}`.
+    pub postgres: Option<Linked<trellis_postgres::Postgres>>,
 }
 
 /// Bounds on capability calls, the same for every component on a host.
@@ -153,4 +159,6 @@ pub struct CapabilityLimits {
     pub messaging: trellis_messaging::Limits,
     /// Blobstore bounds.
     pub blobstore: trellis_blobstore::Limits,
+    /// Postgres bounds.
+    pub postgres: trellis_postgres::Limits,
 }
