@@ -67,6 +67,36 @@ const MAX_SKIP: usize = (1 << (64 - SCAN_CURSOR_BITS)) - 1;
 /// The largest `COUNT` hint sent with `SCAN`.
 const MAX_SCAN_COUNT: usize = 10_000;
 
+/// `url` with a wildcard host (`0.0.0.0`, `[::]`) replaced by the loopback address.
+///
+/// wasmCloud's examples write `redis://0.0.0.0:6379`, which its provider connects to (on
+/// Linux, connecting to the wildcard address reaches the local host); the `redis` crate now
+/// refuses wildcard hosts. Connecting to the loopback address is what those manifests mean.
+///
+/// ```
+/// use trellis_keyvalue_redis::loopback_for_wildcard;
+/// assert_eq!(loopback_for_wildcard("redis://0.0.0.0:6379"), "redis://127.0.0.1:6379");
+/// assert_eq!(loopback_for_wildcard("redis://:pw@[::]:6379/2"), "redis://:pw@[::1]:6379/2");
+/// assert_eq!(loopback_for_wildcard("redis://10.0.0.5:6379"), "redis://10.0.0.5:6379");
+/// ```
+pub fn loopback_for_wildcard(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((user, after)) => (format!("{user}@"), after),
+        None => (String::new(), rest),
+    };
+    for (wildcard, loopback) in [("0.0.0.0", "127.0.0.1"), ("[::]", "[::1]")] {
+        if let Some(tail) = hostport.strip_prefix(wildcard)
+            && (tail.is_empty() || tail.starts_with([':', '/', '?']))
+        {
+            return format!("{scheme}://{userinfo}{loopback}{tail}");
+        }
+    }
+    url.to_owned()
+}
+
 /// A bad Redis configuration.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
@@ -139,14 +169,15 @@ impl RedisConfig {
         }
         let url = match url {
             Some((key, value)) => {
+                let value = loopback_for_wildcard(value);
                 if let Err(source) = Client::open(value.as_str()) {
                     return Err(ConfigError::InvalidUrl {
                         key: key.clone(),
-                        value: redact(value),
+                        value: redact(&value),
                         source,
                     });
                 }
-                value.clone()
+                value
             }
             None => DEFAULT_URL.to_owned(),
         };
@@ -634,6 +665,27 @@ mod tests {
                 "{bad:?} should be refused"
             );
         }
+    }
+
+    /// wasmCloud's examples connect to `redis://0.0.0.0:6379`; that means this machine.
+    #[test]
+    fn a_wildcard_host_means_the_loopback_address() {
+        let config = RedisConfig::from_config(&map(&[("url", "redis://0.0.0.0:6379")]))
+            .expect("wasmCloud's example URL is accepted");
+        assert_eq!(config.url, "redis://127.0.0.1:6379");
+        assert_eq!(
+            loopback_for_wildcard("rediss://u:p@0.0.0.0/1"),
+            "rediss://u:p@127.0.0.1/1"
+        );
+        // Only the host: a password or database that looks like one is left alone.
+        assert_eq!(
+            loopback_for_wildcard("redis://:0.0.0.0@host:6379"),
+            "redis://:0.0.0.0@host:6379"
+        );
+        assert_eq!(
+            loopback_for_wildcard("redis://0.0.0.01:6379"),
+            "redis://0.0.0.01:6379"
+        );
     }
 
     #[test]
