@@ -288,11 +288,51 @@ fn link_names_pick_between_two_stores() {
         "{}",
         refused.body
     );
+    // A bucket goes through the link chosen when each call is made, not when it was opened.
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n&link-after-open=cache", b"").body,
+        "3",
+        "opened on default, incremented through cache"
+    );
+
     let failed = request(addr, "POST", "/incr?key=n&link1=nope", b"");
     assert_eq!(failed.status, 500);
     assert!(
         failed.body.starts_with("kv error: ") && failed.body.contains("nope"),
         "the key-value call through a missing link says which: {}",
         failed.body
+    );
+}
+
+/// wasmCloud's keyvalue-messaging example has only a named key-value link, no `default`, and
+/// opens its bucket before it chooses that link: `open` must not need a link yet.
+#[test]
+fn a_bucket_opened_before_the_link_is_chosen_works_without_a_default_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "kv_ops");
+    let manifest = capability_app("kv_ops", "trellis+builtin://keyvalue-memory", KV, "", "")
+        .replace(
+            "            target:\n              name: cap\n",
+            "            name: bucket-id1\n            target:\n              name: cap\n",
+        );
+    assert!(manifest.contains("name: bucket-id1"), "{manifest}");
+    let manifest = write_manifest(dir.path(), &manifest);
+    let trellis = Trellis::up(&manifest, &[]);
+    let addr = trellis.addr();
+
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n&link-after-open=bucket-id1", b"").body,
+        "1"
+    );
+    assert_eq!(
+        request(addr, "POST", "/incr?key=n&link-after-open=bucket-id1", b"").body,
+        "2"
+    );
+    let unchosen = request(addr, "POST", "/incr?key=n", b"");
+    assert_eq!(unchosen.status, 500);
+    assert!(
+        unchosen.body.starts_with("kv error: other: ") && unchosen.body.contains("default"),
+        "with no link chosen and none named default, the call says so: {}",
+        unchosen.body
     );
 }

@@ -4,7 +4,9 @@
 //! Every route takes the bucket from `?bucket=` (default `default`) and opens it first. With
 //! `?link=NAME` it first sends `wasi:keyvalue/{store,atomics,batch}` through the link named
 //! NAME (`wasmcloud:bus/lattice@2.0.0`; a refusal answers 500 `link error: <message>`);
-//! `?link1=NAME` does the same through `wasmcloud:bus/lattice@1.0.0`, which cannot refuse. Query
+//! `?link1=NAME` does the same through `wasmcloud:bus/lattice@1.0.0`, which cannot refuse;
+//! `?link-after-open=NAME` does that after opening the bucket, as wasmCloud's
+//! keyvalue-messaging example does (the calls then go through NAME all the same). Query
 //! parameters are percent-decoded. A `wasi:keyvalue` error answers 500 with
 //! `kv error: no-such-store`, `kv error: access-denied` or `kv error: other: <message>`; a
 //! missing or malformed parameter answers 400.
@@ -73,6 +75,14 @@ fn route(request: &IncomingRequest) -> Response {
         Ok(bucket) => bucket,
         Err(e) => return kv_error(e),
     };
+    if let Some(name) = query_param(&query, "link-after-open") {
+        use bindings::wasmcloud::bus1_0_0::lattice;
+        let targets: Vec<_> = ["store", "atomics", "batch"]
+            .iter()
+            .map(|i| lattice::CallTargetInterface::new("wasi", "keyvalue", i))
+            .collect();
+        lattice::set_link_name(&name, targets);
+    }
     let key = || query_param(&query, "key").ok_or_else(|| missing_param("key"));
 
     let result = match path.as_str() {

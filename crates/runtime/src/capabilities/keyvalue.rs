@@ -40,9 +40,17 @@ impl HasData for HasKeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-/// The host side of a guest's `bucket` resource.
+/// The host side of a guest's `bucket` resource: an identifier, opened through whichever
+/// key-value link the instance's calls go through when a call is made.
+///
+/// As in wasmCloud, `open` binds no link: every call goes through the link the instance has
+/// chosen at that moment (`wasmcloud:bus/lattice.set-link-name`, `default` unless changed).
+/// wasmCloud's keyvalue-messaging example opens its buckets before it chooses a link, and
+/// has no link named `default` at all.
 pub struct BucketHandle {
-    bucket: Arc<dyn Bucket>,
+    identifier: String,
+    /// The bucket as opened through the link named `.0`, reused while that stays the choice.
+    opened: Option<(String, Arc<dyn Bucket>)>,
 }
 
 fn to_wit(e: Error) -> store::Error {
@@ -86,8 +94,41 @@ fn check_batch(limits: &Limits, n: usize) -> Result<(), store::Error> {
 }
 
 impl KeyValueView<'_> {
-    fn bucket(&self, handle: &Resource<BucketHandle>) -> wasmtime::Result<Arc<dyn Bucket>> {
-        Ok(self.table.get(handle)?.bucket.clone())
+    /// The bucket `handle` names, through the link chosen now.
+    async fn bucket(
+        &mut self,
+        handle: &Resource<BucketHandle>,
+    ) -> wasmtime::Result<Result<Arc<dyn Bucket>, store::Error>> {
+        let entry = self.table.get(handle)?;
+        if let Some((name, bucket)) = &entry.opened
+            && name == self.link_name
+        {
+            return Ok(Ok(bucket.clone()));
+        }
+        let identifier = entry.identifier.clone();
+        let opened = match self.backend() {
+            Ok(backend) => backend.open(&identifier).await.map_err(to_wit),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(bucket) => {
+                self.table.get_mut(handle)?.opened =
+                    Some((self.link_name.to_owned(), bucket.clone()));
+                Ok(Ok(bucket))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// The backend of the key-value link chosen now.
+    fn backend(&self) -> Result<Arc<dyn KeyValue>, store::Error> {
+        let Some(linked) = self.linked else {
+            return Err(store::Error::Other(super::no_link(
+                "key-value",
+                self.link_name,
+            )));
+        };
+        linked.ready().cloned().map_err(store::Error::Other)
     }
 
     fn kv_limits(&self) -> &Limits {
@@ -99,22 +140,22 @@ type Outcome<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> Outcome<Resource<BucketHandle>> {
-        let Some(linked) = self.linked else {
-            // The deploy-time check refuses a component that imports wasi:keyvalue without a
-            // link, so this is reached only by a component linked on another interface.
-            return Ok(Err(store::Error::Other(super::no_link(
-                "key-value",
-                self.link_name,
-            ))));
+        // With a link chosen, open now, so a bad identifier fails here; without one (a name
+        // the guest will choose later), the first call through the bucket opens it.
+        let opened = match self.linked {
+            Some(_) => {
+                let backend = match self.backend() {
+                    Ok(backend) => backend,
+                    Err(e) => return Ok(Err(e)),
+                };
+                match backend.open(&identifier).await {
+                    Ok(bucket) => Some((self.link_name.to_owned(), bucket)),
+                    Err(e) => return Ok(Err(to_wit(e))),
+                }
+            }
+            None => None,
         };
-        let backend = match linked.ready() {
-            Ok(b) => b.clone(),
-            Err(message) => return Ok(Err(store::Error::Other(message))),
-        };
-        match backend.open(&identifier).await {
-            Ok(bucket) => Ok(Ok(self.table.push(BucketHandle { bucket })?)),
-            Err(e) => Ok(Err(to_wit(e))),
-        }
+        Ok(Ok(self.table.push(BucketHandle { identifier, opened })?))
     }
 }
 
@@ -123,7 +164,10 @@ impl store::HostBucket for KeyValueView<'_> {
         if let Err(e) = check_key(self.kv_limits(), &key) {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&this)?;
+        let bucket = match self.bucket(&this).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.get(&key).await.map_err(to_wit))
     }
 
@@ -138,7 +182,10 @@ impl store::HostBucket for KeyValueView<'_> {
         {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&this)?;
+        let bucket = match self.bucket(&this).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.set(&key, value).await.map_err(to_wit))
     }
 
@@ -146,7 +193,10 @@ impl store::HostBucket for KeyValueView<'_> {
         if let Err(e) = check_key(self.kv_limits(), &key) {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&this)?;
+        let bucket = match self.bucket(&this).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.delete(&key).await.map_err(to_wit))
     }
 
@@ -154,7 +204,10 @@ impl store::HostBucket for KeyValueView<'_> {
         if let Err(e) = check_key(self.kv_limits(), &key) {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&this)?;
+        let bucket = match self.bucket(&this).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.exists(&key).await.map_err(to_wit))
     }
 
@@ -163,7 +216,10 @@ impl store::HostBucket for KeyValueView<'_> {
         this: Resource<BucketHandle>,
         cursor: Option<u64>,
     ) -> Outcome<store::KeyResponse> {
-        let bucket = self.bucket(&this)?;
+        let bucket = match self.bucket(&this).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         let limit = self.kv_limits().list_page_size;
         Ok(bucket
             .list_keys(cursor, limit)
@@ -191,7 +247,10 @@ impl atomics::Host for KeyValueView<'_> {
         if let Err(e) = check_key(self.kv_limits(), &key) {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&bucket)?;
+        let bucket = match self.bucket(&bucket).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.increment(&key, delta).await.map_err(to_wit))
     }
 }
@@ -208,7 +267,10 @@ impl batch::Host for KeyValueView<'_> {
         {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&bucket)?;
+        let bucket = match self.bucket(&bucket).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.get_many(keys).await.map_err(to_wit))
     }
 
@@ -226,7 +288,10 @@ impl batch::Host for KeyValueView<'_> {
         if let Err(e) = checked {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&bucket)?;
+        let bucket = match self.bucket(&bucket).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.set_many(key_values).await.map_err(to_wit))
     }
 
@@ -241,7 +306,10 @@ impl batch::Host for KeyValueView<'_> {
         {
             return Ok(Err(e));
         }
-        let bucket = self.bucket(&bucket)?;
+        let bucket = match self.bucket(&bucket).await? {
+            Ok(bucket) => bucket,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(bucket.delete_many(keys).await.map_err(to_wit))
     }
 }

@@ -71,7 +71,11 @@ pub(crate) mod bindings {
 /// What a guest hears when it uses a capability it has no link to under the chosen name.
 fn no_link(capability: &str, link_name: &str) -> String {
     if link_name == "default" {
-        format!("no {capability} capability is linked to this component")
+        format!(
+            "no {capability} capability is linked to this component under the link name `default` \
+             (links without a `name` are named `default`; to use a named link, choose it with \
+             wasmcloud:bus/lattice set-link-name)"
+        )
     } else {
         format!(
             "no {capability} capability is linked to this component under the link name `{link_name}`"
