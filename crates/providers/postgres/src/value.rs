@@ -2,7 +2,7 @@
 //!
 //! They mirror the WIT one to one (same variant names as the runtime's generated bindings,
 //! same payload shapes), so that the runtime converts between the two mechanically and this
-//! crate stays free of wasmtime. What each variant means on the wire is in [`crate::codec`].
+//! crate stays free of wasmtime. What each variant means on the wire is in `codec.rs`.
 
 /// A float as `(mantissa, exponent, sign)`, the integer decoding of `num`'s `Float`:
 /// the value is `sign * mantissa * 2^exponent`. The WIT uses it so that values can be
@@ -141,7 +141,7 @@ pub struct MacAddressEui64 {
 
 /// A PostgreSQL value as `wasmcloud:postgres/types.pg-value` defines it. Several variants
 /// are aliases of one another (`big-int`, `int8`, `big-serial`, `serial8`), as in the WIT;
-/// results always use the one named after the column's type (see [`crate::codec`]).
+/// results always use the one named after the column's type (see `codec.rs`).
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PgValue {
