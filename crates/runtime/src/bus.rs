@@ -124,6 +124,30 @@ impl HasData for HasBus {
     type Data<'a> = BusView<'a>;
 }
 
+/// `call-target-interface` is the same resource at both versions.
+macro_rules! call_target_interface {
+    ($lattice:ident) => {
+        impl $lattice::HostCallTargetInterface for BusView<'_> {
+            fn new(
+                &mut self,
+                namespace: String,
+                package: String,
+                interface: String,
+            ) -> wasmtime::Result<Resource<CallTarget>> {
+                self.new_target(namespace, package, interface)
+            }
+
+            fn drop(&mut self, rep: Resource<CallTarget>) -> wasmtime::Result<()> {
+                self.table.delete(rep)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+call_target_interface!(lattice1);
+call_target_interface!(lattice2);
+
 impl lattice1::Host for BusView<'_> {
     fn set_link_name(
         &mut self,
@@ -140,22 +164,6 @@ impl lattice1::Host for BusView<'_> {
     }
 }
 
-impl lattice1::HostCallTargetInterface for BusView<'_> {
-    fn new(
-        &mut self,
-        namespace: String,
-        package: String,
-        interface: String,
-    ) -> wasmtime::Result<Resource<CallTarget>> {
-        self.new_target(namespace, package, interface)
-    }
-
-    fn drop(&mut self, rep: Resource<CallTarget>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
-        Ok(())
-    }
-}
-
 impl lattice2::Host for BusView<'_> {
     fn set_link_name(
         &mut self,
@@ -168,21 +176,5 @@ impl lattice2::Host for BusView<'_> {
         }
         self.select(&name, keys);
         Ok(Ok(()))
-    }
-}
-
-impl lattice2::HostCallTargetInterface for BusView<'_> {
-    fn new(
-        &mut self,
-        namespace: String,
-        package: String,
-        interface: String,
-    ) -> wasmtime::Result<Resource<CallTarget>> {
-        self.new_target(namespace, package, interface)
-    }
-
-    fn drop(&mut self, rep: Resource<CallTarget>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
-        Ok(())
     }
 }
