@@ -99,6 +99,8 @@ pub const CATALOGUE: &[Capability] = &[
     },
     // `set-link-name`: which of a component's links (by name) its calls go through.
     host_package("wasmcloud", "bus"),
+    // The secrets the manifest gives the component (`secrets:`), revealed on request.
+    host_package("wasmcloud", "secrets"),
     Capability {
         namespace: "wasi",
         package: "http",

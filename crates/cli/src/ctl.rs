@@ -393,7 +393,7 @@ where
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
@@ -401,7 +401,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 /// Prints rows as columns padded to their widest cell.
-fn print_table(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+pub(crate) fn print_table(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

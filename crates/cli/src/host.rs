@@ -44,6 +44,11 @@ pub(crate) struct HostArgs {
     #[arg(long, env = "TRELLIS_NATS_TLS")]
     nats_tls: bool,
 
+    /// The lattice's secrets key seed (`trellis secret keygen`), which opens the secrets
+    /// components and providers reference; every host of a lattice needs the same one.
+    #[arg(long, env = "TRELLIS_SECRETS_KEY", hide_env_values = true)]
+    secrets_key: Option<String>,
+
     /// The lattice to join; hosts and clients on the same name see each other.
     #[arg(long, env = "TRELLIS_LATTICE", default_value = "default")]
     lattice: String,
@@ -120,6 +125,12 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval.0,
         reconcile_interval: args.reconcile_interval.0,
         http_reuse_port: true,
+        secrets_key: args
+            .secrets_key
+            .as_deref()
+            .map(trellis_lattice::secrets::SecretsKey::from_seed)
+            .transpose()
+            .context("--secrets-key (TRELLIS_SECRETS_KEY)")?,
         ..host_config(&args.limits, &args.cache)?
     };
     if std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").is_ok_and(|v| v.trim() == "0")

@@ -6,6 +6,7 @@
 mod app;
 mod ctl;
 mod host;
+mod secret;
 mod units;
 
 use anyhow::Context as _;
@@ -117,6 +118,17 @@ enum Command {
     App {
         #[command(subcommand)]
         cmd: app::AppCmd,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Store, delete or list secrets (values are sealed here and never printed).
+    Secret {
+        #[command(subcommand)]
+        cmd: secret::SecretCmd,
+        /// Use the secret store of the `trellis up` project in this folder (its
+        /// `.trellis/secrets.json`) directly, running or not, instead of a lattice.
+        #[arg(long, global = true, num_args = 0..=1, default_missing_value = ".")]
+        local: Option<PathBuf>,
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
@@ -304,6 +316,11 @@ fn main() -> ExitCode {
             Command::Events { lattice } => ctl::events(&lattice).await,
             Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
             Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
+            Command::Secret {
+                cmd,
+                local,
+                lattice,
+            } => secret::secret(&lattice, local, cmd).await,
         }
     });
     match result {
@@ -394,9 +411,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .join(format!("{stem}.json")),
         )
     });
+    // Secrets of `trellis up` live beside the manifest too (`trellis secret put --local`).
+    let secrets_dir = args
+        .manifest
+        .canonicalize()
+        .ok()
+        .and_then(|p| Some(p.parent()?.join(".trellis")));
     let config = HostConfig {
         http_address_override: args.http,
         apps_file,
+        secrets_dir,
         ..host_config(&args.limits, &args.cache)?
     };
     let admin: Option<SocketAddr> = match args.admin.as_str() {

@@ -54,6 +54,8 @@ impl HostSubjects {
             shared: vec![
                 subject("link.*"),
                 subject("config.*.*"),
+                subject("secret.*"),
+                subject("secret.*.*"),
                 subject(op::CLAIMS_GET),
             ],
         }
@@ -90,6 +92,11 @@ mod op {
     pub const PROVIDER_STOP: &str = "provider.stop";
     pub const COMPONENT_AUCTION: &str = "component.auction";
     pub const PROVIDER_AUCTION: &str = "provider.auction";
+    // Trellis's own: the lattice's secret store (wasmCloud v1 has no control operation for it).
+    pub const SECRET_KEY: &str = "secret.key";
+    pub const SECRET_PUT: &str = "secret.put";
+    pub const SECRET_DEL: &str = "secret.del";
+    pub const SECRET_LIST: &str = "secret.list";
 }
 
 /// One control-interface request.
@@ -136,6 +143,19 @@ pub enum CtlRequest {
     ComponentAuction(ComponentAuction),
     /// `provider.auction`: hosts that could run it answer.
     ProviderAuction(ProviderAuction),
+    /// `secret.key` (Trellis): the public key secrets must be sealed to.
+    GetSecretsKey,
+    /// `secret.put.{name}` (Trellis) with a value sealed to that key: stores it.
+    PutSecret {
+        /// The secret's name.
+        name: String,
+        /// Its value, sealed.
+        sealed: crate::secret::Sealed,
+    },
+    /// `secret.del.{name}` (Trellis).
+    DeleteSecret(String),
+    /// `secret.list` (Trellis): names, versions and times, never values.
+    ListSecrets,
 }
 
 /// Why a control request could not be understood; the message is what the reply says.
@@ -409,6 +429,17 @@ impl CtlRequest {
             ("provider", "auction", None) => {
                 Self::ProviderAuction(body(payload, "provider.auction", "")?)
             }
+            ("secret", "key", None) => Self::GetSecretsKey,
+            ("secret", "list", None) => Self::ListSecrets,
+            ("secret", "put", Some(name)) => Self::PutSecret {
+                name: name.to_owned(),
+                sealed: body(
+                    payload,
+                    "secret.put",
+                    " (expected a value sealed to the lattice's secrets key: {\"sender\": …, \"sealed\": …}; `trellis secret put` makes it)",
+                )?,
+            },
+            ("secret", "del", Some(name)) => Self::DeleteSecret(name.to_owned()),
             (noun @ ("component" | "provider"), verb, Some(_)) => {
                 return Err(ParseError::Unsupported(format!("{noun}.{verb}")));
             }
@@ -439,6 +470,10 @@ impl CtlRequest {
             Self::StopProvider(r) => with(op::PROVIDER_STOP, r.host_id.as_str()),
             Self::ComponentAuction(_) => op::COMPONENT_AUCTION.to_owned(),
             Self::ProviderAuction(_) => op::PROVIDER_AUCTION.to_owned(),
+            Self::GetSecretsKey => op::SECRET_KEY.to_owned(),
+            Self::PutSecret { name, .. } => with(op::SECRET_PUT, name),
+            Self::DeleteSecret(name) => with(op::SECRET_DEL, name),
+            Self::ListSecrets => op::SECRET_LIST.to_owned(),
         }
     }
 
@@ -458,7 +493,11 @@ impl CtlRequest {
             | Self::GetHost(_)
             | Self::GetConfig(_)
             | Self::GetLinks
-            | Self::GetClaims => Vec::new(),
+            | Self::GetClaims
+            | Self::GetSecretsKey
+            | Self::ListSecrets => Vec::new(),
+            Self::PutSecret { sealed, .. } => json(sealed),
+            Self::DeleteSecret(_) => b"{}".to_vec(),
             Self::StopHost(r) => json(r),
             Self::PutLabel(r) | Self::DeleteLabel(r) => json(r),
             Self::PutConfig { values, .. } => json(values),
@@ -525,6 +564,16 @@ mod tests {
         });
         round_trip(CtlRequest::GetConfig("db".into()));
         round_trip(CtlRequest::DeleteConfig("db".into()));
+        round_trip(CtlRequest::GetSecretsKey);
+        round_trip(CtlRequest::ListSecrets);
+        round_trip(CtlRequest::DeleteSecret("db".into()));
+        round_trip(CtlRequest::PutSecret {
+            name: "db".into(),
+            sealed: crate::secret::Sealed {
+                sender: "XABC".into(),
+                sealed: "AAAA".into(),
+            },
+        });
         round_trip(CtlRequest::GetLinks);
         round_trip(CtlRequest::GetClaims);
         round_trip(CtlRequest::DeleteLink(DeleteLink {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Weak};
 use trellis_control::ctl::{AuctionAck, DeleteLink, HostLabel};
 use trellis_control::wadm::{ApiResult, AppRequest, ErrorReply};
 use trellis_control::{CtlRequest, CtlResponse, HostId, HostSummary, Link, error_text};
+use trellis_lattice::secrets::{SecretStore, SecretsKey};
 use trellis_lattice::serve::{ControlHandler, envelope};
 use trellis_lattice::state::LatticeState;
 
@@ -31,6 +32,9 @@ pub enum ControlError {
     /// The app store could not be opened.
     #[error(transparent)]
     Apps(#[from] trellis_lattice::apps::AppStoreError),
+    /// The secret store could not be opened, or this host's secrets key is not the lattice's.
+    #[error(transparent)]
+    Secrets(#[from] trellis_lattice::secrets::SecretsError),
 }
 
 /// The host's part in the lattice's control: the shared state, the app store, the
@@ -42,6 +46,8 @@ pub(crate) struct ControlPlane {
     /// The app store: JetStream KV on a lattice; in embedded mode a file (or memory),
     /// created with its reconciler on first use.
     pub(crate) apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
+    /// The lattice's secret store, once this host serves the control interface on NATS.
+    pub(crate) secrets: std::sync::OnceLock<SecretStore>,
     /// The control interface and app API on NATS, while this host serves them.
     pub(crate) serving: std::sync::Mutex<Option<trellis_lattice::serve::Serving>>,
     /// Wakes the reconciler loop before its next tick.
@@ -63,6 +69,7 @@ impl Default for ControlPlane {
         Self {
             state: std::sync::OnceLock::new(),
             apps: std::sync::OnceLock::new(),
+            secrets: std::sync::OnceLock::new(),
             serving: std::sync::Mutex::default(),
             reconcile_wake: Arc::default(),
             stop_request: tokio::sync::watch::channel(false).0,
@@ -141,6 +148,11 @@ impl Host {
         let apps =
             trellis_lattice::apps::AppStore::open(nats.ctl.clone(), self.lattice.name()).await?;
         let _ = self.control.apps.set(apps.clone());
+        let secrets = SecretStore::open(nats.ctl.clone(), self.lattice.name()).await?;
+        if let Some(key) = &self.config.secrets_key {
+            secrets.adopt_key(key).await?;
+        }
+        let _ = self.control.secrets.set(secrets);
         // Links put through any host may start HTTP listeners here.
         let mut link_events = self.lattice.watch_events("linkdef_set").await?;
         {
@@ -177,6 +189,66 @@ impl Host {
     }
 
     /// The shared links and config: JetStream KV on a lattice, in memory when embedded.
+    /// Where secrets are kept: the lattice's bucket, or embedded mode's folder; `None` for
+    /// an embedded host given no folder.
+    pub(crate) fn secret_store(&self) -> Option<SecretStore> {
+        if let Some(store) = self.control.secrets.get() {
+            return Some(store.clone());
+        }
+        if self.lattice.connections().is_some() {
+            return None;
+        }
+        self.config.secrets_dir.as_deref().map(SecretStore::local)
+    }
+
+    /// The key that opens this host's secrets: the lattice's seed it was given, or embedded
+    /// mode's own key (created on first use).
+    pub(crate) fn secrets_key(&self) -> Option<SecretsKey> {
+        if let Some(key) = &self.config.secrets_key {
+            return Some(key.clone());
+        }
+        match self.secret_store()?.local_key() {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!("cannot read the secrets key: {}", error_text(&e));
+                None
+            }
+        }
+    }
+
+    /// Answers `secret.*`: the store sees only sealed values, and no answer carries one.
+    async fn secret_request(&self, request: CtlRequest) -> Bytes {
+        let Some(store) = self.secret_store() else {
+            return reply(&CtlResponse::<()>::error(
+                "this host keeps no secret store: start `trellis up` from the manifest's folder, or use a lattice",
+            ));
+        };
+        match request {
+            CtlRequest::GetSecretsKey => reply(&match store.public_key().await {
+                Ok(key) => CtlResponse::ok(serde_json::json!({ "public_key": key })),
+                Err(e) => CtlResponse::error(error_text(&e)),
+            }),
+            CtlRequest::PutSecret { name, sealed } => {
+                reply(&match store.put(&name, sealed).await {
+                    Ok(version) => {
+                        CtlResponse::ok(serde_json::json!({ "name": name, "version": version }))
+                    }
+                    Err(e) => CtlResponse::error(error_text(&e)),
+                })
+            }
+            CtlRequest::DeleteSecret(name) => reply(&match store.delete(&name).await {
+                Ok(true) => CtlResponse::<()>::success(),
+                Ok(false) => CtlResponse::error(format!("no secret `{name}` is stored")),
+                Err(e) => CtlResponse::error(error_text(&e)),
+            }),
+            CtlRequest::ListSecrets => reply(&match store.list().await {
+                Ok(list) => CtlResponse::ok(list),
+                Err(e) => CtlResponse::error(error_text(&e)),
+            }),
+            _ => reply(&CtlResponse::<()>::error("not a secret request")),
+        }
+    }
+
     pub(crate) fn control_state(&self) -> LatticeState {
         self.control
             .state
@@ -276,6 +348,10 @@ impl Host {
             CtlRequest::UpdateComponent(update) => reply(&self.update_component(update, &state)),
             CtlRequest::StopProvider(stop) => reply(&self.stop_provider(&stop.provider_id)),
             CtlRequest::StartProvider(start) => reply(&self.start_provider(start, &state)),
+            request @ (CtlRequest::GetSecretsKey
+            | CtlRequest::PutSecret { .. }
+            | CtlRequest::DeleteSecret(_)
+            | CtlRequest::ListSecrets) => self.secret_request(request).await,
         };
         Some(body)
     }

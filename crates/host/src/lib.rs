@@ -88,6 +88,12 @@ pub struct HostConfig {
     pub http_reuse_port: bool,
     /// The file embedded mode keeps its apps in between runs; in memory only when `None`.
     pub apps_file: Option<PathBuf>,
+    /// The folder of embedded mode's secret store (`secrets.json` and its key
+    /// `secrets.key`); an embedded host without one keeps no secrets.
+    pub secrets_dir: Option<PathBuf>,
+    /// The lattice's secrets key (its seed), which opens the secrets in the lattice's
+    /// store; a lattice host without one cannot start what references secrets.
+    pub secrets_key: Option<trellis_lattice::secrets::SecretsKey>,
 }
 
 impl Default for HostConfig {
@@ -106,6 +112,8 @@ impl Default for HostConfig {
             reconcile_interval: std::time::Duration::from_secs(1),
             http_reuse_port: false,
             apps_file: None,
+            secrets_dir: None,
+            secrets_key: None,
         }
     }
 }

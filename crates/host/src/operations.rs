@@ -51,6 +51,7 @@ fn app(name: &str) -> Application {
         links: Vec::new(),
         configs: BTreeMap::new(),
         warnings: Vec::new(),
+        revealed: BTreeMap::new(),
     }
 }
 

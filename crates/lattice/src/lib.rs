@@ -6,7 +6,8 @@
 //! same in both modes. [`Lattice::nats`] also publishes every event on the control
 //! connection; [`connect`] opens the connections a host needs, and [`state`] keeps the
 //! lattice-wide links and config in JetStream KV, through [`kv`] (as [`apps`] keeps the
-//! deployment manager's apps).
+//! deployment manager's apps), and [`secrets`] keeps secret values sealed to the lattice's
+//! secrets key.
 //!
 //! The rest of the lattice's traffic: [`serve`] answers the control interface and the app
 //! API for a host's [`serve::ControlHandler`], [`client`] is the one client for both (over
@@ -17,6 +18,7 @@ pub mod apps;
 pub mod client;
 pub mod connect;
 pub mod kv;
+pub mod secrets;
 pub mod serve;
 pub mod state;
 pub mod wrpc;

@@ -61,9 +61,10 @@
 //! whose target is an entry of the same manifest, scalers whose instance count is a number,
 //! component images that are a `file://` path or an OCI reference, `file://` images that exist
 //! (relative paths are relative to the manifest's folder), and named config that is not
-//! defined twice with different properties. Parts of the schema that Trellis does not
-//! implement yet (secrets, policies, references to shared applications) are rejected with an
-//! error that says so, rather than ignored.
+//! defined twice with different properties, and secrets that name a secrets policy of
+//! `spec.policies` (each becomes a `SECRET_{app}_{name}` named config holding the reference,
+//! as wadm writes it). The part of the schema that Trellis does not implement yet (references
+//! to shared applications) is rejected with an error that says so, rather than ignored.
 //!
 //! Errors read like compiler diagnostics, pointing at the field that is wrong:
 //!

@@ -39,6 +39,11 @@ pub struct Application {
     /// host does not know), each placed at its line; print them once. Never an error.
     #[serde(skip)]
     pub warnings: Vec<crate::ManifestError>,
+    /// The secrets the references in [`Application::configs`] (`SECRET_…` names) resolved
+    /// to, by config name: filled by the host when it deploys, never by the parser; each
+    /// is the value or why it could not be had (the reason never contains the value).
+    #[serde(skip)]
+    pub revealed: BTreeMap<String, Result<trellis_control::secret::SecretValue, String>>,
 }
 
 impl Application {

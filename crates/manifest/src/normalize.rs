@@ -15,6 +15,7 @@ use crate::positions::Positions;
 use crate::raw;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use trellis_control::secret::{SECRET_POLICY_TYPE, SecretReference};
 use trellis_control::{ComponentId, Link, LinkName, ProviderId};
 
 /// The only `apiVersion` wadm accepts.
@@ -89,25 +90,16 @@ pub(crate) fn normalize(
     src: &Source<'_>,
 ) -> Result<Application, ManifestError> {
     check_header(&manifest, src)?;
-    if !manifest.spec.policies.is_empty() {
-        return Err(src
-            .error(
-                ErrorKind::Unsupported,
-                "spec.policies",
-                "policies are not supported by Trellis yet",
-            )
-            .with_hint(
-                "policies configure secrets backends, which Trellis does not have yet; remove them",
-            ));
-    }
-
     let app_name = manifest.metadata.name.as_str();
+    let policies = secret_policies(&manifest.spec.policies, src)?;
     let entries = first_pass(&manifest.spec.components, app_name, src)?;
     let mut builder = Builder {
         src,
         entries: &entries,
         configs: BTreeMap::new(),
         link_keys: Vec::new(),
+        app_name,
+        policies,
     };
 
     let mut components = Vec::new();
@@ -116,10 +108,13 @@ pub(crate) fn normalize(
     for (index, entry) in entries.iter().enumerate() {
         let props = &entry.raw.properties;
         let props_path = format!("{}.properties", entry.path);
-        let config = match &props.config {
+        let mut config = match &props.config {
             Some(list) => builder.config_list(list, &format!("{props_path}.config"))?,
             None => Vec::new(),
         };
+        if let Some(secrets) = &props.secrets {
+            config.extend(builder.secret_list(secrets, &format!("{props_path}.secrets"))?);
+        }
         let (scale, entry_links) = builder.traits(index)?;
         links.extend(entry_links);
         let line = src.line(&entry.path);
@@ -177,7 +172,69 @@ pub(crate) fn normalize(
             .map(|(name, def)| (name, def.properties))
             .collect(),
         warnings: src.warnings.take(),
+        revealed: BTreeMap::new(),
     })
+}
+
+/// The secrets policies of `spec.policies` by name, with their `backend`. Trellis keeps
+/// every secret in its own store, whatever the backend (said once, as a warning, for a
+/// backend other than wasmCloud's NATS KV one).
+fn secret_policies(
+    policies: &[raw::Policy],
+    src: &Source<'_>,
+) -> Result<BTreeMap<String, Option<String>>, ManifestError> {
+    let mut out = BTreeMap::new();
+    for (i, policy) in policies.iter().enumerate() {
+        let path = format!("spec.policies[{i}]");
+        if out.contains_key(&policy.name) {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("{path}.name"),
+                    format!("duplicate policy name `{}`", policy.name),
+                )
+                .with_hint("give every policy its own name"));
+        }
+        if policy.policy_type != SECRET_POLICY_TYPE {
+            // Other policy types configure things Trellis does not have; wadm keeps them
+            // for whoever reads them.
+            src.warn(src.error(
+                ErrorKind::Ignored,
+                format!("{path}.type"),
+                format!(
+                    "policy `{}` has type `{}`, which Trellis does not use; only `{SECRET_POLICY_TYPE}` policies mean something here",
+                    policy.name, policy.policy_type
+                ),
+            ));
+            out.insert(policy.name.clone(), None);
+            continue;
+        }
+        let backend = policy
+            .properties
+            .get("backend")
+            .cloned()
+            .unwrap_or_default();
+        if backend.is_empty() {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    format!("{path}.properties"),
+                    format!("secrets policy `{}` has no `backend`", policy.name),
+                )
+                .with_hint("add `backend: nats-kv` (Trellis keeps secrets in its own store: `trellis secret put`)"));
+        }
+        if !matches!(backend.as_str(), "nats-kv" | "trellis") {
+            src.warn(src.error(
+                ErrorKind::Ignored,
+                format!("{path}.properties.backend"),
+                format!(
+                    "secrets backend `{backend}` is not used: Trellis keeps secrets in its own encrypted store (`trellis secret put`), whatever the policy names"
+                ),
+            ));
+        }
+        out.insert(policy.name.clone(), Some(backend));
+    }
+    Ok(out)
 }
 
 fn check_header(manifest: &raw::Manifest, src: &Source<'_>) -> Result<(), ManifestError> {
@@ -351,15 +408,6 @@ fn first_pass<'m>(
 
         let props = &raw.properties;
         let props_path = format!("{path}.properties");
-        if props.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(src
-                .error(
-                    ErrorKind::Unsupported,
-                    format!("{props_path}.secrets"),
-                    "secrets are not supported by Trellis yet",
-                )
-                .with_hint("pass the values as named config for now, or remove `secrets`"));
-        }
         if let Some(app) = &props.application {
             return Err(src
                 .error(
@@ -484,6 +532,9 @@ struct Builder<'a, 'm> {
     entries: &'a [EntryInfo<'m>],
     configs: BTreeMap<String, ConfigDef>,
     link_keys: Vec<LinkKey>,
+    app_name: &'a str,
+    /// `spec.policies` by name: the backend of secrets policies, `None` for other types.
+    policies: BTreeMap<String, Option<String>>,
 }
 
 impl<'m> Builder<'_, 'm> {
@@ -630,10 +681,8 @@ impl<'m> Builder<'_, 'm> {
                         )
                         .with_hint("move these entries to `target.config`"));
                 }
-                if !target.secrets.is_empty() {
-                    return Err(unsupported_secrets(src, format!("{p}.target.secrets")));
-                }
-                let config = self.config_list(&target.config, &format!("{p}.target.config"))?;
+                let mut config = self.config_list(&target.config, &format!("{p}.target.config"))?;
+                config.extend(self.secret_list(&target.secrets, &format!("{p}.target.secrets"))?);
                 (target.name, format!("{p}.target.name"), config)
             }
         };
@@ -648,10 +697,9 @@ impl<'m> Builder<'_, 'm> {
                     .with_hint("move these entries to `source.config`"));
             }
             (Some(def), None) => {
-                if !def.secrets.is_empty() {
-                    return Err(unsupported_secrets(src, format!("{p}.source.secrets")));
-                }
-                self.config_list(&def.config, &format!("{p}.source.config"))?
+                let mut config = self.config_list(&def.config, &format!("{p}.source.config"))?;
+                config.extend(self.secret_list(&def.secrets, &format!("{p}.source.secrets"))?);
+                config
             }
             (None, Some(list)) => self.config_list(list, &format!("{p}.source_config"))?,
             (None, None) => Vec::new(),
@@ -748,6 +796,109 @@ impl<'m> Builder<'_, 'm> {
         Ok(())
     }
 
+    /// The config names of a `secrets:` list: each reference becomes named config
+    /// `SECRET_{app}_{name}` holding the reference (never a value), as wadm writes it.
+    fn secret_list(
+        &mut self,
+        items: &[raw::SecretProperty],
+        path: &str,
+    ) -> Result<Vec<String>, ManifestError> {
+        let mut names = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let src = self.src;
+            if item.name.trim().is_empty() {
+                return Err(src
+                    .error(
+                        ErrorKind::Invalid,
+                        format!("{item_path}.name"),
+                        "the secret's name is empty",
+                    )
+                    .with_hint("name it as the component asks for it (wasmcloud:secrets/store.get) or as the provider's config key"));
+            }
+            let props = &item.properties;
+            let backend = match self.policies.get(&props.policy) {
+                Some(Some(backend)) => backend.clone(),
+                Some(None) => {
+                    return Err(src
+                        .error(
+                            ErrorKind::Invalid,
+                            format!("{item_path}.properties.policy"),
+                            format!(
+                                "policy `{}` is not a secrets policy (its type is not `{SECRET_POLICY_TYPE}`)",
+                                props.policy
+                            ),
+                        )
+                        .with_hint("point `policy` at a policy of that type"));
+                }
+                None => {
+                    let known: Vec<&str> = self.policies.keys().map(String::as_str).collect();
+                    let hint = if known.is_empty() {
+                        format!(
+                            "define it under spec.policies:\n- name: {}\n  type: {SECRET_POLICY_TYPE}\n  properties:\n    backend: nats-kv",
+                            props.policy
+                        )
+                    } else {
+                        format!("the policies are {}", list(known))
+                    };
+                    return Err(src
+                        .error(
+                            ErrorKind::Invalid,
+                            format!("{item_path}.properties.policy"),
+                            format!(
+                                "secret `{}` names policy `{}`, which spec.policies does not define",
+                                item.name, props.policy
+                            ),
+                        )
+                        .with_hint(hint));
+                }
+            };
+            if let Err(e) = trellis_control::secret::check_key(&props.key) {
+                return Err(src
+                    .error(ErrorKind::Invalid, format!("{item_path}.properties.key"), e)
+                    .with_hint("the key is the stored secret's name: `trellis secret put KEY`"));
+            }
+            let reference = SecretReference {
+                name: item.name.clone(),
+                key: props.key.clone(),
+                field: props.field.clone(),
+                version: props.version.clone(),
+                policy: props.policy.clone(),
+                backend,
+            };
+            let name = SecretReference::config_name(self.app_name, &item.name);
+            let properties = reference.to_config();
+            match self.configs.get(&name) {
+                Some(first) if first.properties != properties => {
+                    return Err(src
+                        .error(
+                            ErrorKind::Invalid,
+                            format!("{item_path}.properties"),
+                            format!(
+                                "secret `{}` is referenced twice with different properties; the first is at {}{}",
+                                item.name,
+                                first.path,
+                                at_line(src, &first.path)
+                            ),
+                        )
+                        .with_hint("a secret's name means one stored secret in an app: give the other one another name"));
+                }
+                Some(_) => {}
+                None => {
+                    self.configs.insert(
+                        name.clone(),
+                        ConfigDef {
+                            properties,
+                            path: item_path,
+                        },
+                    );
+                }
+            }
+            names.push(name);
+        }
+        Ok(names)
+    }
+
     /// The names in a config list, recording inline definitions in [`Application::configs`].
     fn config_list(
         &mut self,
@@ -808,15 +959,6 @@ impl<'m> Builder<'_, 'm> {
         }
         Ok(names)
     }
-}
-
-fn unsupported_secrets(src: &Source<'_>, path: String) -> ManifestError {
-    src.error(
-        ErrorKind::Unsupported,
-        path,
-        "secrets are not supported by Trellis yet",
-    )
-    .with_hint("pass the values as named config for now, or remove `secrets`")
 }
 
 fn check_known_interfaces(props: &raw::LinkProperties, path: &str, src: &Source<'_>) {

@@ -2,9 +2,10 @@
 //!
 //! Every struct denies unknown fields, so a misspelt key is never silently ignored: the parser
 //! (`crate::lenient`) removes it, records a warning at its line, and tries again, which is
-//! how wadm's leniency is matched without losing serde's list of the expected names. Fields that the schema defines but Trellis does not implement yet (secrets,
-//! policies, shared-application references) are still parsed here so that the normaliser can
-//! say precisely that they are unsupported.
+//! how wadm's leniency is matched without losing serde's list of the expected names.
+//! Fields that the schema defines but Trellis does not implement yet (shared-application
+//! references) are still parsed here so that the normaliser can say precisely that they are
+//! unsupported.
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -43,10 +44,6 @@ pub(crate) struct Specification {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "parsed only to validate the shape; policies are unsupported"
-)]
 pub(crate) struct Policy {
     pub name: String,
     pub properties: BTreeMap<String, String>,
@@ -113,10 +110,6 @@ pub(crate) struct SharedApplication {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "parsed only to validate the shape; secrets are unsupported"
-)]
 pub(crate) struct SecretProperty {
     pub name: String,
     pub properties: SecretSource,
@@ -124,10 +117,6 @@ pub(crate) struct SecretProperty {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "parsed only to validate the shape; secrets are unsupported"
-)]
 pub(crate) struct SecretSource {
     pub policy: String,
     pub key: String,

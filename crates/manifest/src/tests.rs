@@ -106,6 +106,7 @@ fn hello_world_example_normalises() {
         }],
         configs: BTreeMap::from([("default-http".to_owned(), map(&[("address", "0.0.0.0:8000")]))]),
         warnings: Vec::new(),
+        revealed: BTreeMap::new(),
     };
     assert_eq!(app, expected);
     assert_eq!(app.annotations.len(), 6);
@@ -196,6 +197,7 @@ fn keyvalue_counter_example_normalises() {
             ("redis-url".to_owned(), map(&[("url", "redis://0.0.0.0:6379")])),
         ]),
         warnings: Vec::new(),
+        revealed: BTreeMap::new(),
     };
     assert_eq!(app, expected);
 }
@@ -1000,36 +1002,101 @@ fn config_value_must_be_a_scalar() {
     );
 }
 
+/// `spec:` with one secrets policy `vault` and the given components.
+fn with_policy(components: &str) -> String {
+    format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: test-app\nspec:\n  policies:\n    - name: vault\n      type: policy.secret.wasmcloud.dev/v1alpha1\n      properties: {{backend: nats-kv}}\n  components:\n{components}"
+    )
+}
+
 #[test]
-fn secrets_are_not_supported_yet() {
-    let err = parse_err(&manifest(&format!(
-        "{GREETER}        secrets:\n          - name: api-key\n            properties: {{policy: vault, key: api}}\n"
-    )));
-    assert_eq!(err.kind, ErrorKind::Unsupported);
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{ORIGIN}:11:9: spec.components[0].properties.secrets: secrets are not supported by Trellis yet\n  hint: pass the values as named config for now, or remove `secrets`"
-        )
-    );
-    // Secrets of a link's target too.
-    let err = parse_err(&manifest(&format!(
-        "{GREETER}      traits:
+fn secrets_become_references_carried_as_secret_config() {
+    let app = parse_ok(&with_policy(&format!(
+        "{GREETER}        secrets:
+          - name: api-key
+            properties: {{policy: vault, key: api, field: token, version: v2}}
+      traits:
         - type: link
           properties:
             target:
               name: greeter
-              secrets: [{{name: s, properties: {{policy: p, key: k}}}}]
+              secrets: [{{name: s, properties: {{policy: vault, key: k}}}}]
+            source:
+              secrets: [{{name: t, properties: {{policy: vault, key: k2}}}}]
             namespace: example
             package: self
             interfaces: [loop]
 "
     )));
+    let component = &app.components[0];
+    assert_eq!(component.config, ["SECRET_test-app_api-key"]);
+    let reference = &app.configs["SECRET_test-app_api-key"];
+    assert_eq!(reference["name"], "api-key");
+    assert_eq!(reference["key"], "api");
+    assert_eq!(reference["field"], "token");
+    assert_eq!(reference["version"], "v2");
+    assert_eq!(reference["backend"], "nats-kv");
+    assert_eq!(reference["type"], "secret.wasmcloud.dev/v1alpha1");
+    let link = &app.links[0].link;
+    assert_eq!(link.target_config, ["SECRET_test-app_s"]);
+    assert_eq!(link.source_config, ["SECRET_test-app_t"]);
+    assert!(app.warnings.is_empty(), "{:?}", app.warnings);
+}
+
+#[test]
+fn secret_policies_must_exist_and_be_secrets_policies() {
+    let err = parse_err(&manifest(&format!(
+        "{GREETER}        secrets:\n          - name: api-key\n            properties: {{policy: vault, key: api}}\n"
+    )));
+    assert_eq!(err.kind, ErrorKind::Invalid);
     assert_eq!(
         err.path,
-        "spec.components[0].traits[0].properties.target.secrets"
+        "spec.components[0].properties.secrets[0].properties.policy"
     );
-    assert_eq!(err.message, "secrets are not supported by Trellis yet");
+    assert_eq!(
+        err.message,
+        "secret `api-key` names policy `vault`, which spec.policies does not define"
+    );
+    assert!(
+        err.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("type: policy.secret.wasmcloud.dev/v1alpha1"),
+        "{err}"
+    );
+    // A policy of another type: kept with a warning, but it cannot back a secret.
+    let other = format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: test-app\nspec:\n  policies:\n    - name: vault\n      type: policy.example.com/v1\n      properties: {{a: b}}\n  components:\n{GREETER}"
+    );
+    let app = parse_ok(&other);
+    assert_eq!(app.warnings.len(), 1, "{:?}", app.warnings);
+    let err = parse_err(&format!(
+        "{other}        secrets: [{{name: s, properties: {{policy: vault, key: k}}}}]\n"
+    ));
+    assert!(err.message.contains("is not a secrets policy"), "{err}");
+    // A backend Trellis does not use is said once.
+    let app = parse_ok(&with_policy(GREETER).replace("backend: nats-kv", "backend: vault"));
+    assert_eq!(app.warnings.len(), 1);
+    assert!(
+        app.warnings[0]
+            .message
+            .contains("Trellis keeps secrets in its own encrypted store"),
+        "{}",
+        app.warnings[0]
+    );
+    // Keys must be usable names; one name means one secret in an app.
+    let err = parse_err(&with_policy(&format!(
+        "{GREETER}        secrets: [{{name: s, properties: {{policy: vault, key: 'a b'}}}}]\n"
+    )));
+    assert!(err.message.contains("not a valid secret name"), "{err}");
+    let err = parse_err(&with_policy(&format!(
+        "{GREETER}        secrets:\n          - {{name: s, properties: {{policy: vault, key: a}}}}\n          - {{name: s, properties: {{policy: vault, key: b}}}}\n"
+    )));
+    assert!(
+        err.message
+            .contains("referenced twice with different properties"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1044,19 +1111,6 @@ fn shared_application_references_are_not_supported_yet() {
             "{ORIGIN}:10:9: spec.components[0].properties.application: references to shared applications (here `greeter` in `shared-app`) are not supported by Trellis yet\n  hint: give the entry its own `image` instead"
         )
     );
-}
-
-#[test]
-fn policies_are_not_supported_yet() {
-    let source = format!(
-        "{}  policies:\n    - name: vault\n      type: policy.secret.wasmcloud.dev/v1alpha1\n      properties: {{backend: vault}}\n",
-        manifest(GREETER)
-    );
-    let err = parse_err(&source);
-    assert_eq!(err.kind, ErrorKind::Unsupported);
-    assert_eq!(err.path, "spec.policies");
-    assert_eq!(err.line, Some(11));
-    assert_eq!(err.message, "policies are not supported by Trellis yet");
 }
 
 #[test]

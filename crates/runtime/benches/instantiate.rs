@@ -26,6 +26,7 @@ fn handle_request(c: &mut Criterion) {
     let context = InstanceContext {
         component_id: id,
         config: Arc::new(BTreeMap::new()),
+        secrets: Default::default(),
         links: Default::default(),
         calls: None,
     };

@@ -26,6 +26,8 @@
 //!   bound to the backends in [`Capabilities`], each on a view of the store rather than the
 //!   store.
 //! - `builtins`: `wasi:logging` and `wasi:config`, served to every component, the same way.
+//! - `secrets`: `wasmcloud:secrets`, the secrets the host revealed for the component
+//!   ([`SecretValue`], which never prints its contents).
 //! - `links`: [`Links`], a component's links by name, and an instance's choice among them.
 //! - `bus`: `wasmcloud:bus/lattice` (1.0.0 and 2.0.0), with which a guest makes that choice.
 //! - `limits`: [`Limits`] and the engine configuration derived from them.
@@ -60,6 +62,7 @@ mod links;
 mod messaging;
 mod prepare;
 mod runtime;
+mod secrets;
 mod state;
 mod sync;
 
@@ -75,6 +78,7 @@ pub use limits::Limits;
 pub use links::Links;
 pub use messaging::{HandleMessageError, MessageComponent};
 pub use runtime::{EPOCH_TICK, Runtime};
+pub use secrets::{SecretValue, Secrets};
 pub use state::InstanceContext;
 /// The error type of request bodies handed to guests; see [`HttpComponent::handle`].
 pub use wasmtime_wasi_http::Error as WasiHttpError;

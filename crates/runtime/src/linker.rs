@@ -18,6 +18,7 @@ use crate::capabilities::{blobstore, keyvalue, messaging, messaging_v3, postgres
 use crate::component::Component;
 use crate::invoke::PrepareError;
 use crate::links;
+use crate::secrets;
 use crate::state::{InstanceContext, InstanceState};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     builtins::add_to_linker(&mut linker, InstanceState::builtins)?;
     bus::add_to_linker(&mut linker, InstanceState::bus)?;
+    secrets::add_to_linker(&mut linker, InstanceState::secrets)?;
     keyvalue::add_to_linker(&mut linker, InstanceState::keyvalue)?;
     messaging::add_to_linker(&mut linker, InstanceState::messaging)?;
     messaging_v3::add_to_linker(&mut linker, InstanceState::messaging_v3)?;

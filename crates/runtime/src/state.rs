@@ -17,6 +17,7 @@ use crate::capabilities::messaging_v3::MessagingV3View;
 use crate::capabilities::postgres::PostgresView;
 use crate::limits::Limits;
 use crate::links::{Links, Selection};
+use crate::secrets::{Secrets, SecretsView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
@@ -32,6 +33,8 @@ pub struct InstanceContext {
     pub component_id: ComponentId,
     /// What `wasi:config` returns to the guest.
     pub config: Arc<BTreeMap<String, String>>,
+    /// What `wasmcloud:secrets` reveals to the guest, by the names the manifest gave.
+    pub secrets: Arc<Secrets>,
     /// Its links: the backends its links to providers resolved to, by link name.
     pub links: Arc<Links>,
     /// Its links to other components and who routes the calls, when it has any.
@@ -97,6 +100,13 @@ impl InstanceState {
         Builtins {
             component_id: &self.context.component_id,
             config: &self.context.config,
+        }
+    }
+
+    pub(crate) fn secrets(&mut self) -> SecretsView<'_> {
+        SecretsView {
+            secrets: &self.context.secrets,
+            table: &mut self.table,
         }
     }
 

@@ -68,8 +68,11 @@ impl Trellis {
 
     /// Starts `cmd` and returns once it printed a stdout line starting with `ready`.
     pub fn start_until(mut cmd: Command, ready: &str) -> Trellis {
-        cmd.env("TRELLIS_LOG", "info")
-            .env("TRELLIS_CACHE_DIR", shared_cache_dir())
+        // A test may ask for more (or less) logging by setting TRELLIS_LOG itself.
+        if !cmd.get_envs().any(|(k, _)| k == "TRELLIS_LOG") {
+            cmd.env("TRELLIS_LOG", "info");
+        }
+        cmd.env("TRELLIS_CACHE_DIR", shared_cache_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

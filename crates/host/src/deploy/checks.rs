@@ -6,6 +6,7 @@ use crate::problems::Problem;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use trellis_control::ComponentId;
+use trellis_control::secret::{SecretReference, SecretValue, is_secret_reference};
 use trellis_manifest::{Application, Builtin, LinkSpec};
 use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
 
@@ -50,10 +51,11 @@ impl Interfaces for trellis_runtime::Component {
     }
 }
 
-/// One component that passed the checks, with the config it reads.
+/// One component that passed the checks, with the config it reads and its secrets.
 pub(crate) struct Checked<C> {
     pub(crate) component: C,
     pub(crate) config: BTreeMap<String, String>,
+    pub(crate) secrets: trellis_runtime::Secrets,
 }
 
 /// An app that passed the checks: what to start.
@@ -117,8 +119,28 @@ pub(crate) fn check<C: Interfaces>(
             names.extend(l.link.source_config.iter().cloned());
         }
         names.extend(spec.config.iter().cloned());
-        let config = merge_config(app, &format!("component `{name}`"), &names, problems);
-        checked.insert(name, Checked { component, config });
+        // Secret references are not config: the component reads them through
+        // wasmcloud:secrets, never through wasi:config.
+        let (secret_names, names): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|n| is_secret_reference(n));
+        let who = format!("component `{name}`");
+        let config = merge_config(app, &who, &names, problems);
+        let secrets = reveal_all(app, &who, &secret_names, problems)
+            .into_iter()
+            .collect();
+        checked.insert(
+            name,
+            Checked {
+                component,
+                config,
+                secrets,
+            },
+        );
+    }
+
+    // A provider's own config (and its secrets) must resolve too.
+    for p in &app.providers {
+        merge_config(app, &format!("provider `{}`", p.name), &p.config, problems);
     }
 
     // Config a link hands the provider it targets must exist too.
@@ -452,6 +474,9 @@ fn suggest_target(app: &Application, namespace: &str, package: &str) -> String {
     format!("<a capability with `image: {builtin}`, added under `components:`>")
 }
 
+/// The config `who` reads from `names`, later names winning. A secret reference among them
+/// gives its revealed value under the reference's name (how providers read secrets, such
+/// as `POSTGRES_PASSWORD`).
 pub(crate) fn merge_config(
     app: &Application,
     who: &str,
@@ -460,6 +485,25 @@ pub(crate) fn merge_config(
 ) -> BTreeMap<String, String> {
     let mut merged = BTreeMap::new();
     for name in names {
+        if is_secret_reference(name) {
+            for (key, value) in reveal_all(app, who, std::slice::from_ref(name), problems) {
+                match value {
+                    SecretValue::String(s) => {
+                        merged.insert(key, s);
+                    }
+                    SecretValue::Bytes(bytes) => match String::from_utf8(bytes) {
+                        Ok(s) => {
+                            merged.insert(key, s);
+                        }
+                        Err(_) => problems.push(
+                            Problem::new(format!("{who} reads secret `{key}` as config, but it is binary"))
+                                .hint("config values are text: store the secret as text (`trellis secret put` without `--binary`)"),
+                        ),
+                    },
+                }
+            }
+            continue;
+        }
         match app.configs.get(name) {
             Some(values) => merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone()))),
             None => problems.push(
@@ -469,6 +513,38 @@ pub(crate) fn merge_config(
         }
     }
     merged
+}
+
+/// The secrets behind the references `names`, by the names `who` reads them under; a
+/// reference that could not be revealed is a problem saying why (never the value).
+fn reveal_all(
+    app: &Application,
+    who: &str,
+    names: &[String],
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, SecretValue)> {
+    let mut out = Vec::new();
+    for name in names {
+        let Some(reference) = app.configs.get(name).and_then(SecretReference::from_config) else {
+            problems.push(
+                Problem::new(format!("{who} uses secret reference `{name}`, which is not defined"))
+                    .hint("reference secrets with `secrets:` in the manifest (name and properties: policy, key)"),
+            );
+            continue;
+        };
+        match app.revealed.get(name) {
+            Some(Ok(value)) => out.push((reference.name, value.clone())),
+            Some(Err(reason)) => problems.push(Problem::new(format!(
+                "{who} uses secret `{}`: {reason}",
+                reference.name
+            ))),
+            None => problems.push(Problem::new(format!(
+                "{who} uses secret `{}` (stored secret `{}`), which this host could not look up",
+                reference.name, reference.key
+            ))),
+        }
+    }
+    out
 }
 
 /// A messaging provider delivering a subscription's messages to a component.

@@ -11,6 +11,7 @@ use crate::problems::{DeployError, Problem};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use trellis_control::ComponentId;
+use trellis_control::secret::{SecretReference, is_secret_reference};
 use trellis_manifest::{Application, ImageRef};
 use trellis_runtime::Component;
 
@@ -31,7 +32,7 @@ pub struct Listening {
 impl Host {
     /// Checks `app` as a whole and, if nothing is wrong, starts it on this host.
     pub async fn deploy(&self, app: &Application) -> Result<Vec<Listening>, DeployError> {
-        let app = &self.with_stored_config(app).await;
+        let app = &self.with_secrets(self.with_stored_config(app).await).await;
         let mut problems = Vec::new();
         let manifest = app.manifest_path.display().to_string();
 
@@ -83,6 +84,38 @@ impl Host {
             }
         }
         Cow::Owned(filled)
+    }
+
+    /// `app` with the secrets its references name revealed ([`Application::revealed`]),
+    /// from the lattice's secret store (or the embedded host's), opened with this host's
+    /// secrets key. What cannot be revealed is kept as the reason, for the checks to report.
+    async fn with_secrets<'a>(&self, app: Cow<'a, Application>) -> Cow<'a, Application> {
+        let names: std::collections::BTreeSet<String> = app
+            .config_names()
+            .filter(|n| is_secret_reference(n))
+            .cloned()
+            .collect();
+        if names.is_empty() {
+            return app;
+        }
+        let mut app = app.into_owned();
+        let store = self.secret_store();
+        let key = self.secrets_key();
+        for name in names {
+            let Some(reference) = app
+                .configs
+                .get(&name)
+                .and_then(SecretReference::from_config)
+            else {
+                continue;
+            };
+            let revealed = match &store {
+                Some(store) => store.reveal(key.as_ref(), &reference).await,
+                None => Err("this host keeps no secret store (embedded hosts keep one beside the manifest, lattice hosts in JetStream)".to_owned()),
+            };
+            app.revealed.insert(name, revealed);
+        }
+        Cow::Owned(app)
     }
 
     async fn load_components(

@@ -50,6 +50,7 @@ impl Host {
             let context = InstanceContext {
                 component_id: spec.id.clone(),
                 config: Arc::new(c.config.clone()),
+                secrets: Arc::new(c.secrets.clone()),
                 links: Arc::new(links_for(app, name, &providers).await),
                 calls: (!links.is_empty()).then(|| ComponentCalls {
                     router: Arc::new(crate::calls::Router {
