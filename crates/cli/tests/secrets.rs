@@ -375,7 +375,9 @@ fn lattice_hosts_open_secrets_sealed_by_the_cli_and_jetstream_keeps_only_ciphert
         run(&all)
     };
 
-    // Nothing can be sealed before any host holds the lattice's key.
+    // Nothing can be sealed before any host holds the lattice's key: a host started without
+    // one answers, and says how to make one.
+    let keyless = LatticeHost::start(&url, lattice, &[]);
     let early = run_with_stdin(
         &with(&["secret", "put", "x"])
             .iter()
@@ -390,6 +392,7 @@ fn lattice_hosts_open_secrets_sealed_by_the_cli_and_jetstream_keeps_only_ciphert
         "{}",
         early.stderr
     );
+    drop(keyless);
 
     let seed = ok(run(&["secret", "keygen"]), "keygen")
         .stdout

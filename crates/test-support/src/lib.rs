@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 16] = [
+pub const GUESTS: [&str; 17] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -39,6 +39,7 @@ pub const GUESTS: [&str; 16] = [
     "callee",
     "caller",
     "pg_query",
+    "secrets_reader",
     "kv_counter",
     "messaging_echo",
     "greeter_front",
