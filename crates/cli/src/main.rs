@@ -120,6 +120,14 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Call a function a running component exports: `trellis call ID wasmcloud:examples/invoke.call`,
+    /// arguments as JSON or WAVE, one per parameter.
+    Call {
+        #[command(flatten)]
+        call: ctl::CallArgs,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -257,8 +265,8 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.postgres.max_statement_bytes), env = "TRELLIS_MAX_PG_STATEMENT")]
     max_pg_statement: ByteSize,
 
-    /// Largest arguments or results of one call between components on different hosts
-    /// (e.g. 8MiB).
+    /// Largest arguments or results of one call between components on different hosts, and
+    /// of one `trellis call` as text (e.g. 8MiB).
     #[arg(long, default_value_t = ByteSize::of(defaults().call_limits.max_size), env = "TRELLIS_MAX_CALL_SIZE")]
     max_call_size: ByteSize,
 
@@ -304,6 +312,7 @@ fn main() -> ExitCode {
             Command::Events { lattice } => ctl::events(&lattice).await,
             Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
             Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
+            Command::Call { call, lattice } => ctl::call(&lattice, call).await,
         }
     });
     match result {

@@ -281,6 +281,7 @@ impl Host {
             CtlRequest::UpdateComponent(update) => reply(&self.update_component(update, &state)),
             CtlRequest::StopProvider(stop) => reply(&self.stop_provider(&stop.provider_id)),
             CtlRequest::StartProvider(start) => reply(&self.start_provider(start, &state)),
+            CtlRequest::CallComponent(call) => reply(&self.call_by_name(call).await),
         };
         Some(body)
     }

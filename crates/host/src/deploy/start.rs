@@ -58,11 +58,12 @@ impl Host {
                     links,
                 }),
             };
+            // Every component can be called by name (`trellis call`); those exporting
+            // plain-value interfaces also answer other components.
             match self.runtime.prepare_exports(&c.component, context.clone()) {
-                Ok(Some(prepared)) => {
+                Ok(prepared) => {
                     exported.insert(name.clone(), prepared);
                 }
-                Ok(None) => {}
                 Err(e) => problems.push(Problem::new(e.to_string())),
             }
             if c.component
