@@ -83,7 +83,10 @@ fn calls_succeed(c: &[&str], id: &str) {
         "ferris says: two\nlines"
     );
     // string → string; the interface named with or without its version.
-    assert_eq!(ok(c, &[id, &f("say"), "\"hello\""]), "\"ferris says: hello\"");
+    assert_eq!(
+        ok(c, &[id, &f("say"), "\"hello\""]),
+        "\"ferris says: hello\""
+    );
     assert_eq!(
         ok(c, &[id, "trellis:typed/api@0.1.0.say", "\"hi\""]),
         "\"ferris says: hi\""
@@ -128,15 +131,24 @@ fn calls_succeed(c: &[&str], id: &str) {
     assert_eq!(ok(c, &[id, &f("find"), "\"nobody\""]), "none");
     assert_eq!(ok_json(c, &[id, &f("find"), "\"nobody\""]), Value::Null);
     // Variants: WAVE cases, JSON objects and strings.
-    assert_eq!(ok_json(c, &[id, &f("area"), "rect((2.0, 3.5))"]), json!(7.0));
-    assert_eq!(ok_json(c, &[id, &f("area"), r#"{"rect": [2, 3.5]}"#]), json!(7.0));
+    assert_eq!(
+        ok_json(c, &[id, &f("area"), "rect((2.0, 3.5))"]),
+        json!(7.0)
+    );
+    assert_eq!(
+        ok_json(c, &[id, &f("area"), r#"{"rect": [2, 3.5]}"#]),
+        json!(7.0)
+    );
     assert_eq!(ok_json(c, &[id, &f("area"), "dot"]), json!(0.0));
     assert_eq!(ok_json(c, &[id, &f("area"), "\"dot\""]), json!(0.0));
     let circle = ok_json(c, &[id, &f("area"), "circle(1.0)"]);
     assert_eq!(circle.as_f64(), Some(std::f64::consts::PI), "{circle}");
     // Enums.
     assert_eq!(ok(c, &[id, &f("next-color"), "red"]), "green");
-    assert_eq!(ok_json(c, &[id, &f("next-color"), "\"blue\""]), json!("red"));
+    assert_eq!(
+        ok_json(c, &[id, &f("next-color"), "\"blue\""]),
+        json!("red")
+    );
     // u64 values beyond what a float holds exactly, and results.
     assert_eq!(
         ok(c, &[id, &f("divide"), "18446744073709551615", "1"]),
@@ -150,10 +162,7 @@ fn calls_succeed(c: &[&str], id: &str) {
         ok(c, &[id, &f("divide"), "1", "0"]),
         "err(\"division by zero\")"
     );
-    assert_eq!(
-        ok_json(c, &[id, &f("sum"), "[1, 2, 3]"]),
-        json!({"ok": 6})
-    );
+    assert_eq!(ok_json(c, &[id, &f("sum"), "[1, 2, 3]"]), json!({"ok": 6}));
     assert_eq!(
         ok_json(c, &[id, &f("sum"), "[18446744073709551615, 1]"]),
         json!({"err": "overflow"})
@@ -184,7 +193,9 @@ fn calls_fail_clearly(c: &[&str], id: &str, not_running: &str) {
 
     let e = fails(c, &[id, &f("shout"), "\"x\""]);
     assert!(
-        e.contains(&format!("component `{id}` does not export `{API}.shout`; it exports:")),
+        e.contains(&format!(
+            "component `{id}` does not export `{API}.shout`; it exports:"
+        )),
         "{e}"
     );
     assert!(
@@ -192,7 +203,10 @@ fn calls_fail_clearly(c: &[&str], id: &str, not_running: &str) {
         "the error lists the exports with their types: {e}"
     );
     let e = fails(c, &[id, "trellis:typed/other.say", "\"x\""]);
-    assert!(e.contains("does not export `trellis:typed/other.say`"), "{e}");
+    assert!(
+        e.contains("does not export `trellis:typed/other.say`"),
+        "{e}"
+    );
     let e = fails(c, &[id, "say", "\"x\""]);
     assert!(
         e.contains("did you mean `trellis:typed/api@0.1.0.say`?"),
@@ -206,7 +220,11 @@ fn calls_fail_clearly(c: &[&str], id: &str, not_running: &str) {
     );
     let e = fails(
         c,
-        &[id, &f("describe"), r#"{"name": "ada", "age": 300, "tags": []}"#],
+        &[
+            id,
+            &f("describe"),
+            r#"{"name": "ada", "age": 300, "tags": []}"#,
+        ],
     );
     assert!(
         e.contains("argument 1 of `trellis:typed/api@0.1.0.describe` (`p: record {"),
@@ -236,7 +254,10 @@ fn calls_fail_clearly(c: &[&str], id: &str, not_running: &str) {
     // A trap, then the component still answers.
     let e = fails(c, &[id, &f("fail"), "\"boom-from-cli\""]);
     assert!(e.contains(&format!("component `{id}` trapped")), "{e}");
-    assert_eq!(ok(c, &[id, &f("say"), "\"again\""]), "\"ferris says: again\"");
+    assert_eq!(
+        ok(c, &[id, &f("say"), "\"again\""]),
+        "\"ferris says: again\""
+    );
 }
 
 #[test]
@@ -252,11 +273,7 @@ fn trellis_call_against_an_embedded_host() {
     let c = ["--embedded", admin.as_str()];
 
     calls_succeed(&c, ID);
-    calls_fail_clearly(
-        &c,
-        ID,
-        "component `nope` is not running on host",
-    );
+    calls_fail_clearly(&c, ID, "component `nope` is not running on host");
     let e = fails(&c, &["nope", &f("say"), "\"x\""]);
     assert!(e.contains(&format!("(it runs: {ID})")), "{e}");
     // The guest's panic message is in the host's log.

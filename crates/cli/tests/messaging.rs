@@ -715,7 +715,8 @@ spec:
                     .iter()
                     .any(|h| {
                         h.trellis.stderr().lines().any(|l| {
-                            l.contains("subscribed") && l.contains(&format!("component_id={component}"))
+                            l.contains("subscribed")
+                                && l.contains(&format!("component_id={component}"))
                         })
                     })
                     .then_some(())
@@ -724,63 +725,65 @@ spec:
     }
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let exchange = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(async {
-        let client = async_nats::connect(url.clone()).await.expect("connect");
-        // Delivery: data and headers reach the handler and come back in its reply.
-        let reply = nats_request(
-            &client,
-            format!("{subject}.upper"),
-            &[("Content-Type", "text/plain"), ("trace", "t-2")],
-            "lattice",
-        )
-        .await;
-        assert_eq!(text(&reply), "LATTICE");
-        assert_eq!(header(&reply, "trace"), Some("t-2"));
-        // producer.send publishes through the provider of the handler's host.
-        let mut forwarded = client
-            .subscribe(format!("{subject}.out.forwarded"))
-            .await
-            .expect("subscribe");
-        client.flush().await.expect("flush");
-        let reply =
-            nats_request(&client, format!("{subject}.forward"), &[("k", "v")], "data").await;
-        assert_eq!(text(&reply), "forwarded");
-        let out = tokio::time::timeout(
-            Duration::from_secs(10),
-            futures::StreamExt::next(&mut forwarded),
-        )
-        .await
-        .expect("forwarded in time")
-        .expect("subscription open");
-        assert_eq!(text(&out), "data");
-        assert_eq!(header(&out, "k"), Some("v"));
-
-        // request-reply: the gatherer asks three responders and collects what it expects.
-        let fan = format!("{subject}.fan");
-        for answer in ["r1", "r2", "r3"] {
-            nats_responder(&client, &fan, answer).await;
-        }
-        client.flush().await.expect("flush");
-        let gather = |command: String| {
-            let client = client.clone();
-            let subject = format!("{subject}.gather");
-            async move {
-                let reply = tokio::time::timeout(
-                    Duration::from_secs(15),
-                    client.request(subject, command.into()),
-                )
+    let exchange = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let client = async_nats::connect(url.clone()).await.expect("connect");
+            // Delivery: data and headers reach the handler and come back in its reply.
+            let reply = nats_request(
+                &client,
+                format!("{subject}.upper"),
+                &[("Content-Type", "text/plain"), ("trace", "t-2")],
+                "lattice",
+            )
+            .await;
+            assert_eq!(text(&reply), "LATTICE");
+            assert_eq!(header(&reply, "trace"), Some("t-2"));
+            // producer.send publishes through the provider of the handler's host.
+            let mut forwarded = client
+                .subscribe(format!("{subject}.out.forwarded"))
                 .await
-                .expect("reply in time")
-                .expect("reply");
-                text(&reply)
+                .expect("subscribe");
+            client.flush().await.expect("flush");
+            let reply =
+                nats_request(&client, format!("{subject}.forward"), &[("k", "v")], "data").await;
+            assert_eq!(text(&reply), "forwarded");
+            let out = tokio::time::timeout(
+                Duration::from_secs(10),
+                futures::StreamExt::next(&mut forwarded),
+            )
+            .await
+            .expect("forwarded in time")
+            .expect("subscription open");
+            assert_eq!(text(&out), "data");
+            assert_eq!(header(&out, "k"), Some("v"));
+
+            // request-reply: the gatherer asks three responders and collects what it expects.
+            let fan = format!("{subject}.fan");
+            for answer in ["r1", "r2", "r3"] {
+                nats_responder(&client, &fan, answer).await;
             }
-        };
-        let two = gather(format!("2 10000 {fan}")).await;
-        assert!(two.starts_with("2: r"), "{two}");
-        assert_eq!(gather(format!("5 500 {fan}")).await, "3: r1,r2,r3");
-        let nobody = gather(format!("1 - {subject}.nobody")).await;
-        assert!(nobody.contains("no responders"), "{nobody}");
-    })));
+            client.flush().await.expect("flush");
+            let gather = |command: String| {
+                let client = client.clone();
+                let subject = format!("{subject}.gather");
+                async move {
+                    let reply = tokio::time::timeout(
+                        Duration::from_secs(15),
+                        client.request(subject, command.into()),
+                    )
+                    .await
+                    .expect("reply in time")
+                    .expect("reply");
+                    text(&reply)
+                }
+            };
+            let two = gather(format!("2 10000 {fan}")).await;
+            assert!(two.starts_with("2: r"), "{two}");
+            assert_eq!(gather(format!("5 500 {fan}")).await, "3: r1,r2,r3");
+            let nobody = gather(format!("1 - {subject}.nobody")).await;
+            assert!(nobody.contains("no responders"), "{nobody}");
+        })
+    }));
     if let Err(panic) = exchange {
         for h in &hosts {
             eprintln!("--- host {} ---\n{}", h.id, h.trellis.stderr());

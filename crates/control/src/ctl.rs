@@ -688,7 +688,10 @@ mod tests {
         let own = HostSubjects::new("l", &HostId::new("NHOST")).own;
         assert!(own.contains(&"wasmbus.ctl.v1.l.*.*.NHOST".to_owned()));
         let e = CtlRequest::parse("trellis.call.NHOST", b"{}").expect_err("refused");
-        assert!(e.to_string().starts_with("invalid trellis.call request"), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid trellis.call request"),
+            "{e}"
+        );
         // wasmCloud's own nouns are left alone.
         assert!(matches!(
             CtlRequest::parse("component.call.NHOST", b"{}"),

@@ -185,8 +185,7 @@ impl Host {
                         if app.provider(&provider.name).is_none() {
                             app.providers.push(provider);
                         }
-                        sync::lock(&host.control.message_links)
-                            .insert(MessageLinkKey::of(&link));
+                        sync::lock(&host.control.message_links).insert(MessageLinkKey::of(&link));
                         app.links.push(trellis_manifest::LinkSpec {
                             source: link.source_id.to_string(),
                             target: cmd.component_id.to_string(),

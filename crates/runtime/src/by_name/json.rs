@@ -53,7 +53,9 @@ pub(crate) fn to_val(json: &Json, ty: &Type) -> Result<Val, String> {
         Type::S64 => integer!(S64, i64, "s64"),
         Type::U64 => integer!(U64, u64, "u64"),
         // Narrowing to f32 is what a WIT f32 parameter asks for.
-        Type::Float32 => float(json).map(|f| Val::Float32(f as f32)).ok_or_else(expected),
+        Type::Float32 => float(json)
+            .map(|f| Val::Float32(f as f32))
+            .ok_or_else(expected),
         Type::Float64 => float(json).map(Val::Float64).ok_or_else(expected),
         Type::Char => match json.as_str().map(|s| {
             let mut chars = s.chars();
@@ -146,10 +148,7 @@ pub(crate) fn to_val(json: &Json, ty: &Type) -> Result<Val, String> {
             let payload = match (case.ty, payload) {
                 (None, None | Some(Json::Null)) => None,
                 (None, Some(p)) => {
-                    return Err(format!(
-                        "case `{name}` has no payload, got {}",
-                        describe(p)
-                    ));
+                    return Err(format!("case `{name}` has no payload, got {}", describe(p)));
                 }
                 (Some(t), Some(p)) => Some(Box::new(
                     to_val(p, &t).map_err(|e| format!("case `{name}`: {e}"))?,
@@ -283,9 +282,7 @@ pub(crate) fn from_val(val: &Val) -> Json {
             other => from_val(other),
         },
         Val::Result(Ok(payload)) => single("ok", payload.as_deref().map_or(Json::Null, from_val)),
-        Val::Result(Err(payload)) => {
-            single("err", payload.as_deref().map_or(Json::Null, from_val))
-        }
+        Val::Result(Err(payload)) => single("err", payload.as_deref().map_or(Json::Null, from_val)),
         Val::Flags(names) => Json::Array(names.iter().cloned().map(Json::String).collect()),
         // Functions with these in their types are refused before they run.
         Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => Json::Null,
