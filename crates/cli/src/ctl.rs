@@ -843,6 +843,81 @@ pub(crate) async fn drain(args: &LatticeArgs, host: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `trellis call`'s arguments.
+#[derive(Args)]
+pub(crate) struct CallArgs {
+    /// The component's id (`trellis get inventory` lists them).
+    component: String,
+    /// The function: `namespace:package/interface[@version].function`, for example
+    /// `wasmcloud:examples/invoke.call`, or the name of a function the component exports at
+    /// the level of its world.
+    function: String,
+    /// One value per parameter, each as JSON (`'"text"'`, `'{"x": 1}'`, `null`) or as WAVE
+    /// (`'{x: 1}'`, `red`, `some(3)`, `ok("done")`); the host reads them against the
+    /// function's types. Put `--` before a value that starts with `-` and is not a number.
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// The host to run it on (id, id prefix or friendly name) [default: a host that runs it].
+    #[arg(long)]
+    host: Option<String>,
+    /// Print a string result as its text (lines and all) rather than as a quoted WAVE string.
+    #[arg(long)]
+    raw: bool,
+}
+
+/// Calls a function a running component exports and prints what it returned: WAVE for
+/// people, one value per line (nothing for a function without results); `-o json` prints
+/// the value as JSON (`null` for none).
+pub(crate) async fn call(args: &LatticeArgs, call: CallArgs) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let host_id = if args.embedded.is_some() {
+        // The one host answers, and says what it runs when the component is not among them.
+        resolve_host(&client, None).await?
+    } else {
+        let running = hosts_running(
+            &client,
+            Kind::Component,
+            &call.component,
+            call.host.as_deref(),
+        )
+        .await?;
+        running
+            .into_iter()
+            .next()
+            .map(|(host, _)| host)
+            .context("no host runs the component")?
+    };
+    let request = trellis_control::ctl::CallComponent {
+        host_id,
+        component_id: ComponentId::new(call.component),
+        function: call.function,
+        args: call.args,
+    };
+    let reply = match client.call(request).await {
+        Ok(reply) => reply,
+        // The host's explanation is the whole story.
+        Err(trellis_lattice::client::CtlError::Refused(message)) => anyhow::bail!("{message}"),
+        Err(e) => return Err(e.into()),
+    };
+    if args.output == Output::Json {
+        let mut values: Vec<serde_json::Value> =
+            reply.results.into_iter().map(|r| r.json).collect();
+        return match values.len() {
+            0 => print_json(&serde_json::Value::Null),
+            1 => print_json(&values.remove(0)),
+            _ => print_json(&values),
+        };
+    }
+    let mut out = std::io::stdout().lock();
+    for result in &reply.results {
+        match (&result.json, call.raw) {
+            (serde_json::Value::String(text), true) => writeln!(out, "{text}")?,
+            _ => writeln!(out, "{}", result.wave)?,
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,11 @@ enum Command {
         /// `.trellis/secrets.json`) directly, running or not, instead of a lattice.
         #[arg(long, global = true, num_args = 0..=1, default_missing_value = ".")]
         local: Option<PathBuf>,
+    /// Call a function a running component exports: `trellis call ID wasmcloud:examples/invoke.call`,
+    /// arguments as JSON or WAVE, one per parameter.
+    Call {
+        #[command(flatten)]
+        call: ctl::CallArgs,
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
@@ -269,8 +274,8 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.postgres.max_statement_bytes), env = "TRELLIS_MAX_PG_STATEMENT")]
     max_pg_statement: ByteSize,
 
-    /// Largest arguments or results of one call between components on different hosts
-    /// (e.g. 8MiB).
+    /// Largest arguments or results of one call between components on different hosts, and
+    /// of one `trellis call` as text (e.g. 8MiB).
     #[arg(long, default_value_t = ByteSize::of(defaults().call_limits.max_size), env = "TRELLIS_MAX_CALL_SIZE")]
     max_call_size: ByteSize,
 
@@ -321,6 +326,7 @@ fn main() -> ExitCode {
                 local,
                 lattice,
             } => secret::secret(&lattice, local, cmd).await,
+            Command::Call { call, lattice } => ctl::call(&lattice, call).await,
         }
     });
     match result {

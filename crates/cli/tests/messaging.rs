@@ -595,3 +595,199 @@ spec:
     let nobody = ask(gather, &format!("1 - {subject}.nobody"));
     assert!(nobody.contains("no responders"), "{nobody}");
 }
+
+/// The 0.3.0 guests on a lattice: two `trellis host`s on a NATS server of the test's own,
+/// the app deployed with `trellis app deploy` (the reconciler places it), the NATS messaging
+/// provider on every host (a daemonscaler: a built-in provider delivers to components on its
+/// own host). A plain NATS client publishes and requests; the handler answers, forwards with
+/// `producer.send`, and gathers replies with `request-reply`.
+#[test]
+fn a_0_3_0_handler_runs_on_lattice_hosts_with_the_nats_provider() {
+    let subject = unique_subject();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let url = nats.url();
+    let lattice = "msgv3";
+    let hosts: Vec<LatticeHost> = ["one", "two"]
+        .into_iter()
+        .map(|name| {
+            LatticeHost::start(
+                &url,
+                lattice,
+                &[
+                    "--friendly-name",
+                    name,
+                    "--reconcile-interval",
+                    "1s",
+                    "--heartbeat-interval",
+                    "1s",
+                ],
+            )
+        })
+        .collect();
+    install_guest(dir.path(), "msg_v3");
+    install_guest(dir.path(), "msg_v3_request");
+    let consumer = |name: &str, wasm: &str| {
+        format!(
+            r#"    - name: {name}
+      type: component
+      properties:
+        image: file://./build/{wasm}.wasm
+        id: {name}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+        - type: link
+          properties:
+            target:
+              name: nats
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [consumer]
+"#
+        )
+    };
+    let handler = |name: &str, subscriptions: &str| {
+        format!(
+            r#"        - type: link
+          properties:
+            name: to-{name}
+            target:
+              name: {name}
+            namespace: wasmcloud
+            package: messaging
+            interfaces: [handler]
+            source:
+              config:
+                - name: subs-{name}
+                  properties:
+                    subscriptions: {subscriptions}
+"#
+        )
+    };
+    let manifest = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: lattice-v3
+spec:
+  components:
+{echo}{gatherer}    - name: nats
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/messaging-nats:0.27.0
+        config:
+          - name: nats-url
+            properties:
+              cluster_uris: {url}
+      traits:
+        - type: daemonscaler
+          properties:
+            instances: 1
+{h_echo}{h_gatherer}"#,
+        echo = consumer("echo", "msg_v3"),
+        gatherer = consumer("gatherer", "msg_v3_request"),
+        h_echo = handler("echo", &format!("{subject}.upper,{subject}.forward")),
+        h_gatherer = handler("gatherer", &format!("{subject}.gather")),
+    );
+    let path = write_manifest(dir.path(), &manifest);
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--nats", url.as_str(), "--lattice", lattice]);
+        let out = run(&all);
+        assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
+        out
+    };
+    cli(&["app", "deploy", path.to_str().expect("utf-8")]);
+    eventually("app deployed", Duration::from_secs(30), || {
+        let status: serde_json::Value =
+            serde_json::from_str(&cli(&["app", "status", "lattice-v3", "-o", "json"]).stdout)
+                .expect("json");
+        (status["status"]["status"]["type"] == "deployed").then_some(())
+    });
+    for component in ["echo", "gatherer"] {
+        eventually(
+            &format!("a host to subscribe for {component}"),
+            Duration::from_secs(30),
+            || {
+                hosts
+                    .iter()
+                    .any(|h| {
+                        h.trellis.stderr().lines().any(|l| {
+                            l.contains("subscribed")
+                                && l.contains(&format!("component_id={component}"))
+                        })
+                    })
+                    .then_some(())
+            },
+        );
+    }
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let exchange = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let client = async_nats::connect(url.clone()).await.expect("connect");
+            // Delivery: data and headers reach the handler and come back in its reply.
+            let reply = nats_request(
+                &client,
+                format!("{subject}.upper"),
+                &[("Content-Type", "text/plain"), ("trace", "t-2")],
+                "lattice",
+            )
+            .await;
+            assert_eq!(text(&reply), "LATTICE");
+            assert_eq!(header(&reply, "trace"), Some("t-2"));
+            // producer.send publishes through the provider of the handler's host.
+            let mut forwarded = client
+                .subscribe(format!("{subject}.out.forwarded"))
+                .await
+                .expect("subscribe");
+            client.flush().await.expect("flush");
+            let reply =
+                nats_request(&client, format!("{subject}.forward"), &[("k", "v")], "data").await;
+            assert_eq!(text(&reply), "forwarded");
+            let out = tokio::time::timeout(
+                Duration::from_secs(10),
+                futures::StreamExt::next(&mut forwarded),
+            )
+            .await
+            .expect("forwarded in time")
+            .expect("subscription open");
+            assert_eq!(text(&out), "data");
+            assert_eq!(header(&out, "k"), Some("v"));
+
+            // request-reply: the gatherer asks three responders and collects what it expects.
+            let fan = format!("{subject}.fan");
+            for answer in ["r1", "r2", "r3"] {
+                nats_responder(&client, &fan, answer).await;
+            }
+            client.flush().await.expect("flush");
+            let gather = |command: String| {
+                let client = client.clone();
+                let subject = format!("{subject}.gather");
+                async move {
+                    let reply = tokio::time::timeout(
+                        Duration::from_secs(15),
+                        client.request(subject, command.into()),
+                    )
+                    .await
+                    .expect("reply in time")
+                    .expect("reply");
+                    text(&reply)
+                }
+            };
+            let two = gather(format!("2 10000 {fan}")).await;
+            assert!(two.starts_with("2: r"), "{two}");
+            assert_eq!(gather(format!("5 500 {fan}")).await, "3: r1,r2,r3");
+            let nobody = gather(format!("1 - {subject}.nobody")).await;
+            assert!(nobody.contains("no responders"), "{nobody}");
+        })
+    }));
+    if let Err(panic) = exchange {
+        for h in &hosts {
+            eprintln!("--- host {} ---\n{}", h.id, h.trellis.stderr());
+        }
+        std::panic::resume_unwind(panic);
+    }
+}

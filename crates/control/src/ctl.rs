@@ -97,6 +97,8 @@ mod op {
     pub const SECRET_PUT: &str = "secret.put";
     pub const SECRET_DEL: &str = "secret.del";
     pub const SECRET_LIST: &str = "secret.list";
+    /// Trellis's own: not a wasmCloud v1 operation, under a noun wasmCloud does not use.
+    pub const TRELLIS_CALL: &str = "trellis.call";
 }
 
 /// One control-interface request.
@@ -156,6 +158,10 @@ pub enum CtlRequest {
     DeleteSecret(String),
     /// `secret.list` (Trellis): names, versions and times, never values.
     ListSecrets,
+    /// `trellis.call.{host_id}`, Trellis's own (wasmCloud v1 has no such operation): that
+    /// host calls a function a component running there exports, with arguments as text, and
+    /// answers a [`CallReply`] (what `trellis call` sends).
+    CallComponent(CallComponent),
 }
 
 /// Why a control request could not be understood; the message is what the reply says.
@@ -317,6 +323,44 @@ pub struct ProviderAuction {
     pub constraints: BTreeMap<String, String>,
 }
 
+/// `trellis.call`'s body: which function of which component, with what arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallComponent {
+    /// The host that runs the component (from the subject when absent from the body).
+    #[serde(default)]
+    pub host_id: HostId,
+    /// The component's id.
+    pub component_id: ComponentId,
+    /// `namespace:package/interface[@version].function`, or the name of a function the
+    /// component exports at the level of its world.
+    pub function: String,
+    /// One value per parameter, each as JSON or as WAVE text; the host types them against
+    /// the function's parameters.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// `trellis.call`'s answer: the function that ran and what it returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallReply {
+    /// The function, as the component exports it (with the interface's version).
+    pub function: String,
+    /// Its results: none, or one (a component function returns at most one value).
+    #[serde(default)]
+    pub results: Vec<CallValue>,
+}
+
+/// One value, as JSON for scripts and as WAVE text for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallValue {
+    /// The value as JSON: records as objects, variants as `{"case": payload}` (or `"case"`),
+    /// enums as strings, options as `null` or the value, results as `{"ok": …}` / `{"err": …}`,
+    /// flags as lists of names.
+    pub json: serde_json::Value,
+    /// The value as WAVE, the WebAssembly Value Encoding.
+    pub wave: String,
+}
+
 /// A host's answer to an auction: the request echoed with the bidder's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -440,6 +484,15 @@ impl CtlRequest {
                 )?,
             },
             ("secret", "del", Some(name)) => Self::DeleteSecret(name.to_owned()),
+            ("trellis", "call", Some(id)) => {
+                let mut call: CallComponent = body(
+                    payload,
+                    "trellis.call",
+                    " (expected {\"component_id\", \"function\", \"args\": [text, …]})",
+                )?;
+                from_subject(&mut call.host_id, id);
+                Self::CallComponent(call)
+            }
             (noun @ ("component" | "provider"), verb, Some(_)) => {
                 return Err(ParseError::Unsupported(format!("{noun}.{verb}")));
             }
@@ -474,6 +527,7 @@ impl CtlRequest {
             Self::PutSecret { name, .. } => with(op::SECRET_PUT, name),
             Self::DeleteSecret(name) => with(op::SECRET_DEL, name),
             Self::ListSecrets => op::SECRET_LIST.to_owned(),
+            Self::CallComponent(r) => with(op::TRELLIS_CALL, r.host_id.as_str()),
         }
     }
 
@@ -510,6 +564,7 @@ impl CtlRequest {
             Self::StopProvider(r) => json(r),
             Self::ComponentAuction(r) => json(r),
             Self::ProviderAuction(r) => json(r),
+            Self::CallComponent(r) => json(r),
         }
     }
 
@@ -523,6 +578,7 @@ impl CtlRequest {
             Self::UpdateComponent(r) => Some(&r.host_id),
             Self::StartProvider(r) => Some(&r.host_id),
             Self::StopProvider(r) => Some(&r.host_id),
+            Self::CallComponent(r) => Some(&r.host_id),
             _ => None,
         }
     }
@@ -608,6 +664,12 @@ mod tests {
             host_id: host,
             provider_id: ProviderId::new("kv"),
         }));
+        round_trip(CtlRequest::CallComponent(CallComponent {
+            host_id: HostId::new("NHOST"),
+            component_id: ComponentId::new("hello"),
+            function: "wasmcloud:examples/invoke.call".into(),
+            args: vec!["\"x\"".into(), "{a: 1}".into()],
+        }));
         round_trip(CtlRequest::ComponentAuction(ComponentAuction {
             component_ref: "file:///x.wasm".into(),
             component_id: ComponentId::new("x"),
@@ -658,6 +720,31 @@ mod tests {
         assert!(matches!(
             CtlRequest::parse("host.stop.NHOST", b""),
             Ok(CtlRequest::StopHost(_))
+        ));
+    }
+
+    #[test]
+    fn trellis_call_is_addressed_to_one_host_under_a_noun_of_its_own() {
+        let body = json!({"component_id": "c", "function": "f", "args": ["1", "x"]});
+        let request = CtlRequest::parse(
+            "trellis.call.NHOST",
+            &serde_json::to_vec(&body).expect("json"),
+        )
+        .expect("parses");
+        assert_eq!(request.subject("l"), "wasmbus.ctl.v1.l.trellis.call.NHOST");
+        assert_eq!(request.host_id().map(HostId::as_str), Some("NHOST"));
+        // A host hears it on its own subscription.
+        let own = HostSubjects::new("l", &HostId::new("NHOST")).own;
+        assert!(own.contains(&"wasmbus.ctl.v1.l.*.*.NHOST".to_owned()));
+        let e = CtlRequest::parse("trellis.call.NHOST", b"{}").expect_err("refused");
+        assert!(
+            e.to_string().starts_with("invalid trellis.call request"),
+            "{e}"
+        );
+        // wasmCloud's own nouns are left alone.
+        assert!(matches!(
+            CtlRequest::parse("component.call.NHOST", b"{}"),
+            Err(ParseError::Unsupported(_))
         ));
     }
 

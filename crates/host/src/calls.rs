@@ -6,6 +6,10 @@
 //! touches NATS. Otherwise, on a lattice, the call travels as wRPC on the RPC connection to
 //! whichever host runs the target (`trellis_lattice::wrpc`). In embedded mode there is no
 //! other host, so the call fails with "not running".
+//!
+//! Every component running here can also be called by name with values as text
+//! (`trellis.call`, what `trellis call` sends; [`Host::call_by_name`]), under the same
+//! concurrency limit, in a fresh instance with the same memory limit and deadline.
 
 use crate::Host;
 use crate::limiter::ConcurrencyLimiter;
@@ -13,18 +17,19 @@ use crate::sync;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
-use trellis_control::{ComponentId, error_text};
+use trellis_control::ctl::{CallComponent, CallReply};
+use trellis_control::{ComponentId, CtlResponse, error_text};
 use trellis_lattice::wrpc::{
     HandlerError, Incoming, Invocation, RpcError, Serving, WrpcClient, WrpcHandler,
 };
 use trellis_manifest::Application;
 use trellis_runtime::{Call, CallError, CallRouter, ComponentLink, ExportedComponent, Reply};
 
-/// A component on this host that answers calls.
+/// A component on this host, which answers calls.
 struct Exported {
     component: ExportedComponent,
     limiter: Arc<ConcurrencyLimiter>,
-    /// Its wRPC subscription, on a lattice.
+    /// Its wRPC subscription, on a lattice, when it serves calls from other components.
     _serving: Option<Serving>,
 }
 
@@ -137,15 +142,20 @@ impl Host {
         }
     }
 
-    /// Makes `component` answer calls: from this host at once, and from the lattice when
-    /// there is one.
+    /// Makes `component` answer calls: by name (`trellis call`), and from other components
+    /// when it exports interfaces they can call: from this host at once, and from the
+    /// lattice when there is one.
     pub(crate) async fn export_component(
         &self,
         component: ExportedComponent,
         limiter: Arc<ConcurrencyLimiter>,
     ) {
         let id = component.id().to_string();
-        let serving = match self.lattice.connections() {
+        let connections = self
+            .lattice
+            .connections()
+            .filter(|_| component.serves_calls());
+        let serving = match connections {
             Some(connections) => {
                 let handler = Arc::new(Handler {
                     component: component.clone(),
@@ -186,6 +196,62 @@ impl Host {
     /// Stops answering calls to component `id` (and unsubscribes from the lattice).
     pub(crate) fn unexport_component(&self, id: &str) {
         sync::write(&self.calls.exported).remove(id);
+    }
+
+    /// Answers `trellis.call`: runs a function that a component running here exports, named
+    /// and with arguments as text, under the component's concurrency limit. The arguments and
+    /// the reply are bounded by `--max-call-size`, like calls between hosts.
+    pub(crate) async fn call_by_name(&self, call: CallComponent) -> CtlResponse<CallReply> {
+        let target = sync::read(&self.calls.exported)
+            .get(call.component_id.as_str())
+            .cloned();
+        let Some(target) = target else {
+            let mut running: Vec<String> =
+                sync::read(&self.calls.exported).keys().cloned().collect();
+            running.sort_unstable();
+            let running = if running.is_empty() {
+                "none".to_owned()
+            } else {
+                running.join(", ")
+            };
+            return CtlResponse::error(format!(
+                "component `{}` is not running on host {} (it runs: {running}); `trellis get inventory` lists what runs where",
+                call.component_id, self.id
+            ));
+        };
+        let limit = self.config.call_limits.max_size;
+        let size: usize = call.args.iter().map(String::len).sum();
+        if size > limit {
+            return CtlResponse::error(format!(
+                "arguments of {size} bytes are over the limit of {limit} bytes (--max-call-size)"
+            ));
+        }
+        let _permit = match target.limiter.acquire().await {
+            Ok(permit) => permit,
+            Err(full) => return CtlResponse::error(busy(&call.component_id, full)),
+        };
+        tracing::debug!(component_id = %call.component_id, function = %call.function, "call by name");
+        match target
+            .component
+            .call_by_name(&call.function, &call.args)
+            .await
+        {
+            Ok(reply) => {
+                let size: usize = reply
+                    .results
+                    .iter()
+                    .map(|r| r.wave.len() + r.json.to_string().len())
+                    .sum();
+                if size > limit {
+                    return CtlResponse::error(format!(
+                        "the results of `{}` take {size} bytes as text, over the limit of {limit} bytes (--max-call-size)",
+                        reply.function
+                    ));
+                }
+                CtlResponse::ok(reply)
+            }
+            Err(e) => CtlResponse::error(e.to_string()),
+        }
     }
 }
 

@@ -62,6 +62,9 @@ pub(crate) struct ControlPlane {
             trellis_control::ctl::ScaleComponent,
         >,
     >,
+    /// The lattice messaging links components started here were started with.
+    pub(crate) message_links:
+        std::sync::Mutex<std::collections::HashSet<crate::operations::MessageLinkKey>>,
 }
 
 impl Default for ControlPlane {
@@ -74,6 +77,7 @@ impl Default for ControlPlane {
             reconcile_wake: Arc::default(),
             stop_request: tokio::sync::watch::channel(false).0,
             started_components: std::sync::Mutex::default(),
+            message_links: std::sync::Mutex::default(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl Host {
                     let Some(host) = host.upgrade() else { break };
                     if let Ok(link) = serde_json::from_value::<Link>(event.data) {
                         host.apply_http_link(&link, &state).await;
+                        host.apply_message_link(&link, &state);
                     }
                 }
             });
@@ -352,6 +357,7 @@ impl Host {
             | CtlRequest::PutSecret { .. }
             | CtlRequest::DeleteSecret(_)
             | CtlRequest::ListSecrets) => self.secret_request(request).await,
+            CtlRequest::CallComponent(call) => reply(&self.call_by_name(call).await),
         };
         Some(body)
     }

@@ -105,23 +105,24 @@ impl Host {
     }
 
     /// Delivers the subscription's messages to `handler`, resubscribing when the stream
-    /// breaks, until the host shuts down.
+    /// breaks, until the host shuts down or the returned tasks are aborted.
     pub(crate) async fn subscribe(
         &self,
         sub: &SubscriptionLink,
         handler: MessageComponent,
         limiter: Arc<ConcurrencyLimiter>,
         providers: &[Arc<ProviderState>],
-    ) {
+    ) -> Vec<tokio::task::AbortHandle> {
+        let mut tasks = Vec::new();
         let Some(provider) = providers.iter().find(|p| p.name == sub.provider) else {
-            return;
+            return tasks;
         };
         let backend = match provider.instance(&sub.config).await {
             Ok(Instance::Messaging(b)) => b,
-            Ok(_) => return,
+            Ok(_) => return tasks,
             Err(reason) => {
                 tracing::error!(provider = %provider.name, component_id = %handler.id(), %reason, "cannot subscribe: the messaging provider failed to start");
-                return;
+                return tasks;
             }
         };
         for spec in sub.specs.clone() {
@@ -129,7 +130,7 @@ impl Host {
             let handler = handler.clone();
             let limiter = limiter.clone();
             let provider = provider.name.clone();
-            self.spawn_background(async move {
+            tasks.push(self.spawn_background(async move {
                 loop {
                     let mut stream = match backend.subscribe(&spec.subject, spec.queue.as_deref()).await {
                         Ok(stream) => stream,
@@ -160,7 +161,8 @@ impl Host {
                     tracing::warn!(%provider, subject = %spec.subject, "subscription ended; subscribing again");
                     tokio::time::sleep(RESUBSCRIBE_DELAY).await;
                 }
-            });
+            }));
         }
+        tasks
     }
 }

@@ -51,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use trellis_control::{HostId, HostInventory};
+use trellis_control::{ComponentId, HostId, HostInventory};
 use trellis_http_server::ServerLimits;
 use trellis_lattice::Lattice;
 use trellis_runtime::{Limits, Runtime, RuntimeError};
@@ -145,6 +145,9 @@ pub struct Host {
     servers: tokio::sync::Mutex<JoinSet<()>>,
     /// Message subscriptions and the health loop; aborted at shutdown.
     background: Mutex<JoinSet<()>>,
+    /// Each component's message subscriptions (tasks in `background`): replaced when the
+    /// component starts again, stopped when it stops.
+    subscriptions: Mutex<std::collections::HashMap<ComponentId, Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Host {
@@ -178,6 +181,7 @@ impl Host {
             shutdown,
             servers: tokio::sync::Mutex::new(JoinSet::new()),
             background: Mutex::default(),
+            subscriptions: Mutex::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;
@@ -271,8 +275,25 @@ impl Host {
             .await;
     }
 
-    fn spawn_background(&self, task: impl Future<Output = ()> + Send + 'static) {
-        sync::lock(&self.background).spawn(task);
+    fn spawn_background(
+        &self,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::AbortHandle {
+        sync::lock(&self.background).spawn(task)
+    }
+
+    /// Makes `tasks` the message subscriptions of component `id`, stopping those it had: a
+    /// component started again (new image, new links) receives through its new instance
+    /// only, once.
+    fn replace_subscriptions(&self, id: &ComponentId, tasks: Vec<tokio::task::AbortHandle>) {
+        let old = if tasks.is_empty() {
+            sync::lock(&self.subscriptions).remove(id)
+        } else {
+            sync::lock(&self.subscriptions).insert(id.clone(), tasks)
+        };
+        for task in old.into_iter().flatten() {
+            task.abort();
+        }
     }
 
     fn publish(&self, event: &str, mut data: serde_json::Value) {

@@ -1,13 +1,15 @@
 //! Starting, updating and stopping components and providers one at a time through the
 //! control interface (`component.scale`, `component.update`, `provider.start`,
-//! `provider.stop`), and serving HTTP for links put on the lattice.
+//! `provider.stop`), and serving HTTP and delivering messages for links put on the lattice.
 //!
 //! Each operation deploys a one-entry application through the same checks as `trellis up`
 //! ([`Host::deploy`]); the reply only says the request was accepted, and the outcome is an
 //! event (`component_scaled` / `component_scale_failed`, `provider_started` /
 //! `provider_start_failed`), as wasmCloud hosts do. Links whose source is an HTTP server
 //! provider on this host and whose target is a component on this host start a listener at
-//! the address in the link's source config.
+//! the address in the link's source config. Links from a messaging provider on this host to
+//! a component on this host deliver the subscriptions in the link's source config: the
+//! component is started with them (again, when the link or the provider comes later).
 
 use crate::Host;
 use crate::deploy::Route;
@@ -32,6 +34,34 @@ fn image(reference: &str) -> Result<ImageRef, String> {
         Err(format!(
             "`{reference}` is not an absolute file:// path; this version of Trellis cannot pull images from registries"
         ))
+    }
+}
+
+/// Whether `link` delivers messages from a messaging provider to a component.
+fn delivers_messages(link: &Link) -> bool {
+    link.carries("wasmcloud", "messaging", "handler")
+        || link.carries("wasmcloud", "messaging", "incoming-handler")
+}
+
+/// A messaging link a component was started with: provider, component, link name and the
+/// link's source config (its subscriptions), so that a link put again unchanged does not
+/// restart the component, and a changed one does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MessageLinkKey {
+    provider: String,
+    component: String,
+    name: String,
+    source_config: Vec<String>,
+}
+
+impl MessageLinkKey {
+    pub(crate) fn of(link: &Link) -> Self {
+        Self {
+            provider: link.source_id.to_string(),
+            component: link.target.to_string(),
+            name: link.name.to_string(),
+            source_config: link.source_config.clone(),
+        }
     }
 }
 
@@ -147,8 +177,25 @@ impl Host {
             app.annotations.extend(cmd.annotations.clone());
             let mut config_names = cmd.config.clone();
             // The component's lattice links to providers running here, and to components
-            // anywhere in the lattice, serve its imports.
+            // anywhere in the lattice, serve its imports; messaging providers running here
+            // deliver the subscriptions of their links to it.
             for link in state.links().await.unwrap_or_default() {
+                if link.target.as_str() == cmd.component_id.as_str() && delivers_messages(&link) {
+                    if let Some(provider) = host.running_provider(link.source_id.as_str()) {
+                        config_names.extend(link.source_config.iter().cloned());
+                        if app.provider(&provider.name).is_none() {
+                            app.providers.push(provider);
+                        }
+                        sync::lock(&host.control.message_links).insert(MessageLinkKey::of(&link));
+                        app.links.push(trellis_manifest::LinkSpec {
+                            source: link.source_id.to_string(),
+                            target: cmd.component_id.to_string(),
+                            link,
+                            line: 0,
+                        });
+                    }
+                    continue;
+                }
                 if link.source_id != cmd.component_id {
                     continue;
                 }
@@ -254,7 +301,12 @@ impl Host {
                 line: 0,
             });
             match host.deploy(&app).await {
-                Ok(_) => host.apply_http_links(&state).await,
+                Ok(_) => {
+                    host.apply_http_links(&state).await;
+                    for link in state.links().await.unwrap_or_default() {
+                        host.apply_message_link(&link, &state);
+                    }
+                }
                 Err(e) => host.publish(
                     "provider_start_failed",
                     serde_json::json!({"provider_id": cmd.provider_id, "provider_ref": cmd.provider_ref, "error": e.to_string()}),
@@ -307,7 +359,30 @@ impl Host {
         self.listeners.forget_component(id.as_str());
         sync::lock(&self.control.started_components).remove(id);
         self.unexport_component(id.as_str());
+        self.replace_subscriptions(id, Vec::new());
+        sync::lock(&self.control.message_links).retain(|k| k.component != id.as_str());
         self.workloads.remove_component(id);
+    }
+
+    /// A lattice link from a messaging provider on this host to a component started here
+    /// through the control interface, which the component was not started with: starts the
+    /// component again, with the link's subscriptions (a component subscribes when it
+    /// starts; its earlier subscriptions stop).
+    pub(crate) fn apply_message_link(self: &Arc<Self>, link: &Link, state: &LatticeState) {
+        if !delivers_messages(link) || !self.provider_running(link.source_id.as_str()) {
+            return;
+        }
+        let started = sync::lock(&self.control.started_components)
+            .get(&ComponentId::new(link.target.as_str()))
+            .cloned();
+        let Some(started) = started else {
+            return;
+        };
+        if sync::lock(&self.control.message_links).contains(&MessageLinkKey::of(link)) {
+            return;
+        }
+        tracing::info!(provider = %link.source_id, component_id = %link.target, "starting the component again to receive the messages of a new link");
+        let _ = self.scale(started, state);
     }
 
     /// Starts a listener for every lattice link from an HTTP server provider on this host to

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use trellis_control::ctl::{
-    DeleteLink, HostLabel, ScaleComponent, StartProvider, StopHost, StopProvider, UpdateComponent,
+    CallComponent, CallReply, DeleteLink, HostLabel, ScaleComponent, StartProvider, StopHost,
+    StopProvider, UpdateComponent,
 };
 use trellis_control::wadm::{
     AppRequest, AppSummary, DeleteReply, DeployReply, GetReply, PutReply, StatusReply,
@@ -365,6 +366,16 @@ impl CtlClient {
         self.request(&CtlRequest::GetHost(host_id.clone()))
             .await?
             .ok_or_else(|| CtlError::Refused("the host sent no inventory".into()))
+    }
+
+    /// Calls a function that a component on host `call.host_id` exports, with arguments as
+    /// text (JSON or WAVE), and returns what it returned: `trellis.call`, Trellis's own
+    /// operation. A failure (no such component or function, a bad argument, a trap) is
+    /// [`CtlError::Refused`] with the host's explanation.
+    pub async fn call(&self, call: CallComponent) -> Result<CallReply, CtlError> {
+        self.request(&CtlRequest::CallComponent(call))
+            .await?
+            .ok_or_else(|| CtlError::Refused("the host sent no results".into()))
     }
 
     /// Every link in the lattice.

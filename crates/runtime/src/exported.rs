@@ -1,18 +1,22 @@
 //! The callee side of calls between components: [`ExportedComponent`] runs the plain-value
 //! functions a component exports, in a fresh instance per call, for callers on this host (as
-//! values, untouched) and on other hosts (as wRPC bytes, see [`crate::calls::codec`]).
+//! values, untouched) and on other hosts (as wRPC bytes, see [`crate::calls::codec`]); and
+//! any plain-value export by name with values as text, for `trellis call`
+//! ([`crate::by_name`]).
 //!
-//! Which functions it serves is decided once, when it is prepared
+//! Which functions it serves to other components is decided once, when it is prepared
 //! ([`crate::Runtime::prepare_exports`] calls [`exported_functions`]): those of every exported
 //! interface the host does not call itself whose types carry only plain values.
 
+use crate::by_name::{self, ByNameError};
 use crate::calls::{Call, CallError, Signature, Values, codec};
 use crate::component::Component;
-use crate::invoke::{GuestFailure, run_with_deadline};
+use crate::invoke::{GuestFailure, InvokeError, run_with_deadline};
 use crate::state::{InstanceBounds, InstanceContext, InstanceState};
 use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_control::ComponentId;
+use trellis_control::ctl::CallReply;
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{ComponentExportIndex, InstancePre, Val};
@@ -61,6 +65,35 @@ impl ExportedComponent {
         self.exports.keys().map(String::as_str)
     }
 
+    /// Whether other components can call it: it exports an interface whose functions carry
+    /// only plain values, other than those the host calls itself.
+    pub fn serves_calls(&self) -> bool {
+        !self.exports.is_empty()
+    }
+
+    /// Runs the exported function `function` (`namespace:package/interface[@version].function`,
+    /// or a world-level function's bare name) in a fresh instance, with `args` given as text
+    /// (each JSON or WAVE, typed against its parameter), and returns the results as JSON and
+    /// WAVE: what `trellis call` does. Any plain-value export can be called this way, also
+    /// one the host calls itself.
+    pub async fn call_by_name(
+        &self,
+        function: &str,
+        args: &[String],
+    ) -> Result<CallReply, ByNameError> {
+        let target = by_name::resolve(
+            self.pre.engine(),
+            self.pre.component(),
+            &self.context.component_id,
+            function,
+        )?;
+        let params = by_name::parse_args(&target, args)?;
+        let results = self
+            .run(target.index, target.func.results().len(), params)
+            .await?;
+        by_name::show(&target, &results)
+    }
+
     fn export(&self, instance: &str, function: &str) -> Result<&Export, CallError> {
         let functions = self.exports.get(instance).or_else(|| {
             // A caller built against another patch version of the same interface.
@@ -101,7 +134,7 @@ impl ExportedComponent {
                 ),
             });
         }
-        let results = self.run(export, call.params).await?;
+        let results = self.run_export(export, call.params).await?;
         Ok(Values(results))
     }
 
@@ -132,22 +165,35 @@ impl ExportedComponent {
         let export = self.export(instance, function)?;
         let params = codec::decode_all(params, &export.signature.params)
             .map_err(|e| CallError::Encoding(format!("arguments: {e}")))?;
-        let results = self.run(export, params).await?;
+        let results = self.run_export(export, params).await?;
         let mut out = Vec::new();
         codec::encode_all(&results, &export.signature.results, &mut out)
             .map_err(CallError::Encoding)?;
         Ok(out)
     }
 
-    async fn run(&self, export: &Export, params: Vec<Val>) -> Result<Vec<Val>, CallError> {
+    async fn run_export(&self, export: &Export, params: Vec<Val>) -> Result<Vec<Val>, CallError> {
+        let results = self
+            .run(export.index, export.signature.results.len(), params)
+            .await?;
+        Ok(results)
+    }
+
+    /// Runs the function at `index` in a fresh store and instance, under the component's
+    /// memory limit and execution deadline.
+    async fn run(
+        &self,
+        index: ComponentExportIndex,
+        results: usize,
+        params: Vec<Val>,
+    ) -> Result<Vec<Val>, InvokeError> {
         let id = self.context.component_id.clone();
         let limit = self.bounds.max_execution_time;
         let mut store = self
             .bounds
             .new_store(self.pre.engine(), self.context.clone());
         let pre = self.pre.clone();
-        let index = export.index;
-        let mut results = vec![Val::Bool(false); export.signature.results.len()];
+        let mut results = vec![Val::Bool(false); results];
         let run = async move {
             let instance = pre
                 .instantiate_async(&mut store)
@@ -165,7 +211,7 @@ impl ExportedComponent {
         // caller's task (no hand-off to another worker), bounded by the same deadline.
         run_with_deadline(limit, run)
             .await
-            .map_err(|f| f.into_invoke_error(&id, limit).into())
+            .map_err(|f| f.into_invoke_error(&id, limit))
     }
 }
 

@@ -39,6 +39,8 @@
 //!   fresh store per invocation.
 //! - `linker`: builds every linker: the host's (WASI, `wasi:http`, builtins, capabilities)
 //!   and, per component, the imports it reaches through links to other components.
+//! - `by_name`: calls by name with values as text (`trellis call`): finding the export,
+//!   reading JSON or WAVE arguments against its types, writing the results; [`ByNameError`].
 //! - `http`, `messaging`, `exported`: [`HttpComponent`], [`MessageComponent`] and
 //!   [`ExportedComponent`], one per kind of invocation.
 //! - `runtime`: [`Runtime`]: the engine, the host's linker, compiled components by content
@@ -47,6 +49,7 @@
 
 mod builtins;
 mod bus;
+mod by_name;
 mod cache;
 mod calls;
 mod capabilities;
@@ -66,6 +69,7 @@ mod secrets;
 mod state;
 mod sync;
 
+pub use by_name::ByNameError;
 pub use cache::CompileCache;
 pub use calls::{Call, CallError, CallRouter, ComponentCalls, ComponentLink, Reply, Values};
 pub use capabilities::{Backend, Capabilities, CapabilityLimits, Linked};

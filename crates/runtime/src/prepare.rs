@@ -64,24 +64,18 @@ impl Runtime {
         Ok(MessageComponent::new(pre, context, self.bounds()))
     }
 
-    /// Prepares `component` to answer calls from other components, or `None` when it exports
-    /// no interface whose functions carry only plain values.
+    /// Prepares `component` to answer calls: from other components, on the interfaces it
+    /// exports whose functions carry only plain values
+    /// ([`ExportedComponent::serves_calls`]), and by name from `trellis call`, on any
+    /// plain-value export.
     pub fn prepare_exports(
         &self,
         component: &Component,
         context: InstanceContext,
-    ) -> Result<Option<ExportedComponent>, PrepareError> {
+    ) -> Result<ExportedComponent, PrepareError> {
         let exports = exported_functions(&self.engine, component);
-        if exports.is_empty() {
-            return Ok(None);
-        }
         let pre = self.instance_pre(component, &context)?;
-        Ok(Some(ExportedComponent::new(
-            pre,
-            context,
-            self.bounds(),
-            exports,
-        )))
+        Ok(ExportedComponent::new(pre, context, self.bounds(), exports))
     }
 
     /// Checks that `component` exports `export`, the handler a kind of invocation calls, and

@@ -59,11 +59,12 @@ impl Host {
                     links,
                 }),
             };
+            // Every component can be called by name (`trellis call`); those exporting
+            // plain-value interfaces also answer other components.
             match self.runtime.prepare_exports(&c.component, context.clone()) {
-                Ok(Some(prepared)) => {
+                Ok(prepared) => {
                     exported.insert(name.clone(), prepared);
                 }
-                Ok(None) => {}
                 Err(e) => problems.push(Problem::new(e.to_string())),
             }
             if c.component
@@ -174,16 +175,21 @@ impl Host {
             if let Some(prepared) = exported.remove(&spec.name) {
                 self.export_component(prepared, limiter.clone()).await;
             }
+            let mut subscriptions = Vec::new();
             if let Some(handler) = handlers.get(&spec.name) {
                 for sub in checked
                     .subscriptions
                     .iter()
                     .filter(|s| s.component == spec.name)
                 {
-                    self.subscribe(sub, handler.clone(), limiter.clone(), providers)
-                        .await;
+                    subscriptions.extend(
+                        self.subscribe(sub, handler.clone(), limiter.clone(), providers)
+                            .await,
+                    );
                 }
             }
+            // A component started again receives through its new subscriptions only.
+            self.replace_subscriptions(&spec.id, subscriptions);
             let image_ref = match &spec.image {
                 ImageRef::File(p) => format!("file://{}", p.display()),
                 ImageRef::Remote(r) => r.clone(),
