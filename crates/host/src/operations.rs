@@ -253,7 +253,10 @@ impl Host {
                 line: 0,
             });
             match host.deploy(&app).await {
-                Ok(_) => host.apply_http_links(&state).await,
+                Ok(_) => {
+                    host.apply_http_links(&state).await;
+                    host.sync_wadm_feeds().await;
+                }
                 Err(e) => host.publish(
                     "provider_start_failed",
                     serde_json::json!({"provider_id": cmd.provider_id, "provider_ref": cmd.provider_ref, "error": e.to_string()}),

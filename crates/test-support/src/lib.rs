@@ -4,7 +4,7 @@
 //! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`,
 //! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
 //! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`, `msg-v3-request`, `callee`,
-//! `caller`, `pg-query`).
+//! `caller`, `pg-query`, `wadm-status`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 16] = [
+pub const GUESTS: [&str; 17] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -39,6 +39,7 @@ pub const GUESTS: [&str; 16] = [
     "callee",
     "caller",
     "pg_query",
+    "wadm_status",
     "kv_counter",
     "messaging_echo",
     "greeter_front",
