@@ -296,4 +296,18 @@ mod tests {
             "wasmbus.evt.default.host_started"
         );
     }
+
+    #[tokio::test]
+    async fn app_status_watchers_in_process_see_only_their_app() {
+        use futures::StreamExt as _;
+        use trellis_control::wadm::StatusType;
+        let lattice = Lattice::in_process("default");
+        let mut shop = lattice.watch_app_status("shop").await.expect("watch");
+        lattice
+            .publish_app_status("other", &AppStatusReport::new(StatusType::Failed, "no"))
+            .await;
+        let deployed = AppStatusReport::new(StatusType::Deployed, "");
+        lattice.publish_app_status("shop", &deployed).await;
+        assert_eq!(shop.next().await, Some(deployed));
+    }
 }
