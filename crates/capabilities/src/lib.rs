@@ -162,6 +162,17 @@ pub const CATALOGUE: &[Capability] = &[
         host_invoked: &[],
         suggested_image: Some("ghcr.io/wasmcloud/sqldb-postgres:0.10.0"),
     },
+    // The wadm status provider calls `handler` (an ordinary export, through the host's
+    // call path); `client`, a component asking wadm, is not served yet.
+    Capability {
+        namespace: "wasmcloud",
+        package: "wadm",
+        link_interfaces: &["handler", "client"],
+        host_interfaces: &[],
+        companions: &["types"],
+        host_invoked: &[],
+        suggested_image: None,
+    },
     // wRPC names wadm accepts on links; Trellis serves none of them.
     wadm_only("wrpc", "http", &["incoming-handler", "outgoing-handler"]),
     wadm_only("wrpc", "keyvalue", &["atomics", "store"]),
@@ -278,6 +289,11 @@ pub const BUILTINS: &[BuiltinProvider] = &[
         summary: "`wasi:blobstore` on the local file system",
     },
     BuiltinProvider {
+        name: "blobstore-nats",
+        provides: Some(("wasi", "blobstore")),
+        summary: "`wasi:blobstore` on NATS JetStream object stores",
+    },
+    BuiltinProvider {
         name: "keyvalue-memory",
         provides: Some(("wasi", "keyvalue")),
         summary: "`wasi:keyvalue` in memory, gone when the host stops",
@@ -291,6 +307,11 @@ pub const BUILTINS: &[BuiltinProvider] = &[
         name: "sqldb-postgres",
         provides: Some(("wasmcloud", "postgres")),
         summary: "`wasmcloud:postgres` on a PostgreSQL server",
+    },
+    BuiltinProvider {
+        name: "wadm",
+        provides: None,
+        summary: "app status changes from the lattice's reconciler to `wasmcloud:wadm/handler`",
     },
     BuiltinProvider {
         name: "messaging-local",

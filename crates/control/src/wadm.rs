@@ -320,6 +320,10 @@ pub struct AppStatusReport {
     /// One entry per manifest entry.
     #[serde(default)]
     pub scalers: Vec<ScalerStatus>,
+    /// The version deployed, when there is one: wadm's (deprecated but still read) `version`
+    /// field, which `wasmcloud:wadm`'s `status` record carries to components.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
 }
 
 impl AppStatusReport {
@@ -331,6 +335,7 @@ impl AppStatusReport {
                 message: message.into(),
             },
             scalers: Vec::new(),
+            version: String::new(),
         }
     }
 }

@@ -253,6 +253,71 @@ impl Host {
             Err(e) => CtlResponse::error(e.to_string()),
         }
     }
+
+    /// Calls `instance.function` of component `target` for the host itself (a provider that
+    /// calls components, such as the wadm status provider), with wRPC-encoded `params`: on
+    /// this host under the target's concurrency limit, else over the lattice like any call.
+    /// `source` names the caller in the lattice's call headers; `complete` says when the
+    /// encoded results are all there.
+    pub(crate) async fn call_encoded(
+        &self,
+        source: &str,
+        target: &ComponentId,
+        instance: &str,
+        function: &str,
+        params: &[u8],
+        complete: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, CallError> {
+        let local = sync::read(&self.calls.exported)
+            .get(target.as_str())
+            .cloned();
+        if let Some(exported) = local {
+            let _permit = exported
+                .limiter
+                .acquire()
+                .await
+                .map_err(|full| CallError::Failed(busy(target, full)))?;
+            return exported
+                .component
+                .call_encoded(instance, function, params)
+                .await;
+        }
+        let Some(connections) = self.lattice.connections() else {
+            return Err(CallError::NotRunning {
+                target: target.clone(),
+                where_: " on this host".into(),
+            });
+        };
+        let client = self
+            .calls
+            .client
+            .get_or_try_init(|| WrpcClient::new(connections.rpc.clone(), self.lattice.name()))
+            .await
+            .map_err(|e| CallError::Transport(error_text(&e)))?;
+        let invocation = Invocation {
+            target: target.as_str(),
+            instance,
+            function,
+            source,
+            link_name: "default",
+        };
+        match client
+            .invoke(&invocation, params, complete, self.config.call_limits)
+            .await
+        {
+            Ok(bytes) => Ok(bytes),
+            Err(RpcError::NotRunning) => Err(CallError::NotRunning {
+                target: target.clone(),
+                where_: format!(" on any host of lattice `{}`", self.lattice.name()),
+            }),
+            Err(RpcError::Timeout(after)) => Err(CallError::Timeout {
+                target: target.clone(),
+                after,
+            }),
+            Err(RpcError::Remote(message)) => Err(CallError::Failed(message)),
+            Err(e) => Err(CallError::Transport(error_text(&e))),
+        }
+    }
 }
 
 /// Answers wRPC calls to one component of this host.

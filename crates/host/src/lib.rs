@@ -20,7 +20,8 @@
 //! - `dispatch` and `limiter` (HTTP requests to components under their concurrency limit),
 //!   `health` (provider health, listener retries, message subscriptions), `operations`
 //!   (control-interface starts and stops), `admin` (local HTTP control), `apps` (the wadm
-//!   API), `reconcile` (the reconciler), `sync` (the lock helper).
+//!   API), `reconcile` (the reconciler), `wadm` (the wadm status provider: app status to
+//!   components), `sync` (the lock helper).
 
 mod admin;
 mod apps;
@@ -37,6 +38,7 @@ mod problems;
 mod providers;
 mod reconcile;
 mod sync;
+mod wadm;
 
 pub use deploy::Listening;
 pub use limiter::{ConcurrencyLimiter, QueueFull};
@@ -148,6 +150,8 @@ pub struct Host {
     /// Each component's message subscriptions (tasks in `background`): replaced when the
     /// component starts again, stopped when it stops.
     subscriptions: Mutex<std::collections::HashMap<ComponentId, Vec<tokio::task::AbortHandle>>>,
+    /// App status delivered to components by `wadm` providers.
+    wadm_feeds: wadm::Feeds,
 }
 
 impl Host {
@@ -182,6 +186,7 @@ impl Host {
             servers: tokio::sync::Mutex::new(JoinSet::new()),
             background: Mutex::default(),
             subscriptions: Mutex::default(),
+            wadm_feeds: wadm::Feeds::default(),
         });
         let weak = Arc::downgrade(&host);
         let interval = host.config.provider_health_interval;
@@ -193,6 +198,7 @@ impl Host {
                 ticks.tick().await;
                 let Some(host) = weak.upgrade() else { break };
                 host.check_providers().await;
+                host.sync_wadm_feeds().await;
             }
         });
         let weak = Arc::downgrade(&host);

@@ -306,6 +306,7 @@ impl Host {
                     for link in state.links().await.unwrap_or_default() {
                         host.apply_message_link(&link, &state);
                     }
+                    host.sync_wadm_feeds().await;
                 }
                 Err(e) => host.publish(
                     "provider_start_failed",

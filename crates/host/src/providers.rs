@@ -118,6 +118,11 @@ impl ProviderState {
         }
     }
 
+    /// The provider's own config (a link's is laid over it per link).
+    pub(crate) fn config(&self) -> &BTreeMap<String, String> {
+        &self.config
+    }
+
     pub(crate) fn status(&self) -> ProviderStatus {
         sync::lock(&self.status).clone()
     }
@@ -256,7 +261,14 @@ const FACTORIES: &[(&str, Factory)] = &[
     }),
     ("messaging-nats", |s| Box::pin(messaging_nats(s))),
     ("blobstore-fs", |s| Box::pin(blobstore_fs(s))),
+    ("blobstore-nats", |s| Box::pin(blobstore_nats(s))),
     ("sqldb-postgres", |s| Box::pin(sqldb_postgres(s))),
+    // It calls components (`crate::wadm`); nothing links to it.
+    (crate::wadm::BUILTIN, |_| {
+        Box::pin(async {
+            Err("the wadm status provider serves no imports: `wasmcloud:wadm/client` is not served yet".into())
+        })
+    }),
 ];
 
 async fn start(
@@ -344,6 +356,14 @@ async fn blobstore_fs(s: &Setup<'_>) -> Result<Instance, String> {
             .join(s.provider),
     };
     let store = trellis_blobstore::fs::FsBlobstore::new(root).map_err(|e| error_text(&e))?;
+    Ok(Instance::Blobstore(Arc::new(store)))
+}
+
+async fn blobstore_nats(s: &Setup<'_>) -> Result<Instance, String> {
+    let config = trellis_blobstore_nats::NatsBlobConfig::from_config(s.config)
+        .map_err(|e| error_text(&e))?;
+    warn_ignored(s.provider, &config.ignored);
+    let store = trellis_blobstore_nats::NatsBlobstore::connect(&config).await;
     Ok(Instance::Blobstore(Arc::new(store)))
 }
 

@@ -173,6 +173,11 @@ impl Host {
                         },
                     })
                     .collect(),
+                version: desired
+                    .iter()
+                    .find(|d| d.name == *app)
+                    .map(|d| d.version.clone())
+                    .unwrap_or_default(),
             };
             self.set_status(store, app, report).await;
         }

@@ -59,6 +59,9 @@ pub fn event_subject(lattice: &str, event_name: &str) -> String {
 pub struct Lattice {
     name: String,
     events: broadcast::Sender<CloudEvent>,
+    /// App status changes, `(app, status)`, for watchers in this process when there is no
+    /// NATS to carry them.
+    app_status: broadcast::Sender<(String, AppStatusReport)>,
     nats: Option<Connections>,
 }
 
@@ -66,9 +69,11 @@ impl Lattice {
     /// A lattice that lives inside this process.
     pub fn in_process(name: impl Into<String>) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (app_status, _) = broadcast::channel(EVENT_BUFFER);
         Self {
             name: name.into(),
             events,
+            app_status,
             nats: None,
         }
     }
@@ -147,6 +152,7 @@ impl Lattice {
         let event = Lattice {
             name: self.name.clone(),
             events: self.events.clone(),
+            app_status: self.app_status.clone(),
             nats: None,
         }
         .publish_event(source, event_name, data);
@@ -207,15 +213,56 @@ impl Lattice {
         .boxed())
     }
 
-    /// Publishes an app's status on `wadm.status.{lattice}.{app}` (on a lattice; nobody
-    /// listens in embedded mode).
+    /// Publishes an app's status on `wadm.status.{lattice}.{app}` on a lattice, or to the
+    /// watchers in this process in embedded mode ([`Lattice::watch_app_status`]).
     pub async fn publish_app_status(&self, app: &str, status: &AppStatusReport) {
-        let Some(nats) = &self.nats else { return };
+        let Some(nats) = &self.nats else {
+            // No watcher is not an error.
+            let _ = self.app_status.send((app.to_owned(), status.clone()));
+            return;
+        };
         let subject = trellis_control::wadm::status_subject(&self.name, app);
         let body = serde_json::to_vec(status).unwrap_or_default();
         if let Err(e) = nats.ctl.publish(subject.clone(), body.into()).await {
             tracing::warn!(%subject, error = %e, "cannot publish an app's status");
         }
+    }
+
+    /// Every status change of `app` published from now on, by whichever host runs the
+    /// reconciler: from `wadm.status.{lattice}.{app}` on a lattice (wadm's subject, so wadm's
+    /// own clients see the same), from this process in embedded mode. A status that does
+    /// not parse is skipped.
+    pub async fn watch_app_status(
+        &self,
+        app: &str,
+    ) -> Result<futures::stream::BoxStream<'static, AppStatusReport>, serve::ServeError> {
+        use futures::StreamExt as _;
+        if let Some(nats) = &self.nats {
+            let subject = trellis_control::wadm::status_subject(&self.name, app);
+            let subscription = nats
+                .ctl
+                .subscribe(subject.clone())
+                .await
+                .map_err(|source| serve::ServeError { subject, source })?;
+            return Ok(subscription
+                .filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() })
+                .boxed());
+        }
+        let wanted = app.to_owned();
+        let updates = self.app_status.subscribe();
+        Ok(futures::stream::unfold(updates, move |mut updates| {
+            let wanted = wanted.clone();
+            async move {
+                loop {
+                    match updates.recv().await {
+                        Ok((app, status)) if app == wanted => return Some((status, updates)),
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        })
+        .boxed())
     }
 
     /// Receives every event published after this call.
@@ -250,5 +297,19 @@ mod tests {
             lattice.event_subject("host_started"),
             "wasmbus.evt.default.host_started"
         );
+    }
+
+    #[tokio::test]
+    async fn app_status_watchers_in_process_see_only_their_app() {
+        use futures::StreamExt as _;
+        use trellis_control::wadm::StatusType;
+        let lattice = Lattice::in_process("default");
+        let mut shop = lattice.watch_app_status("shop").await.expect("watch");
+        lattice
+            .publish_app_status("other", &AppStatusReport::new(StatusType::Failed, "no"))
+            .await;
+        let deployed = AppStatusReport::new(StatusType::Deployed, "");
+        lattice.publish_app_status("shop", &deployed).await;
+        assert_eq!(shop.next().await, Some(deployed));
     }
 }

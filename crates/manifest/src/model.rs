@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn builtins_from_oci_and_builtin_refs() {
-        assert_eq!(Builtin::all().count(), 10);
+        assert_eq!(Builtin::all().count(), 12);
         for b in Builtin::all() {
             let oci = format!("ghcr.io/wasmcloud/{}:0.1.0", b.name());
             assert_eq!(Builtin::from_image_ref(&oci), Some(b), "{oci}");

@@ -5,6 +5,7 @@
 //! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
 //! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`, `msg-v3-request`, `callee`,
 //! `caller`, `pg-query`, `typed-exports`).
+//! `caller`, `pg-query`, `wadm-status`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -26,7 +27,8 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 18] = [
+pub const GUESTS: [&str; 19] = [
+pub const GUESTS: [&str; 19] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -41,6 +43,7 @@ pub const GUESTS: [&str; 18] = [
     "pg_query",
     "secrets_reader",
     "typed_exports",
+    "wadm_status",
     "kv_counter",
     "messaging_echo",
     "greeter_front",

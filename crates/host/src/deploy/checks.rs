@@ -157,6 +157,7 @@ pub(crate) fn check<C: Interfaces>(
     check_component_links(app, &checked, problems);
     let routes = http_routes(app, &checked, http_override, problems);
     let subscriptions = message_subscriptions(app, &checked, problems);
+    wadm_status_links(app, &checked, problems);
     CheckedApp {
         components: checked,
         routes,
@@ -276,7 +277,7 @@ pub(crate) fn check_providers(app: &Application, problems: &mut Vec<Problem>) {
                     p.image_ref
                 ))
                 .hint(format!(
-                    "use a wasmCloud provider image (`ghcr.io/wasmcloud/keyvalue-redis:<tag>`, `http-server`, `http-client`, `keyvalue-nats`, `messaging-nats`, `blobstore-fs`) or one of {}",
+                    "use a wasmCloud provider image (`ghcr.io/wasmcloud/keyvalue-redis:<tag>`, `http-server`, `http-client`, `keyvalue-nats`, `messaging-nats`, `blobstore-fs`, `blobstore-nats`) or one of {}",
                     available.join(", ")
                 )),
             );
@@ -554,6 +555,59 @@ pub(crate) struct SubscriptionLink {
     /// The link's source config without `subscriptions` (it picks the backend).
     pub(crate) config: BTreeMap<String, String>,
     pub(crate) specs: Vec<trellis_messaging::SubscriptionSpec>,
+}
+
+/// Links from the wadm status provider (`crate::wadm`) to a component of the app: the
+/// component must export `wasmcloud:wadm/handler`, and the link must name the app whose
+/// status it receives (`app_name`, in the link's source config or the provider's).
+fn wadm_status_links<C: Interfaces>(
+    app: &Application,
+    checked: &BTreeMap<String, Checked<C>>,
+    problems: &mut Vec<Problem>,
+) {
+    for link in &app.links {
+        let Some(provider) = app.provider(&link.source) else {
+            continue;
+        };
+        if provider.builtin.map(|b| b.name()) != Some(crate::wadm::BUILTIN)
+            || !link.link.carries("wasmcloud", "wadm", "handler")
+        {
+            continue;
+        }
+        if let Some(c) = checked.get(&link.target)
+            && !c
+                .component
+                .exports_interface("wasmcloud", "wadm", "handler")
+        {
+            problems.push(Problem::new(format!(
+                "capability `{}` delivers app status to component `{}`, but it does not export wasmcloud:wadm/handler@0.2.0 (it exports: {})",
+                provider.name,
+                link.target,
+                c.component.exports().join(", ")
+            )));
+        }
+        let mut names = provider.config.clone();
+        names.extend(link.link.source_config.iter().cloned());
+        let mut ignored = Vec::new();
+        let config = merge_config(
+            app,
+            &format!("capability `{}`", provider.name),
+            &names,
+            &mut ignored,
+        );
+        if !config.keys().any(|k| k.eq_ignore_ascii_case("app_name")) {
+            problems.push(
+                Problem::new(format!(
+                    "capability `{}` ({}:{}) delivers app status to `{}`, but its link names no app",
+                    provider.name,
+                    app.manifest_path.display(),
+                    provider.line,
+                    link.target
+                ))
+                .hint("add `app_name: <the app to watch>` to the link's `source` config"),
+            );
+        }
+    }
 }
 
 /// Links from a messaging provider to a component's `wasmcloud:messaging/handler` (0.2.0) or

@@ -2,6 +2,9 @@
 //! independent of wasmtime, and the one backend Trellis ships, [`fs::FsBlobstore`], which
 //! keeps containers as directories under a root directory.
 //!
+//! Every backend passes [`conformance::check`]; a new backend's tests run it against a real
+//! store.
+//!
 //! Container and object names come from guests and are untrusted: a backend must never let
 //! a name reach outside its root (`..`, absolute paths, symlinks). Values move whole, as
 //! [`Bytes`], bounded by [`Limits`] which the runtime enforces before a backend sees them.
@@ -9,6 +12,7 @@
 //! the host with errors ([`HealthError`], [`fs::RootError`]) that keep the I/O error as their
 //! source.
 
+pub mod conformance;
 pub mod fs;
 
 use async_trait::async_trait;

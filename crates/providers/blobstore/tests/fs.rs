@@ -139,6 +139,12 @@ async fn assert_object_refused(
 }
 
 #[tokio::test]
+async fn passes_conformance() {
+    let (_tmp, store) = store();
+    trellis_blobstore::conformance::check(&store, "conf_").await;
+}
+
+#[tokio::test]
 async fn round_trip_of_every_method() {
     let (tmp, store) = store();
     assert!(tmp.path().join("root").is_dir(), "root created");
