@@ -331,7 +331,10 @@ impl RedbBucket {
     async fn write<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut redb::Table<'_, &'static str, &'static [u8]>, &mut Record<'_>) -> Result<T, Fail>
+        F: FnOnce(
+                &mut redb::Table<'_, &'static str, &'static [u8]>,
+                &mut Record<'_>,
+            ) -> Result<T, Fail>
             + Send
             + 'static,
     {

@@ -162,7 +162,10 @@ async fn a_watch_ends_when_redis_goes_away_and_a_new_one_works_when_it_is_back()
     );
 
     let _server = RedisServer::start(port);
-    let mut changes = eventually(Duration::from_secs(30), || store.watch(keys.clone(), 8, "test")).await;
+    let mut changes = eventually(Duration::from_secs(30), || {
+        store.watch(keys.clone(), 8, "test")
+    })
+    .await;
     let b = store.open("").await.expect("open");
     eventually(Duration::from_secs(30), || b.set("k", b"back".to_vec())).await;
     let change = tokio::time::timeout(Duration::from_secs(30), changes.next_change())

@@ -148,11 +148,7 @@ pub async fn check_watch(store: &dyn KeyValue, identifier: &str) {
         .await
         .expect("clean up");
     let mut changes = store
-        .watch(
-            BTreeSet::from([w1.clone(), w2.clone()]),
-            64,
-            "conformance",
-        )
+        .watch(BTreeSet::from([w1.clone(), w2.clone()]), 64, "conformance")
         .await
         .expect("a running backend can watch");
     // Generous: a deadline for a change that must come, never a measurement.
@@ -192,9 +188,12 @@ pub async fn check_watch(store: &dyn KeyValue, identifier: &str) {
         (w1.clone(), Some(b"5".to_vec())),
         "an increment is a write of the new counter"
     );
-    b.set_many(vec![(w1.clone(), b"a".to_vec()), (w2.clone(), b"b".to_vec())])
-        .await
-        .unwrap();
+    b.set_many(vec![
+        (w1.clone(), b"a".to_vec()),
+        (w2.clone(), b"b".to_vec()),
+    ])
+    .await
+    .unwrap();
     let mut got = vec![next().await, next().await];
     got.sort();
     assert_eq!(

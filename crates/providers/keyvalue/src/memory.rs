@@ -186,7 +186,11 @@ mod tests {
         for i in 0..5u8 {
             b.set("k", vec![i]).await.expect("set");
         }
-        assert_eq!(changes.queued(), 2, "the queue holds two, the rest are dropped");
+        assert_eq!(
+            changes.queued(),
+            2,
+            "the queue holds two, the rest are dropped"
+        );
         let first = changes.next_change().await.expect("a change");
         assert_eq!(
             first,

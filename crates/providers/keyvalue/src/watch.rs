@@ -319,7 +319,10 @@ mod tests {
                 text.contains(&format!("`{bad}`")) && text.contains(problem),
                 "{text}"
             );
-            assert!(text.contains("SET@counter"), "the message shows the form: {text}");
+            assert!(
+                text.contains("SET@counter"),
+                "the message shows the form: {text}"
+            );
         }
     }
 
