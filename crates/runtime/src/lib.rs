@@ -37,11 +37,12 @@
 //!   fresh store per invocation.
 //! - `linker`: builds every linker: the host's (WASI, `wasi:http`, builtins, capabilities)
 //!   and, per component, the imports it reaches through links to other components.
-//! - `http`, `messaging`, `exported`: [`HttpComponent`], [`MessageComponent`] and
-//!   [`ExportedComponent`], one per kind of invocation.
+//! - `http`, `messaging`, `watcher`, `exported`: [`HttpComponent`], [`MessageComponent`],
+//!   [`WatcherComponent`] and [`ExportedComponent`], one per kind of invocation.
 //! - `runtime`: [`Runtime`]: the engine, the host's linker, compiled components by content
 //!   hash, the epoch ticker; loading components.
-//! - `prepare`: `Runtime::prepare_http`, `prepare_messaging` and `prepare_exports`.
+//! - `prepare`: `Runtime::prepare_http`, `prepare_messaging`, `prepare_watcher` and
+//!   `prepare_exports`.
 
 mod builtins;
 mod bus;
@@ -62,6 +63,7 @@ mod prepare;
 mod runtime;
 mod state;
 mod sync;
+mod watcher;
 
 pub use cache::CompileCache;
 pub use calls::{Call, CallError, CallRouter, ComponentCalls, ComponentLink, Reply, Values};
@@ -78,3 +80,4 @@ pub use runtime::{EPOCH_TICK, Runtime};
 pub use state::InstanceContext;
 /// The error type of request bodies handed to guests; see [`HttpComponent::handle`].
 pub use wasmtime_wasi_http::Error as WasiHttpError;
+pub use watcher::WatcherComponent;
