@@ -115,10 +115,13 @@ pub const CATALOGUE: &[Capability] = &[
     Capability {
         namespace: "wasi",
         package: "keyvalue",
-        link_interfaces: &["atomics", "store", "batch", "watch"],
+        // `watcher` is the link from a provider to a component that exports it; `watch` is
+        // the name of that interface in older drafts, which wadm also accepts.
+        link_interfaces: &["atomics", "store", "batch", "watcher", "watch"],
         host_interfaces: &[],
         companions: &[],
-        host_invoked: &[],
+        // Changes to watched keys, delivered by the host.
+        host_invoked: &["watcher"],
         suggested_image: Some("trellis+builtin://keyvalue-local"),
     },
     Capability {
@@ -388,6 +391,7 @@ mod tests {
         assert!(host_invoked("wasi", "cli", "run"));
         assert!(!host_invoked("example", "greeter", "greet"));
         assert!(!host_invoked("wasi", "keyvalue", "store"));
+        assert!(host_invoked("wasi", "keyvalue", "watcher"));
     }
 
     #[test]

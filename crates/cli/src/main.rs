@@ -240,6 +240,11 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = defaults().limits.capabilities.keyvalue.max_batch_keys, env = "TRELLIS_MAX_KV_BATCH")]
     max_kv_batch: usize,
 
+    /// Changes to watched keys that may wait for one component's `wasi:keyvalue/watcher`;
+    /// beyond, new changes are dropped with a warning.
+    #[arg(long, default_value_t = defaults().limits.capabilities.keyvalue.max_queued_changes, env = "TRELLIS_MAX_QUEUED_KV_CHANGES")]
+    max_queued_kv_changes: usize,
+
     /// Largest message body a component may publish (e.g. 1MiB).
     #[arg(long, default_value_t = ByteSize::of(defaults().limits.capabilities.messaging.max_body_bytes), env = "TRELLIS_MAX_MESSAGE_SIZE")]
     max_message_size: ByteSize,
@@ -354,6 +359,7 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
                     max_key_bytes: size(l.max_kv_key, "--max-kv-key")?,
                     max_value_bytes: size(l.max_kv_value, "--max-kv-value")?,
                     max_batch_keys: l.max_kv_batch,
+                    max_queued_changes: l.max_queued_kv_changes,
                     ..Default::default()
                 },
                 messaging: trellis_messaging::Limits {

@@ -1,8 +1,8 @@
-//! The periodic provider health check, and message subscriptions: the host's long-running
-//! work besides serving HTTP.
+//! The periodic provider health check, message subscriptions and key-value watches: the
+//! host's long-running work besides serving HTTP.
 
 use crate::Host;
-use crate::deploy::SubscriptionLink;
+use crate::deploy::{SubscriptionLink, WatchLink};
 use crate::limiter::ConcurrencyLimiter;
 use crate::providers::{Instance, ProviderState};
 use futures::StreamExt as _;
@@ -11,9 +11,9 @@ use std::time::Duration;
 use trellis_control::ProviderStatus;
 use trellis_control::error_text;
 use trellis_manifest::{Application, Builtin};
-use trellis_runtime::MessageComponent;
+use trellis_runtime::{MessageComponent, WatcherComponent};
 
-/// How long a broken subscription waits before subscribing again.
+/// How long a broken subscription or watch waits before subscribing or watching again.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
 
 impl Host {
@@ -164,5 +164,100 @@ impl Host {
             }));
         }
         tasks
+    }
+
+    /// Delivers changes to the watched keys to `watcher`'s `wasi:keyvalue/watcher` export,
+    /// one at a time and in the order the backend reports them, each under the component's
+    /// instance limit; watches again when the backend's watch ends (its connection broke),
+    /// until the provider stops or the host shuts down. A change that finds the component's
+    /// queue full is dropped with a warning, as messages are; so are changes beyond
+    /// `--max-queued-kv-changes` waiting here. A guest that traps is logged, and the next
+    /// change is delivered all the same.
+    pub(crate) async fn watch_keys(
+        &self,
+        watch: &WatchLink,
+        watcher: WatcherComponent,
+        limiter: Arc<ConcurrencyLimiter>,
+        providers: &[Arc<ProviderState>],
+    ) {
+        let Some(provider) = providers.iter().find(|p| p.name == watch.provider) else {
+            return;
+        };
+        let backend = match provider.instance(&watch.config).await {
+            Ok(Instance::KeyValue(b)) => b,
+            Ok(_) => return,
+            Err(reason) => {
+                tracing::error!(provider = %provider.name, component_id = %watcher.id(), %reason, "cannot watch keys: the key-value provider failed to start");
+                return;
+            }
+        };
+        let capacity = self.config.limits.capabilities.keyvalue.max_queued_changes;
+        let spec = watch.spec.clone();
+        let provider_name = provider.name.clone();
+        let stopped = provider.stopped();
+        let keys: Vec<String> = spec.keys().into_iter().collect();
+        let source = format!("{} -> {}", provider.name, watcher.id());
+        // The first attempt before the deploy returns, so that a write made once the app is
+        // up is reported; the rest in the background.
+        let first = backend.watch(spec.keys(), capacity, &source).await;
+        let watching: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+            let mut failing = false;
+            let mut attempt = Some(first);
+            loop {
+                let watched = match attempt.take() {
+                    Some(first) => first,
+                    None => backend.watch(spec.keys(), capacity, &source).await,
+                };
+                let mut changes = match watched {
+                    Ok(changes) => changes,
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(provider = %provider_name, component_id = %watcher.id(), error = %error_text(&e), "cannot watch keys; retrying");
+                        }
+                        failing = true;
+                        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+                        continue;
+                    }
+                };
+                if failing {
+                    tracing::info!(provider = %provider_name, component_id = %watcher.id(), ?keys, "watching keys again");
+                } else {
+                    tracing::info!(provider = %provider_name, component_id = %watcher.id(), ?keys, "watching keys");
+                }
+                failing = false;
+                while let Some(change) = changes.next_change().await {
+                    if !spec.wants(&change) {
+                        continue;
+                    }
+                    let bucket = match backend.open(change.bucket()).await {
+                        Ok(bucket) => bucket,
+                        Err(e) => {
+                            tracing::warn!(provider = %provider_name, component_id = %watcher.id(), key = change.key(), error = %error_text(&e), "cannot open the bucket that changed; dropping the change");
+                            continue;
+                        }
+                    };
+                    let permit = match limiter.acquire().await {
+                        Ok(permit) => permit,
+                        Err(full) => {
+                            tracing::warn!(component_id = %watcher.id(), key = change.key(), "{full}; dropping the key-value change");
+                            continue;
+                        }
+                    };
+                    let key = change.key().to_owned();
+                    if let Err(e) = watcher.deliver(bucket, change).await {
+                        tracing::warn!(component_id = %watcher.id(), %key, error = %error_text(&e), "key-value watcher failed");
+                    }
+                    drop(permit);
+                }
+                tracing::warn!(provider = %provider_name, component_id = %watcher.id(), "the key-value watch ended; watching again");
+                tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+            }
+        });
+        self.spawn_background(async move {
+            tokio::select! {
+                () = watching => {}
+                () = stopped => {}
+            }
+        });
     }
 }

@@ -142,6 +142,9 @@ impl ProviderState {
     ) -> Result<Instance, String> {
         let mut config = self.config.clone();
         config.extend(link_config.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // What a watcher link watches is the host's business, not the backend's: a store
+        // watched for one component is the one its other links use.
+        crate::deploy::take_ci(&mut config, crate::deploy::WATCH_KEY);
         let mut instances = self.instances.lock().await;
         if let Some((_, existing)) = instances.iter().find(|(c, _)| *c == config) {
             return existing.clone();

@@ -41,11 +41,12 @@
 //!   and, per component, the imports it reaches through links to other components.
 //! - `by_name`: calls by name with values as text (`trellis call`): finding the export,
 //!   reading JSON or WAVE arguments against its types, writing the results; [`ByNameError`].
-//! - `http`, `messaging`, `exported`: [`HttpComponent`], [`MessageComponent`] and
-//!   [`ExportedComponent`], one per kind of invocation.
+//! - `http`, `messaging`, `watcher`, `exported`: [`HttpComponent`], [`MessageComponent`],
+//!   [`WatcherComponent`] and [`ExportedComponent`], one per kind of invocation.
 //! - `runtime`: [`Runtime`]: the engine, the host's linker, compiled components by content
 //!   hash, the epoch ticker; loading components.
-//! - `prepare`: `Runtime::prepare_http`, `prepare_messaging` and `prepare_exports`.
+//! - `prepare`: `Runtime::prepare_http`, `prepare_messaging`, `prepare_watcher` and
+//!   `prepare_exports`.
 
 mod builtins;
 mod bus;
@@ -68,6 +69,7 @@ mod runtime;
 mod secrets;
 mod state;
 mod sync;
+mod watcher;
 
 pub use by_name::ByNameError;
 pub use cache::CompileCache;
@@ -86,3 +88,4 @@ pub use secrets::{SecretValue, Secrets};
 pub use state::InstanceContext;
 /// The error type of request bodies handed to guests; see [`HttpComponent::handle`].
 pub use wasmtime_wasi_http::Error as WasiHttpError;
+pub use watcher::WatcherComponent;

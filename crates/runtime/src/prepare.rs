@@ -1,5 +1,6 @@
 //! Preparing a component for each kind of invocation: [`Runtime::prepare_http`],
-//! [`Runtime::prepare_messaging`] and [`Runtime::prepare_exports`].
+//! [`Runtime::prepare_messaging`], [`Runtime::prepare_watcher`] and
+//! [`Runtime::prepare_exports`].
 //!
 //! Preparing resolves every import of the component against its linker
 //! ([`crate::linker::for_component`]) once, into an `InstancePre`; the prepared component
@@ -16,6 +17,7 @@ use crate::linker;
 use crate::messaging::{HandlerPre, MessageComponent};
 use crate::runtime::Runtime;
 use crate::state::{InstanceBounds, InstanceContext, InstanceState};
+use crate::watcher::WatcherComponent;
 use wasmtime::component::InstancePre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -62,6 +64,24 @@ impl Runtime {
             )
         };
         Ok(MessageComponent::new(pre, context, self.bounds()))
+    }
+
+    /// Prepares `component` to hear of changes to watched keys on its
+    /// `wasi:keyvalue/watcher` export.
+    pub fn prepare_watcher(
+        &self,
+        component: &Component,
+        context: InstanceContext,
+    ) -> Result<WatcherComponent, PrepareError> {
+        let instance_pre = self.handler_pre(
+            component,
+            &context,
+            "wasi:keyvalue/watcher",
+            "hear of changes to watched keys",
+        )?;
+        let pre = crate::capabilities::keyvalue::watcher_bindings::WatcherPre::new(instance_pre)
+            .map_err(|e| link_error(component, e))?;
+        Ok(WatcherComponent::new(pre, context, self.bounds()))
     }
 
     /// Prepares `component` to answer calls: from other components, on the interfaces it

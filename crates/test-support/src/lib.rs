@@ -3,9 +3,8 @@
 //! The guests live outside the host workspace because they target `wasm32-wasip2`: the
 //! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`,
 //! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
-//! `kv-ops`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`, `msg-v3-request`, `callee`,
-//! `caller`, `pg-query`, `typed-exports`).
-//! `caller`, `pg-query`, `wadm-status`).
+//! `kv-ops`, `kv-watch`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`, `msg-v3-request`,
+//! `callee`, `caller`, `pg-query`, `secrets-reader`, `typed-exports`, `wadm-status`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -27,12 +26,12 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 19] = [
-pub const GUESTS: [&str; 19] = [
+pub const GUESTS: [&str; 20] = [
     "http_hello",
     "behaviours",
     "needs_kv",
     "kv_ops",
+    "kv_watch",
     "blob_ops",
     "http_fetch",
     "msg_client",

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use trellis_control::ComponentId;
 use trellis_control::secret::{SecretReference, SecretValue, is_secret_reference};
+use trellis_keyvalue::watch::WatchSpec;
 use trellis_manifest::{Application, Builtin, LinkSpec};
 use trellis_runtime::imports::{ImportSource, InterfaceName, classify};
 
@@ -66,6 +67,8 @@ pub(crate) struct CheckedApp<C> {
     pub(crate) routes: Vec<Route>,
     /// The message subscriptions to make.
     pub(crate) subscriptions: Vec<SubscriptionLink>,
+    /// The key-value watches to start.
+    pub(crate) watches: Vec<WatchLink>,
     /// What deploys but will not work as the component may expect, to log once.
     pub(crate) warnings: Vec<Problem>,
 }
@@ -158,10 +161,12 @@ pub(crate) fn check<C: Interfaces>(
     let routes = http_routes(app, &checked, http_override, problems);
     let subscriptions = message_subscriptions(app, &checked, problems);
     wadm_status_links(app, &checked, problems);
+    let watches = key_watches(app, &checked, problems, &mut warnings);
     CheckedApp {
         components: checked,
         routes,
         subscriptions,
+        watches,
         warnings,
     }
 }
@@ -339,6 +344,15 @@ fn check_imports(
                     suggest_target(app, "wasi", "http")
                 )),
             );
+            continue;
+        }
+        // A key-value provider that watches keys for the component serves its key-value
+        // imports too: the component needs them to use the buckets it is handed, and
+        // wasmCloud's http-keyvalue-watcher example has no other key-value link.
+        if links.is_empty()
+            && (n.namespace, n.package) == ("wasi", "keyvalue")
+            && watcher_links_to(app, name).next().is_some()
+        {
             continue;
         }
         if links.is_empty() {
@@ -681,6 +695,116 @@ fn message_subscriptions<C: Interfaces>(
                 "capability `{}` link to `{}`: `subscriptions`: {e}",
                 provider.name, link.target
             ))),
+        }
+    }
+    out
+}
+
+/// A key-value provider reporting changes to watched keys to a component's
+/// `wasi:keyvalue/watcher` export.
+pub(crate) struct WatchLink {
+    pub(crate) provider: String,
+    pub(crate) component: String,
+    /// The link's config, provider's first, without `watch` (it picks the backend).
+    pub(crate) config: BTreeMap<String, String>,
+    pub(crate) spec: WatchSpec,
+}
+
+/// The config key holding what a watcher link watches, as wasmCloud's providers read it.
+pub(crate) const WATCH_KEY: &str = "watch";
+
+/// Links from a key-value provider to a component that carry `wasi:keyvalue/watcher` (or the
+/// older `watch`).
+pub(crate) fn watcher_links_to<'a>(
+    app: &'a Application,
+    component: &'a str,
+) -> impl Iterator<Item = &'a LinkSpec> + 'a {
+    app.links.iter().filter(move |l| {
+        l.target == component
+            && app
+                .provider(&l.source)
+                .and_then(|p| p.builtin)
+                .and_then(|b| b.provides())
+                == Some(("wasi", "keyvalue"))
+            && (l.link.carries("wasi", "keyvalue", "watcher")
+                || l.link.carries("wasi", "keyvalue", "watch"))
+    })
+}
+
+/// The config of a watcher link: the provider's, then the link's source config (where
+/// wasmCloud's provider reads it), then its target config (where wasmCloud's example and
+/// README put the provider's `url` and `watch`); and the `watch` value, taken out.
+pub(crate) fn watcher_link_config(
+    app: &Application,
+    link: &LinkSpec,
+    problems: &mut Vec<Problem>,
+) -> (BTreeMap<String, String>, String) {
+    let mut names = app
+        .provider(&link.source)
+        .map(|p| p.config.clone())
+        .unwrap_or_default();
+    names.extend(link.link.source_config.iter().cloned());
+    names.extend(link.link.target_config.iter().cloned());
+    let mut config = merge_config(
+        app,
+        &format!("capability `{}`", link.source),
+        &names,
+        problems,
+    );
+    let watch = take_ci(&mut config, WATCH_KEY).unwrap_or_default();
+    (config, watch)
+}
+
+/// Removes every key equal to `key` ignoring case; returns the last value.
+pub(crate) fn take_ci(config: &mut BTreeMap<String, String>, key: &str) -> Option<String> {
+    let keys: Vec<String> = config
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(key))
+        .cloned()
+        .collect();
+    keys.into_iter().filter_map(|k| config.remove(&k)).last()
+}
+
+/// Links from a key-value provider to a component's `wasi:keyvalue/watcher`, with what each
+/// watches (`watch: SET@key,DEL@key`). A link that watches nothing deploys with a warning, as
+/// wasmCloud's example manifest does; a `watch` that does not parse is a problem.
+fn key_watches<C: Interfaces>(
+    app: &Application,
+    checked: &BTreeMap<String, Checked<C>>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Vec<WatchLink> {
+    let mut out = Vec::new();
+    for (name, c) in checked {
+        for link in watcher_links_to(app, name) {
+            if !c.component.exports_interface("wasi", "keyvalue", "watcher") {
+                problems.push(Problem::new(format!(
+                    "capability `{}` reports changes to watched keys to component `{name}`, but it does not export wasi:keyvalue/watcher (it exports: {})",
+                    link.source,
+                    c.component.exports().join(", ")
+                )).hint("export `wasi:keyvalue/watcher@0.2.0-draft` from the component, or remove `watcher` from the link's interfaces"));
+                continue;
+            }
+            let (config, watch) = watcher_link_config(app, link, problems);
+            match WatchSpec::parse(&watch) {
+                Ok(spec) if spec.is_empty() => warnings.push(
+                    Problem::new(format!(
+                        "capability `{}` links to component `{name}`'s wasi:keyvalue/watcher but watches no keys: no change will be delivered",
+                        link.source
+                    ))
+                    .hint("add `watch: SET@some-key,DEL@some-key` (comma-separated) to the link's source config"),
+                ),
+                Ok(spec) => out.push(WatchLink {
+                    provider: link.source.clone(),
+                    component: name.clone(),
+                    config,
+                    spec,
+                }),
+                Err(e) => problems.push(Problem::new(format!(
+                    "capability `{}` link to `{name}`: {e}",
+                    link.source
+                ))),
+            }
         }
     }
     out
@@ -1077,6 +1201,94 @@ mod tests {
                 && problems[0].contains("a provider archive that matches no built-in provider; external providers are not supported yet"),
             "{}",
             problems[0]
+        );
+    }
+
+    /// A key-value provider linked to `web`'s watcher with `watch` (when not empty).
+    fn watched_web(watch: &str) -> Application {
+        let config = if watch.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "            source:\n              config:\n                - name: w\n                  properties:\n                    watch: {watch}\n"
+            )
+        };
+        app(&format!(
+            "{WEB}    - name: kv
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/keyvalue-redis:0.30.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasi
+            package: keyvalue
+            interfaces: [watcher]
+{config}"
+        ))
+    }
+
+    const STORE: &str = "wasi:keyvalue/store@0.2.0-draft";
+    const WATCHER: &str = "wasi:keyvalue/watcher@0.2.0-draft";
+
+    /// wasmCloud's http-keyvalue-watcher example imports the store with no link of its own:
+    /// the provider that watches for it serves it.
+    #[test]
+    fn a_watcher_link_delivers_what_it_watches_and_serves_the_key_value_imports() {
+        let app = watched_web("SET@a,del@a,SET@b");
+        let (checked, problems) = run(&app, vec![("web", shape(&[STORE], &[WATCHER]))]);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(checked.watches.len(), 1);
+        let watch = &checked.watches[0];
+        assert_eq!(
+            (watch.provider.as_str(), watch.component.as_str()),
+            ("kv", "web")
+        );
+        assert_eq!(watch.spec.keys().len(), 2);
+        assert!(watch.spec.deletes.contains("a") && !watch.spec.deletes.contains("b"));
+        assert!(
+            !watch.config.keys().any(|k| k.eq_ignore_ascii_case("watch")),
+            "`watch` does not pick the backend: {:?}",
+            watch.config
+        );
+    }
+
+    #[test]
+    fn a_watcher_link_needs_the_export_and_a_readable_watch() {
+        let (_, problems) = run(
+            &watched_web("SET@a"),
+            vec![("web", shape(&[STORE], &[HTTP]))],
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("does not export wasi:keyvalue/watcher"),
+            "{}",
+            problems[0]
+        );
+        let (_, problems) = run(
+            &watched_web("GET@a"),
+            vec![("web", shape(&[STORE], &[WATCHER]))],
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("`GET@a`") && problems[0].contains("SET@counter"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn a_watcher_link_that_watches_nothing_deploys_with_a_warning() {
+        let (checked, problems) = run(&watched_web(""), vec![("web", shape(&[STORE], &[WATCHER]))]);
+        assert_eq!(problems, Vec::<String>::new());
+        assert!(checked.watches.is_empty());
+        assert_eq!(checked.warnings.len(), 1);
+        assert!(
+            checked.warnings[0].message.contains("watches no keys"),
+            "{}",
+            checked.warnings[0].message
         );
     }
 }

@@ -4,7 +4,9 @@
 mod checks;
 mod start;
 
-pub(crate) use checks::{DEFAULT_HTTP_ADDRESS, Route, SubscriptionLink, merge_config};
+pub(crate) use checks::{
+    DEFAULT_HTTP_ADDRESS, Route, SubscriptionLink, WATCH_KEY, WatchLink, merge_config, take_ci,
+};
 
 use crate::Host;
 use crate::problems::{DeployError, Problem};

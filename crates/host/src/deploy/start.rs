@@ -1,7 +1,7 @@
 //! Starting a checked app: provider backends, prepared components (an `InstancePre` per
 //! export the host calls), HTTP listeners, and what the inventory and events show.
 
-use super::checks::{CheckedApp, Route, merge_config};
+use super::checks::{CheckedApp, Route, merge_config, watcher_link_config, watcher_links_to};
 use super::{LATTICE_OPERATION, Listening};
 use crate::Host;
 use crate::dispatch::Running;
@@ -14,13 +14,14 @@ use trellis_control::{ComponentDescription, ProviderStatus};
 use trellis_manifest::{Application, ImageRef};
 use trellis_runtime::{
     Component, ComponentCalls, ExportedComponent, HttpComponent, InstanceContext, Links,
-    MessageComponent,
+    MessageComponent, WatcherComponent,
 };
 
 /// Each component prepared for what it will be asked to do.
 pub(super) struct Prepared {
     http: BTreeMap<String, HttpComponent>,
     handlers: BTreeMap<String, MessageComponent>,
+    watchers: BTreeMap<String, WatcherComponent>,
     exported: BTreeMap<String, ExportedComponent>,
 }
 
@@ -41,6 +42,7 @@ impl Host {
         let providers = self.start_providers(app);
         let mut http = BTreeMap::new();
         let mut handlers = BTreeMap::new();
+        let mut watchers = BTreeMap::new();
         let mut exported = BTreeMap::new();
         for (name, c) in &checked.components {
             let Some(spec) = app.component(name) else {
@@ -73,6 +75,14 @@ impl Host {
                 match self.runtime.prepare_http(&c.component, context.clone()) {
                     Ok(prepared) => {
                         http.insert(name.clone(), prepared);
+                    }
+                    Err(e) => problems.push(Problem::new(e.to_string())),
+                }
+            }
+            if checked.watches.iter().any(|w| w.component == *name) {
+                match self.runtime.prepare_watcher(&c.component, context.clone()) {
+                    Ok(prepared) => {
+                        watchers.insert(name.clone(), prepared);
                     }
                     Err(e) => problems.push(Problem::new(e.to_string())),
                 }
@@ -115,6 +125,7 @@ impl Host {
         let prepared = Prepared {
             http,
             handlers,
+            watchers,
             exported,
         };
         self.start(app, &checked, prepared, &providers, bound).await
@@ -133,6 +144,7 @@ impl Host {
         let Prepared {
             mut http,
             handlers,
+            watchers,
             mut exported,
         } = prepared;
         // What the inventory shows: a manifest deploy names its app; a control request
@@ -190,6 +202,12 @@ impl Host {
             }
             // A component started again receives through its new subscriptions only.
             self.replace_subscriptions(&spec.id, subscriptions);
+            if let Some(watcher) = watchers.get(&spec.name) {
+                for watch in checked.watches.iter().filter(|w| w.component == spec.name) {
+                    self.watch_keys(watch, watcher.clone(), limiter.clone(), providers)
+                        .await;
+                }
+            }
             let image_ref = match &spec.image {
                 ImageRef::File(p) => format!("file://{}", p.display()),
                 ImageRef::Remote(r) => r.clone(),
@@ -367,6 +385,30 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
                 ))
             }
             _ => {}
+        }
+    }
+    // A key-value provider watching keys for the component also serves its key-value calls
+    // under that link's name, when the component has no key-value link of its own there.
+    for link in watcher_links_to(app, name) {
+        let Some(p) = providers.iter().find(|p| p.name == link.source) else {
+            continue;
+        };
+        let spec = &link.link;
+        if links.capabilities_mut(&spec.name).keyvalue.is_some() {
+            continue;
+        }
+        let mut ignored = Vec::new();
+        let (config, _) = watcher_link_config(app, link, &mut ignored);
+        let instance = p.instance(&config).await;
+        links.capabilities_mut(&spec.name).keyvalue = Some(linked(
+            p,
+            instance.and_then(|i| match i {
+                Instance::KeyValue(b) => Ok(b),
+                _ => Err("not a key-value provider".into()),
+            }),
+        ));
+        for interface in ["store", "atomics", "batch"] {
+            links.carry(&spec.name, "wasi", "keyvalue", interface);
         }
     }
     links

@@ -41,6 +41,11 @@
 //! - A call that fails because the connection dropped or timed out may still have been applied.
 //! - [`KeyValue::health`]: the connection state, then the bucket's status from JetStream,
 //!   under the request timeout.
+//! - [`KeyValue::watch`] is a JetStream key-value watch per key (an ordered consumer that
+//!   starts with the next change): a put is a write, with its value; a delete marker or a
+//!   purge is a deletion (deleting a key that was never written is reported too: NATS writes
+//!   the marker all the same). Each key's changes arrive in order. The watch ends when
+//!   JetStream reports it broken.
 
 mod config;
 mod keys;
@@ -55,10 +60,12 @@ use async_nats::connection::State;
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
+use trellis_keyvalue::watch::{Change, Changes, Sent, changes};
 use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 
 /// How many compare-and-swap rounds an increment tries before giving up.
@@ -215,6 +222,72 @@ impl KeyValue for NatsKvStore {
             })
             .await?;
         Ok(())
+    }
+
+    async fn watch(
+        &self,
+        keys: BTreeSet<String>,
+        capacity: usize,
+        source: &str,
+    ) -> Result<Changes, Error> {
+        let (tx, rx) = changes(capacity, source);
+        if keys.is_empty() {
+            tokio::spawn(async move { tx.closed().await });
+            return Ok(rx);
+        }
+        let watches = self
+            .inner
+            .run("watch keys", |store| async move {
+                let mut watches = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let watch = store
+                        .watch(encode_key(key).as_ref())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    watches.push(watch);
+                }
+                Ok(watches)
+            })
+            .await?;
+        let mut entries = futures::stream::select_all(watches);
+        let (uri, bucket) = (self.inner.uri.clone(), self.inner.bucket.clone());
+        tokio::spawn(async move {
+            loop {
+                let entry = tokio::select! {
+                    entry = entries.next() => entry,
+                    () = tx.closed() => break,
+                };
+                let entry = match entry {
+                    Some(Ok(entry)) => entry,
+                    Some(Err(e)) => {
+                        tracing::warn!(%uri, %bucket, error = %e, "the nats key-value watch broke");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!(%uri, %bucket, "the nats key-value watch ended");
+                        break;
+                    }
+                };
+                let Some(key) = decode_key(&entry.key) else {
+                    continue;
+                };
+                let change = match entry.operation {
+                    kv::Operation::Put => Change::Set {
+                        bucket: String::new(),
+                        key,
+                        value: entry.value.to_vec(),
+                    },
+                    kv::Operation::Delete | kv::Operation::Purge => Change::Delete {
+                        bucket: String::new(),
+                        key,
+                    },
+                };
+                if tx.send(change) == Sent::Closed {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
     }
 }
 

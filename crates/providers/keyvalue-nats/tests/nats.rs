@@ -139,6 +139,14 @@ async fn passes_conformance_on_the_shared_server() {
 }
 
 #[tokio::test]
+async fn watches_pass_conformance_on_the_shared_server() {
+    with_shared_bucket("watch", |store, _| async move {
+        conformance::check_watch(&store, "ignored").await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn keys_nats_does_not_allow_round_trip() {
     with_shared_bucket("keys", |store, js| async move {
         let b = store.open("x").await.expect("open");

@@ -24,6 +24,9 @@
 //! - redb is synchronous, so every call runs on Tokio's blocking thread pool.
 //! - [`KeyValue::health`] is `Ok` unless a call has hit a storage failure (an I/O error, a
 //!   damaged file); redb then refuses further writes, and the message says which failure.
+//! - [`KeyValue::watch`] sees a key's changes in every bucket, each reported with its bucket,
+//!   once the write is committed and in the order writes were committed. Deleting a key that
+//!   is not there reports nothing.
 //!
 //! [redb]: https://www.redb.org
 
@@ -32,8 +35,10 @@ use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition,
     TableError,
 };
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use trellis_keyvalue::watch::{Change, Changes, Watchers};
 use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 
 /// Why [`RedbStore::open`] could not open its file.
@@ -102,6 +107,10 @@ struct Inner {
     path: PathBuf,
     /// The first storage failure seen, which makes the store unhealthy.
     failure: Mutex<Option<String>>,
+    watchers: Watchers,
+    /// Held from the start of a write transaction until its changes are reported, so that
+    /// watches see changes in commit order.
+    writing: Mutex<()>,
 }
 
 impl RedbStore {
@@ -119,6 +128,8 @@ impl RedbStore {
                 db,
                 path: path.to_owned(),
                 failure: Mutex::new(None),
+                watchers: Watchers::new(),
+                writing: Mutex::new(()),
             }),
         })
     }
@@ -164,8 +175,18 @@ impl KeyValue for RedbStore {
     async fn open(&self, identifier: &str) -> Result<Arc<dyn Bucket>, Error> {
         Ok(Arc::new(RedbBucket {
             inner: self.inner.clone(),
+            identifier: identifier.to_owned(),
             table: format!("trellis-kv/{identifier}"),
         }))
+    }
+
+    async fn watch(
+        &self,
+        keys: BTreeSet<String>,
+        capacity: usize,
+        source: &str,
+    ) -> Result<Changes, Error> {
+        Ok(self.inner.watchers.add(keys, capacity, source))
     }
 
     async fn health(&self) -> Result<(), HealthError> {
@@ -237,7 +258,36 @@ where
 /// One bucket: a table in the store's file.
 struct RedbBucket {
     inner: Arc<Inner>,
+    identifier: String,
     table: String,
+}
+
+/// The changes one write transaction makes to watched keys, reported once it commits.
+struct Record<'a> {
+    watchers: &'a Watchers,
+    bucket: &'a str,
+    changes: Vec<Change>,
+}
+
+impl Record<'_> {
+    fn set(&mut self, key: &str, value: &[u8]) {
+        if self.watchers.watching(key) {
+            self.changes.push(Change::Set {
+                bucket: self.bucket.to_owned(),
+                key: key.to_owned(),
+                value: value.to_vec(),
+            });
+        }
+    }
+
+    fn delete(&mut self, key: &str) {
+        if self.watchers.watching(key) {
+            self.changes.push(Change::Delete {
+                bucket: self.bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        }
+    }
 }
 
 type Def<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
@@ -276,23 +326,40 @@ impl RedbBucket {
         .await
     }
 
-    /// Runs `f` on the table in one write transaction, committing when it returns `Ok`.
+    /// Runs `f` on the table in one write transaction, committing when it returns `Ok`;
+    /// what `f` records is reported to the watches once the transaction has committed.
     async fn write<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut redb::Table<'_, &'static str, &'static [u8]>) -> Result<T, Fail>
+        F: FnOnce(
+                &mut redb::Table<'_, &'static str, &'static [u8]>,
+                &mut Record<'_>,
+            ) -> Result<T, Fail>
             + Send
             + 'static,
     {
+        let bucket = self.identifier.clone();
         self.run(move |inner, def| {
+            let _order = inner
+                .writing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let txn = inner.db.begin_write().kv(inner)?;
+            let mut record = Record {
+                watchers: &inner.watchers,
+                bucket: &bucket,
+                changes: Vec::new(),
+            };
             let result = {
                 let mut table = txn.open_table(def).kv(inner)?;
-                f(&mut table)
+                f(&mut table, &mut record)
             };
             match result {
                 Ok(value) => {
                     txn.commit().kv(inner)?;
+                    for change in record.changes {
+                        inner.watchers.notify(change);
+                    }
                     Ok(value)
                 }
                 Err(e) => {
@@ -339,8 +406,9 @@ impl Bucket for RedbBucket {
 
     async fn set(&self, key: &str, value: Vec<u8>) -> Result<(), Error> {
         let key = key.to_owned();
-        self.write(move |table| {
+        self.write(move |table, record| {
             table.insert(key.as_str(), value.as_slice())?;
+            record.set(&key, &value);
             Ok(())
         })
         .await
@@ -348,8 +416,10 @@ impl Bucket for RedbBucket {
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
         let key = key.to_owned();
-        self.write(move |table| {
-            table.remove(key.as_str())?;
+        self.write(move |table, record| {
+            if table.remove(key.as_str())?.is_some() {
+                record.delete(&key);
+            }
             Ok(())
         })
         .await
@@ -382,13 +452,15 @@ impl Bucket for RedbBucket {
 
     async fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
         let key = key.to_owned();
-        self.write(move |table| {
+        self.write(move |table, record| {
             let current = match table.get(key.as_str())? {
                 Some(bytes) => parse_counter(&key, bytes.value())?,
                 None => 0,
             };
             let next = add_counter(&key, current, delta)?;
-            table.insert(key.as_str(), next.to_string().as_bytes())?;
+            let text = next.to_string();
+            table.insert(key.as_str(), text.as_bytes())?;
+            record.set(&key, text.as_bytes());
             Ok(next)
         })
         .await
@@ -408,9 +480,10 @@ impl Bucket for RedbBucket {
     }
 
     async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), Error> {
-        self.write(move |table| {
+        self.write(move |table, record| {
             for (key, value) in &pairs {
                 table.insert(key.as_str(), value.as_slice())?;
+                record.set(key, value);
             }
             Ok(())
         })
@@ -418,9 +491,11 @@ impl Bucket for RedbBucket {
     }
 
     async fn delete_many(&self, keys: Vec<String>) -> Result<(), Error> {
-        self.write(move |table| {
+        self.write(move |table, record| {
             for key in &keys {
-                table.remove(key.as_str())?;
+                if table.remove(key.as_str())?.is_some() {
+                    record.delete(key);
+                }
             }
             Ok(())
         })

@@ -13,6 +13,13 @@ async fn passes_conformance() {
 }
 
 #[tokio::test]
+async fn watches_pass_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(&dir.path().join("kv.redb")).expect("open");
+    conformance::check_watch(&store, "conformance").await;
+}
+
+#[tokio::test]
 async fn creates_missing_parent_directories() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a/b/c/kv.redb");

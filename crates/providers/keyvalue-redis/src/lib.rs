@@ -40,17 +40,32 @@
 //!   half second fail at once rather than queueing for another attempt.
 //! - A call that fails with a connection or timeout error may still have been applied by Redis.
 //! - [`KeyValue::health`] sends `PING` under the same timeouts.
+//! - [`KeyValue::watch`] listens to Redis's keyspace notifications for the watched keys
+//!   (`SUBSCRIBE __keyspace@<db>__:<key>`, on a connection of its own). Redis sends them only
+//!   when `notify-keyspace-events` asks for them; every watch checks that setting and adds
+//!   what is missing of `K$gx` (keyspace channel, string commands, generic commands such as
+//!   `DEL`, expiry) with `CONFIG SET`, logging the change, so watching resumes by itself after
+//!   Redis restarts with its default (no notifications). A server that refuses `CONFIG SET`
+//!   (managed Redis, ACLs) fails the watch with a message saying what to set; one that refuses
+//!   `CONFIG GET` is watched all the same, with a warning. A notification carries no value, so
+//!   a write is reported with what `GET` returns right after it (a key deleted meanwhile is not
+//!   reported as written). Writes are `set`, `setrange`, `append`, `incrby`, `decrby`,
+//!   `incrbyfloat` and keys renamed, moved or copied in; deletions are `del`, `unlink`,
+//!   expiry, eviction and keys renamed or moved away. The watch ends when its connection
+//!   breaks.
 //!
 //! Passwords in the URL never appear in messages: the user-info part is shown as `***`.
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use trellis_keyvalue::watch::{Change, Changes, Sent, changes};
 use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue};
 
 /// The URL used when the config names none.
@@ -264,6 +279,129 @@ impl KeyValue for RedisStore {
             .await?;
         Ok(())
     }
+
+    async fn watch(
+        &self,
+        keys: BTreeSet<String>,
+        capacity: usize,
+        source: &str,
+    ) -> Result<Changes, Error> {
+        let (tx, rx) = changes(capacity, source);
+        if keys.is_empty() {
+            tokio::spawn(async move { tx.closed().await });
+            return Ok(rx);
+        }
+        let client = self
+            .conn
+            .client
+            .as_ref()
+            .map_err(|e| Error::Other(e.clone()))?;
+        self.conn.ensure_keyspace_events().await?;
+        let db = client.get_connection_info().redis_settings().db();
+        let prefix = format!("__keyspace@{db}__:");
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            let channels: Vec<String> = keys.iter().map(|k| format!("{prefix}{k}")).collect();
+            pubsub.subscribe(channels).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        let limit = self.conn.timeouts.connect + self.conn.timeouts.response;
+        let pubsub = match tokio::time::timeout(limit, subscribe).await {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(e)) => return Err(self.conn.unreachable(describe(&e))),
+            Err(_) => {
+                return Err(self.conn.unreachable(format!(
+                    "subscribing did not finish within {:.1}s",
+                    limit.as_secs_f64()
+                )));
+            }
+        };
+        tracing::debug!(url = %self.conn.url, keys = keys.len(), "watching redis keys");
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            loop {
+                let message = tokio::select! {
+                    message = messages.next() => message,
+                    () = tx.closed() => break,
+                };
+                let Some(message) = message else {
+                    tracing::warn!(url = %conn.url, "lost the redis connection that watches keys");
+                    break;
+                };
+                let Ok(channel) = message.get_channel::<Vec<u8>>() else {
+                    continue;
+                };
+                let Some(key) = channel
+                    .strip_prefix(prefix.as_bytes())
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                else {
+                    continue;
+                };
+                let event = String::from_utf8_lossy(message.get_payload_bytes());
+                let change = match event_kind(&event) {
+                    Some(Kind::Write) => {
+                        let cmd = redis::cmd("GET").arg(key).to_owned();
+                        let value: Result<Option<Vec<u8>>, Error> = conn
+                            .call(|mut c| async move { cmd.query_async(&mut c).await })
+                            .await;
+                        match value {
+                            Ok(Some(value)) => Change::Set {
+                                bucket: String::new(),
+                                key: key.to_owned(),
+                                value,
+                            },
+                            // Deleted since: its deletion is on its way.
+                            Ok(None) => continue,
+                            Err(e) => {
+                                tracing::warn!(url = %conn.url, key, error = %e, "cannot read the value of a changed key; not reporting the change");
+                                continue;
+                            }
+                        }
+                    }
+                    Some(Kind::Delete) => Change::Delete {
+                        bucket: String::new(),
+                        key: key.to_owned(),
+                    },
+                    None => continue,
+                };
+                if tx.send(change) == Sent::Closed {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// What a keyspace notification says happened to its key.
+enum Kind {
+    Write,
+    Delete,
+}
+
+/// The kind of change a keyspace event (the notification's payload) is, if it is one a
+/// watch reports.
+fn event_kind(event: &str) -> Option<Kind> {
+    match event {
+        "set" | "setrange" | "append" | "incrby" | "decrby" | "incrbyfloat" | "rename_to"
+        | "move_to" | "copy_to" | "restore" => Some(Kind::Write),
+        "del" | "unlink" | "expired" | "evicted" | "rename_from" | "move_from" => {
+            Some(Kind::Delete)
+        }
+        _ => None,
+    }
+}
+
+/// What `notify-keyspace-events` must hold for watches (`K$gx`) that `flags` lacks; `A`
+/// stands for every class of command.
+fn missing_keyspace_flags(flags: &str) -> String {
+    let all = flags.contains('A');
+    [('K', false), ('$', all), ('g', all), ('x', all)]
+        .into_iter()
+        .filter(|(flag, covered)| !covered && !flags.contains(*flag))
+        .map(|(flag, _)| flag)
+        .collect()
 }
 
 /// The connection shared by the store and its buckets, replaced when it fails.
@@ -342,6 +480,61 @@ impl Conn {
                 state.last_failure = Some((Instant::now(), error.clone()));
                 Err(error)
             }
+        }
+    }
+
+    /// Makes sure Redis sends the keyspace notifications a watch needs, switching on what is
+    /// missing; see the [crate docs](crate).
+    async fn ensure_keyspace_events(&self) -> Result<(), Error> {
+        // A refusal from the server (not a broken connection) comes back as a value, so
+        // that it can be told apart from Redis being unreachable.
+        let config = |args: Vec<String>| async move {
+            self.call(|mut c| async move {
+                let mut cmd = redis::cmd("CONFIG");
+                for arg in &args {
+                    cmd.arg(arg);
+                }
+                match cmd.query_async::<redis::Value>(&mut c).await {
+                    Ok(value) => Ok(Ok(value)),
+                    Err(e) if is_connection_failure(&e) => Err(e),
+                    Err(e) => Ok(Err(e.to_string())),
+                }
+            })
+            .await
+        };
+        let current = match config(vec!["GET".into(), "notify-keyspace-events".into()]).await? {
+            Ok(value) => redis::from_redis_value::<Vec<String>>(value)
+                .ok()
+                .and_then(|pair| pair.into_iter().nth(1))
+                .unwrap_or_default(),
+            Err(refused) => {
+                tracing::warn!(url = %self.url, error = %refused, "cannot read redis's notify-keyspace-events; watching anyway: if no changes arrive, set it to include K$gx");
+                return Ok(());
+            }
+        };
+        let missing = missing_keyspace_flags(&current);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let wanted = format!("{current}{missing}");
+        match config(vec![
+            "SET".into(),
+            "notify-keyspace-events".into(),
+            wanted.clone(),
+        ])
+        .await?
+        {
+            Ok(_) => {
+                tracing::info!(url = %self.url, was = %current, now = %wanted, "switched on redis keyspace notifications (notify-keyspace-events) for watched keys");
+                Ok(())
+            }
+            Err(refused) => Err(Error::Other(format!(
+                "redis at {} does not report key changes (notify-keyspace-events is `{current}`) \
+                 and refused to switch them on ({refused}); set notify-keyspace-events to include \
+                 `K$gx` (`redis-cli CONFIG SET notify-keyspace-events K$gx`, or \
+                 `notify-keyspace-events K$gx` in redis.conf)",
+                self.url
+            ))),
         }
     }
 
@@ -686,6 +879,14 @@ mod tests {
             loopback_for_wildcard("redis://0.0.0.01:6379"),
             "redis://0.0.0.01:6379"
         );
+    }
+
+    #[test]
+    fn keyspace_flags_are_added_only_where_missing() {
+        assert_eq!(missing_keyspace_flags(""), "K$gx");
+        assert_eq!(missing_keyspace_flags("Kg$"), "x");
+        assert_eq!(missing_keyspace_flags("AK"), "");
+        assert_eq!(missing_keyspace_flags("Ex"), "K$g");
     }
 
     #[test]

@@ -119,6 +119,68 @@ async fn passes_conformance_on_the_shared_server() {
     conformance::check(&store, "ignored").await;
 }
 
+/// On a server of its own, so that its keys and its `CONFIG SET` touch nobody else's: a
+/// fresh Redis reports no key changes, and the watch switches them on.
+#[tokio::test]
+async fn watches_pass_conformance_and_switch_keyspace_events_on() {
+    let server = RedisServer::start(free_port());
+    let store = RedisStore::connect(&config(&server.url()), RedisTimeouts::default()).await;
+    conformance::check_watch(&store, "ignored").await;
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let flags: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut c)
+        .await
+        .expect("config get");
+    for flag in ['K', '$', 'g', 'x'] {
+        assert!(flags[1].contains(flag), "{flags:?}");
+    }
+}
+
+/// When Redis goes away the watch ends; watching again once it is back (with its default
+/// settings again) works.
+#[tokio::test]
+async fn a_watch_ends_when_redis_goes_away_and_a_new_one_works_when_it_is_back() {
+    let port = free_port();
+    let server = RedisServer::start(port);
+    let store = RedisStore::connect(&config(&server.url()), RedisTimeouts::default()).await;
+    let keys = std::collections::BTreeSet::from(["k".to_owned()]);
+    let mut changes = store.watch(keys.clone(), 8, "test").await.expect("watch");
+    server.stop();
+    let ended = tokio::time::timeout(Duration::from_secs(30), changes.next_change())
+        .await
+        .expect("the watch notices within 30 s");
+    assert_eq!(ended, None, "the watch ends");
+    assert!(
+        store.watch(keys.clone(), 8, "test").await.is_err(),
+        "watching while Redis is down fails"
+    );
+
+    let _server = RedisServer::start(port);
+    let mut changes = eventually(Duration::from_secs(30), || {
+        store.watch(keys.clone(), 8, "test")
+    })
+    .await;
+    let b = store.open("").await.expect("open");
+    eventually(Duration::from_secs(30), || b.set("k", b"back".to_vec())).await;
+    let change = tokio::time::timeout(Duration::from_secs(30), changes.next_change())
+        .await
+        .expect("a change within 30 s");
+    assert_eq!(
+        change,
+        Some(trellis_keyvalue::watch::Change::Set {
+            bucket: String::new(),
+            key: "k".into(),
+            value: b"back".to_vec()
+        })
+    );
+}
+
 #[tokio::test]
 async fn the_identifier_is_ignored() {
     let store = RedisStore::connect(&config(SHARED_URL), RedisTimeouts::default()).await;

@@ -127,3 +127,90 @@ pub async fn check(store: &dyn KeyValue, identifier: &str) {
     b.delete(&p("n")).await.unwrap();
     b.delete(&p("text")).await.unwrap();
 }
+
+/// Runs the shared watch checks against `store`, in bucket `identifier`: a watch reports
+/// writes (`set`, `increment`, `set-many`) with the value written and deletions (`delete`,
+/// `delete-many`) of the watched keys, in order, and nothing about other keys. Keys it
+/// writes start with `conformance:watch`.
+#[allow(clippy::unwrap_used)]
+pub async fn check_watch(store: &dyn KeyValue, identifier: &str) {
+    use crate::watch::Change;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    let b = store.open(identifier).await.expect("open");
+    let (w1, w2, other) = (
+        "conformance:watch1".to_owned(),
+        "conformance:watch2".to_owned(),
+        "conformance:watch-other".to_owned(),
+    );
+    b.delete_many(vec![w1.clone(), w2.clone(), other.clone()])
+        .await
+        .expect("clean up");
+    let mut changes = store
+        .watch(BTreeSet::from([w1.clone(), w2.clone()]), 64, "conformance")
+        .await
+        .expect("a running backend can watch");
+    // Generous: a deadline for a change that must come, never a measurement.
+    let mut next = async || {
+        let change = tokio::time::timeout(Duration::from_secs(20), changes.next_change())
+            .await
+            .expect("a change within 20 s")
+            .expect("the watch goes on");
+        assert!(
+            change.bucket() == identifier || change.bucket().is_empty(),
+            "a change names the bucket it happened in: {change:?}"
+        );
+        match change {
+            Change::Set { key, value, .. } => (key, Some(value)),
+            Change::Delete { key, .. } => (key, None),
+        }
+    };
+
+    b.set(&w1, b"one".to_vec()).await.unwrap();
+    assert_eq!(
+        next().await,
+        (w1.clone(), Some(b"one".to_vec())),
+        "a set is reported with its value"
+    );
+    b.set(&other, b"x".to_vec()).await.unwrap();
+    b.set(&w2, b"two".to_vec()).await.unwrap();
+    assert_eq!(
+        next().await,
+        (w2.clone(), Some(b"two".to_vec())),
+        "keys that are not watched are not reported"
+    );
+    b.delete(&w1).await.unwrap();
+    assert_eq!(next().await, (w1.clone(), None), "a delete is reported");
+    b.increment(&w1, 5).await.unwrap();
+    assert_eq!(
+        next().await,
+        (w1.clone(), Some(b"5".to_vec())),
+        "an increment is a write of the new counter"
+    );
+    b.set_many(vec![
+        (w1.clone(), b"a".to_vec()),
+        (w2.clone(), b"b".to_vec()),
+    ])
+    .await
+    .unwrap();
+    let mut got = vec![next().await, next().await];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (w1.clone(), Some(b"a".to_vec())),
+            (w2.clone(), Some(b"b".to_vec()))
+        ],
+        "set-many reports each key"
+    );
+    b.delete_many(vec![w1.clone(), w2.clone()]).await.unwrap();
+    let mut got = vec![next().await, next().await];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![(w1.clone(), None), (w2.clone(), None)],
+        "delete-many reports each key"
+    );
+    b.delete(&other).await.unwrap();
+}

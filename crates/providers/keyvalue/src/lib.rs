@@ -12,11 +12,16 @@
 //! down, a value that is not a number). They are values the guest sees, never traps.
 //! [`KeyValue::health`] answers the host, not a guest: a [`HealthError`] that keeps what
 //! failed underneath as its source.
+//!
+//! [`KeyValue::watch`] reports changes to chosen keys, for `wasi:keyvalue/watcher`: see
+//! [`watch`].
 
 pub mod conformance;
 pub mod memory;
+pub mod watch;
 
 use async_trait::async_trait;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// An error a guest sees as `wasi:keyvalue/store.error`.
@@ -66,6 +71,22 @@ pub trait KeyValue: Send + Sync + 'static {
     /// `Ok` when the backend can serve calls now, else why not (for example "connection
     /// refused"). Called periodically by the host; must not hang longer than a few seconds.
     async fn health(&self) -> Result<(), HealthError>;
+
+    /// Starts reporting every write and deletion of `keys` (in any bucket this backend
+    /// serves), in the order the backend applied them, into a queue of at most `capacity`
+    /// changes (beyond which new ones are dropped with a warning, see
+    /// [`watch::ChangeSender::send`]). `source` names the watch in those warnings.
+    ///
+    /// Returns once the watch is live: a write that starts after it returns is reported. The
+    /// [`watch::Changes`] end when the backend loses what it watches through (a broken
+    /// connection); the caller then watches again. An error means the watch could not be set
+    /// up now (the server is unreachable, or cannot report changes); the message says why.
+    async fn watch(
+        &self,
+        keys: BTreeSet<String>,
+        capacity: usize,
+        source: &str,
+    ) -> Result<watch::Changes, Error>;
 }
 
 /// A collection of key-value pairs.
@@ -127,6 +148,9 @@ pub struct Limits {
     pub max_batch_keys: usize,
     /// Most keys returned by one `list-keys` call.
     pub list_page_size: usize,
+    /// Most changes to watched keys waiting for one watching component; beyond, new changes
+    /// are dropped with a warning.
+    pub max_queued_changes: usize,
 }
 
 impl Default for Limits {
@@ -136,6 +160,7 @@ impl Default for Limits {
             max_value_bytes: 1024 * 1024,
             max_batch_keys: 1000,
             list_page_size: 1000,
+            max_queued_changes: watch::DEFAULT_MAX_QUEUED_CHANGES,
         }
     }
 }

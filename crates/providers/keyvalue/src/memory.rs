@@ -1,15 +1,22 @@
 //! An in-memory backend: fast, shared by every component linked to the same provider, and
 //! gone when the process stops. Each bucket identifier is its own keyspace.
+//!
+//! A watch sees a key's changes in every bucket, each reported with the bucket it happened
+//! in. Writes report while they hold the bucket's lock, so changes to a key arrive in the
+//! order they were applied. Deleting a key that is not there changes nothing and reports
+//! nothing.
 
+use crate::watch::{Change, Changes, Watchers};
 use crate::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The in-memory store.
 #[derive(Default)]
 pub struct MemoryStore {
     buckets: Mutex<HashMap<String, Arc<MemoryBucket>>>,
+    watchers: Arc<Watchers>,
 }
 
 impl MemoryStore {
@@ -23,12 +30,30 @@ impl MemoryStore {
 impl KeyValue for MemoryStore {
     async fn open(&self, identifier: &str) -> Result<Arc<dyn Bucket>, Error> {
         let mut buckets = lock(&self.buckets);
-        let bucket = buckets.entry(identifier.to_owned()).or_default().clone();
+        let bucket = buckets
+            .entry(identifier.to_owned())
+            .or_insert_with(|| {
+                Arc::new(MemoryBucket {
+                    identifier: identifier.to_owned(),
+                    entries: Mutex::default(),
+                    watchers: self.watchers.clone(),
+                })
+            })
+            .clone();
         Ok(bucket)
     }
 
     async fn health(&self) -> Result<(), HealthError> {
         Ok(())
+    }
+
+    async fn watch(
+        &self,
+        keys: BTreeSet<String>,
+        capacity: usize,
+        source: &str,
+    ) -> Result<Changes, Error> {
+        Ok(self.watchers.add(keys, capacity, source))
     }
 }
 
@@ -37,14 +62,36 @@ impl KeyValue for MemoryStore {
 use trellis_provider::lock;
 
 /// One keyspace. Keys are kept sorted so that list cursors are stable offsets.
-#[derive(Default)]
 pub struct MemoryBucket {
+    identifier: String,
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
+    watchers: Arc<Watchers>,
 }
 
 impl MemoryBucket {
     fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
         lock(&self.entries)
+    }
+
+    /// Reports that `key` now holds `value`; called with the entries locked.
+    fn changed(&self, key: &str, value: &[u8]) {
+        if self.watchers.watching(key) {
+            self.watchers.notify(Change::Set {
+                bucket: self.identifier.clone(),
+                key: key.to_owned(),
+                value: value.to_vec(),
+            });
+        }
+    }
+
+    /// Reports that `key` was deleted; called with the entries locked.
+    fn deleted(&self, key: &str) {
+        if self.watchers.watching(key) {
+            self.watchers.notify(Change::Delete {
+                bucket: self.identifier.clone(),
+                key: key.to_owned(),
+            });
+        }
     }
 }
 
@@ -55,12 +102,17 @@ impl Bucket for MemoryBucket {
     }
 
     async fn set(&self, key: &str, value: Vec<u8>) -> Result<(), Error> {
-        self.entries().insert(key.to_owned(), value);
+        let mut entries = self.entries();
+        self.changed(key, &value);
+        entries.insert(key.to_owned(), value);
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.entries().remove(key);
+        let mut entries = self.entries();
+        if entries.remove(key).is_some() {
+            self.deleted(key);
+        }
         Ok(())
     }
 
@@ -84,7 +136,9 @@ impl Bucket for MemoryBucket {
             None => 0,
         };
         let next = add_counter(key, current, delta)?;
-        entries.insert(key.to_owned(), next.to_string().into_bytes());
+        let value = next.to_string().into_bytes();
+        self.changed(key, &value);
+        entries.insert(key.to_owned(), value);
         Ok(next)
     }
 }
@@ -117,6 +171,36 @@ mod tests {
             .await
             .expect("set");
         assert!(b.increment("max", 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn watches_pass_conformance_and_a_full_queue_drops_new_changes() {
+        let store = MemoryStore::new();
+        crate::conformance::check_watch(&store, "bucket").await;
+
+        let mut changes = store
+            .watch(BTreeSet::from(["k".to_owned()]), 2, "test")
+            .await
+            .expect("watch");
+        let b = store.open("b").await.expect("open");
+        for i in 0..5u8 {
+            b.set("k", vec![i]).await.expect("set");
+        }
+        assert_eq!(
+            changes.queued(),
+            2,
+            "the queue holds two, the rest are dropped"
+        );
+        let first = changes.next_change().await.expect("a change");
+        assert_eq!(
+            first,
+            Change::Set {
+                bucket: "b".into(),
+                key: "k".into(),
+                value: vec![0]
+            },
+            "the oldest changes are kept"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft` on a [`trellis_keyvalue::KeyValue`]
-//! backend.
+//! backend. The `watcher` export is called from [`crate::WatcherComponent`] with buckets made
+//! here ([`BucketHandle::fixed`]).
 
 use super::Linked;
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
@@ -40,6 +41,24 @@ impl HasData for HasKeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
+pub(crate) mod watcher_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/keyvalue",
+        inline: "
+            package trellis:keyvalue-watcher;
+            world watcher {
+                import wasi:keyvalue/store@0.2.0-draft;
+                export wasi:keyvalue/watcher@0.2.0-draft;
+            }
+        ",
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:keyvalue/store": crate::capabilities::bindings::wasi::keyvalue::store,
+        },
+    });
+}
+
 /// The host side of a guest's `bucket` resource: an identifier, opened through whichever
 /// key-value link the instance's calls go through when a call is made.
 ///
@@ -47,10 +66,24 @@ impl HasData for HasKeyValue {
 /// chosen at that moment (`wasmcloud:bus/lattice.set-link-name`, `default` unless changed).
 /// wasmCloud's keyvalue-messaging example opens its buckets before it chooses a link, and
 /// has no link named `default` at all.
+///
+/// A bucket handed to a watcher (`on-set`, `on-delete`) is the one that changed, whatever
+/// link the instance chooses: it is fixed to its backend.
 pub struct BucketHandle {
     identifier: String,
-    /// The bucket as opened through the link named `.0`, reused while that stays the choice.
-    opened: Option<(String, Arc<dyn Bucket>)>,
+    /// The bucket as opened through the link named `.0`, reused while that stays the choice;
+    /// `None` as the name for a bucket fixed to its backend.
+    opened: Option<(Option<String>, Arc<dyn Bucket>)>,
+}
+
+impl BucketHandle {
+    /// A bucket that stays `bucket`, whichever link the instance chooses.
+    pub(crate) fn fixed(identifier: String, bucket: Arc<dyn Bucket>) -> Self {
+        Self {
+            identifier,
+            opened: Some((None, bucket)),
+        }
+    }
 }
 
 fn to_wit(e: Error) -> store::Error {
@@ -101,7 +134,7 @@ impl KeyValueView<'_> {
     ) -> wasmtime::Result<Result<Arc<dyn Bucket>, store::Error>> {
         let entry = self.table.get(handle)?;
         if let Some((name, bucket)) = &entry.opened
-            && name == self.link_name
+            && name.as_deref().is_none_or(|name| name == self.link_name)
         {
             return Ok(Ok(bucket.clone()));
         }
@@ -113,7 +146,7 @@ impl KeyValueView<'_> {
         match opened {
             Ok(bucket) => {
                 self.table.get_mut(handle)?.opened =
-                    Some((self.link_name.to_owned(), bucket.clone()));
+                    Some((Some(self.link_name.to_owned()), bucket.clone()));
                 Ok(Ok(bucket))
             }
             Err(e) => Ok(Err(e)),
@@ -149,7 +182,7 @@ impl store::Host for KeyValueView<'_> {
                     Err(e) => return Ok(Err(e)),
                 };
                 match backend.open(&identifier).await {
-                    Ok(bucket) => Some((self.link_name.to_owned(), bucket)),
+                    Ok(bucket) => Some((Some(self.link_name.to_owned()), bucket)),
                     Err(e) => return Ok(Err(to_wit(e))),
                 }
             }
