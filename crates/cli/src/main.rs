@@ -129,6 +129,9 @@ enum Command {
         /// `.trellis/secrets.json`) directly, running or not, instead of a lattice.
         #[arg(long, global = true, num_args = 0..=1, default_missing_value = ".")]
         local: Option<PathBuf>,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
     /// Call a function a running component exports: `trellis call ID wasmcloud:examples/invoke.call`,
     /// arguments as JSON or WAVE, one per parameter.
     Call {

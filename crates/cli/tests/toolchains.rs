@@ -29,7 +29,7 @@ fn componentize_py() -> PathBuf {
 /// the `wasi:http/proxy` world the guest is built for, at the version the host serves.
 fn wasi_http_wit() -> PathBuf {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1"])
         .current_dir(trellis_test_support::repo_root())
         .output()
         .expect("run cargo metadata");
