@@ -37,7 +37,7 @@ pub(crate) enum SecretCmd {
 /// Where the secrets are: a lattice (or a running `trellis up`, with `--embedded`), or a
 /// project folder's store, written directly.
 enum Target {
-    Lattice(trellis_lattice::client::CtlClient),
+    Lattice(Box<trellis_lattice::client::CtlClient>),
     Local(SecretStore),
 }
 
@@ -57,7 +57,7 @@ pub(crate) async fn secret(
     }
     let target = match local {
         Some(dir) => Target::Local(SecretStore::local(&dir.join(".trellis"))),
-        None => Target::Lattice(connect(args).await?),
+        None => Target::Lattice(Box::new(connect(args).await?)),
     };
     match cmd {
         SecretCmd::Keygen => unreachable!("handled above"),
