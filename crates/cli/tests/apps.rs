@@ -289,6 +289,21 @@ fn an_app_that_cannot_be_placed_says_why_and_versions_are_kept() {
         .collect();
     assert_eq!(listed, [("v1".to_owned(), false), ("v2".to_owned(), true)]);
 
+    // A version whose component cannot start: the hosts' reason shows in the app's status.
+    std::fs::write(dir.path().join("build/broken.wasm"), b"\0asm not really").expect("write");
+    let broken = manifest(1, "").replace("callee.wasm", "broken.wasm");
+    let path = write_manifest(dir.path(), &broken);
+    cli.ok(&["app", "deploy", path.to_str().expect("utf-8")]);
+    let status = eventually("status failed", Duration::from_secs(30), || {
+        let s = cli.status("spread");
+        (s["status"]["type"] == "failed").then_some(s)
+    });
+    let text = cli.ok(&["app", "status", "spread"]).stdout;
+    assert!(
+        text.contains("did not start on host") && text.contains("broken.wasm"),
+        "the reason is shown: {text}\n{status}"
+    );
+
     // A bad manifest is refused at the door, with the line.
     let bad = write_manifest(
         dir.path(),

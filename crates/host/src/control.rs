@@ -62,9 +62,15 @@ pub(crate) struct ControlPlane {
             trellis_control::ctl::ScaleComponent,
         >,
     >,
-    /// The lattice messaging links components started here were started with.
-    pub(crate) message_links:
-        std::sync::Mutex<std::collections::HashSet<crate::operations::MessageLinkKey>>,
+    /// The lattice links delivering messages or watched keys that components started here
+    /// were started with.
+    pub(crate) delivery_links:
+        std::sync::Mutex<std::collections::HashSet<crate::operations::DeliveryLinkKey>>,
+    /// While this host runs the reconciler: the components each host last failed to start,
+    /// by (host, component), from the lattice's `component_scale_failed` events (a
+    /// `component_scaled` clears one), so that app status says why.
+    pub(crate) scale_failures:
+        std::sync::Mutex<BTreeMap<(String, String), trellis_reconciler::FailedComponent>>,
 }
 
 impl Default for ControlPlane {
@@ -77,7 +83,8 @@ impl Default for ControlPlane {
             reconcile_wake: Arc::default(),
             stop_request: tokio::sync::watch::channel(false).0,
             started_components: std::sync::Mutex::default(),
-            message_links: std::sync::Mutex::default(),
+            delivery_links: std::sync::Mutex::default(),
+            scale_failures: std::sync::Mutex::default(),
         }
     }
 }
@@ -167,7 +174,7 @@ impl Host {
                     let Some(host) = host.upgrade() else { break };
                     if let Ok(link) = serde_json::from_value::<Link>(event.data) {
                         host.apply_http_link(&link, &state).await;
-                        host.apply_message_link(&link, &state);
+                        host.apply_delivery_link(&link, &state);
                     }
                 }
             });

@@ -37,6 +37,7 @@ impl Host {
         // The same requests either way: over NATS on a lattice, to this host in process when
         // embedded (one host, no NATS).
         let client = CtlClient::for_lattice(&self.lattice, crate::control::Handler::new(self));
+        self.follow_scale_results();
         let host = Arc::downgrade(self);
         self.spawn_background(async move {
             let mut leading = false;
@@ -61,6 +62,54 @@ impl Host {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = wake.notified() => {}
+                }
+            }
+        });
+    }
+
+    /// Keeps [`ControlPlane::scale_failures`](crate::control::ControlPlane) current from the
+    /// lattice's `component_scale_failed` and `component_scaled` events, whichever host sends
+    /// them.
+    fn follow_scale_results(self: &Arc<Self>) {
+        let host = Arc::downgrade(self);
+        let lattice = self.lattice.clone();
+        self.spawn_background(async move {
+            use futures::StreamExt as _;
+            let (failed, scaled) = match tokio::try_join!(
+                lattice.watch_events("component_scale_failed"),
+                lattice.watch_events("component_scaled"),
+            ) {
+                Ok(streams) => streams,
+                Err(e) => {
+                    tracing::warn!(error = %error_text(&e), "cannot follow component scale events; app status will not say why a component did not start");
+                    return;
+                }
+            };
+            let mut events = futures::stream::select(failed, scaled);
+            while let Some(event) = events.next().await {
+                let Some(me) = host.upgrade() else { break };
+                let text = |key: &str| {
+                    event
+                        .data
+                        .get(key)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let component = text("component_id");
+                let key = (event.source.clone(), component.clone());
+                let mut failures = crate::sync::lock(&me.control.scale_failures);
+                if event.ty.ends_with(".component_scale_failed") {
+                    failures.insert(
+                        key,
+                        trellis_reconciler::FailedComponent {
+                            id: trellis_control::ComponentId::new(component),
+                            image_ref: text("image_ref"),
+                            reason: text("error"),
+                        },
+                    );
+                } else {
+                    failures.remove(&key);
                 }
             }
         });
@@ -261,6 +310,16 @@ impl Host {
             // A host that answered the ping but not this request is left out this round.
             if let Ok(inventory) = client.inventory(&summary.id).await {
                 observed.push(observed_host(inventory));
+            }
+        }
+        {
+            let mut failures = crate::sync::lock(&self.control.scale_failures);
+            // Hosts that are gone take their failures with them.
+            failures.retain(|(host, _), _| observed.iter().any(|h| h.id.as_str() == host));
+            for ((host, _), failed) in failures.iter() {
+                if let Some(h) = observed.iter_mut().find(|h| h.id.as_str() == host) {
+                    h.failed_components.push(failed.clone());
+                }
             }
         }
         let links = state.links().await?;

@@ -35,8 +35,8 @@ mod placement;
 mod planner;
 
 pub use model::{
-    Action, AppStatus, ComponentStatus, DesiredApp, EntryKind, Observed, ObservedComponent,
-    ObservedHost, ObservedProvider, Plan, StatusType,
+    Action, AppStatus, ComponentStatus, DesiredApp, EntryKind, FailedComponent, Observed,
+    ObservedComponent, ObservedHost, ObservedProvider, Plan, StatusType,
 };
 pub use planner::plan;
 

@@ -57,6 +57,21 @@ pub struct ObservedHost {
     /// workloads off.
     #[serde(default)]
     pub draining: bool,
+    /// Components this host last failed to start (its `component_scale_failed` events, not
+    /// followed by a `component_scaled`), with the reason: shown in the app's status.
+    #[serde(default)]
+    pub failed_components: Vec<FailedComponent>,
+}
+
+/// A component a host could not start: which, from what image, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedComponent {
+    /// The component id.
+    pub id: ComponentId,
+    /// The image it was asked to run.
+    pub image_ref: String,
+    /// Why it did not start, as the host said.
+    pub reason: String,
 }
 
 /// One component on a host.
@@ -132,6 +147,7 @@ impl From<&HostInventory> for ObservedHost {
             components: inv.components.iter().map(Into::into).collect(),
             providers: inv.providers.iter().map(Into::into).collect(),
             draining: false,
+            failed_components: Vec::new(),
         }
     }
 }

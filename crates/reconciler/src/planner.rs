@@ -574,6 +574,21 @@ impl<'a> Context<'a> {
                     if let Some(oc) = current.filter(|oc| oc.image_ref == image) {
                         placed += u64::from(oc.max_instances.min(want));
                     }
+                    // The host failed to start this very image last time: say why (the
+                    // action goes out again; a fixed cause heals it).
+                    if let Some(failed) = host
+                        .failed_components
+                        .iter()
+                        .find(|f| f.id == c.id && f.image_ref == image)
+                    {
+                        report.findings.push(Finding::new(
+                            StatusType::Failed,
+                            format!(
+                                "component `{}` did not start on host {}: {}",
+                                c.name, host.id, failed.reason
+                            ),
+                        ));
+                    }
                     out.component_scales.push(Action::ScaleComponent {
                         host_id: host.id.clone(),
                         component_id: c.id.clone(),

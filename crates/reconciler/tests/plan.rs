@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use trellis_control::{ComponentId, HostId, Link, LinkName, ProviderId};
 use trellis_reconciler::{
-    APP_ANNOTATION, Action, DesiredApp, EntryKind, MANAGED_ANNOTATION, MANAGED_BY, Observed,
-    ObservedComponent, ObservedHost, ObservedProvider, Plan, StatusType, VERSION_ANNOTATION,
-    managed_annotations, plan,
+    APP_ANNOTATION, Action, DesiredApp, EntryKind, FailedComponent, MANAGED_ANNOTATION, MANAGED_BY,
+    Observed, ObservedComponent, ObservedHost, ObservedProvider, Plan, StatusType,
+    VERSION_ANNOTATION, managed_annotations, plan,
 };
 
 // --- helpers ----------------------------------------------------------------------------
@@ -93,6 +93,7 @@ fn host(id: &str, pairs: &[(&str, &str)]) -> ObservedHost {
         components: Vec::new(),
         providers: Vec::new(),
         draining: false,
+        failed_components: Vec::new(),
     }
 }
 
@@ -1001,6 +1002,53 @@ fn a_failed_provider_fails_the_app() {
             EntryKind::Capability
         ]
     );
+}
+
+#[test]
+fn a_component_that_did_not_start_fails_the_app_with_the_hosts_reason() {
+    let a = web_app("site", 1, "");
+    let observed = lattice(vec![host("h1", &[])]);
+    let first = plan(std::slice::from_ref(&a), &[], &observed);
+    let (image, id) = first
+        .actions
+        .iter()
+        .find_map(|action| match action {
+            Action::ScaleComponent {
+                image_ref,
+                component_id,
+                ..
+            } => Some((image_ref.clone(), component_id.clone())),
+            _ => None,
+        })
+        .expect("the component is scaled");
+    // The host tried, and said why it could not.
+    let mut after = observed.clone();
+    host_mut(&mut after, "h1")
+        .failed_components
+        .push(FailedComponent {
+            id: id.clone(),
+            image_ref: image.clone(),
+            reason: "registry localhost:5000 is unreachable".into(),
+        });
+    let p = plan(std::slice::from_ref(&a), &[], &after);
+    let (status, message) = entry_status(&p, "site", "web");
+    assert_eq!(status, StatusType::Failed, "{message}");
+    assert!(
+        message.contains("did not start on host h1: registry localhost:5000 is unreachable"),
+        "{message}"
+    );
+    assert_eq!(p.status["site"].status, StatusType::Failed);
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::ScaleComponent { count: 1, .. })),
+        "the scale is tried again: {:?}",
+        p.actions
+    );
+    // A failure of another image (an older version) says nothing about this one.
+    host_mut(&mut after, "h1").failed_components[0].image_ref = "file:///old.wasm".into();
+    let p = plan(&[a], &[], &after);
+    assert_eq!(entry_status(&p, "site", "web").0, StatusType::Reconciling);
 }
 
 #[test]
