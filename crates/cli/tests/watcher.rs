@@ -1,7 +1,8 @@
 //! `wasi:keyvalue/watcher` through the real binary: changes to watched keys reach the
 //! component's export in order, with a bucket it can read, on the in-memory and local stores,
 //! Redis (keyspace notifications, switched on by the host, and again after Redis restarts) and
-//! NATS JetStream KV; a trapping handler stops nothing; changes beyond the queue bound are
+//! NATS JetStream KV (embedded, and on a lattice, where the reconciler puts the link through
+//! the control interface); a trapping handler stops nothing; changes beyond the queue bound are
 //! dropped with a warning. The `kv_watch` guest records each change it hears of in the key
 //! `watch-log`, which `GET /log` returns.
 
@@ -299,5 +300,52 @@ fn nats_kv_changes_reach_the_watcher() {
     assert_eq!(
         log_with(addr, 3),
         "set counter=1 get=1\ndel counter get=<none>\nset counter=2 get=2\n"
+    );
+}
+
+/// On a lattice the reconciler starts the component and puts the watcher link through the
+/// control interface; the host running both delivers the changes.
+#[test]
+fn a_watcher_deployed_on_a_lattice_delivers_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), &dir.path().join("nats"));
+    let _host = LatticeHost::start(
+        &nats.url(),
+        "watching",
+        &["--reconcile-interval", "1s", "--heartbeat-interval", "1s"],
+    );
+    install_guest(dir.path(), "kv_watch");
+    let port = free_port();
+    let manifest = watcher_app(
+        &format!(
+            "        image: ghcr.io/wasmcloud/keyvalue-nats:0.4.1\n        config:\n          - name: nats-kv\n            properties:\n              bucket: watched\n              enable_bucket_auto_create: 'true'\n              cluster_uri: {}",
+            nats.url()
+        ),
+        "SET@counter,DEL@counter",
+    )
+    .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"));
+    let manifest = write_manifest(dir.path(), &manifest);
+    let out = run(&[
+        "app",
+        "deploy",
+        manifest.to_str().expect("utf-8"),
+        "--nats",
+        &nats.url(),
+        "--lattice",
+        "watching",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    eventually("the app serves", Duration::from_secs(60), || {
+        try_request(addr, "GET", "/log", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    set(addr, "counter", "1");
+    log_with(addr, 1);
+    delete(addr, "counter");
+    assert_eq!(
+        log_with(addr, 2),
+        "set counter=1 get=1\ndel counter get=<none>\n"
     );
 }

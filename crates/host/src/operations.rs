@@ -8,8 +8,10 @@
 //! `provider_start_failed`), as wasmCloud hosts do. Links whose source is an HTTP server
 //! provider on this host and whose target is a component on this host start a listener at
 //! the address in the link's source config. Links from a messaging provider on this host to
-//! a component on this host deliver the subscriptions in the link's source config: the
-//! component is started with them (again, when the link or the provider comes later).
+//! a component on this host deliver the subscriptions in the link's source config, and links
+//! from a key-value provider to a component's `wasi:keyvalue/watcher` the changes to the keys
+//! it watches: the component is started with them (again, when the link or the provider
+//! comes later).
 
 use crate::Host;
 use crate::deploy::Route;
@@ -37,24 +39,28 @@ fn image(reference: &str) -> Result<ImageRef, String> {
     }
 }
 
-/// Whether `link` delivers messages from a messaging provider to a component.
-fn delivers_messages(link: &Link) -> bool {
+/// Whether `link` has a provider deliver to a component something the component subscribes
+/// to when it starts: messages from a messaging provider, or changes to watched keys from a
+/// key-value provider.
+fn delivers_to_component(link: &Link) -> bool {
     link.carries("wasmcloud", "messaging", "handler")
         || link.carries("wasmcloud", "messaging", "incoming-handler")
+        || link.carries("wasi", "keyvalue", "watcher")
+        || link.carries("wasi", "keyvalue", "watch")
 }
 
-/// A messaging link a component was started with: provider, component, link name and the
-/// link's source config (its subscriptions), so that a link put again unchanged does not
-/// restart the component, and a changed one does.
+/// A delivering link (messages, watched keys) a component was started with: provider,
+/// component, link name and the link's source config (its subscriptions or watched keys), so
+/// that a link put again unchanged does not restart the component, and a changed one does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct MessageLinkKey {
+pub(crate) struct DeliveryLinkKey {
     provider: String,
     component: String,
     name: String,
     source_config: Vec<String>,
 }
 
-impl MessageLinkKey {
+impl DeliveryLinkKey {
     pub(crate) fn of(link: &Link) -> Self {
         Self {
             provider: link.source_id.to_string(),
@@ -177,16 +183,17 @@ impl Host {
             app.annotations.extend(cmd.annotations.clone());
             let mut config_names = cmd.config.clone();
             // The component's lattice links to providers running here, and to components
-            // anywhere in the lattice, serve its imports; messaging providers running here
-            // deliver the subscriptions of their links to it.
+            // anywhere in the lattice, serve its imports; messaging and key-value providers
+            // running here deliver the subscriptions and watched keys of their links to it.
             for link in state.links().await.unwrap_or_default() {
-                if link.target.as_str() == cmd.component_id.as_str() && delivers_messages(&link) {
+                if link.target.as_str() == cmd.component_id.as_str() && delivers_to_component(&link)
+                {
                     if let Some(provider) = host.running_provider(link.source_id.as_str()) {
                         config_names.extend(link.source_config.iter().cloned());
                         if app.provider(&provider.name).is_none() {
                             app.providers.push(provider);
                         }
-                        sync::lock(&host.control.message_links).insert(MessageLinkKey::of(&link));
+                        sync::lock(&host.control.delivery_links).insert(DeliveryLinkKey::of(&link));
                         app.links.push(trellis_manifest::LinkSpec {
                             source: link.source_id.to_string(),
                             target: cmd.component_id.to_string(),
@@ -304,7 +311,7 @@ impl Host {
                 Ok(_) => {
                     host.apply_http_links(&state).await;
                     for link in state.links().await.unwrap_or_default() {
-                        host.apply_message_link(&link, &state);
+                        host.apply_delivery_link(&link, &state);
                     }
                     host.sync_wadm_feeds().await;
                 }
@@ -361,16 +368,16 @@ impl Host {
         sync::lock(&self.control.started_components).remove(id);
         self.unexport_component(id.as_str());
         self.replace_subscriptions(id, Vec::new());
-        sync::lock(&self.control.message_links).retain(|k| k.component != id.as_str());
+        sync::lock(&self.control.delivery_links).retain(|k| k.component != id.as_str());
         self.workloads.remove_component(id);
     }
 
-    /// A lattice link from a messaging provider on this host to a component started here
-    /// through the control interface, which the component was not started with: starts the
-    /// component again, with the link's subscriptions (a component subscribes when it
-    /// starts; its earlier subscriptions stop).
-    pub(crate) fn apply_message_link(self: &Arc<Self>, link: &Link, state: &LatticeState) {
-        if !delivers_messages(link) || !self.provider_running(link.source_id.as_str()) {
+    /// A lattice link from a messaging (or key-value watching) provider on this host to a
+    /// component started here through the control interface, which the component was not
+    /// started with: starts the component again, with the link's subscriptions or watched
+    /// keys (a component subscribes when it starts; its earlier subscriptions stop).
+    pub(crate) fn apply_delivery_link(self: &Arc<Self>, link: &Link, state: &LatticeState) {
+        if !delivers_to_component(link) || !self.provider_running(link.source_id.as_str()) {
             return;
         }
         let started = sync::lock(&self.control.started_components)
@@ -379,10 +386,10 @@ impl Host {
         let Some(started) = started else {
             return;
         };
-        if sync::lock(&self.control.message_links).contains(&MessageLinkKey::of(link)) {
+        if sync::lock(&self.control.delivery_links).contains(&DeliveryLinkKey::of(link)) {
             return;
         }
-        tracing::info!(provider = %link.source_id, component_id = %link.target, "starting the component again to receive the messages of a new link");
+        tracing::info!(provider = %link.source_id, component_id = %link.target, "starting the component again to receive what a new link delivers");
         let _ = self.scale(started, state);
     }
 
