@@ -109,6 +109,7 @@
 //! - `raw`: serde types mirroring the schema, denying unknown fields.
 //! - `normalize`: the cross-field rules, and the mapping to [`Application`].
 //! - `image`: `file://` resolution and the OCI reference check.
+//! - [`lock`]: `trellis.lock`, the digest each image resolved to.
 //! - `positions`: field path → line and column, for errors found after deserialisation.
 //! - `model` and `error`: the public types.
 
@@ -118,6 +119,7 @@
 
 mod error;
 mod image;
+pub mod lock;
 mod model;
 mod normalize;
 mod positions;
