@@ -84,7 +84,8 @@ enum Backend {
 /// info that NATS servers before 2.10 do not send.
 ///
 /// `trellis-keyvalue-nats` builds the same stream for the buckets it auto-creates: the two
-/// crates share no crate that knows async-nats, so each keeps its copy; change them together.
+/// crates share no crate that knows JetStream storage (the providers' `trellis-nats-connect`
+/// is only their connection), so each keeps its copy; change them together.
 fn bucket_stream(bucket: &str) -> jetstream::stream::Config {
     jetstream::stream::Config {
         name: format!("KV_{bucket}"),

@@ -20,14 +20,13 @@
 //!
 //! # Configuration
 //!
-//! [`NatsBlobConfig::from_config`] reads a string map; keys match case-insensitively.
+//! [`NatsBlobConfig::from_config`] reads a string map; keys match case-insensitively. The
+//! connection keys, shared with the other NATS backends, are `cluster_uri`, `js_domain`,
+//! `client_jwt` + `client_seed` and `tls_ca_file`: see [`trellis_nats_connect`]. This
+//! backend's own keys:
 //!
 //! | key | meaning | default |
 //! |-----|---------|---------|
-//! | `cluster_uri` | server URL(s), comma-separated (`nats://`, `tls://`, `ws://`, `wss://`) | `nats://127.0.0.1:4222` |
-//! | `js_domain` | JetStream domain | the local one |
-//! | `client_jwt`, `client_seed` | user JWT and its nkey seed, for JWT auth; both or neither | none |
-//! | `tls_ca_file` | PEM file of CA certificates to trust | system roots |
 //! | `max_write_wait` | seconds one object's data may take to move (write, read, copy, move) | `30` |
 //! | `max_age` | seconds the server keeps an object in a container this backend creates; `0` for ever | `0` |
 //! | `storage_type` | `file` or `memory`, for containers this backend creates | `file` |
@@ -36,7 +35,7 @@
 //!
 //! Other keys (including `tls_ca`, an inline PEM, which is not supported: use `tls_ca_file`)
 //! are not errors; they are returned in [`NatsBlobConfig::ignored`] for the host to warn
-//! about. [`NatsBlobConfig::request_timeout`] (5 s) bounds every metadata request.
+//! about. [`ConnectConfig::request_timeout`] (5 s) bounds every metadata request.
 //!
 //! # Semantics
 //!
@@ -62,12 +61,11 @@
 
 mod config;
 
-pub use config::{
-    ConfigError, DEFAULT_CLUSTER_URI, DEFAULT_MAX_WRITE_WAIT, DEFAULT_REQUEST_TIMEOUT, JwtAuth,
-    NatsBlobConfig, Storage,
+pub use config::{DEFAULT_MAX_WRITE_WAIT, NatsBlobConfig, Storage};
+pub use trellis_nats_connect::{
+    ConfigError, ConnectConfig, DEFAULT_CLUSTER_URI, DEFAULT_REQUEST_TIMEOUT, JwtAuth,
 };
 
-use async_nats::connection::State;
 use async_nats::jetstream::{self, object_store};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -78,9 +76,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use trellis_blobstore::{Blobstore, ContainerInfo, Error, HealthError, ObjectInfo};
+use trellis_nats_connect::Connection;
 
-/// How long [`NatsBlobstore::connect`] waits for the first connection before returning anyway.
-const INITIAL_WAIT: Duration = Duration::from_secs(1);
 /// The longest object name accepted: the name travels (encoded) in a subject, which NATS
 /// bounds.
 pub const MAX_OBJECT_NAME_BYTES: usize = 1024;
@@ -95,11 +92,7 @@ pub struct NatsBlobstore {
 }
 
 struct Inner {
-    /// The client, or why none could be made.
-    client: Result<async_nats::Client, String>,
-    jetstream: Option<jetstream::Context>,
-    /// The servers, for messages (any password hidden).
-    uri: String,
+    connection: Connection,
     storage: Storage,
     /// Bounds a metadata request.
     timeout: Duration,
@@ -109,104 +102,19 @@ struct Inner {
 
 impl NatsBlobstore {
     /// Creates the store and starts connecting in the background; returns as soon as it is
-    /// connected, or after at most a second if NATS does not answer.
+    /// connected, or after at most a second if NATS does not answer
+    /// ([`Connection::connect`]).
     ///
     /// Never fails because NATS is down. If the client cannot even be set up (which
     /// [`NatsBlobConfig::from_config`] rules out for configs it produced), every call fails
     /// with the reason.
     pub async fn connect(config: &NatsBlobConfig) -> NatsBlobstore {
-        let uri = config
-            .cluster_uri
-            .split(',')
-            .map(config::redact)
-            .collect::<Vec<_>>()
-            .join(",");
-        let servers: Vec<String> = config
-            .cluster_uri
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        let mut options = match &config.auth {
-            Some(auth) => match nkeys::KeyPair::from_seed(&auth.seed) {
-                Ok(key_pair) => {
-                    let key_pair = Arc::new(key_pair);
-                    async_nats::ConnectOptions::with_jwt(auth.jwt.clone(), move |nonce| {
-                        let key_pair = key_pair.clone();
-                        async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
-                    })
-                }
-                Err(e) => {
-                    return Self::broken(config, uri, format!("the nkey seed is not valid: {e}"));
-                }
-            },
-            None => async_nats::ConnectOptions::new(),
-        };
-        options = options
-            .name("trellis-blobstore-nats")
-            .retry_on_initial_connect()
-            .connection_timeout(config.request_timeout)
-            .request_timeout(Some(config.request_timeout))
-            .max_reconnects(None);
-        if let Some(ca) = &config.tls_ca_file {
-            options = options.add_root_certificates(ca.clone());
-        }
-        let log_uri = uri.clone();
-        options = options.event_callback(move |event| {
-            let uri = log_uri.clone();
-            async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!(%uri, "connected to nats"),
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!(%uri, "lost the connection to nats; reconnecting")
-                    }
-                    other => tracing::debug!(%uri, event = %other, "nats event"),
-                }
-            }
-        });
-        let client = match options.connect(servers).await {
-            Ok(client) => client,
-            Err(e) => {
-                return Self::broken(config, uri, format!("cannot set up a NATS client: {e}"));
-            }
-        };
-        let mut jetstream = match &config.js_domain {
-            Some(domain) => jetstream::with_domain(client.clone(), domain),
-            None => jetstream::new(client.clone()),
-        };
-        jetstream.set_timeout(config.request_timeout);
-        // Give a server that is up the moment it takes to accept us, so that the first calls
-        // do not fail for nothing; a server that is down costs at most this wait.
-        let deadline = tokio::time::Instant::now() + config.request_timeout.min(INITIAL_WAIT);
-        while client.connection_state() != State::Connected
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if client.connection_state() != State::Connected {
-            tracing::warn!(%uri, "nats is not reachable yet; will connect when it is");
-        }
+        let connection = Connection::connect(&config.connection, "trellis-blobstore-nats").await;
         NatsBlobstore {
             inner: Arc::new(Inner {
-                client: Ok(client),
-                jetstream: Some(jetstream),
-                uri,
+                connection,
                 storage: config.storage.clone(),
-                timeout: config.request_timeout,
-                data_timeout: config.max_write_wait,
-            }),
-        }
-    }
-
-    fn broken(config: &NatsBlobConfig, uri: String, why: String) -> NatsBlobstore {
-        tracing::error!(%uri, error = %why, "nats blobstore cannot work");
-        NatsBlobstore {
-            inner: Arc::new(Inner {
-                client: Err(why),
-                jetstream: None,
-                uri,
-                storage: config.storage.clone(),
-                timeout: config.request_timeout,
+                timeout: config.connection.request_timeout,
                 data_timeout: config.max_write_wait,
             }),
         }
@@ -286,33 +194,17 @@ fn unix_seconds(t: time::OffsetDateTime) -> u64 {
 }
 
 impl Inner {
-    fn unreachable(&self, why: impl std::fmt::Display) -> Error {
-        Error::Backend(format!(
-            "nats at {} is unreachable ({why}); calls will succeed again when it is back",
-            self.uri
-        ))
-    }
-
     /// `Ok` when the client is connected now, else the error a call returns.
     fn connected(&self) -> Result<&jetstream::Context, Error> {
-        let client = self
-            .client
-            .as_ref()
-            .map_err(|e| Error::Backend(e.clone()))?;
-        match client.connection_state() {
-            State::Connected => {}
-            State::Pending => return Err(self.unreachable("not connected yet")),
-            State::Disconnected => return Err(self.unreachable("disconnected")),
-        }
-        self.jetstream
-            .as_ref()
-            .ok_or_else(|| Error::Backend("no NATS client".into()))
+        self.connection
+            .jetstream()
+            .map_err(|e| Error::Backend(e.to_string()))
     }
 
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
         Error::Backend(format!(
             "nats object store at {}: cannot {what}: {e}",
-            self.uri
+            self.connection.uri()
         ))
     }
 
@@ -328,13 +220,17 @@ impl Inner {
             Ok(result) => result,
             Err(_) => Err(Error::Backend(format!(
                 "nats at {} did not finish ({what}) within {:.1}s",
-                self.uri,
+                self.connection.uri(),
                 limit.as_secs_f64()
             ))),
         };
         result.map_err(|e| {
             if matches!(e, Error::Backend(_)) && self.connected().is_err() {
-                self.unreachable(format!("disconnected: {e}"))
+                Error::Backend(
+                    self.connection
+                        .unreachable(format!("disconnected: {e}"))
+                        .to_string(),
+                )
             } else {
                 e
             }
@@ -421,7 +317,7 @@ impl Inner {
             Err(e) => return Err(self.failed(&format!("create container `{name}`"), e)),
         }
         let stream = self.stream(name).await?;
-        tracing::debug!(uri = %self.uri, container = name, "created nats object-store bucket");
+        tracing::debug!(uri = %self.connection.uri(), container = name, "created nats object-store bucket");
         Ok(ContainerInfo {
             name: name.to_owned(),
             created_at: unix_seconds(stream.cached_info().created),
@@ -579,7 +475,7 @@ impl Inner {
                     if e.kind() == jetstream::context::RequestErrorKind::NoResponders {
                         Error::Backend(format!(
                             "JetStream is not enabled on nats at {} (start nats-server with `-js`)",
-                            self.uri
+                            self.connection.uri()
                         ))
                     } else {
                         self.failed("reach JetStream", e)
@@ -589,7 +485,7 @@ impl Inner {
             None => Ok(()),
             Some(error) => Err(Error::Backend(format!(
                 "JetStream at {} refuses this account: {}",
-                self.uri,
+                self.connection.uri(),
                 error
                     .get("description")
                     .and_then(|d| d.as_str())

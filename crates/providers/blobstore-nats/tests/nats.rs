@@ -30,7 +30,7 @@ fn config(uri: &str, extra: &[(&str, &str)]) -> NatsBlobConfig {
     }
     let mut config = NatsBlobConfig::from_config(&map).expect("valid config");
     // Generous, so that a test can tell failing at once from timing out on a busy machine.
-    config.request_timeout = Duration::from_secs(30);
+    config.connection.request_timeout = Duration::from_secs(30);
     config
 }
 

@@ -5,20 +5,19 @@
 //!
 //! # Configuration
 //!
-//! [`NatsKvConfig::from_config`] reads a string map; keys match case-insensitively.
+//! [`NatsKvConfig::from_config`] reads a string map; keys match case-insensitively. The
+//! connection keys, shared with the other NATS backends, are `cluster_uri`, `js_domain`,
+//! `client_jwt` + `client_seed` and `tls_ca_file`: see [`trellis_nats_connect`]. This
+//! backend's own keys:
 //!
 //! | key | meaning | default |
 //! |-----|---------|---------|
-//! | `cluster_uri` | server URL(s), comma-separated (`nats://`, `tls://`, `ws://`, `wss://`) | `nats://127.0.0.1:4222` |
 //! | `bucket` | the JetStream key-value bucket (letters, digits, `_`, `-`) | `trellis` (wasmCloud requires the key; we default it) |
-//! | `js_domain` | JetStream domain | the local one |
-//! | `client_jwt`, `client_seed` | user JWT and its nkey seed, for JWT auth; both or neither | none |
 //! | `enable_bucket_auto_create` | `true` creates the bucket (as `nats kv add` would: history 1, file storage, one replica) if missing | `false` |
-//! | `tls_ca_file` | PEM file of CA certificates to trust | system roots |
 //!
 //! Other keys (including `tls_ca`, an inline PEM, which is not supported: use `tls_ca_file`)
 //! are not errors; they are returned in [`NatsKvConfig::ignored`] for the host to warn about.
-//! [`NatsKvConfig::request_timeout`] (5 s) bounds every request.
+//! [`ConnectConfig::request_timeout`] (5 s) bounds every request.
 //!
 //! # Semantics
 //!
@@ -50,13 +49,12 @@
 mod config;
 mod keys;
 
-pub use config::{
-    ConfigError, DEFAULT_BUCKET, DEFAULT_CLUSTER_URI, DEFAULT_REQUEST_TIMEOUT, JwtAuth,
-    NatsKvConfig,
-};
+pub use config::{DEFAULT_BUCKET, NatsKvConfig};
 pub use keys::{decode_key, encode_key};
+pub use trellis_nats_connect::{
+    ConfigError, ConnectConfig, DEFAULT_CLUSTER_URI, DEFAULT_REQUEST_TIMEOUT, JwtAuth,
+};
 
-use async_nats::connection::State;
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -67,11 +65,10 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use trellis_keyvalue::watch::{Change, Changes, Sent, changes};
 use trellis_keyvalue::{Bucket, Error, HealthError, KeyPage, KeyValue, add_counter, parse_counter};
+use trellis_nats_connect::Connection;
 
 /// How many compare-and-swap rounds an increment tries before giving up.
 const MAX_INCREMENT_ATTEMPTS: u32 = 100;
-/// How long [`NatsKvStore::connect`] waits for the first connection before returning anyway.
-const INITIAL_WAIT: Duration = Duration::from_secs(1);
 /// How many single-key calls of a batch run at once.
 const BATCH_CONCURRENCY: usize = 16;
 
@@ -81,11 +78,7 @@ pub struct NatsKvStore {
 }
 
 struct Inner {
-    /// The client, or why none could be made.
-    client: Result<async_nats::Client, String>,
-    jetstream: Option<jetstream::Context>,
-    /// The servers, for messages (any password hidden).
-    uri: String,
+    connection: Connection,
     bucket: String,
     auto_create: bool,
     timeout: Duration,
@@ -95,106 +88,20 @@ struct Inner {
 
 impl NatsKvStore {
     /// Creates the store and starts connecting in the background; returns as soon as it is
-    /// connected, or after at most a second if NATS does not answer.
+    /// connected, or after at most a second if NATS does not answer
+    /// ([`Connection::connect`]).
     ///
     /// Never fails because NATS is down. If the client cannot even be set up (which
     /// [`NatsKvConfig::from_config`] rules out for configs it produced), every call fails with
     /// the reason.
     pub async fn connect(config: &NatsKvConfig) -> NatsKvStore {
-        let uri = config
-            .cluster_uri
-            .split(',')
-            .map(config::redact)
-            .collect::<Vec<_>>()
-            .join(",");
-        let servers: Vec<String> = config
-            .cluster_uri
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        let mut options = match &config.auth {
-            Some(auth) => match nkeys::KeyPair::from_seed(&auth.seed) {
-                Ok(key_pair) => {
-                    let key_pair = Arc::new(key_pair);
-                    async_nats::ConnectOptions::with_jwt(auth.jwt.clone(), move |nonce| {
-                        let key_pair = key_pair.clone();
-                        async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
-                    })
-                }
-                Err(e) => {
-                    return Self::broken(config, uri, format!("the nkey seed is not valid: {e}"));
-                }
-            },
-            None => async_nats::ConnectOptions::new(),
-        };
-        options = options
-            .name("trellis-keyvalue-nats")
-            .retry_on_initial_connect()
-            .connection_timeout(config.request_timeout)
-            .request_timeout(Some(config.request_timeout))
-            .max_reconnects(None);
-        if let Some(ca) = &config.tls_ca_file {
-            options = options.add_root_certificates(ca.clone());
-        }
-        let log_uri = uri.clone();
-        options = options.event_callback(move |event| {
-            let uri = log_uri.clone();
-            async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!(%uri, "connected to nats"),
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!(%uri, "lost the connection to nats; reconnecting")
-                    }
-                    other => tracing::debug!(%uri, event = %other, "nats event"),
-                }
-            }
-        });
-        let client = match options.connect(servers).await {
-            Ok(client) => client,
-            Err(e) => {
-                return Self::broken(config, uri, format!("cannot set up a NATS client: {e}"));
-            }
-        };
-        let mut jetstream = match &config.js_domain {
-            Some(domain) => jetstream::with_domain(client.clone(), domain),
-            None => jetstream::new(client.clone()),
-        };
-        jetstream.set_timeout(config.request_timeout);
-        // Give a server that is up the moment it takes to accept us, so that the first calls
-        // do not fail for nothing; a server that is down costs at most this wait.
-        let deadline = tokio::time::Instant::now() + config.request_timeout.min(INITIAL_WAIT);
-        while client.connection_state() != State::Connected
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if client.connection_state() != State::Connected {
-            tracing::warn!(%uri, "nats is not reachable yet; will connect when it is");
-        }
+        let connection = Connection::connect(&config.connection, "trellis-keyvalue-nats").await;
         NatsKvStore {
             inner: Arc::new(Inner {
-                client: Ok(client),
-                jetstream: Some(jetstream),
-                uri,
+                connection,
                 bucket: config.bucket.clone(),
                 auto_create: config.auto_create,
-                timeout: config.request_timeout,
-                store: OnceCell::new(),
-            }),
-        }
-    }
-
-    fn broken(config: &NatsKvConfig, uri: String, why: String) -> NatsKvStore {
-        tracing::error!(%uri, error = %why, "nats key-value store cannot work");
-        NatsKvStore {
-            inner: Arc::new(Inner {
-                client: Err(why),
-                jetstream: None,
-                uri,
-                bucket: config.bucket.clone(),
-                auto_create: config.auto_create,
-                timeout: config.request_timeout,
+                timeout: config.connection.request_timeout,
                 store: OnceCell::new(),
             }),
         }
@@ -250,7 +157,10 @@ impl KeyValue for NatsKvStore {
             })
             .await?;
         let mut entries = futures::stream::select_all(watches);
-        let (uri, bucket) = (self.inner.uri.clone(), self.inner.bucket.clone());
+        let (uri, bucket) = (
+            self.inner.connection.uri().to_owned(),
+            self.inner.bucket.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let entry = tokio::select! {
@@ -292,31 +202,16 @@ impl KeyValue for NatsKvStore {
 }
 
 impl Inner {
-    fn unreachable(&self, why: impl std::fmt::Display) -> Error {
-        Error::Other(format!(
-            "nats at {} is unreachable ({why}); calls will succeed again when it is back",
-            self.uri
-        ))
-    }
-
     /// `Ok` when the client is connected now, else the error a call returns.
-    fn connected(&self) -> Result<(), Error> {
-        let client = self.client.as_ref().map_err(|e| Error::Other(e.clone()))?;
-        match client.connection_state() {
-            State::Connected => Ok(()),
-            State::Pending => Err(self.unreachable("not connected yet")),
-            State::Disconnected => Err(self.unreachable("disconnected")),
-        }
+    fn connected(&self) -> Result<&jetstream::Context, Error> {
+        self.connection
+            .jetstream()
+            .map_err(|e| Error::Other(e.to_string()))
     }
 
     /// The bucket, looked up (or created) on first use.
     async fn store(&self) -> Result<kv::Store, Error> {
-        let Some(js) = &self.jetstream else {
-            return Err(self
-                .connected()
-                .err()
-                .unwrap_or_else(|| Error::other("no client")));
-        };
+        let js = self.connected()?;
         self.store
             .get_or_try_init(|| self.open_bucket(js))
             .await
@@ -324,7 +219,7 @@ impl Inner {
     }
 
     async fn open_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, Error> {
-        let (bucket, uri) = (&self.bucket, &self.uri);
+        let (bucket, uri) = (&self.bucket, self.connection.uri());
         let get_error = match js.get_key_value(bucket).await {
             Ok(store) => return Ok(store),
             Err(e) => e,
@@ -375,7 +270,8 @@ impl Inner {
             request(store).await.map_err(|e| {
                 Error::Other(format!(
                     "nats key-value bucket `{}` at {}: cannot {what}: {e}",
-                    self.bucket, self.uri
+                    self.bucket,
+                    self.connection.uri()
                 ))
             })
         };
@@ -383,14 +279,18 @@ impl Inner {
             Ok(result) => result,
             Err(_) => Err(Error::Other(format!(
                 "nats at {} did not answer within {:.1}s",
-                self.uri,
+                self.connection.uri(),
                 limit.as_secs_f64()
             ))),
         };
         // A failure caused by losing the connection says so.
         result.map_err(|e| match self.connected() {
-            Ok(()) => e,
-            Err(_) => self.unreachable(format!("disconnected: {e}")),
+            Ok(_) => e,
+            Err(_) => Error::Other(
+                self.connection
+                    .unreachable(format!("disconnected: {e}"))
+                    .to_string(),
+            ),
         })
     }
 }
@@ -403,8 +303,9 @@ impl Inner {
 /// bucket on every server version.
 ///
 /// `trellis-lattice` (`kv.rs`) builds the same stream for the lattice's own buckets. The two
-/// crates share no crate that knows async-nats (and neither may depend on the other), so
-/// each keeps its copy; change them together.
+/// crates share no crate that knows JetStream storage (`trellis-nats-connect` is only the
+/// providers' connection, and neither may depend on the other), so each keeps its copy;
+/// change them together.
 fn bucket_stream_config(bucket: &str) -> jetstream::stream::Config {
     jetstream::stream::Config {
         name: format!("KV_{bucket}"),

@@ -36,7 +36,7 @@ fn config(uri: &str, bucket: &str, auto_create: bool) -> NatsKvConfig {
 /// `config` with a 30 s request timeout, so a test can tell failing at once from timing out
 /// with a bound generous enough for a busy machine.
 fn long_timeout(mut config: NatsKvConfig) -> NatsKvConfig {
-    config.request_timeout = Duration::from_secs(30);
+    config.connection.request_timeout = Duration::from_secs(30);
     config
 }
 

@@ -29,6 +29,9 @@ use std::future::Future;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 use trellis_messaging::{Error, HealthError, Message, Messaging, Subscription, subject};
+use trellis_nats_connect::{redact, wait_for_connection};
+
+pub use trellis_nats_connect::JwtAuth;
 
 /// Where NATS is looked for when `cluster_uris` is not given.
 pub const DEFAULT_CLUSTER_URI: &str = "nats://127.0.0.1:4222";
@@ -50,30 +53,12 @@ const HEALTH_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct NatsMessagingConfig {
     /// Servers to connect to, from `cluster_uris`.
     pub cluster_uris: Vec<String>,
-    /// Decentralised-auth credentials, from `client_jwt` and `client_seed`.
-    pub credentials: Option<Credentials>,
+    /// Decentralised-auth credentials, from `client_jwt` and `client_seed`. The JWT is a
+    /// bearer token and the seed a secret: `Debug` shows neither.
+    pub credentials: Option<JwtAuth>,
     /// Keys that were given but mean nothing to this backend (lower-cased), for the host to
     /// warn about.
     pub ignored: Vec<String>,
-}
-
-/// A user JWT and the nkey seed that signs the server's nonce with it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The user JWT.
-    pub jwt: String,
-    /// The user nkey seed (`SU...`).
-    pub seed: String,
-}
-
-// The seed is a secret and the JWT a bearer token: neither may reach logs.
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("jwt", &"<redacted>")
-            .field("seed", &"<redacted>")
-            .finish()
-    }
 }
 
 impl std::fmt::Debug for NatsMessagingConfig {
@@ -95,7 +80,7 @@ pub enum ConfigError {
     /// A server address does not parse.
     #[error("invalid NATS server address `{uri}` in cluster_uris")]
     InvalidUri {
-        /// The address as given.
+        /// The address as given, any password hidden.
         uri: String,
         /// What is wrong with it.
         #[source]
@@ -154,7 +139,7 @@ impl NatsMessagingConfig {
         for uri in &cluster_uris {
             uri.parse::<ServerAddr>()
                 .map_err(|source| ConfigError::InvalidUri {
-                    uri: uri.clone(),
+                    uri: redact(uri),
                     source,
                 })?;
         }
@@ -174,13 +159,13 @@ impl NatsMessagingConfig {
             }
             (None, Some(_)) => return Err(ConfigError::IncompleteCredentials { missing: KEY_JWT }),
             (Some(jwt), Some(seed)) => {
-                let credentials = Credentials {
+                let credentials = JwtAuth {
                     jwt: jwt.to_owned(),
                     seed: seed.to_owned(),
                 };
                 // Parse now so that a bad seed is a config error, not a client that never
                 // authenticates.
-                credentials.apply(ConnectOptions::new())?;
+                with_credentials(ConnectOptions::new(), &credentials)?;
                 Some(credentials)
             }
         };
@@ -204,37 +189,39 @@ impl Default for NatsMessagingConfig {
     }
 }
 
-impl Credentials {
-    fn apply(&self, options: ConnectOptions) -> Result<ConnectOptions, ConfigError> {
-        // async-nats takes a JWT with a signing callback or a creds file; building the
-        // creds text reuses its seed parsing instead of depending on nkeys directly. Its
-        // parser only accepts these characters, and refusing others up front also keeps a
-        // value from smuggling in extra lines.
-        let plain = |s: &str| {
-            s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='))
-        };
-        if !plain(&self.jwt) {
-            return Err(ConfigError::UnexpectedCharacters {
-                key: KEY_JWT,
-                what: "a JWT",
-            });
-        }
-        if !plain(&self.seed) {
-            return Err(ConfigError::UnexpectedCharacters {
-                key: KEY_SEED,
-                what: "an nkey seed",
-            });
-        }
-        let creds = format!(
-            "-----BEGIN NATS USER JWT-----\n{}\n------END NATS USER JWT------\n\n\
-             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
-            self.jwt, self.seed
-        );
-        options
-            .credentials(&creds)
-            .map_err(ConfigError::InvalidCredentials)
+/// `options` authenticating with `credentials`.
+fn with_credentials(
+    options: ConnectOptions,
+    credentials: &JwtAuth,
+) -> Result<ConnectOptions, ConfigError> {
+    // async-nats takes a JWT with a signing callback or a creds file; building the
+    // creds text lets async-nats parse the seed, with the errors this crate has always
+    // reported. Its parser only accepts these characters, and refusing others up front
+    // also keeps a value from smuggling in extra lines.
+    let plain = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='))
+    };
+    if !plain(&credentials.jwt) {
+        return Err(ConfigError::UnexpectedCharacters {
+            key: KEY_JWT,
+            what: "a JWT",
+        });
     }
+    if !plain(&credentials.seed) {
+        return Err(ConfigError::UnexpectedCharacters {
+            key: KEY_SEED,
+            what: "an nkey seed",
+        });
+    }
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        credentials.jwt, credentials.seed
+    );
+    options
+        .credentials(&creds)
+        .map_err(ConfigError::InvalidCredentials)
 }
 
 /// A NATS connection serving [`Messaging`]. See the [crate docs](crate) for what happens
@@ -252,7 +239,12 @@ impl NatsMessaging {
     /// Starts a client for `config`. Returns once connected, or after a short wait with a
     /// client that keeps trying in the background.
     pub async fn connect(config: &NatsMessagingConfig) -> Self {
-        let uris = config.cluster_uris.join(",");
+        let uris = config
+            .cluster_uris
+            .iter()
+            .map(|uri| redact(uri))
+            .collect::<Vec<_>>()
+            .join(",");
         let client = match Self::start(config).await {
             Ok(client) => Ok(client),
             Err(e) => {
@@ -261,18 +253,7 @@ impl NatsMessaging {
             }
         };
         if let Ok(client) = &client {
-            let deadline = tokio::time::Instant::now() + INITIAL_CONNECT_WAIT;
-            while client.connection_state() != State::Connected
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            if client.connection_state() != State::Connected {
-                tracing::warn!(
-                    uris,
-                    "NATS is unreachable; will keep reconnecting in the background"
-                );
-            }
+            wait_for_connection(client, INITIAL_CONNECT_WAIT, &uris).await;
         }
         Self { client, uris }
     }
@@ -284,7 +265,7 @@ impl NatsMessaging {
             .map(|uri| {
                 uri.parse::<ServerAddr>()
                     .map_err(|source| ConfigError::InvalidUri {
-                        uri: uri.clone(),
+                        uri: redact(uri),
                         source,
                     })
             })
@@ -301,7 +282,7 @@ impl NatsMessaging {
             // A silently dead connection (no RST) is noticed after a few missed pings.
             .ping_interval(Duration::from_secs(20));
         if let Some(credentials) = &config.credentials {
-            options = credentials.apply(options)?;
+            options = with_credentials(options, credentials)?;
         }
         Ok(options.connect(addrs).await?)
     }
@@ -653,6 +634,8 @@ mod tests {
             config(&[("cluster_uris", "http://example.com")]),
             Err(ConfigError::InvalidUri { .. })
         ));
+        let err = config(&[("cluster_uris", "http://u:secret@example.com")]).expect_err("http");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]
@@ -680,7 +663,7 @@ mod tests {
         let c = config(&[("client_jwt", JWT), ("CLIENT_SEED", SEED)]).expect("credentials");
         assert_eq!(
             c.credentials,
-            Some(Credentials {
+            Some(JwtAuth {
                 jwt: JWT.into(),
                 seed: SEED.into()
             })
