@@ -85,7 +85,9 @@ pub struct ImageCacheArgs {
 impl ImageCacheArgs {
     /// The directory given, else the default one (none if there is no home to put it in).
     pub fn dir(&self) -> Option<PathBuf> {
-        self.image_cache_dir.clone().or_else(default_image_cache_dir)
+        self.image_cache_dir
+            .clone()
+            .or_else(default_image_cache_dir)
     }
 }
 
@@ -173,6 +175,10 @@ pub(crate) async fn push(args: PushArgs) -> anyhow::Result<()> {
     let result = registry
         .push(&args.reference, &bytes, annotations, |done, total| {
             if let Some(bar) = &bar {
+                if bar.is_hidden() {
+                    // Drawn from the first report on, so it never shows an empty total.
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
                 bar.set_length(total);
                 bar.set_position(done);
             }
@@ -192,7 +198,8 @@ fn progress_bar(reference: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(0);
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
     let style = indicatif::ProgressStyle::with_template(
         "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
     )

@@ -64,7 +64,11 @@ fn push_pull_and_inspect_a_component() {
     );
     assert_eq!(pushed.code, Some(0), "{}", pushed.stderr);
     let digest = pushed.stdout.trim().to_string();
-    assert!(is_digest(&digest), "stdout is the digest: {:?}", pushed.stdout);
+    assert!(
+        is_digest(&digest),
+        "stdout is the digest: {:?}",
+        pushed.stdout
+    );
     assert_eq!(pushed.stdout.lines().count(), 1);
     // Not a terminal: no progress bar, nothing at all on stderr.
     assert!(
@@ -116,11 +120,18 @@ fn push_pull_and_inspect_a_component() {
     let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(json["digest"], digest.as_str());
     assert_eq!(json["mediaTypes"]["layer"], "application/wasm");
-    assert_eq!(json["annotations"]["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(
+        json["annotations"]["org.opencontainers.image.version"],
+        "0.1.0"
+    );
     let names = |key: &str| -> Vec<String> {
         json[key]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     assert!(
@@ -167,7 +178,11 @@ fn a_private_registry_says_how_to_log_in_and_takes_every_credential_source() {
     assert_eq!(refused.code, Some(1));
     let login = format!("docker login {}", server.host());
     for needle in [login.as_str(), "TRELLIS_REGISTRY_USER", "--registry-user"] {
-        assert!(refused.stderr.contains(needle), "{needle:?} in {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle:?} in {}",
+            refused.stderr
+        );
     }
 
     // Environment variables.
@@ -234,7 +249,10 @@ fn size_and_time_limits_have_flags_that_the_errors_name() {
     );
     assert_eq!(big.code, Some(1));
     assert!(big.stderr.contains("--max-image-size"), "{}", big.stderr);
-    assert!(!fresh.path().join("limits.wasm").exists(), "nothing written");
+    assert!(
+        !fresh.path().join("limits.wasm").exists(),
+        "nothing written"
+    );
 
     // A listener that accepts and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -253,7 +271,11 @@ fn size_and_time_limits_have_flags_that_the_errors_name() {
         &[],
     );
     assert_eq!(slow.code, Some(1));
-    assert!(slow.stderr.contains("--registry-timeout"), "{}", slow.stderr);
+    assert!(
+        slow.stderr.contains("--registry-timeout"),
+        "{}",
+        slow.stderr
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 
     let help = trellis(&["pull", "--help"], fresh.path(), &[]);
@@ -266,7 +288,11 @@ fn size_and_time_limits_have_flags_that_the_errors_name() {
         "--registry-user",
         "--registry-password",
     ] {
-        assert!(help.stdout.contains(needle), "{needle:?} in {}", help.stdout);
+        assert!(
+            help.stdout.contains(needle),
+            "{needle:?} in {}",
+            help.stdout
+        );
     }
 }
 
@@ -293,4 +319,27 @@ fn a_stopped_registry_still_serves_what_was_pulled() {
         "{}",
         failed.stderr
     );
+}
+
+/// On a terminal (a pseudo-terminal from `script`, util-linux), the push draws its bar.
+#[test]
+fn a_push_on_a_terminal_draws_a_progress_bar() {
+    let server = RegistryServer::start();
+    let home = tempfile::tempdir().expect("tempdir");
+    let reference = server.reference("demo/tty:1");
+    let command = format!("'{}' push '{reference}' '{}'", trellis_bin(), hello());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TRELLIS_IMAGE_CACHE_DIR", home.path().join("oci"))
+        .env("DOCKER_CONFIG", home.path().join("docker"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script (util-linux)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains(&format!("pushing {reference}")) && screen.contains("KiB"),
+        "a progress bar on the terminal: {screen:?}"
+    );
+    assert!(screen.contains("sha256:"), "and the digest: {screen:?}");
 }

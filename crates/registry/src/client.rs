@@ -56,6 +56,8 @@ pub(crate) struct Connection {
     pub auth: RegistryAuth,
     /// Where `auth` came from, for a 401's message; `None` when anonymous.
     pub auth_source: Option<String>,
+    /// Whether it speaks plain HTTP rather than HTTPS.
+    pub plain_http: bool,
 }
 
 /// The clients made so far, by registry.
@@ -89,7 +91,8 @@ impl Connections {
             tokio::task::spawn_blocking(move || credentials_for(&credentials, &docker_registry))
                 .await
                 .unwrap_or((RegistryAuth::Anonymous, None));
-        let protocol = if is_insecure(&registry, &self.insecure) {
+        let plain_http = is_insecure(&registry, &self.insecure);
+        let protocol = if plain_http {
             ClientProtocol::Http
         } else {
             ClientProtocol::Https
@@ -108,6 +111,7 @@ impl Connections {
             client,
             auth,
             auth_source,
+            plain_http,
         };
         self.lock().entry(registry).or_insert(connection).clone()
     }
@@ -234,6 +238,12 @@ pub(crate) fn map_error(
                 found: format!("an artifact with manifest media type {media_type}"),
             }
         }
+        // Unwrapped here: the client's error is `transparent`, so its `source()` skips the
+        // HTTP client's error that says what kind of failure it was.
+        OciDistributionError::RequestError(e) => {
+            map_transport(e.into(), target, connection, timeout)
+        }
+        OciDistributionError::IoError(e) => map_transport(e.into(), target, connection, timeout),
         other => map_transport(other.into(), target, connection, timeout),
     }
 }
@@ -268,6 +278,7 @@ pub(crate) fn map_transport(
         Transport::Unreachable => RegistryError::Unreachable {
             reference,
             registry,
+            plain_http: connection.plain_http,
             source: error,
         },
         Transport::Status(_) | Transport::Other => RegistryError::Registry {

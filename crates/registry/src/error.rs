@@ -49,14 +49,14 @@ pub enum RegistryError {
     },
 
     /// The registry could not be reached: refused, reset, no such host, a TLS failure.
-    #[error(
-        "cannot reach {registry} for `{reference}`; is it running? A registry that serves plain HTTP must be named with --allow-insecure-registry {registry}"
-    )]
+    #[error("cannot reach {registry} for `{reference}` (is it running?{hint})", hint = if *.plain_http { String::new() } else { format!(" A registry that serves plain HTTP must be named with --allow-insecure-registry {registry}") })]
     Unreachable {
         /// The reference as given.
         reference: String,
         /// The registry host (and port).
         registry: String,
+        /// Whether it was spoken to over plain HTTP (else HTTPS).
+        plain_http: bool,
         /// The transport's error.
         #[source]
         source: BoxError,
