@@ -629,3 +629,46 @@ client.push(
         Some("0.2.0")
     );
 }
+
+/// Only loopback names are spoken to over plain HTTP unasked: `127.0.0.2` is not one of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_registries_need_allow_insecure_for_plain_http() {
+    let server = RegistryServer::start_on("127.0.0.2");
+    let wasm = component();
+    let reference = server.reference("demo/insecure:1");
+    let cache = tempfile::tempdir().expect("tempdir");
+
+    let error = registry(cache.path())
+        .push(&reference, &wasm, BTreeMap::new(), no_progress)
+        .await
+        .expect_err("HTTPS to a plain-HTTP registry");
+    assert!(
+        matches!(
+            error,
+            RegistryError::Unreachable {
+                plain_http: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let hint = format!("--allow-insecure-registry {}", server.host());
+    assert!(error.to_string().contains(&hint), "{error}");
+
+    for allowed in ["127.0.0.2", server.host().as_str()] {
+        let registry = Registry::new(RegistryConfig {
+            insecure: vec![allowed.to_string()],
+            credentials: Credentials::Anonymous,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RegistryConfig::default()
+        });
+        let digest = registry
+            .push(&reference, &wasm, BTreeMap::new(), no_progress)
+            .await
+            .expect("push when allowed");
+        assert_eq!(
+            registry.pull(&reference).await.expect("pull").digest,
+            digest
+        );
+    }
+}

@@ -28,6 +28,7 @@ pub const REGISTRY_BIN: &str = "docker-registry";
 /// A running registry on `127.0.0.1`, killed on drop.
 pub struct RegistryServer {
     child: Option<Child>,
+    ip: &'static str,
     port: u16,
     dir: PathBuf,
     credentials: Option<(String, String)>,
@@ -36,16 +37,22 @@ pub struct RegistryServer {
 impl RegistryServer {
     /// A registry anyone may push to and pull from.
     pub fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, "127.0.0.1")
+    }
+
+    /// A registry on another loopback address, such as `127.0.0.2`, which clients do not
+    /// treat as local: they use HTTPS unless told the registry is insecure.
+    pub fn start_on(ip: &'static str) -> Self {
+        Self::launch(None, ip)
     }
 
     /// A registry that wants HTTP basic auth as `user` / `password` for everything (over
     /// plain HTTP: distribution allows it, and clients send it to loopback registries).
     pub fn start_with_auth(user: &str, password: &str) -> Self {
-        Self::launch(Some((user.to_string(), password.to_string())))
+        Self::launch(Some((user.to_string(), password.to_string())), "127.0.0.1")
     }
 
-    fn launch(credentials: Option<(String, String)>) -> Self {
+    fn launch(credentials: Option<(String, String)>, ip: &'static str) -> Self {
         let dir = unique_dir();
         std::fs::create_dir_all(dir.join("storage")).expect("create the registry's folder");
         let auth = match &credentials {
@@ -61,6 +68,7 @@ impl RegistryServer {
         };
         let mut server = Self {
             child: None,
+            ip,
             port: 0,
             dir,
             credentials,
@@ -72,11 +80,11 @@ impl RegistryServer {
             format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n{auth}",
+                 http:\n  addr: {ip}:{port}\n{auth}",
                 storage.display()
             )
         };
-        std::fs::write(server.dir.join("config.yml"), config(free_port()))
+        std::fs::write(server.dir.join("config.yml"), config(free_port(ip)))
             .expect("write the registry config");
         server.spawn();
         server
@@ -86,10 +94,10 @@ impl RegistryServer {
         // A port chosen by the OS can be taken by someone else before the registry binds it:
         // try a few.
         for _ in 0..5 {
-            let port = free_port();
+            let port = free_port(self.ip);
             let config_path = self.dir.join("config.yml");
             let config = std::fs::read_to_string(&config_path).expect("read the registry config");
-            let config = rewrite_port(&config, port);
+            let config = rewrite_port(&config, self.ip, port);
             std::fs::write(&config_path, config).expect("write the registry config");
             let log = std::fs::File::create(self.dir.join("registry.log")).expect("create log");
             let child = Command::new(REGISTRY_BIN)
@@ -124,7 +132,7 @@ impl RegistryServer {
             {
                 return false;
             }
-            if let Some(status) = http_status(self.port, "/v2/")
+            if let Some(status) = http_status(self.ip, self.port, "/v2/")
                 && (status == 200 || status == 401)
             {
                 return true;
@@ -134,9 +142,9 @@ impl RegistryServer {
         false
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` (or the address it was started on).
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// The port it listens on.
@@ -203,19 +211,19 @@ impl Drop for RegistryServer {
 }
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
 }
 
-fn rewrite_port(config: &str, port: u16) -> String {
+fn rewrite_port(config: &str, ip: &str, port: u16) -> String {
     config
         .lines()
         .map(|line| {
-            if line.trim_start().starts_with("addr: 127.0.0.1:") {
-                format!("  addr: 127.0.0.1:{port}")
+            if line.trim_start().starts_with("addr: ") {
+                format!("  addr: {ip}:{port}")
             } else {
                 line.to_string()
             }
@@ -255,13 +263,13 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) {
     std::fs::write(path, &output.stdout).expect("write htpasswd");
 }
 
-/// The status of `GET path` on `127.0.0.1:port`, or `None` if nothing answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+/// The status of `GET path` on `ip:port`, or `None` if nothing answers.
+fn http_status(ip: &str, port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect((ip, port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut head = [0u8; 12];
