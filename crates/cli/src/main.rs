@@ -6,6 +6,7 @@
 mod app;
 mod ctl;
 mod host;
+mod registry;
 mod secret;
 mod units;
 
@@ -140,6 +141,13 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Push a component to an OCI registry (the CNCF Wasm artifact layout); prints its digest.
+    Push(Box<registry::PushArgs>),
+    /// Pull a component from an OCI registry into a file; prints its digest.
+    Pull(Box<registry::PullArgs>),
+    /// Show a component in an OCI registry: digest, size, media types, annotations, imports
+    /// and exports.
+    Inspect(Box<registry::InspectArgs>),
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -335,6 +343,9 @@ fn main() -> ExitCode {
                 lattice,
             } => secret::secret(&lattice, local, cmd).await,
             Command::Call { call, lattice } => ctl::call(&lattice, call).await,
+            Command::Push(args) => registry::push(*args).await,
+            Command::Pull(args) => registry::pull(*args).await,
+            Command::Inspect(args) => registry::inspect(*args).await,
         }
     });
     match result {

@@ -13,9 +13,14 @@
 //! assert!(wasm.ends_with("behaviours.wasm"));
 //! ```
 //!
+//! [`registry::RegistryServer`] runs a real OCI registry (Debian's `docker-registry`) for
+//! tests that push and pull components.
+//!
 //! Test runners such as cargo-nextest start one process per test, so many processes may build
 //! at once. They share one target directory, and cargo's lock on it makes all but the first wait
 //! and then find nothing left to do.
+
+pub mod registry;
 
 use std::env;
 use std::path::{Path, PathBuf};
