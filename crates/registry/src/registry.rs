@@ -274,7 +274,7 @@ impl Registry {
                     && let Some(artifact) =
                         self.cached_artifact(target, &digest, Source::Offline).await
                 {
-                    tracing::warn!(reference = %target.given, %digest, error = %e, "registry unreachable; running the digest this tag had when last pulled");
+                    tracing::warn!(reference = %target.given, %digest, error = %e, "registry unreachable; using the digest this tag had when last pulled");
                     return Ok(artifact);
                 }
                 return Err(e);
