@@ -16,9 +16,15 @@ pub(crate) enum AppCmd {
         /// The version to deploy [default: the latest].
         #[arg(long)]
         version: Option<String>,
+        #[command(flatten)]
+        images: Box<ManifestImages>,
     },
     /// Stores FILE as a new version without deploying it.
-    Put { file: PathBuf },
+    Put {
+        file: PathBuf,
+        #[command(flatten)]
+        images: Box<ManifestImages>,
+    },
     /// Lists the apps with their deployed version and status.
     List,
     /// Shows an app's status, with the reason for anything not deployed.
@@ -35,6 +41,17 @@ pub(crate) enum AppCmd {
     },
 }
 
+/// How a manifest file's registry images are resolved and pinned before it is stored.
+#[derive(clap::Args)]
+pub(crate) struct ManifestImages {
+    #[command(flatten)]
+    lock: crate::lock::LockArgs,
+    #[command(flatten)]
+    registry: crate::registry::RegistryArgs,
+    #[command(flatten)]
+    cache: crate::registry::ImageCacheArgs,
+}
+
 /// Prints what the manifest has that wadm accepts with a warning, once, on stderr.
 pub(crate) fn print_warnings(app: &trellis_manifest::Application) {
     for warning in &app.warnings {
@@ -42,10 +59,12 @@ pub(crate) fn print_warnings(app: &trellis_manifest::Application) {
     }
 }
 
-/// [`absolute_manifest`], after printing the manifest's warnings: for the commands that
-/// hand a manifest file to the lattice.
-fn read_manifest(path: &Path) -> anyhow::Result<String> {
-    let (text, app) = absolute_manifest(path)?;
+/// The manifest file as hosts must get it ([`crate::lock::pinned_manifest`]: `file://`
+/// images absolute, registry images pinned by trellis.lock), after printing its warnings.
+async fn read_manifest(path: &Path, images: &ManifestImages) -> anyhow::Result<String> {
+    let registry = trellis_registry::Registry::new(images.registry.config(images.cache.dir()));
+    let mode = crate::lock::Mode::of(&images.lock);
+    let (text, app) = crate::lock::pinned_manifest(path, &registry, mode).await?;
     print_warnings(&app);
     Ok(text)
 }
@@ -107,8 +126,10 @@ fn expect(result: ApiResult, message: &str, ok: &[ApiResult]) -> anyhow::Result<
 pub(crate) async fn run(args: &LatticeArgs, cmd: AppCmd) -> anyhow::Result<()> {
     let client = crate::ctl::connect(args).await?;
     match cmd {
-        AppCmd::Put { file } => {
-            let put = client.put_app(read_manifest(&file)?.into_bytes()).await?;
+        AppCmd::Put { file, images } => {
+            let put = client
+                .put_app(read_manifest(&file, &images).await?.into_bytes())
+                .await?;
             expect(
                 put.result,
                 &put.message,
@@ -116,10 +137,16 @@ pub(crate) async fn run(args: &LatticeArgs, cmd: AppCmd) -> anyhow::Result<()> {
             )?;
             print(args, &put, || put.message.clone());
         }
-        AppCmd::Deploy { app, version } => {
+        AppCmd::Deploy {
+            app,
+            version,
+            images,
+        } => {
             let path = Path::new(&app);
             let (name, version) = if path.is_file() {
-                let put = client.put_app(read_manifest(path)?.into_bytes()).await?;
+                let put = client
+                    .put_app(read_manifest(path, &images).await?.into_bytes())
+                    .await?;
                 expect(
                     put.result,
                     &put.message,

@@ -6,6 +6,7 @@
 mod app;
 mod ctl;
 mod host;
+mod lock;
 mod registry;
 mod secret;
 mod units;
@@ -148,6 +149,9 @@ enum Command {
     /// Show a component in an OCI registry: digest, size, media types, annotations, imports
     /// and exports.
     Inspect(Box<registry::InspectArgs>),
+    /// Resolve a manifest's registry images to digests and record them (and each file
+    /// component's content hash) in trellis.lock beside it.
+    Lock(Box<lock::LockCmd>),
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -172,6 +176,9 @@ struct UpArgs {
     admin: String,
 
     #[command(flatten)]
+    lock: lock::LockArgs,
+
+    #[command(flatten)]
     limits: LimitArgs,
 
     #[command(flatten)]
@@ -187,6 +194,13 @@ pub(crate) struct CacheArgs {
     /// Compile every component at start-up instead of using the cache.
     #[arg(long)]
     no_cache: bool,
+
+    /// Where the host pulls components named by registry references from, and how.
+    #[command(flatten)]
+    registry: registry::RegistryArgs,
+
+    #[command(flatten)]
+    images: registry::ImageCacheArgs,
 }
 
 impl CacheArgs {
@@ -346,6 +360,7 @@ fn main() -> ExitCode {
             Command::Push(args) => registry::push(*args).await,
             Command::Pull(args) => registry::pull(*args).await,
             Command::Inspect(args) => registry::inspect(*args).await,
+            Command::Lock(cmd) => lock::run(*cmd).await,
         }
     });
     match result {
@@ -394,6 +409,7 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
             },
         },
         cache_dir: cache.dir(),
+        registry: cache.registry.config(cache.images.dir()),
         server: ServerLimits {
             max_request_body_bytes: l.max_request_body.0,
             header_read_timeout: l.header_read_timeout.0,
@@ -425,7 +441,13 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let app = trellis_manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let host_settings = host_config(&args.limits, &args.cache)?;
+    // Registry images run pinned to trellis.lock's digests, in the first deploy and in what
+    // the embedded reconciler keeps.
+    let (manifest, app) = {
+        let registry = trellis_registry::Registry::new(host_settings.registry.clone());
+        lock::pinned_manifest(&args.manifest, &registry, lock::Mode::of(&args.lock)).await?
+    };
     app::print_warnings(&app);
     // Apps deployed beside the manifest's are kept with its other local state, one file per
     // manifest: `trellis up other.yaml` in the same folder starts only what belongs to it.
@@ -447,7 +469,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         http_address_override: args.http,
         apps_file,
         secrets_dir,
-        ..host_config(&args.limits, &args.cache)?
+        ..host_settings
     };
     let admin: Option<SocketAddr> = match args.admin.as_str() {
         "off" => None,
@@ -463,7 +485,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The embedded reconciler keeps it from here, and `trellis app … --embedded` sees it.
-    let (manifest, _) = app::absolute_manifest(&args.manifest)?;
     host.register_app(&manifest)
         .await
         .map_err(|e| anyhow::anyhow!("cannot register app `{}`: {e}", app.name))?;

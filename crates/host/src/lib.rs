@@ -96,6 +96,9 @@ pub struct HostConfig {
     /// The lattice's secrets key (its seed), which opens the secrets in the lattice's
     /// store; a lattice host without one cannot start what references secrets.
     pub secrets_key: Option<trellis_lattice::secrets::SecretsKey>,
+    /// How components named by registry references are pulled and cached (plain-HTTP
+    /// exceptions, credentials, timeout, largest image, the digest-keyed cache).
+    pub registry: trellis_registry::RegistryConfig,
 }
 
 impl Default for HostConfig {
@@ -116,6 +119,7 @@ impl Default for HostConfig {
             apps_file: None,
             secrets_dir: None,
             secrets_key: None,
+            registry: trellis_registry::RegistryConfig::default(),
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct Host {
     labels: Mutex<BTreeMap<String, String>>,
     started: Instant,
     runtime: Arc<Runtime>,
+    /// Pulls components named by registry references.
+    registry: trellis_registry::Registry,
     lattice: Lattice,
     config: HostConfig,
     /// HTTP requests to the components running here.
@@ -175,6 +181,7 @@ impl Host {
             labels: Mutex::new(labels),
             started: Instant::now(),
             runtime: Arc::new(runtime),
+            registry: trellis_registry::Registry::new(config.registry.clone()),
             lattice,
             config,
             dispatch: Arc::default(),

@@ -26,17 +26,24 @@ use trellis_control::{ComponentId, CtlResponse, Link, ProviderId};
 use trellis_lattice::state::LatticeState;
 use trellis_manifest::{Application, Builtin, Component, ImageRef, Provider, Scale};
 
-/// `file:///abs/path.wasm` or an absolute path; registries are not supported yet.
+/// `file:///abs/path.wasm`, an absolute path, or a registry reference (pulled when the
+/// component starts).
 fn image(reference: &str) -> Result<ImageRef, String> {
-    let path = reference.strip_prefix("file://").unwrap_or(reference);
-    let path = PathBuf::from(path);
-    if path.is_absolute() {
-        Ok(ImageRef::File(path))
-    } else {
-        Err(format!(
-            "`{reference}` is not an absolute file:// path; this version of Trellis cannot pull images from registries"
-        ))
+    if let Some(path) = reference.strip_prefix("file://") {
+        let path = PathBuf::from(path);
+        return if path.is_absolute() {
+            Ok(ImageRef::File(path))
+        } else {
+            Err(format!(
+                "`{reference}` is not an absolute file:// path: a host cannot tell what a relative path is relative to"
+            ))
+        };
     }
+    if reference.starts_with('/') {
+        return Ok(ImageRef::File(PathBuf::from(reference)));
+    }
+    trellis_manifest::check_image_reference(reference)
+        .map(|()| ImageRef::Remote(reference.to_owned()))
 }
 
 /// Whether `link` has a provider deliver to a component something the component subscribes

@@ -138,6 +138,18 @@ use positions::Positions;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
+/// Checks that `reference` is an OCI reference a host can pull (`registry/repository:tag`
+/// or `…@sha256:…`), as the manifest's `image` is checked; the message says what is wrong.
+pub fn check_image_reference(reference: &str) -> Result<(), String> {
+    match image::classify(reference, Path::new("/")) {
+        Ok(image::ImageSpec::Remote) => Ok(()),
+        Ok(image::ImageSpec::File(_)) => Err(format!(
+            "`{reference}` is a file:// reference; give an absolute file:// path or a registry reference"
+        )),
+        Err(bad) => Err(format!("{}; {}", bad.message, bad.hint)),
+    }
+}
+
 /// Reads and parses the manifest at `path`; `file://` images resolve against its folder.
 pub fn load(path: &Path) -> Result<Application, ManifestError> {
     let source = std::fs::read_to_string(path).map_err(|e| ManifestError::io(path, &e))?;

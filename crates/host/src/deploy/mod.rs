@@ -12,8 +12,8 @@ use crate::Host;
 use crate::problems::{DeployError, Problem};
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use trellis_control::ComponentId;
 use trellis_control::secret::{SecretReference, is_secret_reference};
+use trellis_control::{ComponentId, error_text};
 use trellis_manifest::{Application, ImageRef};
 use trellis_runtime::Component;
 
@@ -127,22 +127,38 @@ impl Host {
     ) -> Vec<(String, Component)> {
         let mut jobs = Vec::new();
         for c in &app.components {
+            let runtime = self.runtime.clone();
+            let (id, name) = (c.id.clone(), c.name.clone());
             match &c.image {
                 ImageRef::File(path) => {
-                    let runtime = self.runtime.clone();
-                    let (id, path, name) = (c.id.clone(), path.clone(), c.name.clone());
+                    let path = path.clone();
                     // Compiling is CPU-bound: keep it off the async workers.
-                    jobs.push(tokio::task::spawn_blocking(move || (name, runtime.load_file(&id, &path))));
+                    jobs.push(tokio::task::spawn_blocking(move || {
+                        (name, runtime.load_file(&id, &path))
+                    }));
                 }
-                ImageRef::Remote(reference) => problems.push(
-                    Problem::new(format!(
-                        "component `{}` ({}:{}): image `{reference}` is a registry reference; this version of Trellis cannot pull images",
-                        c.name,
-                        app.manifest_path.display(),
-                        c.line
-                    ))
-                    .hint("build the component and point `image:` at the file, relative to the manifest, for example `image: file://./build/component.wasm`"),
-                ),
+                ImageRef::Remote(reference) => {
+                    let pulled = match self.pull(&id, reference).await {
+                        Ok(pulled) => pulled,
+                        Err(e) => {
+                            problems.push(
+                                Problem::new(format!(
+                                    "component `{}` ({}:{}): {}",
+                                    c.name,
+                                    app.manifest_path.display(),
+                                    c.line,
+                                    error_text(&e)
+                                ))
+                                .hint(pull_hint(&e)),
+                            );
+                            continue;
+                        }
+                    };
+                    let shown = std::path::PathBuf::from(reference);
+                    jobs.push(tokio::task::spawn_blocking(move || {
+                        (name, runtime.load_bytes(&id, &shown, &pulled.bytes))
+                    }));
+                }
             }
         }
         let mut loaded = Vec::new();
@@ -157,5 +173,51 @@ impl Host {
             }
         }
         loaded
+    }
+}
+
+impl Host {
+    /// Pulls the component `reference` names from its registry (or the cache), logging what
+    /// happens: a pull can take a while, and a failure must say why where people look.
+    async fn pull(
+        &self,
+        id: &ComponentId,
+        reference: &str,
+    ) -> Result<trellis_registry::Pulled, trellis_registry::RegistryError> {
+        tracing::info!(component_id = %id, %reference, "pulling component image");
+        match self.registry.pull(reference).await {
+            Ok(pulled) => {
+                tracing::info!(
+                    component_id = %id,
+                    %reference,
+                    digest = %pulled.digest,
+                    bytes = pulled.bytes.len(),
+                    source = ?pulled.source,
+                    "component image pulled"
+                );
+                Ok(pulled)
+            }
+            Err(e) => {
+                tracing::warn!(component_id = %id, %reference, error = %error_text(&e), "cannot pull component image");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What to do about a failed pull.
+fn pull_hint(e: &trellis_registry::RegistryError) -> &'static str {
+    use trellis_registry::RegistryError as E;
+    match e {
+        E::Unauthorized { .. } => {
+            "log in with `docker login REGISTRY` on the host, or start it with --registry-user/--registry-password"
+        }
+        E::TooLarge { .. } => "start the host with a larger --max-image-size",
+        E::NotAComponent { .. } => {
+            "push a WebAssembly component (built for wasm32-wasip2) to that reference"
+        }
+        _ => {
+            "check the reference and that the registry is reachable from this host; a component pulled once runs from the cache when the registry is down"
+        }
     }
 }
