@@ -148,9 +148,9 @@ pub(crate) async fn pinned_manifest(
         }
         lock.save(&lock_path)?;
         eprintln!(
-            "{}: {}",
+            "updated {}:\n{}",
             lock_path.display(),
-            describe_changes(before.as_ref(), &lock).replace('\n', "; ")
+            describe_changes(before.as_ref(), &lock)
         );
     }
     if pins.is_empty() {
