@@ -61,12 +61,55 @@ pub(crate) fn print_warnings(app: &trellis_manifest::Application) {
 
 /// The manifest file as hosts must get it ([`crate::lock::pinned_manifest`]: `file://`
 /// images absolute, registry images pinned by trellis.lock), after printing its warnings.
-async fn read_manifest(path: &Path, images: &ManifestImages) -> anyhow::Result<String> {
+///
+/// On a NATS lattice, `file://` components go into the lattice's component store and the
+/// hosts get `lattice://NAME@sha256:…` instead of the path, so hosts on other machines run
+/// them too; an embedded host shares this machine's files and gets the path.
+async fn read_manifest(
+    path: &Path,
+    images: &ManifestImages,
+    args: &LatticeArgs,
+) -> anyhow::Result<String> {
     let registry = trellis_registry::Registry::new(images.registry.config(images.cache.dir()));
     let mode = crate::lock::Mode::of(&images.lock);
     let (text, app) = crate::lock::pinned_manifest(path, &registry, mode).await?;
     print_warnings(&app);
-    Ok(text)
+    if args.embedded.is_some()
+        || !app
+            .components
+            .iter()
+            .any(|c| matches!(c.image, trellis_manifest::ImageRef::File(_)))
+    {
+        return Ok(text);
+    }
+    let store = trellis_lattice::components::ComponentStore::open(
+        crate::ctl::nats_client(args).await?,
+        &args.lattice,
+    )
+    .await?;
+    let mut carried = std::collections::BTreeMap::new();
+    for c in &app.components {
+        let trellis_manifest::ImageRef::File(file) = &c.image else {
+            continue;
+        };
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("cannot read component `{}`", file.display()))?;
+        let digest = store.put(&bytes).await?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| c.name.clone());
+        eprintln!(
+            "component `{}`: {} stored in the lattice as {digest}",
+            c.name,
+            file.display()
+        );
+        carried.insert(
+            c.name.clone(),
+            trellis_manifest::lattice_image_reference(&name, &digest),
+        );
+    }
+    crate::lock::set_images(&text, &carried)
 }
 
 /// The manifest at `path`, with relative `file://` images made absolute (hosts anywhere
@@ -128,7 +171,7 @@ pub(crate) async fn run(args: &LatticeArgs, cmd: AppCmd) -> anyhow::Result<()> {
     match cmd {
         AppCmd::Put { file, images } => {
             let put = client
-                .put_app(read_manifest(&file, &images).await?.into_bytes())
+                .put_app(read_manifest(&file, &images, args).await?.into_bytes())
                 .await?;
             expect(
                 put.result,
@@ -145,7 +188,7 @@ pub(crate) async fn run(args: &LatticeArgs, cmd: AppCmd) -> anyhow::Result<()> {
             let path = Path::new(&app);
             let (name, version) = if path.is_file() {
                 let put = client
-                    .put_app(read_manifest(path, &images).await?.into_bytes())
+                    .put_app(read_manifest(path, &images, args).await?.into_bytes())
                     .await?;
                 expect(
                     put.result,

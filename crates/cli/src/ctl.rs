@@ -246,14 +246,20 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
         };
         return Ok(CtlClient::embedded(url).with_timeout(args.timeout.0));
     }
+    Ok(CtlClient::new(nats_client(args).await?, args.lattice.clone()).with_timeout(args.timeout.0))
+}
+
+/// The CLI's connection to the lattice's NATS server (`--nats`, `--ctl-creds`).
+pub(crate) async fn nats_client(args: &LatticeArgs) -> anyhow::Result<async_nats::Client> {
     let options = NatsOptions {
         url: args.nats.clone(),
         creds: args.ctl_creds.clone(),
         tls_ca: None,
         tls_required: false,
     };
-    let connections = Connections::connect(&options, None, "trellis cli").await?;
-    Ok(CtlClient::new(connections.ctl, args.lattice.clone()).with_timeout(args.timeout.0))
+    Ok(Connections::connect(&options, None, "trellis cli")
+        .await?
+        .ctl)
 }
 
 /// Resolves a host given as an id, an id prefix or a friendly name.

@@ -132,7 +132,7 @@ pub(crate) async fn pinned_manifest(
                         })?
                     }
                 };
-                pins.insert(reference.clone(), pinned(reference, &digest));
+                pins.insert(c.name.clone(), pinned(reference, &digest));
                 lock.record(key, digest);
             }
         }
@@ -156,13 +156,13 @@ pub(crate) async fn pinned_manifest(
     if pins.is_empty() {
         return Ok((text, app));
     }
-    let text = pin_images(&text, &pins)?;
+    let text = set_images(&text, &pins)?;
     let app = trellis_manifest::parse(&text, &manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((text, app))
 }
 
-/// `text` with each component `image` found in `pins` replaced by its pinned form.
-fn pin_images(text: &str, pins: &BTreeMap<String, String>) -> anyhow::Result<String> {
+/// `text` with the `image` of each component named in `images` replaced.
+pub(crate) fn set_images(text: &str, images: &BTreeMap<String, String>) -> anyhow::Result<String> {
     let mut value: serde_yaml::Value = serde_yaml::from_str(text)?;
     if let Some(components) = value
         .get_mut("spec")
@@ -173,11 +173,15 @@ fn pin_images(text: &str, pins: &BTreeMap<String, String>) -> anyhow::Result<Str
             if c.get("type").and_then(|t| t.as_str()) != Some("component") {
                 continue;
             }
-            let Some(image) = c.get_mut("properties").and_then(|p| p.get_mut("image")) else {
+            let Some(new) = c
+                .get("name")
+                .and_then(|n| n.as_str())
+                .and_then(|n| images.get(n))
+            else {
                 continue;
             };
-            if let Some(pin) = image.as_str().and_then(|s| pins.get(s)) {
-                *image = serde_yaml::Value::String(pin.clone());
+            if let Some(image) = c.get_mut("properties").and_then(|p| p.get_mut("image")) {
+                *image = serde_yaml::Value::String(new.clone());
             }
         }
     }

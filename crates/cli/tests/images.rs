@@ -217,3 +217,91 @@ fn a_lattice_app_whose_image_cannot_be_pulled_shows_why_in_its_status() {
         "the reason names the registry: {text}"
     );
 }
+
+/// `trellis host` in `dir`, with its own compile cache and image cache there.
+fn host_in(dir: &Path, nats: &str, lattice: &str) -> LatticeHost {
+    let mut cmd = std::process::Command::new(trellis_bin());
+    cmd.current_dir(dir)
+        .args(["host", "--nats", nats, "--lattice", lattice])
+        .args(["--reconcile-interval", "1s", "--heartbeat-interval", "1s"])
+        .arg("--cache-dir")
+        .arg(dir.join("compiled"))
+        .arg("--image-cache-dir")
+        .arg(dir.join("oci"));
+    let trellis = Trellis::start_until(cmd, "host ");
+    let id = trellis
+        .stdout
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("host ")?
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        })
+        .expect("host id line");
+    LatticeHost { trellis, id }
+}
+
+#[test]
+fn a_file_component_deployed_to_a_lattice_runs_on_hosts_that_do_not_have_the_file() {
+    let nats_dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start(free_port(), nats_dir.path());
+    let (a, b, deployer) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let hosts = [
+        host_in(a.path(), &nats.url(), "carried"),
+        host_in(b.path(), &nats.url(), "carried"),
+    ];
+    let wasm = install_guest(deployer.path(), "http_hello");
+    let port = free_port();
+    let manifest = write_manifest(
+        deployer.path(),
+        &http_app("carried", "http_hello", 2, "")
+            .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")),
+    );
+    let lattice = ["--nats", &nats.url(), "--lattice", "carried"].map(str::to_owned);
+    let with = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(lattice.iter().map(String::as_str));
+        run(&all)
+    };
+    let out = with(&["app", "deploy", manifest.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("stored in the lattice as sha256:"),
+        "{}",
+        out.stderr
+    );
+    // Only the deploying side ever had the file, and now not even it.
+    std::fs::remove_file(&wasm).expect("remove the component");
+
+    for host in &hosts {
+        let image = eventually(
+            "the component runs on every host",
+            Duration::from_secs(60),
+            || {
+                let out = with(&["get", "inventory", &host.id, "-o", "json"]);
+                let inventory: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+                inventory["components"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["id"] == "carried-web")
+                    .and_then(|c| c["image_ref"].as_str().map(str::to_owned))
+            },
+        );
+        assert!(
+            image.starts_with("lattice://http_hello.wasm@sha256:"),
+            "{image}"
+        );
+        assert!(
+            host.trellis.stderr().contains("component image pulled"),
+            "{}",
+            host.trellis.stderr()
+        );
+    }
+    let r = get(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "/");
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -35,6 +35,9 @@ pub enum ControlError {
     /// The secret store could not be opened, or this host's secrets key is not the lattice's.
     #[error(transparent)]
     Secrets(#[from] trellis_lattice::secrets::SecretsError),
+    /// The lattice's component store could not be opened.
+    #[error(transparent)]
+    Components(#[from] trellis_lattice::components::ComponentStoreError),
 }
 
 /// The host's part in the lattice's control: the shared state, the app store, the
@@ -48,6 +51,9 @@ pub(crate) struct ControlPlane {
     pub(crate) apps: std::sync::OnceLock<trellis_lattice::apps::AppStore>,
     /// The lattice's secret store, once this host serves the control interface on NATS.
     pub(crate) secrets: std::sync::OnceLock<SecretStore>,
+    /// The lattice's component store (`lattice://` images), once this host serves the
+    /// control interface on NATS.
+    pub(crate) components: std::sync::OnceLock<trellis_lattice::components::ComponentStore>,
     /// The control interface and app API on NATS, while this host serves them.
     pub(crate) serving: std::sync::Mutex<Option<trellis_lattice::serve::Serving>>,
     /// Wakes the reconciler loop before its next tick.
@@ -79,6 +85,7 @@ impl Default for ControlPlane {
             state: std::sync::OnceLock::new(),
             apps: std::sync::OnceLock::new(),
             secrets: std::sync::OnceLock::new(),
+            components: std::sync::OnceLock::new(),
             serving: std::sync::Mutex::default(),
             reconcile_wake: Arc::default(),
             stop_request: tokio::sync::watch::channel(false).0,
@@ -164,6 +171,12 @@ impl Host {
             secrets.adopt_key(key).await?;
         }
         let _ = self.control.secrets.set(secrets);
+        let components = trellis_lattice::components::ComponentStore::open(
+            nats.ctl.clone(),
+            self.lattice.name(),
+        )
+        .await?;
+        let _ = self.control.components.set(components);
         // Links put through any host may start HTTP listeners here.
         let mut link_events = self.lattice.watch_events("linkdef_set").await?;
         {

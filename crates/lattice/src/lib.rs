@@ -16,6 +16,7 @@
 
 pub mod apps;
 pub mod client;
+pub mod components;
 pub mod connect;
 pub mod kv;
 pub mod secrets;

@@ -20,6 +20,21 @@ pub(crate) struct BadImage {
 
 const FILE_SCHEME: &str = "file://";
 
+/// The scheme of components carried by the lattice itself (its JetStream component store).
+pub const LATTICE_SCHEME: &str = "lattice://";
+
+/// The name and digest of a component carried by the lattice (`lattice://NAME@sha256:…`);
+/// `None` for any other reference.
+pub fn lattice_image(reference: &str) -> Option<(&str, &str)> {
+    let (name, digest) = reference.strip_prefix(LATTICE_SCHEME)?.rsplit_once('@')?;
+    crate::lock::is_sha256_digest(digest).then_some((name, digest))
+}
+
+/// The reference of a component carried by the lattice: `lattice://NAME@DIGEST`.
+pub fn lattice_image_reference(name: &str, digest: &str) -> String {
+    format!("{LATTICE_SCHEME}{name}@{digest}")
+}
+
 const GENERIC_HINT: &str = "use `file://./path/to/component.wasm` (relative to the manifest's folder) for a \
      local build, or an OCI reference such as `ghcr.io/org/component:0.1.0`";
 
@@ -40,6 +55,17 @@ pub(crate) fn classify(image: &str, base_dir: &Path) -> Result<ImageSpec, BadIma
             });
         }
         return Ok(ImageSpec::File(resolve(Path::new(rest), base_dir)));
+    }
+    if image.starts_with(LATTICE_SCHEME) {
+        return match lattice_image(image) {
+            Some(_) => Ok(ImageSpec::Remote),
+            None => Err(BadImage {
+                message: format!(
+                    "`{image}` is not a lattice component reference (`lattice://NAME@sha256:<64 hex digits>`)"
+                ),
+                hint: "`trellis app deploy` writes these for `file://` images; write the `file://` path instead".to_owned(),
+            }),
+        };
     }
     if let Some((scheme, _)) = image.split_once("://") {
         return Err(BadImage {

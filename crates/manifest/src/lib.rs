@@ -126,6 +126,7 @@ mod positions;
 mod raw;
 
 pub use error::{ErrorKind, ManifestError};
+pub use image::{LATTICE_SCHEME, lattice_image, lattice_image_reference};
 pub use model::{
     Application, Builtin, Component, DEFAULT_SPREAD_WEIGHT, ImageRef, LinkSpec, Provider, Scale,
     ScalerKind, Spread, derive_id,

@@ -12,6 +12,7 @@ use crate::Host;
 use crate::problems::{DeployError, Problem};
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use trellis_control::secret::{SecretReference, is_secret_reference};
 use trellis_control::{ComponentId, error_text};
 use trellis_manifest::{Application, ImageRef};
@@ -156,7 +157,7 @@ impl Host {
                     };
                     let shown = std::path::PathBuf::from(reference);
                     jobs.push(tokio::task::spawn_blocking(move || {
-                        (name, runtime.load_bytes(&id, &shown, &pulled.bytes))
+                        (name, runtime.load_bytes(&id, &shown, &pulled))
                     }));
                 }
             }
@@ -176,26 +177,50 @@ impl Host {
     }
 }
 
+/// Why a component's image could not be fetched.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error(transparent)]
+    Registry(#[from] trellis_registry::RegistryError),
+    #[error(transparent)]
+    Lattice(#[from] trellis_lattice::components::ComponentStoreError),
+    #[error("`{0}` is carried by a lattice's component store, and this host is not on a lattice")]
+    NoLattice(String),
+}
+
 impl Host {
-    /// Pulls the component `reference` names from its registry (or the cache), logging what
-    /// happens: a pull can take a while, and a failure must say why where people look.
-    async fn pull(
-        &self,
-        id: &ComponentId,
-        reference: &str,
-    ) -> Result<trellis_registry::Pulled, trellis_registry::RegistryError> {
+    /// Fetches the component `reference` names: from the lattice's component store for a
+    /// `lattice://` image, else from its registry (or the cache). Logs what happens: a pull
+    /// can take a while, and a failure must say why where people look.
+    async fn pull(&self, id: &ComponentId, reference: &str) -> Result<Arc<[u8]>, FetchError> {
         tracing::info!(component_id = %id, %reference, "pulling component image");
-        match self.registry.pull(reference).await {
-            Ok(pulled) => {
+        let fetched = match trellis_manifest::lattice_image(reference) {
+            Some((_, digest)) => match self.control.components.get() {
+                Some(store) => store
+                    .get(digest, self.config.registry.max_size)
+                    .await
+                    .map(|bytes| (Arc::from(bytes), digest.to_owned(), "lattice".to_owned()))
+                    .map_err(FetchError::from),
+                None => Err(FetchError::NoLattice(reference.to_owned())),
+            },
+            None => self
+                .registry
+                .pull(reference)
+                .await
+                .map(|p| (p.bytes, p.digest, format!("{:?}", p.source).to_lowercase()))
+                .map_err(FetchError::from),
+        };
+        match fetched {
+            Ok((bytes, digest, source)) => {
                 tracing::info!(
                     component_id = %id,
                     %reference,
-                    digest = %pulled.digest,
-                    bytes = pulled.bytes.len(),
-                    source = ?pulled.source,
+                    %digest,
+                    bytes = bytes.len(),
+                    %source,
                     "component image pulled"
                 );
-                Ok(pulled)
+                Ok(bytes)
             }
             Err(e) => {
                 tracing::warn!(component_id = %id, %reference, error = %error_text(&e), "cannot pull component image");
@@ -206,8 +231,17 @@ impl Host {
 }
 
 /// What to do about a failed pull.
-fn pull_hint(e: &trellis_registry::RegistryError) -> &'static str {
+fn pull_hint(e: &FetchError) -> &'static str {
     use trellis_registry::RegistryError as E;
+    let e = match e {
+        FetchError::Registry(e) => e,
+        FetchError::Lattice(_) => {
+            return "deploy the manifest again with `trellis app deploy` from the machine that has the component's file";
+        }
+        FetchError::NoLattice(_) => {
+            return "give the component's `file://` path (or a registry reference) instead";
+        }
+    };
     match e {
         E::Unauthorized { .. } => {
             "log in with `docker login REGISTRY` on the host, or start it with --registry-user/--registry-password"
