@@ -253,7 +253,7 @@ mod tests {
         let remote = text.find("localhost:5000").expect("registry entry");
         assert!(file < remote, "sorted:\n{text}");
         assert_eq!(
-            Lockfile::parse(&text, Path::new("trellis.lock")).unwrap(),
+            Lockfile::parse(&text, Path::new("trellis.lock")).expect("test setup"),
             lock
         );
     }
@@ -262,18 +262,18 @@ mod tests {
     fn bad_files_are_refused_with_what_to_do() {
         let path = Path::new("/app/trellis.lock");
         let e = Lockfile::parse("version = 7\n", path)
-            .unwrap_err()
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("version 7") && e.contains("trellis lock"), "{e}");
         let e = Lockfile::parse(
             "version = 1\n[images.\"x:1\"]\ndigest = \"sha256:abc\"\n",
             path,
         )
-        .unwrap_err()
+        .expect_err("refused")
         .to_string();
         assert!(e.contains("`x:1`") && e.contains("64 hex digits"), "{e}");
         let e = Lockfile::parse("version = 1\nsurprise = true\n", path)
-            .unwrap_err()
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("surprise"), "{e}");
     }
@@ -290,16 +290,16 @@ mod tests {
 
     #[test]
     fn keys_are_relative_to_the_manifest_and_stale_entries_go() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("build")).unwrap();
-        std::fs::write(dir.path().join("build/a.wasm"), b"x").unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        std::fs::create_dir(dir.path().join("build")).expect("test setup");
+        std::fs::write(dir.path().join("build/a.wasm"), b"x").expect("test setup");
         let manifest = dir.path().join("app.yaml");
         std::fs::write(
             &manifest,
             "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: a\nspec:\n  components:\n    - name: a\n      type: component\n      properties:\n        image: file://./build/a.wasm\n    - name: b\n      type: component\n      properties:\n        image: reg.example/b:1\n",
         )
-        .unwrap();
-        let app = crate::load(&manifest).unwrap();
+        .expect("test setup");
+        let app = crate::load(&manifest).expect("test setup");
         let keys: Vec<String> = app
             .components
             .iter()
