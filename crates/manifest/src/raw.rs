@@ -28,10 +28,24 @@ pub(crate) struct Metadata {
     pub name: String,
     // The schema requires `annotations`, but wadm's own examples are not always careful about
     // it and an empty map means the same thing.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strings_or_empty")]
     pub annotations: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strings_or_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// A map of strings where a key written with no value (`wasmcloud.dev/source-url:`, as
+/// wasmCloud's own examples have it) is the empty string, as wadm reads it, and a whole map
+/// written as `~` is empty.
+fn strings_or_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let map: Option<BTreeMap<String, Option<String>>> = Option::deserialize(deserializer)?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| (key, value.unwrap_or_default()))
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +60,7 @@ pub(crate) struct Specification {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Policy {
     pub name: String,
+    #[serde(deserialize_with = "strings_or_empty")]
     pub properties: BTreeMap<String, String>,
     #[serde(rename = "type")]
     pub policy_type: String,

@@ -1237,3 +1237,44 @@ fn wasmclouds_postgres_provider_references_select_the_built_in() {
         assert_eq!(Builtin::from_image_ref(r), Some(pg), "{r}");
     }
 }
+
+#[test]
+fn annotations_and_labels_written_without_a_value_are_empty_strings() {
+    // wasmCloud v1.9.2's examples leave `wasmcloud.dev/source-url:` empty; wadm reads "".
+    let app = parse_ok(
+        "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: blank
+  annotations:
+    version: v0.0.1
+    wasmcloud.dev/source-url:
+  labels:
+    team: ~
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: ghcr.io/example/web:1
+",
+    );
+    assert_eq!(app.annotations["wasmcloud.dev/source-url"], "");
+    assert_eq!(app.labels["team"], "");
+    assert_eq!(app.version.as_deref(), Some("v0.0.1"));
+    let none = parse_ok(
+        "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: blank
+  annotations:
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: ghcr.io/example/web:1
+",
+    );
+    assert!(none.annotations.is_empty());
+}
