@@ -125,6 +125,14 @@ fn hosts_off_the_allow_list_are_refused_before_connecting() {
     let r = get(trellis.addr(), &format!("/fetch?url={url}"));
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("ConnectionRefused"), "{}", r.body);
+
+    // A name that does not resolve is a DNS error, as `wasmtime serve` reports it.
+    let r = get(
+        trellis.addr(),
+        "/fetch?url=http%3A%2F%2Fno-such-host.invalid%2F",
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("DnsError"), "{}", r.body);
 }
 
 #[test]

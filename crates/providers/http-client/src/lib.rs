@@ -189,6 +189,9 @@ pub enum SendError {
     /// The connection was refused.
     #[error("connection refused: {0}")]
     ConnectionRefused(String),
+    /// The host name did not resolve.
+    #[error("the host name does not resolve: {0}")]
+    Dns(String),
     /// Anything else from the HTTP stack.
     #[error("{0}")]
     Other(String),
@@ -262,6 +265,12 @@ fn classify(e: hyper_util::client::legacy::Error, connect_timeout: Duration) -> 
                 std::io::ErrorKind::TimedOut => return SendError::ConnectTimeout(connect_timeout),
                 _ => {}
             }
+        }
+        // hyper-util's connector names a failed lookup "dns error", caused by the resolver's
+        // own error ("failed to lookup address information: …").
+        if e.is_connect() && s.to_string() == "dns error" {
+            let cause = s.source().map(|c| c.to_string());
+            return SendError::Dns(cause.unwrap_or_else(|| s.to_string()));
         }
         if s.to_string().contains("timed out") && e.is_connect() {
             return SendError::ConnectTimeout(connect_timeout);

@@ -60,6 +60,11 @@ impl WasiHttpHooks for OutgoingHooks {
                     SendError::ConnectTimeout(_) => Error::ConnectionTimeout,
                     SendError::FirstByteTimeout(_) => Error::ConnectionReadTimeout,
                     SendError::ConnectionRefused(_) => Error::ConnectionRefused,
+                    // What `wasmtime serve` answers for a name that does not resolve.
+                    SendError::Dns(_) => Error::DnsError {
+                        rcode: Some("address not available".to_owned()),
+                        info_code: None,
+                    },
                     SendError::Other(m) => Error::InternalError(Some(m)),
                 }
             })?;
