@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use trellis_control::ctl::DeleteLink;
 use trellis_control::{ComponentId, HostId, Link, LinkName, ProviderId};
@@ -509,6 +509,22 @@ pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
                     status,
                 ]
             }));
+            rows.extend(inventory.pending_components.iter().map(|c| {
+                let status = match &c.state {
+                    trellis_control::PendingState::Starting { since } => {
+                        format!("starting since {since} (fetching and compiling)")
+                    }
+                    trellis_control::PendingState::Failed { reason } => {
+                        format!("failed to start: {reason}")
+                    }
+                };
+                vec![
+                    "component".into(),
+                    c.id.to_string(),
+                    c.image_ref.clone(),
+                    status,
+                ]
+            }));
             print_table(&["KIND", "ID", "IMAGE", "STATUS"], rows)
         }
         Get::Links => {
@@ -536,11 +552,18 @@ pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
                     .collect(),
             )
         }
-        Get::Config { name } => config(args, ConfigCmd::Get { name }).await,
+        Get::Config { name } => config(args, None, ConfigCmd::Get { name }).await,
     }
 }
 
-pub(crate) async fn config(args: &LatticeArgs, cmd: ConfigCmd) -> anyhow::Result<()> {
+pub(crate) async fn config(
+    args: &LatticeArgs,
+    local: Option<&Path>,
+    cmd: ConfigCmd,
+) -> anyhow::Result<()> {
+    if let Some(dir) = local {
+        return local_config(args, dir, cmd).await;
+    }
     let client = connect(args).await?;
     match cmd {
         ConfigCmd::Put { name, values } => {
@@ -561,6 +584,40 @@ pub(crate) async fn config(args: &LatticeArgs, cmd: ConfigCmd) -> anyhow::Result
         ConfigCmd::Del { name } => {
             client.delete_config(&name).await?;
             eprintln!("config `{name}` deleted");
+        }
+    }
+    Ok(())
+}
+
+/// `trellis config … --local DIR`: the named config file of the `trellis up` project in
+/// `DIR`, which its host reads when it starts (a running one does not see later changes:
+/// use `--embedded` for that).
+async fn local_config(args: &LatticeArgs, dir: &Path, cmd: ConfigCmd) -> anyhow::Result<()> {
+    let file = dir.join(".trellis/config.json");
+    let state = trellis_lattice::state::LatticeState::local(&file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    match cmd {
+        ConfigCmd::Put { name, values } => {
+            state
+                .put_config(&name, &values.into_iter().collect())
+                .await?;
+            eprintln!(
+                "config `{name}` set in {} (a running `trellis up` reads it when it starts)",
+                file.display()
+            );
+        }
+        ConfigCmd::Get { name } => match state.get_config(&name).await? {
+            None => anyhow::bail!("no config named `{name}` in {}", file.display()),
+            Some(values) if args.output == Output::Json => print_json(&values)?,
+            Some(values) => {
+                for (k, v) in values {
+                    println!("{k}={v}");
+                }
+            }
+        },
+        ConfigCmd::Del { name } => {
+            state.delete_config(&name).await?;
+            eprintln!("config `{name}` deleted from {}", file.display());
         }
     }
     Ok(())

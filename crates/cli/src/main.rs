@@ -66,6 +66,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         cmd: ctl::ConfigCmd,
+        /// Use the named config of the `trellis up` project in this folder (its
+        /// `.trellis/config.json`) directly, before it starts, instead of a lattice or a
+        /// running host.
+        #[arg(long, global = true, num_args = 0..=1, default_missing_value = ".")]
+        local: Option<PathBuf>,
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
@@ -341,7 +346,11 @@ fn main() -> ExitCode {
             Command::Up(args) => up(*args).await,
             Command::Host(args) => host::run(*args).await,
             Command::Get { what, lattice } => ctl::get(&lattice, what).await,
-            Command::Config { cmd, lattice } => ctl::config(&lattice, cmd).await,
+            Command::Config {
+                cmd,
+                local,
+                lattice,
+            } => ctl::config(&lattice, local.as_deref(), cmd).await,
             Command::Label { cmd, lattice } => ctl::label(&lattice, cmd).await,
             Command::Link { cmd, lattice } => ctl::link(&lattice, cmd).await,
             Command::Stop { cmd, lattice } => ctl::stop(&lattice, cmd).await,
@@ -465,9 +474,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .canonicalize()
         .ok()
         .and_then(|p| Some(p.parent()?.join(".trellis")));
+    // So is its named config (`trellis config put --local`).
+    let config_file = secrets_dir.as_ref().map(|dir| dir.join("config.json"));
     let config = HostConfig {
         http_address_override: args.http,
         apps_file,
+        config_file,
         secrets_dir,
         ..host_settings
     };

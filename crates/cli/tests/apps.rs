@@ -779,6 +779,60 @@ fn config_named_without_properties_comes_from_the_config_store() {
             && reason.contains("trellis config put nobody-stored-this"),
         "{reason}"
     );
+    drop(trellis);
+
+    // Before a `trellis up` project starts, `--local` stores config in its folder, where
+    // the host reads it at start; `--embedded` writes of a running one are kept there too.
+    let project = tempfile::tempdir().expect("tempdir");
+    install_guest(project.path(), "behaviours");
+    let folder = project.path().to_str().expect("utf-8");
+    let out = run(&[
+        "config",
+        "put",
+        "--local",
+        folder,
+        "early",
+        "greeting=before up",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("config `early` set in"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["config", "get", "--local", folder, "early"]);
+    assert_eq!(out.stdout.trim(), "greeting=before up", "{}", out.stderr);
+    let manifest = write_manifest(
+        project.path(),
+        &http_app("early", "behaviours", 1, &uses("early")),
+    );
+    let trellis = Trellis::up(&manifest, &[]);
+    let response = get(trellis.addr(), "/config?key=greeting");
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, "before up"),
+        "{}",
+        trellis.stderr()
+    );
+    let admin = trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("control interface on "))
+        .expect("admin address line")
+        .trim()
+        .to_owned();
+    let out = run(&[
+        "config",
+        "put",
+        "later",
+        "k=v",
+        "--embedded",
+        admin.as_str(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    drop(trellis);
+    let out = run(&["config", "get", "--local", folder, "later"]);
+    assert_eq!(out.stdout.trim(), "k=v", "{}", out.stderr);
 }
 
 /// A provider whose backend goes away turns unhealthy (event, inventory, app status) and,

@@ -216,6 +216,55 @@ fn a_lattice_app_whose_image_cannot_be_pulled_shows_why_in_its_status() {
         text.contains(&registry.host()) && text.contains("cannot reach"),
         "the reason names the registry: {text}"
     );
+    // The host's inventory shows the component it could not start, and why.
+    let out = with(&["get", "inventory", "-o", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let inventory: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let pending = &inventory["pending_components"][0];
+    assert_eq!(pending["id"], "fromreg-web", "{inventory}");
+    assert_eq!(pending["state"], "failed", "{inventory}");
+    assert!(
+        pending["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cannot reach")),
+        "{inventory}"
+    );
+    let out = with(&["get", "inventory"]);
+    assert!(
+        out.stdout.contains("failed to start:") && out.stdout.contains("fromreg-web"),
+        "{}",
+        out.stdout
+    );
+
+    // A pull in progress shows too: this "registry" accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let zeros = "0".repeat(64);
+    let slow = registry_app(&format!("127.0.0.1:{silent_port}/demo/slow@sha256:{zeros}"))
+        .replace("name: fromreg", "name: slowreg")
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", free_port()));
+    let slow_dir = dir.path().join("slow");
+    std::fs::create_dir_all(&slow_dir).expect("mkdir");
+    let manifest = write_manifest(&slow_dir, &slow);
+    let out = with(&["app", "deploy", manifest.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = eventually("a pull in progress", Duration::from_secs(20), || {
+        let out = with(&["get", "inventory"]);
+        out.stdout
+            .lines()
+            .any(|l| l.contains("slowreg-web") && l.contains("starting since"))
+            .then_some(out.stdout)
+    });
+    assert!(
+        text.contains(&format!("127.0.0.1:{silent_port}/demo/slow")),
+        "{text}"
+    );
 }
 
 /// `trellis host` in `dir`, with its own compile cache and image cache there.

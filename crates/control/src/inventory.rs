@@ -54,6 +54,43 @@ pub struct HostInventory {
     pub components: Vec<ComponentDescription>,
     /// Providers running (or failed) on the host.
     pub providers: Vec<ProviderDescription>,
+    /// Components asked for through `component.scale`/`component.update` that are not
+    /// running that way yet: being fetched and compiled, or failed to (a Trellis extension;
+    /// wasmCloud clients ignore unknown fields).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_components: Vec<PendingComponent>,
+}
+
+/// A component a host was asked to run that is not running as asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingComponent {
+    /// The component id.
+    pub id: ComponentId,
+    /// The image asked for.
+    pub image_ref: String,
+    /// The instances asked for.
+    pub max_instances: u32,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: PendingState,
+}
+
+/// Where a pending component stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PendingState {
+    /// Its image is being fetched (pulled from a registry or the lattice, or read) and
+    /// compiled; `since` is when that began (RFC 3339).
+    Starting {
+        /// When the host began.
+        since: String,
+    },
+    /// It could not start; the previous version, if any, still runs. Cleared when a later
+    /// request for the same component succeeds or stops it.
+    Failed {
+        /// Why, for people (the same text as the `component_scale_failed` event).
+        reason: String,
+    },
 }
 
 /// One component in an inventory.

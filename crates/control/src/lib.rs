@@ -26,7 +26,8 @@ pub use ctl::{CtlRequest, HostSubjects};
 
 pub use ids::{ComponentId, HostId, LinkName, ProviderId, WorkloadId};
 pub use inventory::{
-    ComponentDescription, HostInventory, HostSummary, ProviderDescription, ProviderStatus,
+    ComponentDescription, HostInventory, HostSummary, PendingComponent, PendingState,
+    ProviderDescription, ProviderStatus,
 };
 pub use link::Link;
 

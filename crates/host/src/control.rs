@@ -68,6 +68,10 @@ pub(crate) struct ControlPlane {
             trellis_control::ctl::ScaleComponent,
         >,
     >,
+    /// Components asked for through the control interface that are starting (fetching and
+    /// compiling their image) or failed to, for the inventory.
+    pub(crate) pending_components:
+        std::sync::Mutex<BTreeMap<trellis_control::ComponentId, trellis_control::PendingComponent>>,
     /// The lattice links delivering messages or watched keys that components started here
     /// were started with.
     pub(crate) delivery_links:
@@ -91,6 +95,7 @@ impl Default for ControlPlane {
             stop_request: tokio::sync::watch::channel(false).0,
             started_components: std::sync::Mutex::default(),
             delivery_links: std::sync::Mutex::default(),
+            pending_components: std::sync::Mutex::default(),
             scale_failures: std::sync::Mutex::default(),
         }
     }
@@ -277,7 +282,14 @@ impl Host {
     pub(crate) fn control_state(&self) -> LatticeState {
         self.control
             .state
-            .get_or_init(LatticeState::in_memory)
+            .get_or_init(|| match self.config.config_file.as_deref().map(LatticeState::local) {
+                Some(Ok(state)) => state,
+                Some(Err(e)) => {
+                    tracing::error!(error = %error_text(&e), "named config will not be kept between runs");
+                    LatticeState::in_memory()
+                }
+                None => LatticeState::in_memory(),
+            })
             .clone()
     }
 

@@ -90,6 +90,9 @@ pub struct HostConfig {
     pub http_reuse_port: bool,
     /// The file embedded mode keeps its apps in between runs; in memory only when `None`.
     pub apps_file: Option<PathBuf>,
+    /// The file embedded mode keeps its named config in between runs (`trellis config put
+    /// --local` writes it before `trellis up` starts); in memory only when `None`.
+    pub config_file: Option<PathBuf>,
     /// The folder of embedded mode's secret store (`secrets.json` and its key
     /// `secrets.key`); an embedded host without one keeps no secrets.
     pub secrets_dir: Option<PathBuf>,
@@ -117,6 +120,7 @@ impl Default for HostConfig {
             reconcile_interval: std::time::Duration::from_secs(1),
             http_reuse_port: false,
             apps_file: None,
+            config_file: None,
             secrets_dir: None,
             secrets_key: None,
             registry: trellis_registry::RegistryConfig::default(),
@@ -270,6 +274,10 @@ impl Host {
             uptime_human: format!("{}h {}m {}s", uptime / 3600, uptime / 60 % 60, uptime % 60),
             components,
             providers,
+            pending_components: sync::lock(&self.control.pending_components)
+                .values()
+                .cloned()
+                .collect(),
         }
     }
 

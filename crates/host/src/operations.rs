@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use trellis_control::ctl::{ScaleComponent, StartProvider, UpdateComponent};
 use trellis_control::error_text;
-use trellis_control::{ComponentId, CtlResponse, Link, ProviderId};
+use trellis_control::{ComponentId, CtlResponse, Link, PendingComponent, PendingState, ProviderId};
 use trellis_lattice::state::LatticeState;
 use trellis_manifest::{Application, Builtin, Component, ImageRef, Provider, Scale};
 
@@ -173,6 +173,14 @@ impl Host {
                 Err(e) => return CtlResponse::error(e),
             }
         };
+        self.set_pending(
+            &cmd,
+            image.as_ref().map(|_| PendingState::Starting {
+                since: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            }),
+        );
         let host = self.clone();
         let state = state.clone();
         tokio::spawn(async move {
@@ -257,12 +265,19 @@ impl Host {
             // The running version, if any, serves until the new one replaces it.
             match host.deploy(&app).await {
                 Ok(_) => {
+                    host.set_pending(&cmd, None);
                     sync::lock(&host.control.started_components)
                         .insert(cmd.component_id.clone(), cmd.clone());
                     host.apply_http_links(&state).await
                 }
                 Err(e) => {
                     tracing::warn!(component_id = %id, error = %e, "component.scale failed");
+                    host.set_pending(
+                        &cmd,
+                        Some(PendingState::Failed {
+                            reason: e.to_string(),
+                        }),
+                    );
                     host.publish(
                         "component_scale_failed",
                         serde_json::json!({"component_id": id, "image_ref": cmd.component_ref, "max_instances": cmd.count, "error": e.to_string()}),
@@ -271,6 +286,28 @@ impl Host {
             }
         });
         CtlResponse::success()
+    }
+
+    /// Records where a component asked for with `cmd` stands for the inventory (`None`:
+    /// running as asked, or stopped, so nothing to show).
+    fn set_pending(&self, cmd: &ScaleComponent, state: Option<PendingState>) {
+        let mut pending = sync::lock(&self.control.pending_components);
+        match state {
+            None => {
+                pending.remove(&cmd.component_id);
+            }
+            Some(state) => {
+                pending.insert(
+                    cmd.component_id.clone(),
+                    PendingComponent {
+                        id: cmd.component_id.clone(),
+                        image_ref: cmd.component_ref.clone(),
+                        max_instances: cmd.count,
+                        state,
+                    },
+                );
+            }
+        }
     }
 
     /// `provider.start`: accepted at once; the work and its event follow.

@@ -54,6 +54,23 @@ pub enum StateError {
     /// The link conflicts with one already set.
     #[error("{0}")]
     Conflict(String),
+    /// Embedded mode's config file could not be read back.
+    #[error("cannot {what} {}: is it the named config file Trellis wrote (`trellis config put --local`)?", file.display())]
+    LocalFile {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        file: std::path::PathBuf,
+        /// The I/O or parse error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<crate::kv::LoadError> for StateError {
+    fn from(crate::kv::LoadError { what, file, source }: crate::kv::LoadError) -> Self {
+        StateError::LocalFile { what, file, source }
+    }
 }
 
 /// The value under `COMPONENT_{id}`.
@@ -96,6 +113,17 @@ impl LatticeState {
             config: Kv::in_memory(),
             links_bucket: "memory".into(),
         }
+    }
+
+    /// Embedded mode's state with its named config kept in `config_file` between runs (so
+    /// that `trellis config put --local` can store config before `trellis up` starts);
+    /// links are in memory, as the manifest makes them again on every start.
+    pub fn local(config_file: &std::path::Path) -> Result<Self, StateError> {
+        Ok(Self {
+            links: Kv::in_memory(),
+            config: Kv::local(config_file)?,
+            links_bucket: "memory".into(),
+        })
     }
 
     /// Stores named config, replacing any previous values.

@@ -523,7 +523,7 @@ pub(crate) fn merge_config(
             Some(values) => merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone()))),
             None => problems.push(
                 Problem::new(format!("{who} uses config `{name}`, which this manifest does not define and no stored config has that name"))
-                    .hint(format!("store it first (`trellis config put {name} key=value`), or give it values where it is referenced:\n- name: {name}\n  properties:\n    key: value")),
+                    .hint(format!("store it first (`trellis config put {name} key=value`; for a `trellis up` project, before it starts, `trellis config put --local {name} key=value` in its folder), or give it values where it is referenced:\n- name: {name}\n  properties:\n    key: value")),
             ),
         }
     }
