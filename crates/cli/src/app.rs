@@ -133,6 +133,12 @@ pub(crate) fn absolute_manifest(
         .and_then(|c| c.as_sequence_mut())
     {
         for c in components {
+            // Only components are files hosts read; a provider's `file://…par.gz` only names
+            // a built-in and stays as written, so that every copy of the app agrees on it.
+            let kind = c.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+            if kind != "component" && kind != "actor" {
+                continue;
+            }
             let Some(image) = c.get_mut("properties").and_then(|p| p.get_mut("image")) else {
                 continue;
             };

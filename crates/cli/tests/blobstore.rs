@@ -368,6 +368,25 @@ fn nats_objects_over_the_size_limit_are_refused() {
     let trellis = Trellis::up(&manifest, &["--max-blob-size", "1KiB"]);
     let addr = trellis.addr();
     let c = unique_container("limit");
+    // The embedded reconciler takes over within a second: it must find the provider as the
+    // manifest names it and leave it running (it once restarted it, and the component's
+    // calls failed with "it was stopped").
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let r = get(addr, &format!("/container-exists?c={c}"));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "false"),
+            "{}",
+            trellis.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !trellis.stderr().contains("provider stopped"),
+        "{}",
+        trellis.stderr()
+    );
     request(addr, "PUT", &format!("/container?c={c}"), b"");
     let r = request(
         addr,
