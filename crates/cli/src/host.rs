@@ -93,6 +93,30 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.trim().to_owned()))
 }
 
+/// The socket addresses of the NATS servers named by `urls` (each a comma-separated list
+/// of `nats://host:port`, `tls://…` or `host:port`; port 4222 when none is given). Names
+/// that do not resolve now are skipped.
+pub(crate) async fn nats_addresses(urls: &[&str]) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    for server in urls.iter().flat_map(|u| u.split(',')) {
+        let server = server.trim();
+        let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let rest = rest.trim_end_matches('/');
+        let with_port = if rest.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty()
+        }) {
+            rest.to_owned()
+        } else {
+            format!("{rest}:4222")
+        };
+        if let Ok(found) = tokio::net::lookup_host(with_port.as_str()).await {
+            out.extend(found);
+        }
+    }
+    out
+}
+
 /// A lattice name ends up in NATS subjects.
 fn check_lattice_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty()
@@ -118,6 +142,8 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
     let ctl = options(args.ctl_nats.as_ref(), args.ctl_creds.as_ref());
     let rpc = options(args.rpc_nats.as_ref(), args.rpc_creds.as_ref());
     let connections = Connections::connect(&ctl, Some(&rpc), "trellis host").await?;
+    // No component may talk to the lattice's NATS servers through the HTTP client.
+    let protected_addresses = nats_addresses(&[ctl.url.as_str(), rpc.url.as_str()]).await;
 
     let config = HostConfig {
         friendly_name: args.friendly_name.clone(),
@@ -125,6 +151,7 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval.0,
         reconcile_interval: args.reconcile_interval.0,
         http_reuse_port: true,
+        protected_addresses,
         secrets_key: args
             .secrets_key
             .as_deref()
@@ -164,6 +191,21 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn nats_urls_become_the_addresses_components_may_not_reach() {
+        let found = nats_addresses(&[
+            "nats://127.0.0.1:4223, tls://user:pw@127.0.0.1",
+            "[::1]:5000",
+        ])
+        .await;
+        let expected: Vec<std::net::SocketAddr> =
+            ["127.0.0.1:4223", "127.0.0.1:4222", "[::1]:5000"]
+                .iter()
+                .map(|s| s.parse().expect("address"))
+                .collect();
+        assert_eq!(found, expected);
+    }
 
     #[test]
     fn labels_and_lattice_names_are_checked() {

@@ -490,6 +490,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--admin `{addr}` is not host:port (or `off`)"))?,
         ),
     };
+    // Bound before the host starts, so that its components are kept away from it.
+    let admin_listener = match admin.map(trellis_http_server::bind) {
+        None => None,
+        Some(Ok(listener)) => Some(listener),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the control interface is not available: cannot listen on {}; is another `trellis up` running? (pass --admin 127.0.0.1:0 or --admin off)", args.admin);
+            None
+        }
+    };
+    let config = HostConfig {
+        protected_addresses: admin_listener
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect(),
+        ..config
+    };
     let lattice = Lattice::in_process("default");
     let host = Host::new(config, lattice).context("cannot start the host")?;
     let listening = host
@@ -500,16 +516,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     host.register_app(&manifest)
         .await
         .map_err(|e| anyhow::anyhow!("cannot register app `{}`: {e}", app.name))?;
-    let admin = match admin.map(trellis_http_server::bind) {
+    let admin = match admin_listener {
         None => None,
-        Some(Ok(listener)) => {
+        Some(listener) => {
             let addr = listener.local_addr().ok();
             host.serve_admin(listener).await;
             addr
-        }
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "the control interface is not available: cannot listen on {}; is another `trellis up` running? (pass --admin 127.0.0.1:0 or --admin off)", args.admin);
-            None
         }
     };
 

@@ -7,6 +7,7 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A keep-alive HTTP/1.1 upstream that counts the connections it accepts.
@@ -133,6 +134,47 @@ fn hosts_off_the_allow_list_are_refused_before_connecting() {
     );
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("DnsError"), "{}", r.body);
+}
+
+/// The host's control endpoint is out of reach for components whatever `allowed_hosts`
+/// says, by any name of this machine: the request is refused before a byte is sent, the host
+/// keeps running and nothing changes.
+#[test]
+fn components_cannot_reach_the_hosts_control_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = fetch_app(
+        dir.path(),
+        "              allowed_hosts: 127.0.0.1,localhost\n",
+    );
+    let trellis = Trellis::up(&manifest, &[]);
+    let admin = trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("control interface on http://"))
+        .expect("admin address line")
+        .trim()
+        .to_owned();
+    let port = admin.rsplit_once(':').expect("port").1.to_owned();
+    let before = run(&["get", "inventory", "--embedded", &admin, "-o", "json"]);
+    assert_eq!(before.code, Some(0), "{}", before.stderr);
+    for host in ["127.0.0.1", "localhost", "127.0.0.2"] {
+        let url = format!("http%3A%2F%2F{host}%3A{port}%2Fv1%2Fevents");
+        let r = get(trellis.addr(), &format!("/fetch?url={url}"));
+        assert_eq!(r.status, 502, "{host}: {}", r.body);
+        assert!(r.body.contains("HttpRequestDenied"), "{host}: {}", r.body);
+    }
+    trellis.wait_for_stderr("control surface; refused", Duration::from_secs(5));
+    let after = run(&["get", "inventory", "--embedded", &admin, "-o", "json"]);
+    assert_eq!(
+        after.code,
+        Some(0),
+        "the host still answers: {}",
+        after.stderr
+    );
+    let components = |out: &str| {
+        serde_json::from_str::<serde_json::Value>(out).expect("JSON")["components"].clone()
+    };
+    assert_eq!(components(&before.stdout), components(&after.stdout));
 }
 
 #[test]

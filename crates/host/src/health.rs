@@ -43,6 +43,7 @@ impl Host {
                     builtin,
                     config,
                     manifest_dir.clone(),
+                    self.protected.clone(),
                 )))
             })
             .collect()

@@ -99,6 +99,9 @@ pub struct HostConfig {
     /// The lattice's secrets key (its seed), which opens the secrets in the lattice's
     /// store; a lattice host without one cannot start what references secrets.
     pub secrets_key: Option<trellis_lattice::secrets::SecretsKey>,
+    /// The host's own control surfaces (its control endpoint, its NATS servers): no
+    /// component reaches them through the HTTP client, whatever `allowed_hosts` says.
+    pub protected_addresses: Vec<SocketAddr>,
     /// How components named by registry references are pulled and cached (plain-HTTP
     /// exceptions, credentials, timeout, largest image, the digest-keyed cache).
     pub registry: trellis_registry::RegistryConfig,
@@ -123,6 +126,7 @@ impl Default for HostConfig {
             config_file: None,
             secrets_dir: None,
             secrets_key: None,
+            protected_addresses: Vec::new(),
             registry: trellis_registry::RegistryConfig::default(),
         }
     }
@@ -141,6 +145,8 @@ pub struct Host {
     runtime: Arc<Runtime>,
     /// Pulls components named by registry references.
     registry: trellis_registry::Registry,
+    /// What no component may reach over HTTP ([`HostConfig::protected_addresses`]).
+    protected: Arc<trellis_http_client::Protected>,
     lattice: Lattice,
     config: HostConfig,
     /// HTTP requests to the components running here.
@@ -186,6 +192,9 @@ impl Host {
             started: Instant::now(),
             runtime: Arc::new(runtime),
             registry: trellis_registry::Registry::new(config.registry.clone()),
+            protected: Arc::new(trellis_http_client::Protected::new(
+                config.protected_addresses.iter().copied(),
+            )),
             lattice,
             config,
             dispatch: Arc::default(),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use trellis_blobstore::Blobstore;
 use trellis_control::{ProviderId, ProviderStatus, error_text};
-use trellis_http_client::{HttpClient, HttpClientConfig};
+use trellis_http_client::{HttpClient, HttpClientConfig, Protected};
 use trellis_keyvalue::KeyValue;
 use trellis_manifest::Builtin;
 use trellis_messaging::Messaging;
@@ -68,6 +68,8 @@ pub(crate) struct ProviderState {
     config: BTreeMap<String, String>,
     /// Where relative paths in config resolve, and where default state lives.
     manifest_dir: PathBuf,
+    /// What no component may reach over HTTP (the host's control surfaces).
+    protected: Arc<Protected>,
     /// Backends by the config they were started with: links with equal config share one.
     instances: tokio::sync::Mutex<Vec<(Config, Result<Instance, String>)>>,
     status: Mutex<ProviderStatus>,
@@ -85,6 +87,7 @@ impl ProviderState {
         builtin: Builtin,
         config: BTreeMap<String, String>,
         manifest_dir: PathBuf,
+        protected: Arc<Protected>,
     ) -> Self {
         Self {
             name,
@@ -93,6 +96,7 @@ impl ProviderState {
             builtin,
             config,
             manifest_dir,
+            protected,
             instances: tokio::sync::Mutex::default(),
             status: Mutex::new(ProviderStatus::Running),
             stopped: Arc::default(),
@@ -149,7 +153,14 @@ impl ProviderState {
         if let Some((_, existing)) = instances.iter().find(|(c, _)| *c == config) {
             return existing.clone();
         }
-        let started = start(self.builtin, &self.name, &config, &self.manifest_dir).await;
+        let started = start(
+            self.builtin,
+            &self.name,
+            &config,
+            &self.manifest_dir,
+            &self.protected,
+        )
+        .await;
         match &started {
             Ok(_) => {
                 tracing::info!(provider = %self.name, builtin = %self.builtin, "capability provider started")
@@ -232,6 +243,8 @@ struct Setup<'a> {
     provider: &'a str,
     config: &'a BTreeMap<String, String>,
     manifest_dir: &'a Path,
+    /// What no component may reach over HTTP (the host's control surfaces).
+    protected: &'a Arc<Protected>,
 }
 
 /// How one backend starts.
@@ -279,6 +292,7 @@ async fn start(
     name: &str,
     config: &BTreeMap<String, String>,
     manifest_dir: &Path,
+    protected: &Arc<Protected>,
 ) -> Result<Instance, String> {
     let Some((_, factory)) = FACTORIES.iter().find(|(n, _)| *n == builtin.name()) else {
         return Err(format!(
@@ -289,6 +303,7 @@ async fn start(
         provider: name,
         config,
         manifest_dir,
+        protected,
     };
     factory(&setup).await
 }
@@ -296,7 +311,10 @@ async fn start(
 async fn http_client(s: &Setup<'_>) -> Result<Instance, String> {
     let config = HttpClientConfig::from_config(s.config).map_err(|e| e.to_string())?;
     warn_ignored(s.provider, &config.ignored);
-    Ok(Instance::HttpClient(Arc::new(HttpClient::new(config))))
+    Ok(Instance::HttpClient(Arc::new(HttpClient::new(
+        config,
+        s.protected.clone(),
+    ))))
 }
 
 async fn keyvalue_local(s: &Setup<'_>) -> Result<Instance, String> {
@@ -395,16 +413,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = BTreeMap::from([("root".to_owned(), "blobs".to_owned())]);
         let blobstore = Builtin::from_name("blobstore-fs").expect("built in");
-        let started = start(blobstore, "files", &config, dir.path()).await;
+        let started = start(blobstore, "files", &config, dir.path(), &Arc::default()).await;
         assert!(matches!(started, Ok(Instance::Blobstore(_))));
         assert!(
             dir.path().join("blobs").is_dir(),
             "the root is made under the manifest's folder"
         );
         let memory = Builtin::from_name("keyvalue-memory").expect("built in");
-        let started = start(memory, "kv", &BTreeMap::new(), dir.path()).await;
+        let started = start(memory, "kv", &BTreeMap::new(), dir.path(), &Arc::default()).await;
         assert!(matches!(started, Ok(Instance::KeyValue(_))));
-        let server = start(Builtin::HTTP_SERVER, "http", &BTreeMap::new(), dir.path()).await;
+        let server = start(
+            Builtin::HTTP_SERVER,
+            "http",
+            &BTreeMap::new(),
+            dir.path(),
+            &Arc::default(),
+        )
+        .await;
         assert!(server.is_err());
     }
 }

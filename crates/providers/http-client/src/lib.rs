@@ -17,6 +17,11 @@
 //! | `pool_idle_timeout_ms` | 90000 | how long an idle connection is kept for reuse |
 //! | `max_idle_per_host` | 32 | idle connections kept per host |
 //!
+//! Whatever `allowed_hosts` says, a component never reaches the host's own control surfaces:
+//! the host gives each client its [`Protected`] addresses (the embedded host's control
+//! endpoint, the NATS servers of the lattice), and a connection that lands on one of them is
+//! closed before a byte is sent, and the request refused ([`SendError::Protected`]).
+//!
 //! wasmCloud's `load_native_certs`, `load_webpki_certs` and `ssl_certs_file` are accepted
 //! and reported as ignored: TLS always trusts the compiled-in Mozilla roots.
 
@@ -26,6 +31,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The body type of requests handed to [`HttpClient::send`].
@@ -192,20 +201,109 @@ pub enum SendError {
     /// The host name did not resolve.
     #[error("the host name does not resolve: {0}")]
     Dns(String),
+    /// The connection landed on one of the host's own control surfaces.
+    #[error("{0}")]
+    Protected(ProtectedAddress),
     /// Anything else from the HTTP stack.
     #[error("{0}")]
     Other(String),
 }
 
+/// Addresses no component may reach through the HTTP client, whatever its `allowed_hosts`:
+/// the host's control endpoint and its NATS servers. A loopback or unspecified address
+/// stands for every address of this machine on that port (a server listening on 0.0.0.0
+/// is reachable through any of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    addresses: Vec<SocketAddr>,
+}
+
+impl Protected {
+    /// Protects `addresses`.
+    pub fn new(addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let mut addresses: Vec<SocketAddr> = addresses.into_iter().collect();
+        addresses.sort();
+        addresses.dedup();
+        Self { addresses }
+    }
+
+    /// The protected addresses.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Whether a connection from `local` to `peer` reaches a protected address. A peer on
+    /// this machine shows as a loopback address or as the connection's own local address.
+    pub fn denies(&self, peer: SocketAddr, local: SocketAddr) -> bool {
+        let this_machine = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
+        let peer_here = this_machine(peer.ip()) || peer.ip() == local.ip();
+        self.addresses.iter().any(|p| {
+            p.port() == peer.port()
+                && (same_ip(p.ip(), peer.ip()) || (this_machine(p.ip()) && peer_here))
+        })
+    }
+}
+
+/// Equal, counting an IPv4-mapped IPv6 address as its IPv4 address.
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    let plain = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    plain(a) == plain(b)
+}
+
+/// A connection refused because it reached a [`Protected`] address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is one of this host's control surfaces; components may not reach it")]
+pub struct ProtectedAddress(pub SocketAddr);
+
+/// The TCP connector under TLS: connects as hyper-util does, then checks where the
+/// connection landed (after DNS, so no name can smuggle a protected address past the check).
+#[derive(Clone)]
+struct Guarded {
+    inner: HttpConnector,
+    protected: Arc<Protected>,
+}
+
+type Connected = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for Guarded {
+    type Response = Connected;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connected, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let protected = self.protected.clone();
+        Box::pin(async move {
+            let io = connecting.await?;
+            let stream = io.inner();
+            if let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr())
+                && protected.denies(peer, local)
+            {
+                return Err(Box::new(ProtectedAddress(peer)) as BoxError);
+            }
+            Ok(io)
+        })
+    }
+}
+
 /// A pooled client; cheap to share behind an `Arc`.
 pub struct HttpClient {
     config: HttpClientConfig,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>,
+    client: Client<hyper_rustls::HttpsConnector<Guarded>, RequestBody>,
 }
 
 impl HttpClient {
-    /// Builds a client; nothing connects until the first request.
-    pub fn new(config: HttpClientConfig) -> Self {
+    /// Builds a client that may reach nothing `protected` lists; nothing connects until the
+    /// first request.
+    pub fn new(config: HttpClientConfig, protected: Arc<Protected>) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout));
@@ -214,7 +312,10 @@ impl HttpClient {
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(Guarded {
+                inner: http,
+                protected,
+            });
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.max_idle_per_host)
@@ -257,6 +358,9 @@ fn classify(e: hyper_util::client::legacy::Error, connect_timeout: Duration) -> 
     use std::error::Error as _;
     let mut source = e.source();
     while let Some(s) = source {
+        if let Some(protected) = s.downcast_ref::<ProtectedAddress>() {
+            return SendError::Protected(protected.clone());
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
@@ -291,6 +395,28 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn protected_addresses_cover_every_name_of_this_machine() {
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("address");
+        let local = addr("10.0.0.5:50000");
+        let loopback = Protected::new([addr("127.0.0.1:7373")]);
+        assert!(loopback.denies(addr("127.0.0.1:7373"), addr("127.0.0.1:50000")));
+        assert!(loopback.denies(addr("127.0.0.2:7373"), addr("127.0.0.1:50000")));
+        assert!(loopback.denies(addr("[::1]:7373"), addr("[::1]:50000")));
+        // This machine's own address, reached from itself.
+        assert!(loopback.denies(addr("10.0.0.5:7373"), local));
+        assert!(
+            !loopback.denies(addr("10.0.0.9:7373"), local),
+            "another machine"
+        );
+        assert!(!loopback.denies(addr("127.0.0.1:7374"), addr("127.0.0.1:50000")));
+        let remote = Protected::new([addr("10.1.2.3:4222")]);
+        assert!(remote.denies(addr("10.1.2.3:4222"), local));
+        assert!(remote.denies(addr("[::ffff:10.1.2.3]:4222"), local));
+        assert!(!remote.denies(addr("127.0.0.1:4222"), addr("127.0.0.1:50000")));
+        assert!(!Protected::default().denies(addr("127.0.0.1:7373"), local));
     }
 
     #[test]

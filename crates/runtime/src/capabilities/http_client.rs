@@ -56,6 +56,10 @@ impl WasiHttpHooks for OutgoingHooks {
                 tracing::debug!(error = %e, "outgoing HTTP request failed");
                 match e {
                     SendError::Denied { .. } => Error::HttpRequestDenied,
+                    SendError::Protected(address) => {
+                        tracing::warn!(%address, "a component tried to reach the host's control surface; refused");
+                        Error::HttpRequestDenied
+                    }
                     SendError::NoHost(_) => Error::HttpRequestUriInvalid,
                     SendError::ConnectTimeout(_) => Error::ConnectionTimeout,
                     SendError::FirstByteTimeout(_) => Error::ConnectionReadTimeout,
