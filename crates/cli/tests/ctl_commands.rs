@@ -324,7 +324,9 @@ fn update_component_runs_the_new_image() {
     let relative = lattice.cli(&["update", "component", "hello", "build/x.wasm"]);
     assert_eq!(relative.code, Some(1), "{}", relative.stderr);
     assert!(
-        relative.stderr.contains("cannot pull images"),
+        relative
+            .stderr
+            .contains("write it as `file://build/x.wasm`"),
         "{}",
         relative.stderr
     );

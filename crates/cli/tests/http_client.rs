@@ -7,8 +7,8 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// A keep-alive HTTP/1.1 upstream that counts the connections it accepts.
 fn upstream() -> (u16, Arc<AtomicUsize>) {

@@ -485,7 +485,9 @@ fn components_and_providers_start_through_the_control_interface() {
     let relative = cli(&["start", "component", "build/x.wasm", "x", "--host", "beta"]);
     assert_eq!(relative.code, Some(1));
     assert!(
-        relative.stderr.contains("cannot pull images"),
+        relative
+            .stderr
+            .contains("write it as `file://build/x.wasm`"),
         "{}",
         relative.stderr
     );

@@ -494,7 +494,7 @@ async fn heartbeat_then_stop_host_publishes_host_stopped_and_exits_zero() {
 /// and the component in the inventory with its instance count. A registry reference (which
 /// Trellis cannot pull yet) is refused with a reason, not left unanswered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn component_scale_runs_a_file_component_and_refuses_registry_refs() {
+async fn component_scale_runs_a_file_component_and_pulls_registry_refs() {
     let lattice = Lattice::new("scale");
     let mut events = lattice.events().await;
     let host = lattice.start_host(&[]);
@@ -551,10 +551,32 @@ async fn component_scale_runs_a_file_component_and_refuses_registry_refs() {
         &[&host],
     );
     assert!(
-        !reply.succeeded(),
-        "a registry reference cannot run yet: {reply:?}"
+        reply.succeeded(),
+        "a registry reference is accepted and pulled: {reply:?}"
     );
-    assert!(reply.message().contains("cannot pull images"), "{reply:?}");
+    // This machine cannot resolve ghcr.io: the pull fails, and the event says why.
+    let failed = events
+        .expect("component_scale_failed", EVENT_TIMEOUT, |e| {
+            e.source == host.id() && e.data["component_id"] == "conf-remote"
+        })
+        .await;
+    let error = failed.data["error"].as_str().unwrap_or_default();
+    assert!(error.contains("ghcr.io"), "{failed:?}");
+    // wasmCloud's client still reads an inventory that lists the failed component in
+    // Trellis's `pending_components`.
+    let inventory = ok(
+        "get_host_inventory",
+        ctl.get_host_inventory(host.id()).await,
+        &[&host],
+    );
+    let inventory = inventory.into_data().expect("inventory data");
+    assert!(
+        inventory
+            .components()
+            .iter()
+            .all(|c| c.id() != "conf-remote"),
+        "{inventory:?}"
+    );
 }
 
 /// SIGTERM stops a host gracefully: `host_stopped`, then exit code 0.

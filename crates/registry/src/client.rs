@@ -275,6 +275,11 @@ pub(crate) fn map_transport(
                 None => "no credentials were sent".to_string(),
             }),
         },
+        Transport::Unreachable if unresolved(&*error) => RegistryError::Unresolved {
+            reference,
+            registry,
+            source: error,
+        },
         Transport::Unreachable => RegistryError::Unreachable {
             reference,
             registry,
@@ -287,6 +292,19 @@ pub(crate) fn map_transport(
             source: error,
         },
     }
+}
+
+/// Whether the cause chain says the host name did not resolve (hyper-util's connector calls
+/// it a "dns error").
+fn unresolved(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.to_string().starts_with("dns error") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 enum Transport {

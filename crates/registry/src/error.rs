@@ -48,6 +48,20 @@ pub enum RegistryError {
         registry: String,
     },
 
+    /// The registry's name does not resolve (no DNS, no network, or a misspelt name).
+    #[error(
+        "cannot reach {registry} for `{reference}`: its name does not resolve (is it spelt right, and does this machine have DNS and a network? Components pulled before run from the cache)"
+    )]
+    Unresolved {
+        /// The reference as given.
+        reference: String,
+        /// The registry host (and port).
+        registry: String,
+        /// The transport's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The registry could not be reached: refused, reset, no such host, a TLS failure.
     #[error("cannot reach {registry} for `{reference}` (is it running?{hint})", hint = if *.plain_http { String::new() } else { format!(" A registry that serves plain HTTP must be named with --allow-insecure-registry {registry}") })]
     Unreachable {
@@ -154,6 +168,9 @@ impl RegistryError {
     /// Whether the registry could not be talked to at all (refused, reset, timed out): the one
     /// case where a tag may be answered from the cache's index.
     pub fn is_offline(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::TimedOut { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Unresolved { .. } | Self::TimedOut { .. }
+        )
     }
 }
