@@ -74,7 +74,7 @@ async fn read_manifest(
     let mode = crate::lock::Mode::of(&images.lock);
     let (text, app) = crate::lock::pinned_manifest(path, &registry, mode).await?;
     print_warnings(&app);
-    if args.embedded.is_some()
+    if args.is_embedded()?
         || !app
             .components
             .iter()

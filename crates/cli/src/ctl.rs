@@ -19,14 +19,10 @@ use trellis_lattice::{Connections, NatsOptions};
 /// Where the lattice is.
 #[derive(Args, Clone)]
 pub(crate) struct LatticeArgs {
-    /// NATS server URL of the lattice's control connection.
-    #[arg(
-        long,
-        global = true,
-        env = "TRELLIS_NATS",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub(crate) nats: String,
+    /// NATS server URL of the lattice's control connection [default: nats://127.0.0.1:4222,
+    /// unless a `trellis up` runs in the current folder, which is then used].
+    #[arg(long, global = true, env = "TRELLIS_NATS")]
+    pub(crate) nats: Option<String>,
 
     /// Credentials file for the control connection.
     #[arg(long, global = true, env = "TRELLIS_CTL_CREDS")]
@@ -49,9 +45,102 @@ pub(crate) struct LatticeArgs {
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub(crate) output: Output,
 
-    /// Talk to an embedded host (`trellis up`) at this control address instead of a lattice.
-    #[arg(long, global = true, env = "TRELLIS_ADMIN", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7373")]
+    /// Talk to an embedded host (`trellis up`) instead of a lattice: at this control address,
+    /// or, given no address, the one running in the current folder (which is also the
+    /// default when neither this nor --nats is given).
+    #[arg(long, global = true, env = "TRELLIS_ADMIN", num_args = 0..=1, default_missing_value = "")]
     pub(crate) embedded: Option<String>,
+
+    /// The embedded host's control token [default: read from the `trellis up` running at
+    /// that address, in .trellis/up/ beside its manifest].
+    #[arg(
+        long,
+        global = true,
+        env = "TRELLIS_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) admin_token: Option<String>,
+}
+
+/// The lattice's NATS server when none is named.
+pub(crate) const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+
+/// Where control commands go.
+pub(crate) enum Target {
+    /// A `trellis up`'s control endpoint, with its token.
+    Embedded { url: String, token: Option<String> },
+    /// A lattice over NATS.
+    Nats,
+}
+
+impl LatticeArgs {
+    /// The NATS server of the control connection.
+    pub(crate) fn nats_url(&self) -> &str {
+        self.nats.as_deref().unwrap_or(DEFAULT_NATS)
+    }
+
+    /// Where control commands go: `--embedded`, then `--nats`, then the `trellis up` of the
+    /// current folder, then the default NATS server.
+    pub(crate) fn target(&self) -> anyhow::Result<Target> {
+        let embedded = |url: &str, token: Option<String>| {
+            let url = if url.contains("://") {
+                url.to_owned()
+            } else {
+                format!("http://{url}")
+            };
+            let url = url.trim_end_matches('/').to_owned();
+            let token = self
+                .admin_token
+                .clone()
+                .or(token)
+                .or_else(|| crate::endpoint::token_for(&url));
+            Target::Embedded { url, token }
+        };
+        let cwd = std::env::current_dir().unwrap_or_default();
+        match self.embedded.as_deref() {
+            Some("") => {
+                let here = crate::endpoint::in_folder(&cwd);
+                match here.as_slice() {
+                    [one] => Ok(embedded(&one.url, Some(one.token.clone()))),
+                    [] => {
+                        let running = crate::endpoint::all_running();
+                        if running.is_empty() {
+                            anyhow::bail!(
+                                "--embedded: no `trellis up` runs in {} and none runs for this user; start one, or pass its address (--embedded 127.0.0.1:PORT, printed as \"control interface on …\")",
+                                cwd.display()
+                            )
+                        }
+                        anyhow::bail!(
+                            "--embedded: no `trellis up` runs in {}; these do (run the command in its folder, or pass --embedded ADDRESS):{}",
+                            cwd.display(),
+                            crate::endpoint::describe(&running)
+                        )
+                    }
+                    several => anyhow::bail!(
+                        "several `trellis up` run in {}; pass --embedded ADDRESS to pick one:{}",
+                        cwd.display(),
+                        crate::endpoint::describe(several)
+                    ),
+                }
+            }
+            Some(url) => Ok(embedded(url, None)),
+            None if self.nats.is_some() => Ok(Target::Nats),
+            None => match crate::endpoint::in_folder(&cwd).as_slice() {
+                [one] => Ok(embedded(&one.url, Some(one.token.clone()))),
+                [] => Ok(Target::Nats),
+                several => anyhow::bail!(
+                    "several `trellis up` run in {}; pass --embedded ADDRESS to pick one (or --nats URL for a lattice):{}",
+                    cwd.display(),
+                    crate::endpoint::describe(several)
+                ),
+            },
+        }
+    }
+
+    /// Whether control commands go to a `trellis up` rather than a lattice.
+    pub(crate) fn is_embedded(&self) -> anyhow::Result<bool> {
+        Ok(matches!(self.target()?, Target::Embedded { .. }))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -238,28 +327,38 @@ fn parse_package(s: &str) -> anyhow::Result<(String, String)> {
 }
 
 pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
-    if let Some(url) = &args.embedded {
-        let url = if url.contains("://") {
-            url.clone()
-        } else {
-            format!("http://{url}")
-        };
-        return Ok(CtlClient::embedded(url).with_timeout(args.timeout.0));
+    if let Target::Embedded { url, token } = args.target()? {
+        return Ok(CtlClient::embedded(url)
+            .with_token(token)
+            .with_timeout(args.timeout.0));
     }
     Ok(CtlClient::new(nats_client(args).await?, args.lattice.clone()).with_timeout(args.timeout.0))
 }
 
-/// The CLI's connection to the lattice's NATS server (`--nats`, `--ctl-creds`).
+/// The CLI's connection to the lattice's NATS server (`--nats`, `--ctl-creds`). When no
+/// server was named and the default cannot be reached, the error lists the `trellis up`s
+/// this user runs.
 pub(crate) async fn nats_client(args: &LatticeArgs) -> anyhow::Result<async_nats::Client> {
     let options = NatsOptions {
-        url: args.nats.clone(),
+        url: args.nats_url().to_owned(),
         creds: args.ctl_creds.clone(),
         tls_ca: None,
         tls_required: false,
     };
-    Ok(Connections::connect(&options, None, "trellis cli")
-        .await?
-        .ctl)
+    match Connections::connect(&options, None, "trellis cli").await {
+        Ok(connections) => Ok(connections.ctl),
+        Err(e) if args.nats.is_none() => {
+            let running = crate::endpoint::all_running();
+            if running.is_empty() {
+                return Err(e.into());
+            }
+            Err(anyhow::anyhow!(e).context(format!(
+                "no lattice at {DEFAULT_NATS} and no `trellis up` in this folder; these `trellis up` run (run the command in its folder, or pass --embedded ADDRESS):{}",
+                crate::endpoint::describe(&running)
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Resolves a host given as an id, an id prefix or a friendly name.
@@ -933,7 +1032,7 @@ pub(crate) struct CallArgs {
 /// the value as JSON (`null` for none).
 pub(crate) async fn call(args: &LatticeArgs, call: CallArgs) -> anyhow::Result<()> {
     let client = connect(args).await?;
-    let host_id = if args.embedded.is_some() {
+    let host_id = if args.is_embedded()? {
         // The one host answers, and says what it runs when the component is not among them.
         resolve_host(&client, None).await?
     } else {

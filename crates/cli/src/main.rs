@@ -5,6 +5,7 @@
 
 mod app;
 mod ctl;
+mod endpoint;
 mod host;
 mod lock;
 mod registry;
@@ -175,10 +176,17 @@ struct UpArgs {
     #[arg(long, env = "TRELLIS_HTTP")]
     http: Option<SocketAddr>,
 
-    /// Serve the control interface over HTTP here, for `trellis get … --embedded` from another
-    /// terminal; `off` to disable. Loopback only unless you say otherwise.
-    #[arg(long, env = "TRELLIS_ADMIN_ADDR", default_value = "127.0.0.1:7373")]
+    /// Serve the control interface over HTTP here (port 0: a free port), for `trellis get …`
+    /// and the other control commands from another terminal; `off` to disable. Loopback only
+    /// unless you say otherwise. Every request needs the endpoint's token, which this writes
+    /// with the address to .trellis/up/MANIFEST.json (mode 0600) beside the manifest, where
+    /// the CLI finds both when run in that folder.
+    #[arg(long, env = "TRELLIS_ADMIN_ADDR", default_value = "127.0.0.1:0")]
     admin: String,
+
+    /// The control endpoint's token [default: a new random one each start].
+    #[arg(long, env = "TRELLIS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 
     #[command(flatten)]
     lock: lock::LockArgs,
@@ -516,13 +524,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     host.register_app(&manifest)
         .await
         .map_err(|e| anyhow::anyhow!("cannot register app `{}`: {e}", app.name))?;
+    let token = args.admin_token.clone().unwrap_or_else(endpoint::new_token);
     let admin = match admin_listener {
         None => None,
         Some(listener) => {
             let addr = listener.local_addr().ok();
-            host.serve_admin(listener).await;
+            host.serve_admin(listener, token.clone()).await;
             addr
         }
+    };
+    // Where the CLI finds the address and the token; removed when this returns.
+    let _published = match admin {
+        Some(addr) => Some(endpoint::publish(
+            &args.manifest,
+            format!("http://{addr}"),
+            token,
+        )?),
+        None => None,
     };
 
     let signals = shutdown_signal();

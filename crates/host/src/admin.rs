@@ -4,7 +4,9 @@
 //! the same in both modes. `GET /v1/events` streams every event the host publishes from then
 //! on as newline-delimited JSON (one CloudEvent per line, `application/x-ndjson`), what
 //! `wasmbus.evt.{lattice}.>` carries on a lattice; the stream ends when the host stops. It
-//! listens on loopback only by default: it is an admin endpoint.
+//! listens on loopback only by default: it is an admin endpoint, and every request must
+//! carry its token (`Authorization: Bearer TOKEN`); one without it gets 401 and changes
+//! nothing. `trellis up` makes the token and writes it where the CLI finds it.
 
 use crate::Host;
 use bytes::Bytes;
@@ -24,6 +26,28 @@ const MAX_CONTROL_BODY: u64 = 1 << 20;
 
 struct Admin {
     host: Weak<Host>,
+    /// What `Authorization: Bearer …` must say.
+    token: String,
+}
+
+impl Admin {
+    /// Whether `request` carries the token (compared in constant time).
+    fn authorized(&self, request: &Request<RequestBody>) -> bool {
+        let given = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .as_bytes();
+        let want = self.token.as_bytes();
+        given.len() == want.len()
+            && given
+                .iter()
+                .zip(want)
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
 }
 
 impl IncomingHandler for Admin {
@@ -33,7 +57,14 @@ impl IncomingHandler for Admin {
         request: Request<RequestBody>,
     ) -> BoxFuture<'static, Response<ResponseBody>> {
         let host = self.host.upgrade();
+        let authorized = self.authorized(&request);
         Box::pin(async move {
+            if !authorized {
+                return text_response(
+                    StatusCode::UNAUTHORIZED,
+                    "this control endpoint needs its token (Authorization: Bearer TOKEN): the trellis CLI reads it from .trellis/up/ beside the manifest; see `trellis up --help`\n",
+                );
+            }
             let Some(host) = host else {
                 return text_response(StatusCode::SERVICE_UNAVAILABLE, "the host is stopping\n");
             };
@@ -159,10 +190,12 @@ async fn read_body(body: RequestBody) -> Result<Bytes, String> {
 }
 
 impl Host {
-    /// Serves the control interface over HTTP on `listener` until shutdown.
-    pub async fn serve_admin(self: &Arc<Self>, listener: tokio::net::TcpListener) {
+    /// Serves the control interface over HTTP on `listener` until shutdown, to requests
+    /// that carry `token`.
+    pub async fn serve_admin(self: &Arc<Self>, listener: tokio::net::TcpListener, token: String) {
         let handler: Arc<dyn IncomingHandler> = Arc::new(Admin {
             host: Arc::downgrade(self),
+            token,
         });
         let mut shutdown = self.shutdown.subscribe();
         self.servers.lock().await.spawn(trellis_http_server::serve(

@@ -68,6 +68,14 @@ pub enum CtlError {
         #[source]
         source: async_nats::Error,
     },
+    /// The embedded host's endpoint refused the request for want of its token.
+    #[error(
+        "the embedded host at {base} refused the request: it needs its token. Run the command in the folder of its manifest (the CLI reads the token from .trellis/up/), or pass --admin-token (TRELLIS_ADMIN_TOKEN)"
+    )]
+    Unauthorized {
+        /// The endpoint's address.
+        base: String,
+    },
     /// The embedded host's admin endpoint could not be reached.
     #[error(
         "cannot reach the embedded host at {base}; is `trellis up` running (it prints its control interface address)?"
@@ -91,6 +99,8 @@ pub struct CtlClient {
     transport: Transport,
     lattice: String,
     timeout: Duration,
+    /// The embedded host's endpoint token, sent as `Authorization: Bearer …`.
+    token: Option<String>,
 }
 
 type HttpClient = hyper_util::client::legacy::Client<
@@ -119,6 +129,7 @@ impl CtlClient {
             transport: Transport::Nats(nats),
             lattice: lattice.into(),
             timeout: DEFAULT_TIMEOUT,
+            token: None,
         }
     }
 
@@ -135,7 +146,15 @@ impl CtlClient {
             },
             lattice: "embedded".into(),
             timeout: DEFAULT_TIMEOUT,
+            token: None,
         }
+    }
+
+    /// Sends `token` with every request to an embedded host's endpoint (which refuses
+    /// requests without its token).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// A client for `lattice`: over its NATS control connection when it has one, else
@@ -149,6 +168,7 @@ impl CtlClient {
             transport,
             lattice: lattice.name().to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            token: None,
         }
     }
 
@@ -279,8 +299,12 @@ impl CtlClient {
             base: base.to_owned(),
             source,
         };
-        let request = http::Request::post(&url)
-            .header(http::header::CONTENT_TYPE, "application/json")
+        let mut request =
+            http::Request::post(&url).header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| unreachable(e.into()))?;
         let exchange = async {
@@ -295,6 +319,11 @@ impl CtlClient {
                 .await
                 .map_err(|e| unreachable(e.into()))?
                 .to_bytes();
+            if status == http::StatusCode::UNAUTHORIZED {
+                return Err(CtlError::Unauthorized {
+                    base: base.to_owned(),
+                });
+            }
             if !status.is_success() {
                 return Err(CtlError::Refused(
                     String::from_utf8_lossy(&body).trim().to_owned(),
@@ -640,8 +669,12 @@ impl CtlClient {
             base: base.to_owned(),
             source,
         };
-        let request = http::Request::get(&url)
-            .header(http::header::ACCEPT, "application/x-ndjson")
+        let mut request =
+            http::Request::get(&url).header(http::header::ACCEPT, "application/x-ndjson");
+        if let Some(token) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .map_err(|e| unreachable(e.into()))?;
         let timed_out = || CtlError::TimedOut {
@@ -653,6 +686,11 @@ impl CtlClient {
             .map_err(|_| timed_out())?
             .map_err(|e| unreachable(e.into()))?;
         let status = response.status();
+        if status == http::StatusCode::UNAUTHORIZED {
+            return Err(CtlError::Unauthorized {
+                base: base.to_owned(),
+            });
+        }
         if !status.is_success() {
             let body = tokio::time::timeout(self.timeout, response.into_body().collect())
                 .await
