@@ -28,9 +28,19 @@ pub(crate) struct LatticeArgs {
     )]
     pub(crate) nats: String,
 
-    /// Credentials file for the control connection.
+    /// Credentials file for the control connection (`admin.creds` from `trellis creds
+    /// init`) [default: --nats-creds, else --rpc-creds].
     #[arg(long, global = true, env = "TRELLIS_CTL_CREDS")]
     pub(crate) ctl_creds: Option<PathBuf>,
+
+    /// Credentials file for the RPC connection; the CLI sends control requests only, so it
+    /// uses this for them when it is the only credential given.
+    #[arg(long, global = true, env = "TRELLIS_RPC_CREDS")]
+    pub(crate) rpc_creds: Option<PathBuf>,
+
+    /// Credentials file for both connections.
+    #[arg(long, global = true, env = "TRELLIS_NATS_CREDS")]
+    pub(crate) nats_creds: Option<PathBuf>,
 
     /// The lattice name.
     #[arg(
@@ -251,9 +261,14 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
 
 /// The CLI's connection to the lattice's NATS server (`--nats`, `--ctl-creds`).
 pub(crate) async fn nats_client(args: &LatticeArgs) -> anyhow::Result<async_nats::Client> {
+    let (creds, _) = crate::host::pick_creds(
+        args.ctl_creds.as_ref(),
+        args.rpc_creds.as_ref(),
+        args.nats_creds.as_ref(),
+    );
     let options = NatsOptions {
         url: args.nats.clone(),
-        creds: args.ctl_creds.clone(),
+        creds: creds.cloned(),
         tls_ca: None,
         tls_required: false,
     };
