@@ -93,6 +93,18 @@ fn generated_credentials_keep_calls_away_from_the_control_plane() {
     let lattice = "secured";
     let port = free_port();
     creds_init(&creds_dir, lattice, port, 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(creds_dir.join("rpc.creds"))
+            .expect("rpc.creds")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "credentials are for their owner only");
+    }
+    let again = run(&["creds", "init", &creds_dir.display().to_string()]);
+    assert_eq!(again.code, Some(1));
+    assert!(again.stderr.contains("pass --force"), "{}", again.stderr);
     let nats = NatsServer::with_config(&creds_dir.join("nats-server.conf"), port);
     let url = nats.url();
     let (host, admin, rpc) = (
