@@ -24,9 +24,19 @@ pub(crate) struct LatticeArgs {
     #[arg(long, global = true, env = "TRELLIS_NATS")]
     pub(crate) nats: Option<String>,
 
-    /// Credentials file for the control connection.
+    /// Credentials file for the control connection (`admin.creds` from `trellis creds
+    /// init`) [default: --nats-creds, else --rpc-creds].
     #[arg(long, global = true, env = "TRELLIS_CTL_CREDS")]
     pub(crate) ctl_creds: Option<PathBuf>,
+
+    /// Credentials file for the RPC connection; the CLI sends control requests only, so it
+    /// uses this for them when it is the only credential given.
+    #[arg(long, global = true, env = "TRELLIS_RPC_CREDS")]
+    pub(crate) rpc_creds: Option<PathBuf>,
+
+    /// Credentials file for both connections.
+    #[arg(long, global = true, env = "TRELLIS_NATS_CREDS")]
+    pub(crate) nats_creds: Option<PathBuf>,
 
     /// The lattice name.
     #[arg(
@@ -339,9 +349,14 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
 /// server was named and the default cannot be reached, the error lists the `trellis up`s
 /// this user runs.
 pub(crate) async fn nats_client(args: &LatticeArgs) -> anyhow::Result<async_nats::Client> {
+    let (creds, _) = crate::host::pick_creds(
+        args.ctl_creds.as_ref(),
+        args.rpc_creds.as_ref(),
+        args.nats_creds.as_ref(),
+    );
     let options = NatsOptions {
         url: args.nats_url().to_owned(),
-        creds: args.ctl_creds.clone(),
+        creds: creds.cloned(),
         tls_ca: None,
         tls_required: false,
     };

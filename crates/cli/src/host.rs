@@ -24,7 +24,8 @@ pub(crate) struct HostArgs {
     #[arg(long, env = "TRELLIS_CTL_NATS")]
     ctl_nats: Option<String>,
 
-    /// Credentials file for the control connection [default: --nats-creds].
+    /// Credentials file for the control connection (`host.creds` from `trellis creds init`)
+    /// [default: --nats-creds, else --rpc-creds].
     #[arg(long, env = "TRELLIS_CTL_CREDS")]
     ctl_creds: Option<PathBuf>,
 
@@ -32,7 +33,8 @@ pub(crate) struct HostArgs {
     #[arg(long, env = "TRELLIS_RPC_NATS")]
     rpc_nats: Option<String>,
 
-    /// Credentials file for the RPC connection [default: --nats-creds].
+    /// Credentials file for the RPC connection (`rpc.creds` from `trellis creds init`)
+    /// [default: --nats-creds, else --ctl-creds].
     #[arg(long, env = "TRELLIS_RPC_CREDS")]
     rpc_creds: Option<PathBuf>,
 
@@ -117,8 +119,19 @@ pub(crate) async fn nats_addresses(urls: &[&str]) -> Vec<std::net::SocketAddr> {
     out
 }
 
+/// The credentials of the control and RPC connections: each its own, else the one for
+/// both (`--nats-creds`), else the other's, so that one setting serves both when only one
+/// is given.
+pub(crate) fn pick_creds<'a>(
+    ctl: Option<&'a PathBuf>,
+    rpc: Option<&'a PathBuf>,
+    both: Option<&'a PathBuf>,
+) -> (Option<&'a PathBuf>, Option<&'a PathBuf>) {
+    (ctl.or(both).or(rpc), rpc.or(both).or(ctl))
+}
+
 /// A lattice name ends up in NATS subjects.
-fn check_lattice_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_lattice_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty()
         || name
             .chars()
@@ -135,12 +148,17 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
     check_lattice_name(&args.lattice)?;
     let options = |url: Option<&String>, creds: Option<&PathBuf>| NatsOptions {
         url: url.unwrap_or(&args.nats).clone(),
-        creds: creds.or(args.nats_creds.as_ref()).cloned(),
+        creds: creds.cloned(),
         tls_ca: args.nats_tls_ca.clone(),
         tls_required: args.nats_tls,
     };
-    let ctl = options(args.ctl_nats.as_ref(), args.ctl_creds.as_ref());
-    let rpc = options(args.rpc_nats.as_ref(), args.rpc_creds.as_ref());
+    let (ctl_creds, rpc_creds) = pick_creds(
+        args.ctl_creds.as_ref(),
+        args.rpc_creds.as_ref(),
+        args.nats_creds.as_ref(),
+    );
+    let ctl = options(args.ctl_nats.as_ref(), ctl_creds);
+    let rpc = options(args.rpc_nats.as_ref(), rpc_creds);
     let connections = Connections::connect(&ctl, Some(&rpc), "trellis host").await?;
     // No component may talk to the lattice's NATS servers through the HTTP client.
     let protected_addresses = nats_addresses(&[ctl.url.as_str(), rpc.url.as_str()]).await;
@@ -216,5 +234,19 @@ mod tests {
         for bad in ["", "a.b", "a b", "a*", "a>"] {
             assert!(check_lattice_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn one_credential_serves_both_connections_when_only_one_is_given() {
+        let (c, r, b) = (
+            PathBuf::from("host.creds"),
+            PathBuf::from("rpc.creds"),
+            PathBuf::from("both.creds"),
+        );
+        assert_eq!(pick_creds(Some(&c), None, None), (Some(&c), Some(&c)));
+        assert_eq!(pick_creds(None, Some(&r), None), (Some(&r), Some(&r)));
+        assert_eq!(pick_creds(Some(&c), Some(&r), None), (Some(&c), Some(&r)));
+        assert_eq!(pick_creds(None, Some(&r), Some(&b)), (Some(&b), Some(&r)));
+        assert_eq!(pick_creds(None, None, None), (None, None));
     }
 }

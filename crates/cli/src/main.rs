@@ -4,6 +4,7 @@
 //! from its manifest, HTTP served until Ctrl-C or SIGTERM.
 
 mod app;
+mod creds;
 mod ctl;
 mod endpoint;
 mod host;
@@ -158,6 +159,12 @@ enum Command {
     /// Resolve a manifest's registry images to digests and record them (and each file
     /// component's content hash) in trellis.lock beside it.
     Lock(Box<lock::LockCmd>),
+    /// Write a NATS server configuration and credentials for a lattice: host.creds,
+    /// admin.creds and rpc.creds, each allowed only what its role needs.
+    Creds {
+        #[command(subcommand)]
+        cmd: creds::CredsCmd,
+    },
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -378,6 +385,7 @@ fn main() -> ExitCode {
             Command::Pull(args) => registry::pull(*args).await,
             Command::Inspect(args) => registry::inspect(*args).await,
             Command::Lock(cmd) => lock::run(*cmd).await,
+            Command::Creds { cmd } => creds::run(cmd),
         }
     });
     match result {

@@ -172,11 +172,16 @@ fn decode_name(key: &str, prefix: &str) -> Option<String> {
     }
 }
 
+/// The key-value bucket of `lattice`'s apps and its reconciler lease.
+pub fn bucket(lattice: &str) -> String {
+    format!("TRELLIS_APPS_{lattice}")
+}
+
 impl AppStore {
     /// Opens (creating when missing) the bucket of `lattice`.
     pub async fn open(client: async_nats::Client, lattice: &str) -> Result<Self, AppStoreError> {
         let js = async_nats::jetstream::new(client);
-        let kv = Kv::open(&js, &format!("TRELLIS_APPS_{lattice}")).await?;
+        let kv = Kv::open(&js, &bucket(lattice)).await?;
         Ok(Self { kv })
     }
 

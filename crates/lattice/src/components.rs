@@ -83,6 +83,11 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
+/// The object store of `lattice`'s components.
+pub fn bucket(lattice: &str) -> String {
+    format!("TRELLIS_COMPONENTS_{lattice}")
+}
+
 impl ComponentStore {
     /// The store of `lattice`, created when missing.
     pub async fn open(
@@ -90,7 +95,7 @@ impl ComponentStore {
         lattice: &str,
     ) -> Result<Self, ComponentStoreError> {
         let js = jetstream::new(client);
-        let bucket = format!("TRELLIS_COMPONENTS_{lattice}");
+        let bucket = bucket(lattice);
         let open = |source: Box<dyn std::error::Error + Send + Sync>| ComponentStoreError::Open {
             bucket: bucket.clone(),
             source,

@@ -115,6 +115,13 @@ async fn connect_one(
                 async_nats::Event::Connected => {
                     tracing::info!(connection = role, "NATS connection (re)established")
                 }
+                // A permissions violation is the server's only word when a credential does
+                // not allow a subject: the request itself just goes unanswered.
+                async_nats::Event::ServerError(e) => tracing::warn!(
+                    connection = role,
+                    error = %e,
+                    "the NATS server refused an operation; does this connection's credential allow it? (docs/security.md)"
+                ),
                 other => tracing::debug!(connection = role, event = %other, "NATS event"),
             }
         });

@@ -13,7 +13,9 @@
 //! API for a host's [`serve::ControlHandler`], [`client`] is the one client for both (over
 //! NATS, an embedded host's admin endpoint, or in process), [`apps`] keeps apps and the
 //! reconciler lease, and [`wrpc`] carries calls between components on different hosts.
+//! [`access`] lists the subjects each kind of NATS credential (host, admin, rpc) may use.
 
+pub mod access;
 pub mod apps;
 pub mod client;
 pub mod components;

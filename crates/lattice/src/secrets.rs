@@ -207,12 +207,17 @@ enum Backend {
 /// The local store's file: entries by the same keys as the bucket's.
 type LocalEntries = BTreeMap<String, String>;
 
+/// The key-value bucket of `lattice`'s sealed secrets.
+pub fn bucket(lattice: &str) -> String {
+    format!("TRELLIS_SECRETS_{lattice}")
+}
+
 impl SecretStore {
     /// The lattice's bucket, created when missing.
     pub async fn open(client: async_nats::Client, lattice: &str) -> Result<Self, SecretsError> {
         let js = jetstream::new(client);
         Ok(Self {
-            backend: Backend::Bucket(Kv::open(&js, &format!("TRELLIS_SECRETS_{lattice}")).await?),
+            backend: Backend::Bucket(Kv::open(&js, &bucket(lattice)).await?),
         })
     }
 

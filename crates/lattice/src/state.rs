@@ -93,12 +93,22 @@ pub struct LatticeState {
 /// How many times a link change is tried while other hosts change the same source's links.
 const ATTEMPTS: usize = 10;
 
+/// The key-value bucket of `lattice`'s links (wasmCloud's name for it).
+pub fn links_bucket(lattice: &str) -> String {
+    format!("LATTICEDATA_{lattice}")
+}
+
+/// The key-value bucket of `lattice`'s named config (wasmCloud's name for it).
+pub fn config_bucket(lattice: &str) -> String {
+    format!("CONFIGDATA_{lattice}")
+}
+
 impl LatticeState {
     /// Opens (creating when missing) the buckets of `lattice`.
     pub async fn open(client: async_nats::Client, lattice: &str) -> Result<Self, StateError> {
         let js = jetstream::new(client);
-        let links_bucket = format!("LATTICEDATA_{lattice}");
-        let config_bucket = format!("CONFIGDATA_{lattice}");
+        let links_bucket = links_bucket(lattice);
+        let config_bucket = config_bucket(lattice);
         Ok(Self {
             links: Kv::open(&js, &links_bucket).await?,
             config: Kv::open(&js, &config_bucket).await?,

@@ -11,6 +11,9 @@
 //!    answers on `rx` with an empty message whose reply subject is its own inbox `srx`: the
 //!    handshake. If arguments did not fit, the caller sends the rest on `srx.params`, then
 //!    an empty message to end them.
+//!    Both inboxes are under `_INBOX_RPC.L` ([`inbox_prefix`]), so everything a call sends
+//!    is on `L.*.wrpc.>` or `_INBOX_RPC.L.>`: the two patterns a credential for calls alone
+//!    needs.
 //! 3. The callee publishes the encoded results on `rx.results`, in as many messages as they
 //!    need, then an empty message to end them.
 //!
@@ -46,6 +49,23 @@ const ENVELOPE_ROOM: usize = 1024;
 /// The subject a call to `instance.function` of component `target` is published on.
 pub fn invocation_subject(lattice: &str, target: &str, instance: &str, function: &str) -> String {
     format!("{lattice}.{target}.{PROTOCOL}.{instance}.{function}")
+}
+
+/// The prefix of every inbox that wRPC exchanges on `lattice` reply to (the caller's `rx`,
+/// the callee's `srx`): `_INBOX_RPC.{lattice}`. Not the client's own `_INBOX.` prefix, so a
+/// credential for calls alone can be allowed these subjects without reading the replies to
+/// control requests and JetStream calls that go to `_INBOX.>` (see [`crate::access`]).
+pub fn inbox_prefix(lattice: &str) -> String {
+    format!("_INBOX_RPC.{lattice}")
+}
+
+/// A fresh inbox under [`inbox_prefix`].
+fn new_inbox(lattice: &str) -> String {
+    format!(
+        "{}.{}",
+        inbox_prefix(lattice),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Whether a component id can appear as one token of a NATS subject.
@@ -176,7 +196,7 @@ fn chunk_size(nats: &async_nats::Client) -> usize {
 impl WrpcClient {
     /// Subscribes to this client's inbox on `nats` (the host's RPC connection).
     pub async fn new(nats: async_nats::Client, lattice: &str) -> Result<Self, RpcError> {
-        let inbox = nats.new_inbox();
+        let inbox = new_inbox(lattice);
         let mut sub = nats
             .subscribe(format!("{inbox}.>"))
             .await
@@ -401,6 +421,7 @@ pub async fn serve(
         return Err(RpcError::Unservable(id.to_owned()));
     }
     let prefix = format!("{lattice}.{id}.{PROTOCOL}.");
+    let lattice: Arc<str> = lattice.into();
     let mut sub = nats
         .queue_subscribe(format!("{prefix}>"), format!("{lattice}.{id}"))
         .await
@@ -411,6 +432,7 @@ pub async fn serve(
             let nats = nats.clone();
             let handler = handler.clone();
             let prefix = prefix.clone();
+            let lattice = lattice.clone();
             tokio::spawn(async move {
                 let Some(reply) = msg.reply.clone() else {
                     tracing::debug!(subject = %msg.subject, "call without a reply subject ignored");
@@ -418,7 +440,7 @@ pub async fn serve(
                 };
                 let results = format!("{reply}.results");
                 let reply = reply.to_string();
-                let outcome = answer(&nats, &prefix, reply, msg, handler, limits).await;
+                let outcome = answer(&nats, &lattice, &prefix, reply, msg, handler, limits).await;
                 let sent = match outcome {
                     Ok(bytes) => send_results(&nats, &results, &bytes).await,
                     Err(e) => {
@@ -450,6 +472,7 @@ pub async fn serve(
 /// Handshakes, gathers the arguments and runs the call.
 async fn answer(
     nats: &async_nats::Client,
+    lattice: &str,
     prefix: &str,
     reply: String,
     msg: Message,
@@ -477,7 +500,7 @@ async fn answer(
         });
     }
     let complete = handler.params_complete(instance, function, &params)?;
-    let srx = nats.new_inbox();
+    let srx = new_inbox(lattice);
     let mut more = if complete {
         None
     } else {

@@ -518,6 +518,15 @@ impl NatsServer {
         NatsServer { child, port }
     }
 
+    /// A `nats-server -c CONFIG` (which must listen on `port`, and says where it stores),
+    /// bound to 127.0.0.1.
+    pub fn with_config(config: &Path, port: u16) -> NatsServer {
+        let mut cmd = Command::new("nats-server");
+        cmd.arg("-c").arg(config).args(["-a", "127.0.0.1"]);
+        let child = spawn_listening(cmd, port, "nats-server (apt-get install nats-server)");
+        NatsServer { child, port }
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
