@@ -269,6 +269,11 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = Span(defaults().server.header_read_timeout), env = "TRELLIS_HEADER_READ_TIMEOUT")]
     header_read_timeout: Span,
 
+    /// Largest request head (request line and headers) accepted; a larger one gets 431
+    /// (e.g. 64KiB; at least 8KiB).
+    #[arg(long, default_value_t = ByteSize(defaults().server.max_header_bytes as u64), env = "TRELLIS_MAX_HEADER_SIZE")]
+    max_header_size: ByteSize,
+
     /// Time in-flight requests get to finish on Ctrl-C or SIGTERM.
     #[arg(long, default_value_t = Span(defaults().server.drain_timeout), env = "TRELLIS_DRAIN_TIMEOUT")]
     drain_timeout: Span,
@@ -438,6 +443,7 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
         server: ServerLimits {
             max_request_body_bytes: l.max_request_body.0,
             header_read_timeout: l.header_read_timeout.0,
+            max_header_bytes: size(l.max_header_size, "--max-header-size")?,
             drain_timeout: l.drain_timeout.0,
         },
         max_queued_requests: l.max_queued_requests,

@@ -180,6 +180,30 @@ fn oversized_bodies_get_413_declared_or_streamed() {
 }
 
 #[test]
+fn headers_over_the_limit_get_431() {
+    let head = |size: usize| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+            "h".repeat(size)
+        )
+    };
+    let send = |addr, text: &str| {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(text.as_bytes()).expect("write");
+        read_response(&mut s).expect("response")
+    };
+    // The default (64KiB) takes 20KiB of headers; --max-header-size 16KiB does not.
+    let (_dir, trellis) = behaviours(1, &[]);
+    assert_eq!(send(trellis.addr(), &head(20 << 10)).status, 200);
+    assert_eq!(send(trellis.addr(), &head(100 << 10)).status, 431);
+    let (_dir, trellis) = behaviours(1, &["--max-header-size", "16KiB"]);
+    assert_eq!(send(trellis.addr(), &head(8 << 10)).status, 200);
+    assert_eq!(send(trellis.addr(), &head(20 << 10)).status, 431);
+    // The host keeps serving.
+    assert_eq!(send(trellis.addr(), &head(10)).status, 200);
+}
+
+#[test]
 fn a_slow_client_is_disconnected_after_the_header_timeout() {
     let (_dir, trellis) = behaviours(2, &["--header-read-timeout", "1s"]);
     let mut slow = TcpStream::connect(trellis.addr()).expect("connect");

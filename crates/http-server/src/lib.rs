@@ -58,6 +58,9 @@ pub struct ServerLimits {
     pub max_request_body_bytes: u64,
     /// How long a client may take to send its request headers.
     pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted, in bytes; a larger one
+    /// gets 431 Request Header Fields Too Large. At least 8 KiB (hyper's smallest buffer).
+    pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
 }
@@ -67,10 +70,15 @@ impl Default for ServerLimits {
         Self {
             max_request_body_bytes: 10 << 20,
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 << 10,
             drain_timeout: Duration::from_secs(10),
         }
     }
 }
+
+/// The smallest head limit hyper accepts ([`ServerLimits::max_header_bytes`] below it is
+/// raised to it).
+pub const MIN_HEADER_BYTES: usize = 8 << 10;
 
 /// The error a request body yields once it has grown past the limit.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -161,6 +169,8 @@ pub async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            // A head that does not fit is answered 431 by hyper, without calling the handler.
+            .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
@@ -195,6 +205,17 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        // hyper's buffer bound is loose (one read may take in more than it): count exactly.
+        let head = head_size(&request);
+        let max_head = self.limits.max_header_bytes.max(MIN_HEADER_BYTES);
+        if head > max_head {
+            return Box::pin(async move {
+                Ok(text_response(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!("request headers are larger than the limit of {max_head} bytes\n"),
+                ))
+            });
+        }
         let limit = self.limits.max_request_body_bytes;
         let declared = request
             .headers()
@@ -225,6 +246,19 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
             Ok(response)
         })
     }
+}
+
+/// The size of a request's head as sent: request line and header lines.
+fn head_size<B>(request: &Request<B>) -> usize {
+    let line = request.method().as_str().len()
+        + request
+            .uri()
+            .path_and_query()
+            .map_or(1, |p| p.as_str().len())
+        + " HTTP/1.1\r\n ".len();
+    request.headers().iter().fold(line, |size, (name, value)| {
+        size + name.as_str().len() + value.len() + ": \r\n".len()
+    })
 }
 
 /// A plain-text response with `status` and `message`.
@@ -390,6 +424,33 @@ mod tests {
         )
         .await;
         assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn headers_over_the_limit_are_431_without_calling_the_handler() {
+        let request = |size: usize| {
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(size)
+            )
+        };
+        let (addr, _stop, _task) = start(ServerLimits {
+            max_header_bytes: 16 << 10,
+            ..ServerLimits::default()
+        })
+        .await;
+        let out = raw(addr, request(12 << 10).as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        for size in [17 << 10, 20 << 10, 100 << 10] {
+            let out = raw(addr, request(size).as_bytes()).await;
+            assert!(out.starts_with("HTTP/1.1 431"), "{size}: {out}");
+            assert!(!out.contains("web:"), "the handler was not called: {out}");
+        }
+        let (addr, _stop, _task) = start(ServerLimits::default()).await;
+        let out = raw(addr, request(60 << 10).as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "default: {out}");
+        let out = raw(addr, request(100 << 10).as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 431"), "default: {out}");
     }
 
     #[tokio::test]

@@ -74,11 +74,23 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
 /// How long after a failed connection attempt calls fail at once instead of trying again.
 const RETRY_GAP: Duration = Duration::from_millis(500);
 
-/// Bits of our `list-keys` cursor that hold Redis's `SCAN` cursor; the bits above hold how many
-/// keys of that `SCAN` step were already returned.
+/// Bits of our `list-keys` cursor that hold Redis's `SCAN` cursor; the bits above hold, when
+/// one `SCAN` step had more keys than a page, the [`rank`] of the last key returned from it.
 const SCAN_CURSOR_BITS: u32 = 48;
 const SCAN_CURSOR_MASK: u64 = (1 << SCAN_CURSOR_BITS) - 1;
-const MAX_SKIP: usize = (1 << (64 - SCAN_CURSOR_BITS)) - 1;
+
+/// Where a key stands within a split `SCAN` step: 1 to 32768, from a hash of the key. A
+/// step asked again need not come back in the same order, or even with the same keys (Redis
+/// may finish rehashing in between), so the rest of a step is "its keys ranked after the last
+/// one returned", not "all but the first N": nothing is skipped that was not returned.
+fn rank(key: &str) -> u64 {
+    // FNV-1a, folded to 15 bits.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.bytes() {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    1 + u64::from((hash ^ (hash >> 15) ^ (hash >> 30)) & 0x7fff)
+}
 /// The largest `COUNT` hint sent with `SCAN`.
 const MAX_SCAN_COUNT: usize = 10_000;
 
@@ -674,8 +686,8 @@ impl Bucket for RedisBucket {
             });
         }
         let scan_cursor = raw & SCAN_CURSOR_MASK;
-        // Lossless: the shift leaves at most 16 bits.
-        let skip = (raw >> SCAN_CURSOR_BITS) as usize;
+        // 0: the whole step; else only the keys ranked after this.
+        let after = raw >> SCAN_CURSOR_BITS;
         let cmd = redis::cmd("SCAN")
             .arg(scan_cursor)
             .arg("COUNT")
@@ -691,22 +703,30 @@ impl Bucket for RedisBucket {
                 self.conn.url
             )));
         }
-        let rest = batch.len().saturating_sub(skip);
-        let (taken, cursor) = if rest > limit && skip + limit <= MAX_SKIP {
-            // More of this SCAN step is left: come back to the same step.
-            (
-                limit,
-                Some(scan_cursor | (((skip + limit) as u64) << SCAN_CURSOR_BITS)),
-            )
-        } else {
-            (rest, (next != 0).then_some(next))
-        };
-        let keys = batch
+        let mut ranked: Vec<(u64, String)> = batch
             .into_iter()
-            .skip(skip)
-            .take(taken)
             .filter_map(|k| String::from_utf8(k).ok())
+            .map(|k| (rank(&k), k))
+            .filter(|(r, _)| *r > after)
             .collect();
+        ranked.sort();
+        let total = ranked.len();
+        let end = if total > limit {
+            // Keys sharing the last rank all go in this page, even past the limit.
+            let last = ranked[limit - 1].0;
+            ranked.iter().take_while(|(r, _)| *r <= last).count()
+        } else {
+            total
+        };
+        let cursor = if end < total {
+            // More of this step is left: come back to it for the keys ranked after the last
+            // one returned.
+            Some(scan_cursor | (ranked[end - 1].0 << SCAN_CURSOR_BITS))
+        } else {
+            (next != 0).then_some(next)
+        };
+        ranked.truncate(end);
+        let keys = ranked.into_iter().map(|(_, k)| k).collect();
         Ok(KeyPage { keys, cursor })
     }
 
