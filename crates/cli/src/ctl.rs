@@ -61,6 +61,16 @@ pub(crate) struct LatticeArgs {
     #[arg(long, global = true, env = "TRELLIS_ADMIN", num_args = 0..=1, default_missing_value = "")]
     pub(crate) embedded: Option<String>,
 
+    /// Sign control requests with this key (a seed from `trellis control-key`, or a file
+    /// holding one), for hosts started with --require-signed-control.
+    #[arg(
+        long,
+        global = true,
+        env = "TRELLIS_CONTROL_KEY",
+        hide_env_values = true
+    )]
+    pub(crate) control_key: Option<String>,
+
     /// The embedded host's control token [default: read from the `trellis up` running at
     /// that address, in .trellis/up/ beside its manifest].
     #[arg(
@@ -342,7 +352,17 @@ pub(crate) async fn connect(args: &LatticeArgs) -> anyhow::Result<CtlClient> {
             .with_token(token)
             .with_timeout(args.timeout.0));
     }
-    Ok(CtlClient::new(nats_client(args).await?, args.lattice.clone()).with_timeout(args.timeout.0))
+    let signer = args
+        .control_key
+        .as_deref()
+        .map(crate::host::control_signer)
+        .transpose()?
+        .map(std::sync::Arc::new);
+    Ok(
+        CtlClient::new(nats_client(args).await?, args.lattice.clone())
+            .with_signer(signer)
+            .with_timeout(args.timeout.0),
+    )
 }
 
 /// The CLI's connection to the lattice's NATS server (`--nats`, `--ctl-creds`). When no

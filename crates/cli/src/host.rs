@@ -55,6 +55,25 @@ pub(crate) struct HostArgs {
     #[arg(long, env = "TRELLIS_LATTICE", default_value = "default")]
     lattice: String,
 
+    /// Strict mode: answer a control or app request only when one of
+    /// --trusted-control-keys signed it (recently, once); refuse every other one.
+    #[arg(long, env = "TRELLIS_REQUIRE_SIGNED_CONTROL")]
+    require_signed_control: bool,
+
+    /// Public keys (`U…`, from `trellis control-key`) whose signatures strict mode accepts,
+    /// comma-separated: the admins', and the hosts' own --control-key.
+    #[arg(long, env = "TRELLIS_TRUSTED_CONTROL_KEYS", value_delimiter = ',')]
+    trusted_control_keys: Vec<String>,
+
+    /// How far a signed request's time may be from this host's clock.
+    #[arg(long, default_value_t = Span(trellis_lattice::signing::DEFAULT_MAX_SKEW), env = "TRELLIS_MAX_CLOCK_SKEW")]
+    max_clock_skew: Span,
+
+    /// The key (a seed, or a file holding one) this host signs its own control requests
+    /// with (its reconciler's), for lattices in strict mode.
+    #[arg(long, env = "TRELLIS_CONTROL_KEY", hide_env_values = true)]
+    control_key: Option<String>,
+
     /// A host label, KEY=VALUE; repeat for more (env: comma-separated).
     #[arg(long = "label", env = "TRELLIS_LABELS", value_delimiter = ',', value_parser = parse_label)]
     labels: Vec<(String, String)>,
@@ -130,6 +149,19 @@ pub(crate) fn pick_creds<'a>(
     (ctl.or(both).or(rpc), rpc.or(both).or(ctl))
 }
 
+/// A control key given as a seed (`SU…`) or as a file holding one.
+pub(crate) fn control_signer(value: &str) -> anyhow::Result<trellis_lattice::signing::Signer> {
+    let value = value.trim();
+    let seed = if value.starts_with('S') && !std::path::Path::new(value).exists() {
+        value.to_owned()
+    } else {
+        std::fs::read_to_string(value)
+            .with_context(|| format!("--control-key: cannot read the key file {value}"))?
+    };
+    trellis_lattice::signing::Signer::from_seed(&seed)
+        .context("--control-key (TRELLIS_CONTROL_KEY)")
+}
+
 /// A lattice name ends up in NATS subjects.
 pub(crate) fn check_lattice_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty()
@@ -169,6 +201,23 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval.0,
         reconcile_interval: args.reconcile_interval.0,
         http_reuse_port: true,
+        control_verifier: if args.require_signed_control {
+            Some(std::sync::Arc::new(
+                trellis_lattice::signing::Verifier::new(
+                    &args.trusted_control_keys,
+                    args.max_clock_skew.0,
+                )
+                .context("--require-signed-control")?,
+            ))
+        } else {
+            None
+        },
+        control_key: args
+            .control_key
+            .as_deref()
+            .map(control_signer)
+            .transpose()?
+            .map(std::sync::Arc::new),
         protected_addresses,
         secrets_key: args
             .secrets_key

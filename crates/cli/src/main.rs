@@ -130,6 +130,14 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Prints a new control key: its seed on stdout (keep it secret; give it to the CLI and
+    /// hosts as --control-key or TRELLIS_CONTROL_KEY) and its public key on stderr (list it
+    /// in the hosts' --trusted-control-keys). With --public SEED, prints that seed's public key.
+    ControlKey {
+        /// Print the public key of this seed (or of the file holding it) instead.
+        #[arg(long)]
+        public: Option<String>,
+    },
     /// Store, delete or list secrets (values are sealed here and never printed).
     Secret {
         #[command(subcommand)]
@@ -386,6 +394,7 @@ fn main() -> ExitCode {
                 lattice,
             } => secret::secret(&lattice, local, cmd).await,
             Command::Call { call, lattice } => ctl::call(&lattice, call).await,
+            Command::ControlKey { public } => control_key(public.as_deref()),
             Command::Push(args) => registry::push(*args).await,
             Command::Pull(args) => registry::pull(*args).await,
             Command::Inspect(args) => registry::inspect(*args).await,
@@ -590,6 +599,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing in-flight requests");
     host.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `trellis control-key`: a new signing key for strict mode, or a seed's public key.
+fn control_key(public: Option<&str>) -> anyhow::Result<()> {
+    match public {
+        Some(seed) => println!("{}", host::control_signer(seed)?.public_key()),
+        None => {
+            let key = trellis_lattice::signing::Signer::generate();
+            println!("{}", key.seed());
+            eprintln!(
+                "public key {} (list it in the hosts' --trusted-control-keys; keep the seed above secret)",
+                key.public_key()
+            );
+        }
+    }
     Ok(())
 }
 

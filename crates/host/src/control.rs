@@ -197,7 +197,12 @@ impl Host {
                 }
             });
         }
-        let serving = trellis_lattice::serve::serve(&self.lattice, Handler::new(self)).await?;
+        let serving = trellis_lattice::serve::serve(
+            &self.lattice,
+            Handler::new(self),
+            self.config.control_verifier.clone(),
+        )
+        .await?;
         *sync::lock(&self.control.serving) = serving;
         self.start_reconciler(apps, state, self.config.reconcile_interval);
         tracing::info!(lattice = %self.lattice.name(), host_id = %self.id, "serving the control interface");

@@ -99,6 +99,12 @@ pub struct HostConfig {
     /// The lattice's secrets key (its seed), which opens the secrets in the lattice's
     /// store; a lattice host without one cannot start what references secrets.
     pub secrets_key: Option<trellis_lattice::secrets::SecretsKey>,
+    /// Strict mode: answer control and app requests only when a trusted key signed them
+    /// (`--require-signed-control`).
+    pub control_verifier: Option<Arc<trellis_lattice::signing::Verifier>>,
+    /// The key this host signs its own control requests with (its reconciler's), for
+    /// lattices in strict mode.
+    pub control_key: Option<Arc<trellis_lattice::signing::Signer>>,
     /// The host's own control surfaces (its control endpoint, its NATS servers): no
     /// component reaches them through the HTTP client, whatever `allowed_hosts` says.
     pub protected_addresses: Vec<SocketAddr>,
@@ -126,6 +132,8 @@ impl Default for HostConfig {
             config_file: None,
             secrets_dir: None,
             secrets_key: None,
+            control_verifier: None,
+            control_key: None,
             protected_addresses: Vec::new(),
             registry: trellis_registry::RegistryConfig::default(),
         }

@@ -36,7 +36,8 @@ impl Host {
     ) {
         // The same requests either way: over NATS on a lattice, to this host in process when
         // embedded (one host, no NATS).
-        let client = CtlClient::for_lattice(&self.lattice, crate::control::Handler::new(self));
+        let client = CtlClient::for_lattice(&self.lattice, crate::control::Handler::new(self))
+            .with_signer(self.config.control_key.clone());
         self.follow_scale_results();
         let host = Arc::downgrade(self);
         self.spawn_background(async move {

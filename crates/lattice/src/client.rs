@@ -101,6 +101,8 @@ pub struct CtlClient {
     timeout: Duration,
     /// The embedded host's endpoint token, sent as `Authorization: Bearer …`.
     token: Option<String>,
+    /// Signs NATS requests, for hosts in strict mode ([`crate::signing`]).
+    signer: Option<Arc<crate::signing::Signer>>,
 }
 
 type HttpClient = hyper_util::client::legacy::Client<
@@ -130,6 +132,7 @@ impl CtlClient {
             lattice: lattice.into(),
             timeout: DEFAULT_TIMEOUT,
             token: None,
+            signer: None,
         }
     }
 
@@ -147,7 +150,15 @@ impl CtlClient {
             lattice: "embedded".into(),
             timeout: DEFAULT_TIMEOUT,
             token: None,
+            signer: None,
         }
+    }
+
+    /// Signs every NATS request with `signer` (hosts started with
+    /// `--require-signed-control` refuse unsigned ones).
+    pub fn with_signer(mut self, signer: Option<Arc<crate::signing::Signer>>) -> Self {
+        self.signer = signer;
+        self
     }
 
     /// Sends `token` with every request to an embedded host's endpoint (which refuses
@@ -169,6 +180,7 @@ impl CtlClient {
             lattice: lattice.name().to_owned(),
             timeout: DEFAULT_TIMEOUT,
             token: None,
+            signer: None,
         }
     }
 
@@ -261,7 +273,17 @@ impl CtlClient {
         subject: String,
         body: Vec<u8>,
     ) -> Result<bytes::Bytes, CtlError> {
-        match tokio::time::timeout(self.timeout, nats.request(subject.clone(), body.into())).await {
+        let sending = async {
+            match &self.signer {
+                Some(signer) => {
+                    let headers = signer.headers(&subject, &body);
+                    nats.request_with_headers(subject.clone(), headers, body.into())
+                        .await
+                }
+                None => nats.request(subject.clone(), body.into()).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, sending).await {
             Err(_) => Err(CtlError::TimedOut {
                 subject,
                 timeout: self.timeout,
@@ -360,9 +382,20 @@ impl CtlClient {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| nats_error(e.into()))?;
-        nats.publish_with_reply(subject.clone(), inbox, "".into())
-            .await
-            .map_err(|e| nats_error(e.into()))?;
+        match &self.signer {
+            Some(signer) => {
+                let headers = signer.headers(&subject, b"");
+                nats.publish_with_reply_and_headers(subject.clone(), inbox, headers, "".into())
+                    .await
+            }
+            None => {
+                nats.publish_with_reply(subject.clone(), inbox, "".into())
+                    .await
+            }
+        }
+        .map_err(|e| nats_error(e.into()))?;
+        // A host that refuses the ping (strict mode) says why; said when nobody answers.
+        let mut refusal = None;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut hosts = Vec::new();
         loop {
@@ -381,10 +414,20 @@ impl CtlClient {
                     }) = serde_json::from_slice::<CtlResponse<HostSummary>>(&message.payload)
                     {
                         hosts.push(summary);
+                    } else if let Ok(CtlResponse {
+                        success: false,
+                        message,
+                        ..
+                    }) = serde_json::from_slice::<CtlResponse<()>>(&message.payload)
+                    {
+                        refusal = Some(message);
                     }
                 }
                 Ok(None) | Err(_) => break,
             }
+        }
+        if let (true, Some(message)) = (hosts.is_empty(), refusal) {
+            return Err(CtlError::Refused(message));
         }
         hosts.sort_by(|a, b| a.friendly_name.cmp(&b.friendly_name));
         Ok(hosts)

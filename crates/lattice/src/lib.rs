@@ -23,6 +23,7 @@ pub mod connect;
 pub mod kv;
 pub mod secrets;
 pub mod serve;
+pub mod signing;
 pub mod state;
 pub mod wrpc;
 

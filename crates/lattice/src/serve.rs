@@ -11,6 +11,7 @@
 
 use crate::AbortOnDrop;
 use crate::Lattice;
+use crate::signing::{Refusal, Verifier};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -74,6 +75,17 @@ async fn answer_without_stopping(
     }
 }
 
+/// Why `message` must not be answered: in strict mode, unless a trusted key signed it.
+fn refused(verifier: Option<&Verifier>, message: &async_nats::Message) -> Option<Refusal> {
+    verifier?
+        .check(
+            message.subject.as_str(),
+            message.headers.as_ref(),
+            &message.payload,
+        )
+        .err()
+}
+
 /// A reply envelope as JSON.
 pub fn envelope<T: serde::Serialize>(response: &CtlResponse<T>) -> Bytes {
     // Inventories, links and string maps: serialising them cannot fail.
@@ -103,6 +115,7 @@ pub struct Serving {
 pub async fn serve(
     lattice: &Lattice,
     handler: Arc<dyn ControlHandler>,
+    verifier: Option<Arc<Verifier>>,
 ) -> Result<Option<Serving>, ServeError> {
     let Some(nats) = lattice.connections() else {
         return Ok(None);
@@ -134,6 +147,7 @@ pub async fn serve(
     let mut control = futures::stream::select_all(subscriptions);
     let control_task = {
         let (client, handler, name) = (client.clone(), handler.clone(), name.clone());
+        let verifier = verifier.clone();
         tokio::spawn(async move {
             while let Some(message) = control.next().await {
                 let Some(reply_to) = message.reply.clone() else {
@@ -143,6 +157,14 @@ pub async fn serve(
                     continue;
                 };
                 let operation = operation.to_owned();
+                if let Some(refusal) = refused(verifier.as_deref(), &message) {
+                    tracing::warn!(%operation, reason = %refusal, "control request refused");
+                    let reply = envelope(&CtlResponse::<()>::error(refusal.to_string()));
+                    if let Err(e) = client.publish(reply_to, reply).await {
+                        tracing::warn!(%operation, error = %e, "cannot reply to a control request");
+                    }
+                    continue;
+                }
                 let (client, handler) = (client.clone(), handler.clone());
                 tokio::spawn(async move {
                     let (reply, stop) =
@@ -174,6 +196,14 @@ pub async fn serve(
             let Some(operation) = wadm::api_operation(&name, &message.subject) else {
                 continue;
             };
+            if let Some(refusal) = refused(verifier.as_deref(), &message) {
+                tracing::warn!(%operation, reason = %refusal, "app API request refused");
+                let reply = serde_json::json!({"result": "error", "message": refusal.to_string()});
+                if let Err(e) = client.publish(reply_to, reply.to_string().into()).await {
+                    tracing::warn!(%operation, error = %e, "cannot answer an app API request");
+                }
+                continue;
+            }
             let request = AppRequest::parse(operation, &message.payload);
             let (client, handler) = (client.clone(), handler.clone());
             tokio::spawn(async move {
