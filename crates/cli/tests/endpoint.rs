@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::io::{Read as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// `trellis up` of `manifest` with its own user state folder `state`.
 fn up(manifest: &Path, state: &Path) -> Trellis {
@@ -23,22 +23,13 @@ fn up(manifest: &Path, state: &Path) -> Trellis {
 
 /// The CLI run in `dir`, with no lattice or endpoint named anywhere.
 fn cli_in(dir: &Path, state: &Path, args: &[&str]) -> Exited {
-    let out = Command::new(trellis_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("XDG_STATE_HOME", state)
-        .env_remove("TRELLIS_NATS")
-        .env_remove("TRELLIS_ADMIN")
-        .env_remove("TRELLIS_ADMIN_TOKEN")
-        .env("TRELLIS_CACHE_DIR", shared_cache_dir())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run trellis");
-    Exited {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_with(args, |cmd| {
+        cmd.current_dir(dir)
+            .env("XDG_STATE_HOME", state)
+            .env_remove("TRELLIS_NATS")
+            .env_remove("TRELLIS_ADMIN")
+            .env_remove("TRELLIS_ADMIN_TOKEN");
+    })
 }
 
 fn admin_address(trellis: &Trellis) -> String {

@@ -277,18 +277,7 @@ fn host_in(dir: &Path, nats: &str, lattice: &str) -> LatticeHost {
         .arg(dir.join("compiled"))
         .arg("--image-cache-dir")
         .arg(dir.join("oci"));
-    let trellis = Trellis::start_until(cmd, "host ");
-    let id = trellis
-        .stdout
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("host ")?
-                .split_whitespace()
-                .next()
-                .map(str::to_owned)
-        })
-        .expect("host id line");
-    LatticeHost { trellis, id }
+    LatticeHost::start_command(cmd)
 }
 
 #[test]

@@ -37,13 +37,19 @@ pub fn trellis_bin() -> &'static str {
 
 /// Runs `trellis ARGS` to completion (for commands expected to fail fast).
 pub fn run(args: &[&str]) -> Exited {
-    let out = Command::new(trellis_bin())
-        .args(args)
+    run_with(args, |_| {})
+}
+
+/// Runs `trellis ARGS` to completion, with the command adjusted by `setup` first (a working
+/// folder, environment variables).
+pub fn run_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> Exited {
+    let mut cmd = Command::new(trellis_bin());
+    cmd.args(args)
         .env("TRELLIS_LOG", "info")
         .env("TRELLIS_CACHE_DIR", shared_cache_dir())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run trellis");
+        .stdin(Stdio::null());
+    setup(&mut cmd);
+    let out = cmd.output().expect("run trellis");
     Exited {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -550,6 +556,11 @@ impl LatticeHost {
         let mut cmd = Command::new(trellis_bin());
         cmd.args(["host", "--nats", nats, "--lattice", lattice])
             .args(extra);
+        Self::start_command(cmd)
+    }
+
+    /// Starts `cmd` (a `trellis host …` command) and waits for the host to join.
+    pub fn start_command(cmd: Command) -> LatticeHost {
         let trellis = Trellis::start_until(cmd, "host ");
         let id = trellis
             .stdout
