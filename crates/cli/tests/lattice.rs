@@ -732,4 +732,30 @@ fn a_component_started_on_the_lattice_uses_its_capability_links() {
     eventually("the listener to close", Duration::from_secs(10), || {
         try_request(addr, "GET", "/", b"").is_err().then_some(())
     });
+
+    // Started again, the providers serve the component again: it is linked to the new
+    // instances (a fresh in-memory store, so the count starts over).
+    cli(&[
+        "start",
+        "provider",
+        "trellis+builtin://keyvalue-memory",
+        "kv",
+    ]);
+    cli(&[
+        "start",
+        "provider",
+        "ghcr.io/wasmcloud/http-server:0.27.0",
+        "http",
+    ]);
+    let body = eventually(
+        "the counter to answer again",
+        Duration::from_secs(30),
+        || {
+            try_request(addr, "GET", "/", b"")
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.body)
+        },
+    );
+    assert!(body.starts_with("Counter: "), "{body}");
 }

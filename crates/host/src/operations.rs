@@ -358,6 +358,7 @@ impl Host {
                         host.apply_delivery_link(&link, &state);
                     }
                     host.sync_wadm_feeds().await;
+                    host.relink_components(&cmd.provider_id, &state).await;
                 }
                 Err(e) => host.publish(
                     "provider_start_failed",
@@ -366,6 +367,28 @@ impl Host {
             }
         });
         CtlResponse::success()
+    }
+
+    /// Starts again the components started here through the control interface that have a
+    /// lattice link to `provider`, which just started: their calls then go to it, whether
+    /// they started before it did or were linked to an instance of it that was stopped. A
+    /// running version keeps serving until the new one replaces it.
+    async fn relink_components(self: &Arc<Self>, provider: &ProviderId, state: &LatticeState) {
+        let links = state.links().await.unwrap_or_default();
+        let linked: Vec<ScaleComponent> = sync::lock(&self.control.started_components)
+            .values()
+            .filter(|cmd| {
+                links.iter().any(|l| {
+                    l.source_id.as_str() == cmd.component_id.as_str()
+                        && l.target.as_str() == provider.as_str()
+                })
+            })
+            .cloned()
+            .collect();
+        for cmd in linked {
+            tracing::info!(component_id = %cmd.component_id, provider_id = %provider, "starting the component again with the provider that started");
+            let _ = self.scale(cmd, state);
+        }
     }
 
     /// A provider running on this host, as a manifest entry (named by its id).
