@@ -612,6 +612,49 @@ mod tests {
         assert!(inspect(&component(b"hello")).expect("read").is_none());
     }
 
+    /// `wash claims sign` signs through wascap's `sign_buffer_with_claims`, and the wasmCloud
+    /// host reads through `extract_claims` and `validate_token`: both ways meet ours.
+    #[test]
+    fn signatures_cross_with_wash_and_the_wasmcloud_host() {
+        let issuer = KeyPair::new_account();
+        let module = KeyPair::new_module();
+        let by_wash = wascap::wasm::sign_buffer_with_claims(
+            "washed".into(),
+            component(b"hello"),
+            &module,
+            &issuer,
+            Some(30),
+            None,
+            vec!["t".into()],
+            false,
+            Some(3),
+            Some("0.1.0".into()),
+            None,
+        )
+        .expect("wash's signing");
+        let seen = inspect(&by_wash).expect("read").expect("signed");
+        assert_eq!(seen.claims.subject, module.public_key());
+        assert_eq!(seen.claims.name.as_deref(), Some("washed"));
+        assert_eq!(seen.refusal(), None);
+        let policy = Policy::allowed_issuers([issuer.public_key()]).expect("policy");
+        assert!(policy.check(&by_wash).expect("admitted").is_some());
+
+        let ours = sign(
+            &component(b"hello"),
+            &issuer,
+            &module,
+            &SignOptions::named("ours"),
+        )
+        .expect("sign");
+        let token = wascap::wasm::extract_claims(&ours)
+            .expect("the host's extraction")
+            .expect("found");
+        assert_eq!(token.claims.issuer, issuer.public_key());
+        let validation =
+            wascap::jwt::validate_token::<Component>(&token.jwt).expect("the host's validation");
+        assert!(validation.signature_valid && !validation.expired);
+    }
+
     #[test]
     fn signing_again_replaces_the_signature() {
         let (_, once) = signed(&SignOptions::named("first"));
@@ -665,6 +708,28 @@ mod tests {
         );
         // Without a policy it runs, but its claims are not believed.
         assert_eq!(Policy::Any.check(&tampered), Ok(None));
+
+        // Claims naming the allowed issuer but signed by another key.
+        let claims = Claims::<Component>::with_dates(
+            "forged".into(),
+            issuer.public_key(),
+            KeyPair::new_module().public_key(),
+            None,
+            None,
+            None,
+            false,
+            None,
+            None,
+            None,
+        );
+        let forged = wascap::wasm::embed_claims(&component(b"x"), &claims, &KeyPair::new_account())
+            .expect("embed");
+        assert_eq!(
+            policy.check(&forged),
+            Err(Refusal::BadSignature {
+                issuer: issuer.public_key()
+            })
+        );
     }
 
     #[test]
