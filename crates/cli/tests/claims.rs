@@ -211,6 +211,22 @@ fn hosts_with_allowed_issuers_run_only_what_those_issuers_signed() {
     let err = up_refuses(&manifest, &issuer);
     assert!(err.contains("is not valid yet: not before"), "{err}");
 
+    // Signing in place replaces the signature: the foreign component is now the issuer's.
+    ok(&[
+        "claims",
+        "sign",
+        text(&foreign),
+        "--issuer-key",
+        &seed,
+        "--output",
+        text(&foreign),
+    ]);
+    let json: Value =
+        serde_json::from_str(&ok(&["claims", "inspect", text(&foreign), "-o", "json"]))
+            .expect("JSON");
+    assert_eq!(json["claims"]["issuer"], issuer.as_str());
+    assert_eq!(json["hash"], "matches");
+
     // A key that is not an account key is refused at start.
     let out = run(&["up", text(&manifest), "--allowed-issuers", "MNOTANACCOUNT"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
