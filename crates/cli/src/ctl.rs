@@ -177,6 +177,8 @@ pub(crate) enum Get {
     Inventory { host: Option<String> },
     /// Every link in the lattice.
     Links,
+    /// The claims of the signed components started on the lattice.
+    Claims,
     /// Named config.
     Config { name: String },
 }
@@ -681,6 +683,28 @@ pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
                                 l.interfaces.join(",")
                             ),
                             l.name.to_string(),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
+        Get::Claims => {
+            let claims = client.claims().await?;
+            if json {
+                return print_json(&claims);
+            }
+            let field =
+                |c: &BTreeMap<String, String>, key: &str| c.get(key).cloned().unwrap_or_default();
+            print_table(
+                &["SUBJECT", "NAME", "VERSION", "ISSUER"],
+                claims
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            field(c, "subject"),
+                            field(c, "name"),
+                            field(c, "version"),
+                            field(c, "issuer"),
                         ]
                     })
                     .collect(),

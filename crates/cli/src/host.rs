@@ -96,6 +96,9 @@ pub(crate) struct HostArgs {
 
     #[command(flatten)]
     cache: CacheArgs,
+
+    #[command(flatten)]
+    signed: crate::claims::SignedComponentArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -225,7 +228,7 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
             .map(trellis_lattice::secrets::SecretsKey::from_seed)
             .transpose()
             .context("--secrets-key (TRELLIS_SECRETS_KEY)")?,
-        ..host_config(&args.limits, &args.cache)?
+        ..host_config(&args.limits, &args.cache, &args.signed)?
     };
     if std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").is_ok_and(|v| v.trim() == "0")
     {

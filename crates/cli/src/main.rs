@@ -4,6 +4,7 @@
 //! from its manifest, HTTP served until Ctrl-C or SIGTERM.
 
 mod app;
+mod claims;
 mod creds;
 mod ctl;
 mod endpoint;
@@ -173,6 +174,12 @@ enum Command {
         #[command(subcommand)]
         cmd: creds::CredsCmd,
     },
+    /// Sign components and read their signatures (claims as wasmCloud v1 and `wash claims`
+    /// write them), or make the keys that sign them.
+    Claims {
+        #[command(subcommand)]
+        cmd: claims::ClaimsCmd,
+    },
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -211,6 +218,9 @@ struct UpArgs {
 
     #[command(flatten)]
     cache: CacheArgs,
+
+    #[command(flatten)]
+    signed: claims::SignedComponentArgs,
 }
 
 #[derive(Args)]
@@ -400,6 +410,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => registry::inspect(*args).await,
             Command::Lock(cmd) => lock::run(*cmd).await,
             Command::Creds { cmd } => creds::run(cmd),
+            Command::Claims { cmd } => claims::run(cmd),
         }
     });
     match result {
@@ -412,7 +423,11 @@ fn main() -> ExitCode {
 }
 
 /// The host settings every command that runs a host shares.
-pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<HostConfig> {
+pub(crate) fn host_config(
+    l: &LimitArgs,
+    cache: &CacheArgs,
+    signed: &claims::SignedComponentArgs,
+) -> anyhow::Result<HostConfig> {
     let size = |value: ByteSize, flag: &str| {
         usize::try_from(value.0).with_context(|| format!("{flag} is too large"))
     };
@@ -449,6 +464,7 @@ pub(crate) fn host_config(l: &LimitArgs, cache: &CacheArgs) -> anyhow::Result<Ho
         },
         cache_dir: cache.dir(),
         registry: cache.registry.config(cache.images.dir()),
+        signed_components: signed.policy()?,
         server: ServerLimits {
             max_request_body_bytes: l.max_request_body.0,
             header_read_timeout: l.header_read_timeout.0,
@@ -481,7 +497,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let host_settings = host_config(&args.limits, &args.cache)?;
+    let host_settings = host_config(&args.limits, &args.cache, &args.signed)?;
     // Registry images run pinned to trellis.lock's digests, in the first deploy and in what
     // the embedded reconciler keeps.
     let (manifest, app) = {

@@ -85,7 +85,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
-/// Parses a duration: a number with a unit `ms`, `s`, `m` or `h`.
+/// Parses a duration: a number with a unit `ms`, `s`, `m`, `h` or `d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -98,9 +98,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
+        "d" => Ok(Duration::from_secs(n.saturating_mul(86_400))),
         "" => Err(format!("`{s}` has no unit; write e.g. {n}s or {n}ms")),
         other => Err(format!(
-            "unknown duration unit `{other}` in `{s}`; use ms, s, m or h"
+            "unknown duration unit `{other}` in `{s}`; use ms, s, m, h or d"
         )),
     }
 }

@@ -700,19 +700,107 @@ async fn state_changes_publish_events() {
     }
 }
 
-/// `claims.get` answers with an (empty) list.
+/// `claims.get` answers with a list of string maps: empty at first; once a component signed
+/// with `trellis claims sign` runs, its claims in wasmCloud v1's keys, which the published
+/// client reads. Its `component_scaled` event carries them too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_get_answers_an_empty_list() {
+async fn claims_get_answers_the_claims_of_signed_components() {
     let lattice = Lattice::new("claims");
+    let mut events = lattice.events().await;
     let host = lattice.start_host(&[]);
     let ctl = lattice.ctl().await;
     let reply = ok("get_claims", ctl.get_claims().await, &[&host]);
     assert_success("get_claims", &reply, &[&host]);
-    assert_eq!(
-        reply.data(),
-        Some(&Vec::new()),
-        "claims: no components or providers carry claims yet"
+    assert_eq!(reply.data(), Some(&Vec::new()), "nothing signed runs yet");
+
+    let dir = trellis_conformance::ScratchDir::new("claims");
+    let seed = dir.path().join("issuer.nk");
+    let issuer = trellis(&[
+        "claims".as_ref(),
+        "keygen".as_ref(),
+        "account".as_ref(),
+        "--output".as_ref(),
+        seed.as_ref(),
+    ]);
+    let issuer = issuer.trim();
+    let signed = dir.path().join("hello_s.wasm");
+    let guest = trellis_test_support::guest("http_hello");
+    let stdout = trellis(&[
+        "claims".as_ref(),
+        "sign".as_ref(),
+        guest.as_ref(),
+        "--issuer-key".as_ref(),
+        seed.as_ref(),
+        "--name".as_ref(),
+        "hello".as_ref(),
+        "--ver".as_ref(),
+        "1.2.0".as_ref(),
+        "--rev".as_ref(),
+        "4".as_ref(),
+        "--tag".as_ref(),
+        "web".as_ref(),
+        "--output".as_ref(),
+        signed.as_ref(),
+    ]);
+    let subject = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("subject"))
+        .map(str::trim)
+        .expect("the subject line")
+        .to_owned();
+
+    let reply = ok(
+        "scale_component",
+        ctl.scale_component(
+            host.id(),
+            &format!("file://{}", signed.display()),
+            "conf-signed",
+            1,
+            None,
+            Vec::new(),
+            false,
+        )
+        .await,
+        &[&host],
     );
+    assert_success("scale_component", &reply, &[&host]);
+    let scaled = events
+        .expect("component_scaled", EVENT_TIMEOUT, |e| {
+            e.source == host.id() && e.data["component_id"] == "conf-signed"
+        })
+        .await;
+    assert_eq!(scaled.data["public_key"], subject.as_str(), "{scaled:?}");
+    assert_eq!(scaled.data["claims"]["issuer"], issuer, "{scaled:?}");
+    assert_eq!(scaled.data["claims"]["name"], "hello", "{scaled:?}");
+
+    let reply = ok("get_claims", ctl.get_claims().await, &[&host]);
+    assert_success("get_claims", &reply, &[&host]);
+    let claims = reply.into_data().expect("claims data");
+    assert_eq!(claims.len(), 1, "{claims:?}");
+    let claims = &claims[0];
+    let get = |key: &str| claims.get(key).map(String::as_str);
+    assert_eq!(get("issuer"), Some(issuer));
+    assert_eq!(get("iss"), Some(issuer));
+    assert_eq!(get("subject"), Some(subject.as_str()));
+    assert_eq!(get("sub"), Some(subject.as_str()));
+    assert_eq!(get("name"), Some("hello"));
+    assert_eq!(get("version"), Some("1.2.0"));
+    assert_eq!(get("revision"), Some("4"));
+    assert_eq!(get("tags"), Some("web"));
+}
+
+/// Runs `trellis ARGS` to completion; its stdout, or a panic with its stderr.
+fn trellis(args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(trellis_conformance::trellis_bin())
+        .args(args)
+        .output()
+        .expect("run trellis");
+    assert!(
+        out.status.success(),
+        "trellis {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Auctions: every host whose labels satisfy the constraints answers with its id; the others

@@ -131,7 +131,7 @@ pub enum CtlRequest {
     DeleteLink(DeleteLink),
     /// `link.get`: every link in the lattice.
     GetLinks,
-    /// `claims.get`: the claims of signed components (none yet).
+    /// `claims.get`: the claims of the signed components started on the lattice.
     GetClaims,
     /// `component.scale.{host_id}`.
     ScaleComponent(ScaleComponent),

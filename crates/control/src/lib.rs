@@ -7,6 +7,7 @@
 //! Identifiers are newtypes so that a component id cannot be passed where a provider id or a
 //! link name is expected.
 //!
+//! - [`claims`]: the claims of signed components as the lattice stores and answers them;
 //! - [`ctl`]: the control interface's requests ([`CtlRequest`]), one variant per operation,
 //!   each knowing its subject, body and how it is parsed;
 //! - [`secret`]: secret references, sealed values and revealed ones;
@@ -15,6 +16,7 @@
 //!   [`CloudEvent`], the shapes both carry; [`error_text`], how an error and its causes
 //!   become the text these carry.
 
+pub mod claims;
 pub mod ctl;
 mod ids;
 mod inventory;

@@ -383,9 +383,15 @@ impl Host {
                 Ok(links) => CtlResponse::ok(links),
                 Err(e) => CtlResponse::error(error_text(&e)),
             }),
-            CtlRequest::GetClaims => {
-                reply(&CtlResponse::ok(Vec::<BTreeMap<String, String>>::new()))
-            }
+            CtlRequest::GetClaims => reply(&match state.claims().await {
+                Ok(claims) => CtlResponse::ok(
+                    claims
+                        .iter()
+                        .map(|c| c.reply_map())
+                        .collect::<Vec<BTreeMap<String, String>>>(),
+                ),
+                Err(e) => CtlResponse::error(error_text(&e)),
+            }),
             CtlRequest::ScaleComponent(scale) => reply(&self.scale(scale, &state)),
             CtlRequest::UpdateComponent(update) => reply(&self.update_component(update, &state)),
             CtlRequest::StopProvider(stop) => reply(&self.stop_provider(&stop.provider_id)),

@@ -111,6 +111,9 @@ pub struct HostConfig {
     /// How components named by registry references are pulled and cached (plain-HTTP
     /// exceptions, credentials, timeout, largest image, the digest-keyed cache).
     pub registry: trellis_registry::RegistryConfig,
+    /// Which components run: any (the default), or only those signed by an allowed issuer
+    /// (`--allowed-issuers`), checked before they are compiled.
+    pub signed_components: trellis_claims::Policy,
 }
 
 impl Default for HostConfig {
@@ -136,6 +139,7 @@ impl Default for HostConfig {
             control_key: None,
             protected_addresses: Vec::new(),
             registry: trellis_registry::RegistryConfig::default(),
+            signed_components: trellis_claims::Policy::Any,
         }
     }
 }

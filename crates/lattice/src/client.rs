@@ -458,6 +458,15 @@ impl CtlClient {
             .unwrap_or_default())
     }
 
+    /// The claims of the signed components started on the lattice (`claims.get`), as
+    /// wasmCloud v1's string maps.
+    pub async fn claims(&self) -> Result<Vec<BTreeMap<String, String>>, CtlError> {
+        Ok(self
+            .request(&CtlRequest::GetClaims)
+            .await?
+            .unwrap_or_default())
+    }
+
     /// Puts a link.
     pub async fn put_link(&self, link: &Link) -> Result<(), CtlError> {
         self.command(&CtlRequest::PutLink(link.clone())).await

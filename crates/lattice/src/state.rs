@@ -2,6 +2,8 @@
 //! and config put through any host reach every host, including ones that join later:
 //!
 //! - `LATTICEDATA_{lattice}`: `COMPONENT_{source_id}` → `{"url": image_ref, "links": [...]}`;
+//! - `LATTICEDATA_{lattice}`: `CLAIMS_{subject}` → the claims of a signed component
+//!   ([`StoredClaims`]), written when a host starts it, as wasmCloud v1 hosts do;
 //! - `CONFIGDATA_{lattice}`: config name → JSON string map.
 //!
 //! Reads go to the bucket every time (no cache), so there is nothing to keep in sync.
@@ -14,6 +16,7 @@ use async_nats::jetstream;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use trellis_control::Link;
+use trellis_control::claims::StoredClaims;
 
 /// Why a state operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +251,39 @@ impl LatticeState {
         Err(self.busy(key, "deleted"))
     }
 
+    /// Records the claims of a signed component started somewhere on the lattice, under
+    /// `CLAIMS_{subject}` (replacing what an earlier signature of the same subject said).
+    pub async fn put_claims(&self, claims: &StoredClaims) -> Result<(), StateError> {
+        let key = format!("CLAIMS_{}", claims.subject);
+        let body = serde_json::to_vec(claims).map_err(|source| StateError::Encode {
+            key: key.clone(),
+            source,
+        })?;
+        Ok(self.links.put(&key, body).await?)
+    }
+
+    /// The claims of every signed component started on the lattice so far (a cache, as in
+    /// wasmCloud v1: claims stay after their component stops). A value that is not claims
+    /// is skipped with a warning rather than failing the whole answer.
+    pub async fn claims(&self) -> Result<Vec<StoredClaims>, StateError> {
+        let mut all = Vec::new();
+        for key in self.links.keys().await? {
+            if !key.starts_with("CLAIMS_") {
+                continue;
+            }
+            let Some((_, bytes)) = self.links.get(&key).await? else {
+                continue;
+            };
+            match serde_json::from_slice(&bytes) {
+                Ok(claims) => all.push(claims),
+                Err(e) => {
+                    tracing::warn!(%key, "skipping lattice state that is not component claims: {e}")
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// Every link in the lattice.
     pub async fn links(&self) -> Result<Vec<Link>, StateError> {
         let mut links = Vec::new();
@@ -346,6 +382,27 @@ mod tests {
                 .expect("delete"),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn claims_round_trip_beside_links() {
+        let state = LatticeState::in_memory();
+        state
+            .put_link(&link("back", &["greet"]))
+            .await
+            .expect("put link");
+        assert!(state.claims().await.expect("claims").is_empty());
+        let claims = StoredClaims {
+            issuer: "AISSUER".into(),
+            subject: "MSUBJECT".into(),
+            name: "hello".into(),
+            revision: "1".into(),
+            ..StoredClaims::default()
+        };
+        state.put_claims(&claims).await.expect("put claims");
+        state.put_claims(&claims).await.expect("put again");
+        assert_eq!(state.claims().await.expect("claims"), [claims]);
+        assert_eq!(state.links().await.expect("links").len(), 1);
     }
 
     #[tokio::test]

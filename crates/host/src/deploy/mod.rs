@@ -11,12 +11,14 @@ pub(crate) use checks::{
 use crate::Host;
 use crate::problems::{DeployError, Problem};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use trellis_claims::{ComponentClaims, Policy};
 use trellis_control::secret::{SecretReference, is_secret_reference};
 use trellis_control::{ComponentId, error_text};
 use trellis_manifest::{Application, ImageRef};
-use trellis_runtime::Component;
+use trellis_runtime::{Component, LoadError};
 
 /// Annotation on the one-entry apps the control interface deploys.
 pub(crate) const LATTICE_OPERATION: &str = "trellis.dev/lattice-operation";
@@ -40,7 +42,7 @@ impl Host {
         let manifest = app.manifest_path.display().to_string();
 
         checks::check_providers(app, &mut problems);
-        let loaded = self.load_components(app, &mut problems).await;
+        let (loaded, claims) = self.load_components(app, &mut problems).await;
         let checked = checks::check(
             app,
             loaded,
@@ -63,7 +65,7 @@ impl Host {
                 None => tracing::warn!(app = %app.name, "{}", warning.message),
             }
         }
-        self.prepare_and_start(app, checked, manifest).await
+        self.prepare_and_start(app, checked, claims, manifest).await
     }
 
     /// `app` with the named config it lists without properties (wadm's way of using config
@@ -121,21 +123,39 @@ impl Host {
         Cow::Owned(app)
     }
 
+    /// Loads (compiles, or finds in the cache) every component of `app`, after checking its
+    /// signature against the host's policy: a component the policy refuses is never
+    /// compiled. Returns them with the claims of those whose signature checks out.
     async fn load_components(
         &self,
         app: &Application,
         problems: &mut Vec<Problem>,
-    ) -> Vec<(String, Component)> {
+    ) -> (Vec<(String, Component)>, BTreeMap<String, ComponentClaims>) {
         let mut jobs = Vec::new();
         for c in &app.components {
             let runtime = self.runtime.clone();
+            let policy = self.config.signed_components.clone();
             let (id, name) = (c.id.clone(), c.name.clone());
+            let place = format!("{}:{}", app.manifest_path.display(), c.line);
             match &c.image {
                 ImageRef::File(path) => {
                     let path = path.clone();
                     // Compiling is CPU-bound: keep it off the async workers.
                     jobs.push(tokio::task::spawn_blocking(move || {
-                        (name, runtime.load_file(&id, &path))
+                        let bytes = std::fs::read(&path).map_err(|source| {
+                            Problem::new(
+                                LoadError::Read {
+                                    id: id.clone(),
+                                    path: path.clone(),
+                                    source,
+                                }
+                                .to_string(),
+                            )
+                        });
+                        let loaded = bytes.and_then(|bytes| {
+                            load_checked(&runtime, &policy, &id, &name, &place, &path, &bytes)
+                        });
+                        (name, loaded)
                     }));
                 }
                 ImageRef::Remote(reference) => {
@@ -144,10 +164,8 @@ impl Host {
                         Err(e) => {
                             problems.push(
                                 Problem::new(format!(
-                                    "component `{}` ({}:{}): {}",
+                                    "component `{}` ({place}): {}",
                                     c.name,
-                                    app.manifest_path.display(),
-                                    c.line,
                                     error_text(&e)
                                 ))
                                 .hint(pull_hint(&e)),
@@ -157,24 +175,60 @@ impl Host {
                     };
                     let shown = std::path::PathBuf::from(reference);
                     jobs.push(tokio::task::spawn_blocking(move || {
-                        (name, runtime.load_bytes(&id, &shown, &pulled))
+                        let loaded =
+                            load_checked(&runtime, &policy, &id, &name, &place, &shown, &pulled);
+                        (name, loaded)
                     }));
                 }
             }
         }
         let mut loaded = Vec::new();
+        let mut claims = BTreeMap::new();
         for job in jobs {
             match job.await {
-                Ok((name, Ok(component))) => {
-                    tracing::info!(component_id = %component.id(), from_cache = component.from_cache(), "component loaded");
+                Ok((name, Ok((component, signed)))) => {
+                    tracing::info!(
+                        component_id = %component.id(),
+                        from_cache = component.from_cache(),
+                        issuer = signed.as_ref().map(|c| c.issuer.as_str()),
+                        "component loaded"
+                    );
+                    if let Some(signed) = signed {
+                        claims.insert(name.clone(), signed);
+                    }
                     loaded.push((name, component));
                 }
-                Ok((_, Err(e))) => problems.push(Problem::new(e.to_string())),
+                Ok((_, Err(problem))) => problems.push(problem),
                 Err(e) => problems.push(Problem::new(format!("loading a component failed: {e}"))),
             }
         }
-        loaded
+        (loaded, claims)
     }
+}
+
+/// Checks a component's signature against `policy`, then compiles it (or finds it in the
+/// cache). Refused bytes are never handed to the compiler.
+fn load_checked(
+    runtime: &trellis_runtime::Runtime,
+    policy: &Policy,
+    id: &ComponentId,
+    name: &str,
+    place: &str,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<(Component, Option<ComponentClaims>), Problem> {
+    let claims = policy.check(bytes).map_err(|refusal| {
+        tracing::warn!(component_id = %id, path = %path.display(), reason = %refusal, "component refused");
+        Problem::new(format!(
+            "component `{name}` ({place}, {}) is refused: {refusal}",
+            path.display()
+        ))
+        .hint(refusal.hint())
+    })?;
+    let component = runtime
+        .load_bytes(id, path, bytes)
+        .map_err(|e| Problem::new(e.to_string()))?;
+    Ok((component, claims))
 }
 
 /// Why a component's image could not be fetched.

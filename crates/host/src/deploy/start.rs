@@ -10,6 +10,7 @@ use crate::problems::{DeployError, Problem};
 use crate::providers::{Instance, ProviderState, linked};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use trellis_claims::ComponentClaims;
 use trellis_control::{ComponentDescription, ProviderStatus};
 use trellis_manifest::{Application, ImageRef};
 use trellis_runtime::{
@@ -33,6 +34,7 @@ impl Host {
         &self,
         app: &Application,
         mut checked: CheckedApp<Component>,
+        claims: BTreeMap<String, ComponentClaims>,
         manifest: String,
     ) -> Result<Vec<Listening>, DeployError> {
         let mut problems = Vec::new();
@@ -128,7 +130,8 @@ impl Host {
             watchers,
             exported,
         };
-        self.start(app, &checked, prepared, &providers, bound).await
+        self.start(app, &checked, prepared, &claims, &providers, bound)
+            .await
     }
 
     /// Starts what was checked and prepared: components join dispatch, calls and
@@ -138,6 +141,7 @@ impl Host {
         app: &Application,
         checked: &CheckedApp<Component>,
         prepared: Prepared,
+        claims: &BTreeMap<String, ComponentClaims>,
         providers: &[Arc<ProviderState>],
         bound: Vec<(Route, tokio::net::TcpListener)>,
     ) -> Result<Vec<Listening>, DeployError> {
@@ -212,12 +216,18 @@ impl Host {
                 ImageRef::File(p) => format!("file://{}", p.display()),
                 ImageRef::Remote(r) => r.clone(),
             };
-            scaled.push(serde_json::json!({
+            let mut event = serde_json::json!({
                 "component_id": spec.id,
                 "image_ref": image_ref,
                 "max_instances": spec.scale.instances,
                 "annotations": annotations,
-            }));
+            });
+            if let (Some(signed), Some(data)) = (claims.get(&spec.name), event.as_object_mut()) {
+                // As wasmCloud v1 announces a signed component.
+                data.insert("public_key".into(), signed.subject.clone().into());
+                data.insert("claims".into(), event_claims(signed));
+            }
+            scaled.push(event);
             components.push(ComponentDescription {
                 id: spec.id.clone(),
                 image_ref,
@@ -254,6 +264,16 @@ impl Host {
         }
         for data in scaled {
             self.publish("component_scaled", data);
+        }
+        // The lattice keeps the claims of the signed components started on it, for
+        // `claims.get` (as wasmCloud v1 hosts keep them, under `CLAIMS_{subject}`).
+        if !claims.is_empty() {
+            let state = self.control_state();
+            for signed in claims.values() {
+                if let Err(e) = state.put_claims(&signed.stored()).await {
+                    tracing::warn!(subject = %signed.subject, error = %trellis_control::error_text(&e), "cannot record a component's claims in the lattice state");
+                }
+            }
         }
 
         // HTTP links of a manifest are served now; the same links put on the lattice later
@@ -412,4 +432,19 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
         }
     }
     links
+}
+
+/// A signed component's claims as wasmCloud v1's `component_scaled` event carries them.
+fn event_claims(claims: &ComponentClaims) -> serde_json::Value {
+    let when = |t: Option<u64>| t.map_or_else(|| "never".to_owned(), trellis_claims::timestamp);
+    serde_json::json!({
+        "call_alias": claims.call_alias,
+        "issuer": claims.issuer,
+        "tags": claims.tags,
+        "name": claims.name,
+        "version": claims.version,
+        "revision": claims.revision,
+        "not_before_human": when(claims.not_before),
+        "expires_human": when(claims.expires),
+    })
 }
