@@ -100,20 +100,33 @@ impl ComponentStore {
             bucket: bucket.clone(),
             source,
         };
-        let store = match js.get_object_store(&bucket).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: bucket.clone(),
-                    description: Some(format!(
-                        "components of lattice {lattice}, by sha256 (trellis)"
-                    )),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| open(Box::new(e)))?,
-        };
-        Ok(Self { store })
+        if let Ok(store) = js.get_object_store(&bucket).await {
+            return Ok(Self { store });
+        }
+        let created = js
+            .create_object_store(object_store::Config {
+                bucket: bucket.clone(),
+                description: Some(format!(
+                    "components of lattice {lattice}, by sha256 (trellis)"
+                )),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(store) => Ok(Self { store }),
+            Err(e) => {
+                // Hosts starting together race to create the bucket: the loser is told the
+                // subjects overlap with the stream the winner just made, which is the store
+                // it wanted.
+                for _ in 0..20 {
+                    if let Ok(store) = js.get_object_store(&bucket).await {
+                        return Ok(Self { store });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(open(Box::new(e)))
+            }
+        }
     }
 
     /// Stores `bytes` (once: bytes already stored are not sent again); their digest.
