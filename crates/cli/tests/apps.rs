@@ -627,14 +627,7 @@ fn embedded_mode_manages_apps_with_the_same_reconciler() {
     install_guest(dir.path(), "http_hello");
     let first = write_manifest(dir.path(), &http_app("first", "http_hello", 1, ""));
     let mut trellis = Trellis::up(&first, &[]);
-    let admin_of = |t: &Trellis| {
-        t.stdout
-            .iter()
-            .find_map(|l| l.strip_prefix("control interface on "))
-            .expect("admin address line")
-            .trim()
-            .to_owned()
-    };
+    let admin_of = |t: &Trellis| t.admin_url();
     let admin = std::cell::RefCell::new(admin_of(&trellis));
     let app = |args: &[&str]| {
         let admin = admin.borrow().clone();
@@ -713,13 +706,7 @@ fn config_named_without_properties_comes_from_the_config_store() {
     install_guest(dir.path(), "behaviours");
     let first = write_manifest(dir.path(), &http_app("first", "http_hello", 1, ""));
     let trellis = Trellis::up(&first, &[]);
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .expect("admin address line")
-        .trim()
-        .to_owned();
+    let admin = trellis.admin_url();
     let cli = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--embedded", admin.as_str(), "-o", "json"]);
@@ -814,13 +801,7 @@ fn config_named_without_properties_comes_from_the_config_store() {
         "{}",
         trellis.stderr()
     );
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .expect("admin address line")
-        .trim()
-        .to_owned();
+    let admin = trellis.admin_url();
     let out = run(&[
         "config",
         "put",

@@ -31,16 +31,6 @@ spec:
 const ID: &str = "typed-typed";
 const API: &str = "trellis:typed/api";
 
-/// The admin address `trellis up` printed.
-fn admin_address(trellis: &Trellis) -> String {
-    trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .unwrap_or_else(|| panic!("no control interface line in {:?}", trellis.stdout))
-        .to_owned()
-}
-
 /// `trellis call ARGS… --embedded ADMIN` (or any other connection flags).
 fn call(connection: &[&str], args: &[&str]) -> Exited {
     let mut all = vec!["call"];
@@ -269,7 +259,7 @@ fn trellis_call_against_an_embedded_host() {
         &manifest,
         &["--max-execution-time", "1s", "--max-call-size", "4KiB"],
     );
-    let admin = admin_address(&trellis);
+    let admin = trellis.admin_url();
     let c = ["--embedded", admin.as_str()];
 
     calls_succeed(&c, ID);

@@ -8,16 +8,6 @@ use common::*;
 use serde_json::Value;
 use std::time::Duration;
 
-/// The admin address `trellis up` printed.
-fn admin_address(trellis: &Trellis) -> String {
-    trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .unwrap_or_else(|| panic!("no control interface line in {:?}", trellis.stdout))
-        .to_owned()
-}
-
 /// The host id `trellis up` printed.
 fn embedded_host_id(trellis: &Trellis) -> String {
     trellis
@@ -35,7 +25,7 @@ fn events_stream_from_an_embedded_host_until_it_stops() {
     install_guest(dir.path(), "http_hello");
     let manifest = write_manifest(dir.path(), &http_app("watched", "http_hello", 1, ""));
     let mut trellis = Trellis::up(&manifest, &[]);
-    let admin = admin_address(&trellis);
+    let admin = trellis.admin_url();
     let host = embedded_host_id(&trellis);
     let cli = |args: &[&str]| {
         let mut all = args.to_vec();

@@ -32,16 +32,6 @@ fn cli_in(dir: &Path, state: &Path, args: &[&str]) -> Exited {
     })
 }
 
-fn admin_address(trellis: &Trellis) -> String {
-    trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on http://"))
-        .expect("admin address line")
-        .trim()
-        .to_owned()
-}
-
 /// A raw HTTP/1.1 POST; the status code and body.
 fn post(address: &str, path: &str, auth: Option<&str>) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(address).expect("connect");
@@ -84,7 +74,7 @@ fn the_control_endpoint_needs_its_token_and_the_cli_finds_it() {
         &write_manifest(second.path(), &http_app("two", "http_hello", 1, "")),
         state.path(),
     );
-    let (a, b) = (admin_address(&one), admin_address(&two));
+    let (a, b) = (one.admin_address(), two.admin_address());
     assert_ne!(a, b, "each `trellis up` has its own endpoint");
 
     // The token is kept beside the manifest, for its owner only.

@@ -147,13 +147,7 @@ fn components_cannot_reach_the_hosts_control_endpoint() {
         "              allowed_hosts: 127.0.0.1,localhost\n",
     );
     let trellis = Trellis::up(&manifest, &[]);
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on http://"))
-        .expect("admin address line")
-        .trim()
-        .to_owned();
+    let admin = trellis.admin_address();
     let port = admin.rsplit_once(':').expect("port").1.to_owned();
     let before = run(&["get", "inventory", "--embedded", &admin, "-o", "json"]);
     assert_eq!(before.code, Some(0), "{}", before.stderr);

@@ -329,12 +329,7 @@ fn the_same_cli_works_against_an_embedded_host() {
     install_guest(dir.path(), "http_hello");
     let manifest = write_manifest(dir.path(), &http_app("embedded", "http_hello", 2, ""));
     let trellis = Trellis::up(&manifest, &[]);
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .unwrap_or_else(|| panic!("no control interface line in {:?}", trellis.stdout))
-        .to_owned();
+    let admin = trellis.admin_url();
     let cli = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--embedded", admin.as_str()]);

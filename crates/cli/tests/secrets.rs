@@ -170,12 +170,7 @@ fn embedded_components_read_their_secrets_and_the_value_shows_up_nowhere_else() 
         .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .env("TRELLIS_LOG", "debug");
     let trellis = Trellis::start(cmd);
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .expect("admin line")
-        .to_owned();
+    let admin = trellis.admin_url();
 
     let r = get(trellis.addr(), "/secret?name=api_password");
     assert_eq!((r.status, r.body.as_str()), (200, password.as_str()));

@@ -75,13 +75,7 @@ fn embedded_mode_delivers_the_watched_apps_status_changes() {
     let manifest = write_manifest(dir.path(), &receiver("watched", EXAMPLE_CONFIG, "", ""));
     let trellis = Trellis::up(&manifest, &["--provider-health-interval", "300ms"]);
     trellis.wait_for_stderr("delivering app status updates", Duration::from_secs(30));
-    let admin = trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("control interface on "))
-        .expect("admin address line")
-        .trim()
-        .to_owned();
+    let admin = trellis.admin_url();
     let app = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--embedded", admin.as_str()]);

@@ -72,6 +72,21 @@ impl Trellis {
         Self::start_until(cmd, "app `")
     }
 
+    /// The control endpoint `trellis up` printed, `http://127.0.0.1:PORT`.
+    pub fn admin_url(&self) -> String {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("control interface on "))
+            .unwrap_or_else(|| panic!("no control interface line in {:?}", self.stdout))
+            .trim()
+            .to_owned()
+    }
+
+    /// The control endpoint's `host:port`.
+    pub fn admin_address(&self) -> String {
+        self.admin_url().trim_start_matches("http://").to_owned()
+    }
+
     /// Starts `cmd` and returns once it printed a stdout line starting with `ready`.
     pub fn start_until(mut cmd: Command, ready: &str) -> Trellis {
         // A test may ask for more (or less) logging by setting TRELLIS_LOG itself.
