@@ -57,6 +57,8 @@ mod capabilities;
 mod component;
 mod error;
 mod exported;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod imports;
 mod invoke;
