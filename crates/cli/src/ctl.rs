@@ -714,24 +714,76 @@ pub(crate) async fn get(args: &LatticeArgs, what: Get) -> anyhow::Result<()> {
     }
 }
 
+/// Where `trellis config` reads and writes: the lattice (or a running `trellis up`), or with
+/// `--local DIR` the named config file of the `trellis up` project in `DIR`, which its host
+/// reads when it starts (a running one does not see later changes: use `--embedded`).
+enum ConfigStore {
+    Lattice(Box<CtlClient>),
+    Local {
+        state: trellis_lattice::state::LatticeState,
+        file: PathBuf,
+    },
+}
+
+impl ConfigStore {
+    async fn put(&self, name: &str, values: &BTreeMap<String, String>) -> anyhow::Result<()> {
+        match self {
+            Self::Lattice(client) => client.put_config(name, values).await?,
+            Self::Local { state, .. } => state.put_config(name, values).await?,
+        }
+        Ok(())
+    }
+
+    async fn get(&self, name: &str) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+        Ok(match self {
+            Self::Lattice(client) => client.get_config(name).await?,
+            Self::Local { state, .. } => state.get_config(name).await?,
+        })
+    }
+
+    async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Lattice(client) => client.delete_config(name).await?,
+            Self::Local { state, .. } => state.delete_config(name).await?,
+        }
+        Ok(())
+    }
+}
+
 pub(crate) async fn config(
     args: &LatticeArgs,
     local: Option<&Path>,
     cmd: ConfigCmd,
 ) -> anyhow::Result<()> {
-    if let Some(dir) = local {
-        return local_config(args, dir, cmd).await;
-    }
-    let client = connect(args).await?;
+    let store = match local {
+        Some(dir) => {
+            let file = dir.join(".trellis/config.json");
+            let state = trellis_lattice::state::LatticeState::local(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            ConfigStore::Local { state, file }
+        }
+        None => ConfigStore::Lattice(Box::new(connect(args).await?)),
+    };
     match cmd {
         ConfigCmd::Put { name, values } => {
-            client
-                .put_config(&name, &values.into_iter().collect())
-                .await?;
-            eprintln!("config `{name}` set");
+            store.put(&name, &values.into_iter().collect()).await?;
+            match &store {
+                ConfigStore::Lattice(_) => eprintln!("config `{name}` set"),
+                ConfigStore::Local { file, .. } => eprintln!(
+                    "config `{name}` set in {} (a running `trellis up` reads it when it starts)",
+                    file.display()
+                ),
+            }
         }
-        ConfigCmd::Get { name } => match client.get_config(&name).await? {
-            None => anyhow::bail!("no config named `{name}` on lattice `{}`", args.lattice),
+        ConfigCmd::Get { name } => match store.get(&name).await? {
+            None => match &store {
+                ConfigStore::Lattice(_) => {
+                    anyhow::bail!("no config named `{name}` on lattice `{}`", args.lattice)
+                }
+                ConfigStore::Local { file, .. } => {
+                    anyhow::bail!("no config named `{name}` in {}", file.display())
+                }
+            },
             Some(values) if args.output == Output::Json => print_json(&values)?,
             Some(values) => {
                 for (k, v) in values {
@@ -740,42 +792,13 @@ pub(crate) async fn config(
             }
         },
         ConfigCmd::Del { name } => {
-            client.delete_config(&name).await?;
-            eprintln!("config `{name}` deleted");
-        }
-    }
-    Ok(())
-}
-
-/// `trellis config … --local DIR`: the named config file of the `trellis up` project in
-/// `DIR`, which its host reads when it starts (a running one does not see later changes:
-/// use `--embedded` for that).
-async fn local_config(args: &LatticeArgs, dir: &Path, cmd: ConfigCmd) -> anyhow::Result<()> {
-    let file = dir.join(".trellis/config.json");
-    let state = trellis_lattice::state::LatticeState::local(&file)
-        .with_context(|| format!("opening {}", file.display()))?;
-    match cmd {
-        ConfigCmd::Put { name, values } => {
-            state
-                .put_config(&name, &values.into_iter().collect())
-                .await?;
-            eprintln!(
-                "config `{name}` set in {} (a running `trellis up` reads it when it starts)",
-                file.display()
-            );
-        }
-        ConfigCmd::Get { name } => match state.get_config(&name).await? {
-            None => anyhow::bail!("no config named `{name}` in {}", file.display()),
-            Some(values) if args.output == Output::Json => print_json(&values)?,
-            Some(values) => {
-                for (k, v) in values {
-                    println!("{k}={v}");
+            store.delete(&name).await?;
+            match &store {
+                ConfigStore::Lattice(_) => eprintln!("config `{name}` deleted"),
+                ConfigStore::Local { file, .. } => {
+                    eprintln!("config `{name}` deleted from {}", file.display())
                 }
             }
-        },
-        ConfigCmd::Del { name } => {
-            state.delete_config(&name).await?;
-            eprintln!("config `{name}` deleted from {}", file.display());
         }
     }
     Ok(())

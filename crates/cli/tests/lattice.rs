@@ -641,18 +641,21 @@ fn a_component_started_on_the_lattice_uses_its_capability_links() {
         assert_eq!(out.code, Some(0), "trellis {args:?}: {}", out.stderr);
         out
     };
-    cli(&[
-        "start",
-        "provider",
-        "trellis+builtin://keyvalue-memory",
-        "kv",
-    ]);
-    cli(&[
-        "start",
-        "provider",
-        "ghcr.io/wasmcloud/http-server:0.27.0",
-        "http",
-    ]);
+    let start_providers = || {
+        cli(&[
+            "start",
+            "provider",
+            "trellis+builtin://keyvalue-memory",
+            "kv",
+        ]);
+        cli(&[
+            "start",
+            "provider",
+            "ghcr.io/wasmcloud/http-server:0.27.0",
+            "http",
+        ]);
+    };
+    start_providers();
     cli(&[
         "link",
         "put",
@@ -730,18 +733,7 @@ fn a_component_started_on_the_lattice_uses_its_capability_links() {
 
     // Started again, the providers serve the component again: it is linked to the new
     // instances (a fresh in-memory store, so the count starts over).
-    cli(&[
-        "start",
-        "provider",
-        "trellis+builtin://keyvalue-memory",
-        "kv",
-    ]);
-    cli(&[
-        "start",
-        "provider",
-        "ghcr.io/wasmcloud/http-server:0.27.0",
-        "http",
-    ]);
+    start_providers();
     let body = eventually(
         "the counter to answer again",
         Duration::from_secs(30),
