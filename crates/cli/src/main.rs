@@ -379,46 +379,49 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Up(args) => up(*args).await,
-            Command::Host(args) => host::run(*args).await,
-            Command::Get { what, lattice } => ctl::get(&lattice, what).await,
-            Command::Config {
-                cmd,
-                local,
-                lattice,
-            } => ctl::config(&lattice, local.as_deref(), cmd).await,
-            Command::Label { cmd, lattice } => ctl::label(&lattice, cmd).await,
-            Command::Link { cmd, lattice } => ctl::link(&lattice, cmd).await,
-            Command::Stop { cmd, lattice } => ctl::stop(&lattice, cmd).await,
-            Command::Start { cmd, lattice } => ctl::start(&lattice, cmd).await,
-            Command::Scale { cmd, lattice } => ctl::scale(&lattice, cmd).await,
-            Command::Update { cmd, lattice } => ctl::update(&lattice, cmd).await,
-            Command::Events { lattice } => ctl::events(&lattice).await,
-            Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
-            Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
-            Command::Secret {
-                cmd,
-                local,
-                lattice,
-            } => secret::secret(&lattice, local, cmd).await,
-            Command::Call { call, lattice } => ctl::call(&lattice, call).await,
-            Command::ControlKey { public } => control_key(public.as_deref()),
-            Command::Push(args) => registry::push(*args).await,
-            Command::Pull(args) => registry::pull(*args).await,
-            Command::Inspect(args) => registry::inspect(*args).await,
-            Command::Lock(cmd) => lock::run(*cmd).await,
-            Command::Creds { cmd } => creds::run(cmd),
-            Command::Claims { cmd } => claims::run(cmd),
-        }
-    });
+    let result = runtime.block_on(run(cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs one command: from the command line, or typed at `trellis repl`'s prompt.
+pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up(args) => up(*args).await,
+        Command::Host(args) => host::run(*args).await,
+        Command::Get { what, lattice } => ctl::get(&lattice, what).await,
+        Command::Config {
+            cmd,
+            local,
+            lattice,
+        } => ctl::config(&lattice, local.as_deref(), cmd).await,
+        Command::Label { cmd, lattice } => ctl::label(&lattice, cmd).await,
+        Command::Link { cmd, lattice } => ctl::link(&lattice, cmd).await,
+        Command::Stop { cmd, lattice } => ctl::stop(&lattice, cmd).await,
+        Command::Start { cmd, lattice } => ctl::start(&lattice, cmd).await,
+        Command::Scale { cmd, lattice } => ctl::scale(&lattice, cmd).await,
+        Command::Update { cmd, lattice } => ctl::update(&lattice, cmd).await,
+        Command::Events { lattice } => ctl::events(&lattice).await,
+        Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
+        Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
+        Command::Secret {
+            cmd,
+            local,
+            lattice,
+        } => secret::secret(&lattice, local, cmd).await,
+        Command::Call { call, lattice } => ctl::call(&lattice, call).await,
+        Command::ControlKey { public } => control_key(public.as_deref()),
+        Command::Push(args) => registry::push(*args).await,
+        Command::Pull(args) => registry::pull(*args).await,
+        Command::Inspect(args) => registry::inspect(*args).await,
+        Command::Lock(cmd) => lock::run(*cmd).await,
+        Command::Creds { cmd } => creds::run(cmd),
+        Command::Claims { cmd } => claims::run(cmd),
     }
 }
 
