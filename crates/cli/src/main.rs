@@ -7,7 +7,10 @@ mod app;
 mod claims;
 mod creds;
 mod ctl;
+mod dev;
+mod embedded;
 mod endpoint;
+mod help;
 mod host;
 mod lock;
 mod registry;
@@ -15,14 +18,13 @@ mod secret;
 mod units;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trellis_host::{Host, HostConfig};
+use trellis_host::HostConfig;
 use trellis_http_server::ServerLimits;
-use trellis_lattice::Lattice;
 use trellis_runtime::{CapabilityLimits, Limits};
 use units::{ByteSize, Span};
 
@@ -56,6 +58,9 @@ enum LogFormat {
 enum Command {
     /// Run an application from its manifest on one embedded host (no broker needed).
     Up(Box<UpArgs>),
+    /// Develop an app: build its components, run it, and rebuild and swap them in as you
+    /// edit (no request fails during a swap).
+    Dev(Box<dev::DevArgs>),
     /// Run a host that joins a lattice over NATS and serves the control interface.
     Host(Box<host::HostArgs>),
     /// Show hosts, a host's inventory, links or config.
@@ -180,6 +185,11 @@ enum Command {
         #[command(subcommand)]
         cmd: claims::ClaimsCmd,
     },
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -194,6 +204,13 @@ struct UpArgs {
     /// The OAM application manifest (YAML or JSON). `file://` paths in it are relative to it.
     manifest: PathBuf,
 
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What every command that runs an embedded host takes (`up`, `dev`).
+#[derive(Args)]
+pub(crate) struct RunArgs {
     /// Listen on this address instead of the addresses in the manifest (port 0 picks a free port).
     #[arg(long, env = "TRELLIS_HTTP")]
     http: Option<SocketAddr>,
@@ -362,13 +379,17 @@ pub(crate) struct LimitArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // Commands that run a host log what they do; client commands only what went wrong.
-    let default_level = match cli.command {
-        Command::Up(_) | Command::Host(_) => "info",
-        _ => "warn",
+    let cli = match Cli::from_arg_matches(&help::command(Cli::command()).get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
     };
-    init_logging(cli.log_format, default_level);
+    // Commands that run a host log what they do; client commands only what went wrong.
+    // `trellis dev` prints logs its own way (dev::console).
+    match cli.command {
+        Command::Dev(_) => {}
+        Command::Up(_) | Command::Host(_) => init_logging(cli.log_format, "info"),
+        _ => init_logging(cli.log_format, "warn"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -393,6 +414,7 @@ fn main() -> ExitCode {
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => up(*args).await,
+        Command::Dev(args) => dev::run(*args).await,
         Command::Host(args) => host::run(*args).await,
         Command::Get { what, lattice } => ctl::get(&lattice, what).await,
         Command::Config {
@@ -422,6 +444,15 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Lock(cmd) => lock::run(*cmd).await,
         Command::Creds { cmd } => creds::run(cmd),
         Command::Claims { cmd } => claims::run(cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut help::command(Cli::command()),
+                "trellis",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -500,64 +531,30 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let host_settings = host_config(&args.limits, &args.cache, &args.signed)?;
+    let run = &args.run;
+    let host_settings = host_config(&run.limits, &run.cache, &run.signed)?;
     // Registry images run pinned to trellis.lock's digests, in the first deploy and in what
     // the embedded reconciler keeps.
     let (manifest, app) = {
         let registry = trellis_registry::Registry::new(host_settings.registry.clone());
-        lock::pinned_manifest(&args.manifest, &registry, lock::Mode::of(&args.lock)).await?
+        lock::pinned_manifest(&args.manifest, &registry, lock::Mode::of(&run.lock)).await?
     };
     app::print_warnings(&app);
     // Apps deployed beside the manifest's are kept with its other local state, one file per
     // manifest: `trellis up other.yaml` in the same folder starts only what belongs to it.
-    let apps_file = args.manifest.canonicalize().ok().and_then(|p| {
-        let stem = p.file_stem()?.to_string_lossy().into_owned();
-        Some(
-            p.parent()?
-                .join(".trellis/apps")
-                .join(format!("{stem}.json")),
-        )
+    let apps_file = embedded::state_dir(&args.manifest).and_then(|dir| {
+        let stem = args.manifest.file_stem()?.to_string_lossy().into_owned();
+        Some(dir.join("apps").join(format!("{stem}.json")))
     });
-    // Secrets of `trellis up` live beside the manifest too (`trellis secret put --local`).
-    let secrets_dir = args
-        .manifest
-        .canonicalize()
-        .ok()
-        .and_then(|p| Some(p.parent()?.join(".trellis")));
-    // So is its named config (`trellis config put --local`).
-    let config_file = secrets_dir.as_ref().map(|dir| dir.join("config.json"));
-    let config = HostConfig {
-        http_address_override: args.http,
-        apps_file,
-        config_file,
-        secrets_dir,
-        ..host_settings
-    };
-    let admin: Option<SocketAddr> = match args.admin.as_str() {
-        "off" => None,
-        addr => Some(
-            addr.parse()
-                .with_context(|| format!("--admin `{addr}` is not host:port (or `off`)"))?,
-        ),
-    };
-    // Bound before the host starts, so that its components are kept away from it.
-    let admin_listener = match admin.map(trellis_http_server::bind) {
-        None => None,
-        Some(Ok(listener)) => Some(listener),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "the control interface is not available: cannot listen on {}; is another `trellis up` running? (pass --admin 127.0.0.1:0 or --admin off)", args.admin);
-            None
-        }
-    };
-    let config = HostConfig {
-        protected_addresses: admin_listener
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect(),
-        ..config
-    };
-    let lattice = Lattice::in_process("default");
-    let host = Host::new(config, lattice).context("cannot start the host")?;
+    let embedded = embedded::Embedded::start(
+        &args.manifest,
+        run,
+        HostConfig {
+            apps_file,
+            ..host_settings
+        },
+    )?;
+    let host = embedded.host.clone();
     let listening = host
         .deploy(&app)
         .await
@@ -566,24 +563,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     host.register_app(&manifest)
         .await
         .map_err(|e| anyhow::anyhow!("cannot register app `{}`: {e}", app.name))?;
-    let token = args.admin_token.clone().unwrap_or_else(endpoint::new_token);
-    let admin = match admin_listener {
-        None => None,
-        Some(listener) => {
-            let addr = listener.local_addr().ok();
-            host.serve_admin(listener, token.clone()).await;
-            addr
-        }
-    };
-    // Where the CLI finds the address and the token; removed when this returns.
-    let _published = match admin {
-        Some(addr) => Some(endpoint::publish(
-            &args.manifest,
-            format!("http://{addr}"),
-            token,
-        )?),
-        None => None,
-    };
+    let embedded = embedded.serve().await?;
 
     let signals = shutdown_signal();
     // stdout carries only these lines, so scripts and tests can read the addresses.
@@ -596,28 +576,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             l.address, l.component_id
         )?;
     }
-    if let Some(addr) = admin {
-        writeln!(out, "control interface on http://{addr}")?;
-    }
-    for p in host.inventory().providers {
-        if let trellis_control::ProviderStatus::Failed { reason } = &p.status {
-            writeln!(
-                out,
-                "capability `{}` failed: {reason}",
-                p.name.as_deref().unwrap_or(p.id.as_str())
-            )?;
-        }
-    }
+    embedded.announce(&mut out)?;
     out.flush()?;
     drop(out);
-
-    tokio::select! {
-        _ = signals => {}
-        _ = host.stop_requested() => tracing::info!("stop requested over the control interface"),
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-    host.shutdown().await;
-    tracing::info!("stopped");
+    embedded.run_until_stopped(signals).await;
     Ok(())
 }
 

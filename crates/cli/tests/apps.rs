@@ -85,46 +85,6 @@ impl Cli {
     }
 }
 
-/// A client requesting `GET /` in a loop, each on a new connection, until finished.
-struct Load {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
-}
-
-impl Load {
-    fn start(addr: std::net::SocketAddr) -> Load {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match try_request(addr, "GET", "/", b"") {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        });
-        Load { stop, thread }
-    }
-
-    /// Stops, asserts that no request failed and enough went through; the count of them.
-    fn finish_without_failures(self) -> u32 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let (ok, failed) = self.thread.join().expect("load thread");
-        assert!(
-            failed.is_empty(),
-            "{} of {} requests failed: {:?}",
-            failed.len(),
-            ok as usize + failed.len(),
-            &failed[..failed.len().min(5)]
-        );
-        assert!(ok > 20, "only {ok} requests went through");
-        ok
-    }
-}
-
 fn hosts(url: &str, n: usize) -> Vec<LatticeHost> {
     (0..n)
         .map(|i| {

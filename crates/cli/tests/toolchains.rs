@@ -4,62 +4,8 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// componentize-py, as `scripts/services` installs it (or `TRELLIS_COMPONENTIZE_PY`).
-fn componentize_py() -> PathBuf {
-    if let Some(path) = std::env::var_os("TRELLIS_COMPONENTIZE_PY") {
-        return PathBuf::from(path);
-    }
-    let tools = std::env::var_os("TRELLIS_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/trellis-tools"));
-    let path = tools.join("venv/bin/componentize-py");
-    assert!(
-        path.exists(),
-        "componentize-py is not at {}: run scripts/services (it installs it from PyPI), or set TRELLIS_COMPONENTIZE_PY",
-        path.display()
-    );
-    path
-}
-
-/// The WASI 0.2 WIT that wasmtime-wasi-http (the version this workspace serves) ships with:
-/// the `wasi:http/proxy` world the guest is built for, at the version the host serves.
-fn wasi_http_wit() -> PathBuf {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1"])
-        .current_dir(trellis_test_support::repo_root())
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo metadata: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
-    let manifest = meta["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .find(|p| p["name"] == "wasmtime-wasi-http")
-        .and_then(|p| p["manifest_path"].as_str())
-        .expect("wasmtime-wasi-http is a dependency");
-    Path::new(manifest)
-        .parent()
-        .expect("crate folder")
-        .join("wit")
-}
-
-/// The `wasi:http` version in that WIT, such as `0.2.12`.
-fn wasi_http_version(wit: &Path) -> String {
-    let http = std::fs::read_to_string(wit.join("deps/http.wit")).expect("read http.wit");
-    http.lines()
-        .find_map(|l| l.trim().strip_prefix("package wasi:http@"))
-        .map(|v| v.trim_end_matches(';').to_owned())
-        .expect("package line in http.wit")
-}
 
 #[test]
 fn a_python_component_for_wasi_http_proxy_deploys_with_a_plain_http_server_manifest() {

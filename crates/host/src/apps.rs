@@ -123,6 +123,12 @@ impl Host {
         Ok(())
     }
 
+    /// The status the reconciler last recorded for app `name` (`None`: not recorded yet, or
+    /// no such app).
+    pub async fn app_status(self: &Arc<Self>, name: &str) -> Option<AppStatusReport> {
+        self.app_store().status(name).await.ok().flatten()
+    }
+
     /// Answers one app API request with wadm's reply JSON.
     pub(crate) async fn app_request(&self, store: &AppStore, request: AppRequest) -> Bytes {
         match request {

@@ -56,7 +56,7 @@ use tokio::task::JoinSet;
 use trellis_control::{ComponentId, HostId, HostInventory};
 use trellis_http_server::ServerLimits;
 use trellis_lattice::Lattice;
-use trellis_runtime::{Limits, Runtime, RuntimeError};
+use trellis_runtime::{Compiler, Limits, Runtime, RuntimeError};
 
 /// How a host is set up.
 #[derive(Debug, Clone)]
@@ -69,6 +69,9 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Which compiler compiles components: the optimising one, or (`trellis dev`) the fast
+    /// baseline one.
+    pub compiler: Compiler,
     /// Limits of the built-in HTTP server.
     pub server: ServerLimits,
     /// Requests that may wait for a busy component before the host answers 503.
@@ -123,6 +126,7 @@ impl Default for HostConfig {
             labels: BTreeMap::new(),
             limits: Limits::default(),
             cache_dir: None,
+            compiler: Compiler::default(),
             server: ServerLimits::default(),
             max_queued_requests: 1000,
             http_address_override: None,
@@ -185,7 +189,11 @@ pub struct Host {
 impl Host {
     /// Creates a host on `lattice`; it runs nothing until [`Host::deploy`].
     pub fn new(config: HostConfig, lattice: Lattice) -> Result<Arc<Self>, RuntimeError> {
-        let runtime = Runtime::new(config.limits.clone(), config.cache_dir.as_deref())?;
+        let runtime = Runtime::with_compiler(
+            config.limits.clone(),
+            config.cache_dir.as_deref(),
+            config.compiler,
+        )?;
         let id = new_host_id();
         let friendly_name = config
             .friendly_name

@@ -163,12 +163,27 @@ pub fn load(path: &Path) -> Result<Application, ManifestError> {
 /// its folder is where relative `file://` images are looked up (the current directory when
 /// `origin` has no folder part). `source` may be YAML or JSON.
 pub fn parse(source: &str, origin: &Path) -> Result<Application, ManifestError> {
+    parse_with(source, origin, true)
+}
+
+/// [`parse`] for a tool that builds the components before it runs them (`trellis dev`): a
+/// `file://` component that does not exist yet is no error.
+pub fn parse_before_build(source: &str, origin: &Path) -> Result<Application, ManifestError> {
+    parse_with(source, origin, false)
+}
+
+fn parse_with(
+    source: &str,
+    origin: &Path,
+    files_must_exist: bool,
+) -> Result<Application, ManifestError> {
     let positions = Positions::index(source);
     let src = Source {
         file: origin,
         base_dir: base_dir(origin),
         positions,
         warnings: Default::default(),
+        files_must_exist,
     };
 
     // Syntax first, on its own: a YAML error then never masquerades as a schema error at

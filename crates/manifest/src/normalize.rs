@@ -37,6 +37,8 @@ pub(crate) struct Source<'a> {
     pub positions: Positions,
     /// What was accepted with a warning so far, in the order found.
     pub warnings: std::cell::RefCell<Vec<ManifestError>>,
+    /// Whether a `file://` component must exist already (not for a tool about to build it).
+    pub files_must_exist: bool,
 }
 
 impl Source<'_> {
@@ -484,6 +486,9 @@ fn component_image(
         Ok(ImageSpec::Remote) => Ok(ImageRef::Remote(image.to_owned())),
         Ok(ImageSpec::File(file)) => match std::fs::metadata(&file) {
             Ok(meta) if meta.is_file() => Ok(ImageRef::File(file)),
+            Err(e) if !src.files_must_exist && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(ImageRef::File(file))
+            }
             found => {
                 let problem = match found {
                     Ok(_) => "which is not a file".to_owned(),

@@ -948,9 +948,16 @@ fn missing_file_image() {
             base.display()
         )
     );
+    // A tool that builds it first (`trellis dev`) reads the manifest before the file exists.
+    let app = parse_before_build(&source, &origin).expect("before the build");
+    assert_eq!(
+        app.components[0].image,
+        ImageRef::File(base.join("greeter.wasm"))
+    );
     // A directory is not a component either.
     std::fs::create_dir(base.join("greeter.wasm")).expect("mkdir");
     let err = parse(&source, &origin).expect_err("directory");
+    assert!(parse_before_build(&source, &origin).is_err());
     assert!(
         err.message.ends_with("which is not a file"),
         "{}",

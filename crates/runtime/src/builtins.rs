@@ -7,6 +7,7 @@
 //! ([`Builtins`]) that the linker borrows from the store's data, so this module does not
 //! know the store's type.
 
+use crate::output::GUEST_LOG;
 use std::collections::BTreeMap;
 use trellis_control::ComponentId;
 use wasmtime::component::{HasData, Linker};
@@ -74,19 +75,19 @@ impl logging::Host for Builtins<'_> {
         let component_id = self.component_id.as_str();
         match level {
             logging::Level::Trace => {
-                tracing::trace!(component_id = %component_id, context = %context, "{message}")
+                tracing::trace!(target: GUEST_LOG, component_id = %component_id, context = %context, "{message}")
             }
             logging::Level::Debug => {
-                tracing::debug!(component_id = %component_id, context = %context, "{message}")
+                tracing::debug!(target: GUEST_LOG, component_id = %component_id, context = %context, "{message}")
             }
             logging::Level::Info => {
-                tracing::info!(component_id = %component_id, context = %context, "{message}")
+                tracing::info!(target: GUEST_LOG, component_id = %component_id, context = %context, "{message}")
             }
             logging::Level::Warn => {
-                tracing::warn!(component_id = %component_id, context = %context, "{message}")
+                tracing::warn!(target: GUEST_LOG, component_id = %component_id, context = %context, "{message}")
             }
             logging::Level::Error | logging::Level::Critical => {
-                tracing::error!(component_id = %component_id, context = %context, critical = matches!(level, logging::Level::Critical), "{message}")
+                tracing::error!(target: GUEST_LOG, component_id = %component_id, context = %context, critical = matches!(level, logging::Level::Critical), "{message}")
             }
         }
     }

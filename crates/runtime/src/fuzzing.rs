@@ -10,7 +10,8 @@ use wasmtime::component::types::ComponentItem;
 /// `wasm` exports whose values may cross hosts, in export order.
 pub fn wrpc_signatures(wasm: &[u8]) -> Result<Vec<Vec<Type>>, String> {
     let engine =
-        wasmtime::Engine::new(&Limits::default().engine_config()).map_err(|e| e.to_string())?;
+        wasmtime::Engine::new(&Limits::default().engine_config(crate::Compiler::default()))
+            .map_err(|e| e.to_string())?;
     let component =
         wasmtime::component::Component::new(&engine, wasm).map_err(|e| e.to_string())?;
     let mut out = Vec::new();

@@ -35,6 +35,8 @@
 //!   [`Call`] and [`CallError`], and the wRPC value codec.
 //! - `cache`: [`CompileCache`], compiled components on disk.
 //! - `component`: [`Component`], a compiled component and its imports and exports.
+//! - `output`: a guest's stdout and stderr as log lines naming the component
+//!   ([`GUEST_LOG`]).
 //! - `state`: the store's data and [`InstanceContext`], the views it lends the bindings, and a
 //!   fresh store per invocation.
 //! - `linker`: builds every linker: the host's (WASI, `wasi:http`, builtins, capabilities)
@@ -66,6 +68,7 @@ mod limits;
 mod linker;
 mod links;
 mod messaging;
+mod output;
 mod prepare;
 mod runtime;
 mod secrets;
@@ -82,9 +85,10 @@ pub use error::{LoadError, RuntimeError};
 pub use exported::ExportedComponent;
 pub use http::{HttpComponent, OutgoingBody};
 pub use invoke::{InvokeError, PrepareError};
-pub use limits::Limits;
+pub use limits::{Compiler, Limits};
 pub use links::Links;
 pub use messaging::{HandleMessageError, MessageComponent};
+pub use output::{GUEST_LOG, MAX_LINE_BYTES};
 pub use runtime::{EPOCH_TICK, Runtime};
 pub use secrets::{SecretValue, Secrets};
 pub use state::InstanceContext;

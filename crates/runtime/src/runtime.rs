@@ -9,7 +9,7 @@
 use crate::cache::CompileCache;
 use crate::component::Component;
 use crate::error::{LoadError, RuntimeError};
-use crate::limits::Limits;
+use crate::limits::{Compiler, Limits};
 use crate::linker;
 use crate::state::InstanceState;
 use crate::sync::lock;
@@ -42,8 +42,18 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and linker. `cache_dir` enables the compiled-component cache.
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        Self::with_compiler(limits, cache_dir, Compiler::default())
+    }
+
+    /// [`Runtime::new`] with another compiler. Its compiled components are cached apart
+    /// from the other compiler's (the cache key includes the engine's settings).
+    pub fn with_compiler(
+        limits: Limits,
+        cache_dir: Option<&Path>,
+        compiler: Compiler,
+    ) -> Result<Self, RuntimeError> {
         let engine =
-            wasmtime::Engine::new(&limits.engine_config()).map_err(RuntimeError::Engine)?;
+            wasmtime::Engine::new(&limits.engine_config(compiler)).map_err(RuntimeError::Engine)?;
         let linker = linker::host(&engine).map_err(RuntimeError::HostInterfaces)?;
         let cache = cache_dir
             .map(|dir| CompileCache::open(dir, &engine))

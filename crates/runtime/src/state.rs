@@ -17,6 +17,7 @@ use crate::capabilities::messaging_v3::MessagingV3View;
 use crate::capabilities::postgres::PostgresView;
 use crate::limits::Limits;
 use crate::links::{Links, Selection};
+use crate::output::GuestOutput;
 use crate::secrets::{Secrets, SecretsView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,11 +61,12 @@ impl InstanceState {
         max_memory_bytes: usize,
         capability_limits: Arc<CapabilityLimits>,
     ) -> Self {
+        // Guest output becomes log lines that name the component (on the host's stderr,
+        // never its stdout, which carries the host's own messages that scripts read).
+        let id: Arc<str> = context.component_id.as_str().into();
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            // Guest stdout goes to the host's stderr: the host's stdout carries its own
-            // messages (listen addresses) that scripts read.
-            .stdout(std::io::stderr())
-            .stderr(std::io::stderr())
+            .stdout(GuestOutput::stdout(id.clone()))
+            .stderr(GuestOutput::stderr(id))
             .build();
         let limits = wasmtime::StoreLimitsBuilder::new()
             .memory_size(max_memory_bytes)

@@ -603,9 +603,14 @@ pub struct Watching {
 
 impl Watching {
     pub fn start(args: &[&str]) -> Watching {
-        let mut child = Command::new(trellis_bin())
-            .args(args)
-            .env("TRELLIS_LOG", "info")
+        let mut cmd = Command::new(trellis_bin());
+        cmd.args(args).env("TRELLIS_LOG", "info");
+        Self::start_command(cmd)
+    }
+
+    /// Starts `cmd` (a `trellis` command with its folder and environment set).
+    pub fn start_command(mut cmd: Command) -> Watching {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -640,6 +645,41 @@ impl Watching {
     /// Every stdout line so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lock").clone()
+    }
+
+    /// Waits until a stdout line after the first `from` contains `needle`; that line and its
+    /// index.
+    pub fn wait_for_line(&self, from: usize, needle: &str, timeout: Duration) -> (usize, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.lines();
+            if let Some((i, l)) = lines
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, l)| l.contains(needle))
+            {
+                return (i, l.clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} within {timeout:?}; stdout:\n{}\nstderr:\n{}",
+                lines.join("\n"),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        if let Some(child) = &self.child {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+        }
+        self.wait_exit(Duration::from_secs(30))
     }
 
     /// Everything written to stderr so far.
@@ -679,4 +719,97 @@ impl Drop for Watching {
             let _ = child.wait();
         }
     }
+}
+
+/// A client requesting `GET /` in a loop, each on a new connection, until finished.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_request(addr, "GET", "/", b"") {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        });
+        Load { stop, thread }
+    }
+
+    /// Stops, asserts that no request failed and enough went through; the count of them.
+    pub fn finish_without_failures(self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = self.thread.join().expect("load thread");
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed: {:?}",
+            failed.len(),
+            ok as usize + failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(ok > 20, "only {ok} requests went through");
+        ok
+    }
+}
+
+/// componentize-py, as `scripts/services` installs it (or `TRELLIS_COMPONENTIZE_PY`).
+pub fn componentize_py() -> PathBuf {
+    if let Some(path) = std::env::var_os("TRELLIS_COMPONENTIZE_PY") {
+        return PathBuf::from(path);
+    }
+    let tools = std::env::var_os("TRELLIS_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/trellis-tools"));
+    let path = tools.join("venv/bin/componentize-py");
+    assert!(
+        path.exists(),
+        "componentize-py is not at {}: run scripts/services (it installs it from PyPI), or set TRELLIS_COMPONENTIZE_PY",
+        path.display()
+    );
+    path
+}
+
+/// The WASI 0.2 WIT that wasmtime-wasi-http (the version this workspace serves) ships with:
+/// the `wasi:http/proxy` world the guest is built for, at the version the host serves.
+pub fn wasi_http_wit() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(trellis_test_support::repo_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
+    let manifest = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "wasmtime-wasi-http")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("wasmtime-wasi-http is a dependency");
+    Path::new(manifest)
+        .parent()
+        .expect("crate folder")
+        .join("wit")
+}
+
+/// The `wasi:http` version in that WIT, such as `0.2.12`.
+pub fn wasi_http_version(wit: &Path) -> String {
+    let http = std::fs::read_to_string(wit.join("deps/http.wit")).expect("read http.wit");
+    http.lines()
+        .find_map(|l| l.trim().strip_prefix("package wasi:http@"))
+        .map(|v| v.trim_end_matches(';').to_owned())
+        .expect("package line in http.wit")
 }

@@ -10,7 +10,9 @@ use wasmtime::component::{Type, Val};
 /// `trellis:test/calls` export.
 fn signature(function: &str) -> Signature {
     // The engine the runtime would build; the codec needs only the component's types.
-    let engine = wasmtime::Engine::new(&Limits::default().engine_config()).expect("engine");
+    let engine =
+        wasmtime::Engine::new(&Limits::default().engine_config(crate::Compiler::default()))
+            .expect("engine");
     let component =
         wasmtime::component::Component::from_file(&engine, trellis_test_support::guest("callee"))
             .expect("load callee");
