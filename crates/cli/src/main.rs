@@ -10,6 +10,7 @@ mod ctl;
 mod endpoint;
 mod host;
 mod lock;
+mod new;
 mod registry;
 mod secret;
 mod units;
@@ -180,6 +181,9 @@ enum Command {
         #[command(subcommand)]
         cmd: claims::ClaimsCmd,
     },
+    /// Write a new component project (Cargo, wasm32-wasip2, app.yaml, README) from a template:
+    /// `trellis new hello --template kv-counter`.
+    New(new::NewArgs),
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -422,6 +426,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Lock(cmd) => lock::run(*cmd).await,
         Command::Creds { cmd } => creds::run(cmd),
         Command::Claims { cmd } => claims::run(cmd),
+        Command::New(args) => new::run(args),
     }
 }
 
