@@ -13,6 +13,7 @@ mod endpoint;
 mod help;
 mod host;
 mod lock;
+mod new;
 mod registry;
 mod secret;
 mod units;
@@ -190,6 +191,9 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write a new component project (Cargo, wasm32-wasip2, app.yaml, README) from a template:
+    /// `trellis new hello --template kv-counter`.
+    New(new::NewArgs),
     /// Move a host's workloads to other hosts, wait until they run there, then stop the host.
     Drain {
         /// The host (id, id prefix or friendly name).
@@ -453,6 +457,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::New(args) => new::run(args),
     }
 }
 

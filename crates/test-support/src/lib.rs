@@ -128,11 +128,10 @@ fn build_guests() -> Result<PathBuf, String> {
     check_wasm_target_installed()?;
 
     let root = repo_root();
-    let target_dir = guests_target_dir(&root);
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = guest_target_dir("guests");
 
     for manifest in GUEST_MANIFESTS {
-        let mut command = Command::new(&cargo);
+        let mut command = guest_cargo();
         command
             .args([
                 "build",
@@ -144,13 +143,13 @@ fn build_guests() -> Result<PathBuf, String> {
             .arg(root.join(manifest))
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(&root);
-        for var in HOST_BUILD_VARS {
-            command.env_remove(var);
-        }
 
-        let output = command
-            .output()
-            .map_err(|e| format!("could not run {}: {e}", Path::new(&cargo).display()))?;
+        let output = command.output().map_err(|e| {
+            format!(
+                "could not run {}: {e}",
+                Path::new(command.get_program()).display()
+            )
+        })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(format!(
@@ -165,16 +164,31 @@ fn build_guests() -> Result<PathBuf, String> {
     Ok(target_dir.join(WASM_TARGET).join("release"))
 }
 
-/// `{CARGO_TARGET_DIR or {repo}/target}/guests`. Guests get their own directory so their
-/// builds never invalidate, or wait on, the host's build artefacts more than cargo must.
-fn guests_target_dir(root: &Path) -> PathBuf {
+/// A `cargo` command for building guests: the cargo running the tests, without the
+/// environment that configures the host build (`RUSTFLAGS`, `CARGO_BUILD_TARGET` and the
+/// like) and would break, or silently change, the cross-compile. `CARGO_TARGET_DIR` is
+/// left for the caller to set (or remove).
+pub fn guest_cargo() -> Command {
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for var in HOST_BUILD_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// `{CARGO_TARGET_DIR or {repo}/target}/{name}`: a target directory for guest builds (`guests`
+/// for [`guest`]'s). Guests get their own directories so their builds never invalidate, or
+/// wait on, the host's build artefacts more than cargo must; tests that build guests of their
+/// own share one under a name of theirs, so a test run compiles each dependency once.
+pub fn guest_target_dir(name: &str) -> PathBuf {
+    let root = repo_root();
     let base = match env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
         // Cargo reads a relative CARGO_TARGET_DIR against the directory it was started in,
         // which for a test run is most likely the repository root, not this process's cwd.
         Some(dir) => root.join(dir),
         None => root.join("target"),
     };
-    base.join("guests")
+    base.join(name)
 }
 
 /// Fails early, with the fix, when rustc has no standard library for the guest target;

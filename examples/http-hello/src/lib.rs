@@ -1,8 +1,8 @@
 //! The smallest Trellis component: it exports `wasi:http/incoming-handler` and answers every
 //! request with `200 OK`, `content-type: text/plain` and a one-line greeting.
 //!
-//! Build it with `scripts/build-guests` from the repository root; `app.yaml` beside this crate
-//! deploys it behind the HTTP server capability on `127.0.0.1:8000`.
+//! `app.yaml` beside this crate deploys it behind the HTTP server capability on
+//! `127.0.0.1:8000`; README.md says how to build and run it.
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{

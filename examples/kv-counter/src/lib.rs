@@ -5,8 +5,8 @@
 //! When the key-value link fails the answer is `500 key-value error: <error>`, and when the
 //! config cannot be read `500 config error: <error>`, so whoever runs it sees what is wrong.
 //!
-//! Build it with `scripts/build-guests` from the repository root; `app.yaml` beside this crate
-//! deploys it with Trellis's built-in durable store, `redis.yaml` with Redis.
+//! `app.yaml` beside this crate deploys it with Trellis's built-in durable store; README.md
+//! says how to build and run it, and how to count elsewhere.
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{

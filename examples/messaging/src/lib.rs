@@ -6,8 +6,8 @@
 //! `reply-to` subject (a request) gets a reply there with the body `echo: <original body>`; any
 //! other message is only logged.
 //!
-//! Build it with `scripts/build-guests` from the repository root; `app.yaml` beside this crate
-//! subscribes it to `trellis.echo` on NATS, `local.yaml` on Trellis's in-process broker.
+//! README.md beside this crate says how to build it and which manifest subscribes it to
+//! `trellis.echo`, on NATS or on Trellis's in-process broker.
 
 mod bindings {
     wit_bindgen::generate!({

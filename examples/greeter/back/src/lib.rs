@@ -6,8 +6,8 @@
 //! component's config sets `who`, the greeting ends with ` (from WHO)`.
 
 mod bindings {
-    // Generates the `Guest` trait for the `greet` export and the wasi:config import. The
-    // config WIT is read from the repository's wit/ directory.
+    // Generates the `Guest` trait for the `greet` export and the wasi:config import; `path`
+    // says where the WIT of both packages is read from.
     wit_bindgen::generate!({
         path: ["../../../wit/config", "../wit"],
         world: "example:greeter/back",

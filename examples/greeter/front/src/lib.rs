@@ -12,8 +12,8 @@ use wasi::http::types::{
 };
 
 mod bindings {
-    // Generates the `greet` import. The HTTP types come from the `wasi` crate. wasi:config is
-    // only listed because `back`'s world in the same WIT file mentions it.
+    // Generates the `greet` import. The HTTP types come from the `wasi` crate. wasi:config's
+    // WIT must be found too, because `back`'s world in the same WIT file imports it.
     wit_bindgen::generate!({
         path: ["../../../wit/config", "../wit"],
         world: "example:greeter/front",
