@@ -1,7 +1,7 @@
-//! `trellis dev` as a developer uses it: a Cargo component project in a folder, `trellis
-//! dev` in it, then edits: a source change is rebuilt and swapped in while a client keeps
-//! requesting (no request fails), a syntax error is shown and the old version keeps
-//! serving, a manifest edit (scale) is applied, and the CLI finds the dev host with no flag.
+//! `trellis dev` as a developer uses it: a project from `trellis new`, `trellis dev` in it,
+//! then edits: a source change is rebuilt and swapped in while a client keeps requesting (no
+//! request fails), a syntax error is shown and the old version keeps serving, a manifest edit
+//! (scale) is applied, and the CLI finds the dev host with no flag.
 
 mod common;
 
@@ -17,56 +17,24 @@ fn guest_target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dev-guests")
 }
 
-/// The http-hello example as a project of its own in `dir/hello`, with a manifest that
-/// names cargo's output.
-fn hello_project(dir: &Path, instances: u32) -> PathBuf {
-    let example = trellis_test_support::repo_root().join("examples/http-hello");
+/// A project from `trellis new hello` (the http template) in `dir/hello`.
+fn hello_project(dir: &Path) -> PathBuf {
     let project = dir.join("hello");
-    std::fs::create_dir_all(project.join("src")).expect("mkdir");
-    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
-        std::fs::copy(example.join(file), project.join(file)).expect("copy example");
-    }
-    std::fs::write(project.join("app.yaml"), hello_manifest(instances)).expect("manifest");
+    let out = run(&["new", "hello", "--path", project.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     project
 }
 
-fn hello_manifest(instances: u32) -> String {
-    format!(
-        r#"apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: hello
-  annotations:
-    version: v0.1.0
-spec:
-  components:
-    - name: http-hello
-      type: component
-      properties:
-        image: file://./target/wasm32-wasip2/release/http_hello.wasm
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {instances}
-    - name: httpserver
-      type: capability
-      properties:
-        image: ghcr.io/wasmcloud/http-server:0.27.0
-      traits:
-        - type: link
-          properties:
-            target:
-              name: http-hello
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            source:
-              config:
-                - name: default-http
-                  properties:
-                    address: 127.0.0.1:8000
-"#
+/// The project's manifest with another instance count.
+fn scale_to(project: &Path, instances: u32) {
+    let path = project.join("app.yaml");
+    let manifest = std::fs::read_to_string(&path).expect("read app.yaml");
+    assert!(manifest.contains("instances: 100"), "{manifest}");
+    std::fs::write(
+        &path,
+        manifest.replace("instances: 100", &format!("instances: {instances}")),
     )
+    .expect("write app.yaml");
 }
 
 fn dev_in(project: &Path, state: &Path) -> Watching {
@@ -101,7 +69,7 @@ fn body(addr: std::net::SocketAddr) -> String {
 #[test]
 fn dev_swaps_edits_without_a_failed_request_and_keeps_serving_through_a_broken_build() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let project = hello_project(dir.path(), 100);
+    let project = hello_project(dir.path());
     let state = dir.path().join("state");
     let mut dev = dev_in(&project, &state);
     // The first build compiles the component's dependencies.
@@ -127,7 +95,7 @@ fn dev_swaps_edits_without_a_failed_request_and_keeps_serving_through_a_broken_b
     )
     .expect("edit");
     let (_, swapped) = dev.wait_for_line(from, "swapped in", Duration::from_secs(300));
-    assert!(swapped.contains("hello-http_hello"), "{swapped}");
+    assert!(swapped.contains("hello-hello"), "{swapped}");
     assert_eq!(body(addr), "Hello from an edit!\n");
     std::thread::sleep(Duration::from_millis(300));
     load.finish_without_failures();
@@ -144,7 +112,7 @@ fn dev_swaps_edits_without_a_failed_request_and_keeps_serving_through_a_broken_b
 
     // A manifest edit is applied: the scale changes; `trellis get` finds the dev host here.
     let from = dev.lines().len();
-    std::fs::write(project.join("app.yaml"), hello_manifest(3)).expect("edit manifest");
+    scale_to(&project, 3);
     dev.wait_for_line(from, "the manifest changed", Duration::from_secs(60));
     eventually("the new scale", Duration::from_secs(60), || {
         let out = run_with(&["get", "inventory", "-o", "json"], |cmd| {
