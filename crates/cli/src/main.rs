@@ -11,6 +11,7 @@ mod endpoint;
 mod host;
 mod lock;
 mod registry;
+mod repl;
 mod secret;
 mod units;
 
@@ -187,6 +188,9 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// A prompt for every command above (without `trellis`), with the lattice's events
+    /// printed above it, history and Tab completion of commands and ids.
+    Repl(repl::ReplArgs),
 }
 
 #[derive(Args)]
@@ -368,7 +372,11 @@ fn main() -> ExitCode {
         Command::Up(_) | Command::Host(_) => "info",
         _ => "warn",
     };
-    init_logging(cli.log_format, default_level);
+    match cli.command {
+        // The REPL prints log lines above its prompt, not across the line being typed.
+        Command::Repl(_) => repl::init_logging(cli.log_format),
+        _ => init_logging(cli.log_format, default_level),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -422,6 +430,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Lock(cmd) => lock::run(*cmd).await,
         Command::Creds { cmd } => creds::run(cmd),
         Command::Claims { cmd } => claims::run(cmd),
+        Command::Repl(args) => repl::run(args, None).await,
     }
 }
 
