@@ -188,8 +188,8 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
-    /// A prompt for every command above (without `trellis`), with the lattice's events
-    /// printed above it, history and Tab completion of commands and ids.
+    /// A prompt that runs these commands (without `trellis`), with the lattice's events
+    /// printed above it, history, and Tab completion of commands and ids.
     Repl(repl::ReplArgs),
 }
 

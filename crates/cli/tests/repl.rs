@@ -92,7 +92,7 @@ impl Tmux {
 
     /// Types `text` as it is (no Enter).
     fn type_text(&self, session: &str, text: &str) {
-        self.tmux(&["send-keys", "-t", session, "-l", text]);
+        self.tmux(&["send-keys", "-t", session, "-l", "--", text]);
     }
 
     /// Presses keys by name: `Enter`, `Tab`, `Up`, `C-c`, `C-d`.
