@@ -314,14 +314,11 @@ fn a_person_at_the_prompt() {
     // Hosts are refused, with why.
     tmux.type_text("one", "up app.yaml");
     tmux.press("one", "Enter");
-    let screen = tmux.wait_prompt("one", "");
-    assert!(
-        screen
-            .iter()
-            .any(|l| l.starts_with("`up` runs a host until it stops")),
-        "{}",
-        screen.join("\n")
-    );
+    tmux.wait("one", "`up` refused", Duration::from_secs(15), |s| {
+        s.iter()
+            .any(|l| l.starts_with("`up` runs a host until it stops"))
+            && s.last().is_some_and(|l| l == "trellis>")
+    });
 
     // The last command, then Ctrl-D.
     tmux.type_text("one", "get hosts");

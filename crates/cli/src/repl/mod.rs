@@ -112,6 +112,7 @@ pub(crate) async fn run(
     while let Some(input) = lines.recv().await {
         match input {
             Input::Line(text) => {
+                // Ctrl-C stops a command, not the REPL.
                 if let Flow::Exit = execute(&parser, &args.lattice, &text, Some(&screen)).await {
                     break;
                 }
@@ -151,7 +152,11 @@ enum Input {
 
 /// Whether the REPL goes on after a line.
 enum Flow {
-    Continue { ok: bool },
+    Continue {
+        ok: bool,
+    },
+    /// Ctrl-C stopped the command.
+    Stopped,
     Exit,
 }
 
@@ -189,7 +194,7 @@ async fn execute(
         // `events` prints the lattice's events itself; the REPL's copy would double them.
         screen.running(matches!(*command, crate::Command::Events { .. }));
     }
-    tokio::select! {
+    let flow = tokio::select! {
         result = Box::pin(crate::run(*command)) => match result {
             Ok(()) => Flow::Continue { ok: true },
             Err(e) => {
@@ -201,9 +206,13 @@ async fn execute(
         _ = tokio::signal::ctrl_c() => {
             eprintln!();
             eprintln!("stopped");
-            Flow::Continue { ok: false }
+            Flow::Stopped
         }
+    };
+    if let Some(screen) = screen {
+        screen.running(false);
     }
+    flow
 }
 
 /// `trellis repl < FILE`: every line in turn, as typed at the prompt.
@@ -213,23 +222,24 @@ async fn script(
 ) -> anyhow::Result<()> {
     use tokio::io::AsyncBufReadExt as _;
     let parser = Parser::new();
-    let printing = feed.map(|mut feed| {
-        tokio::spawn(async move {
+    // Aborted when this returns.
+    let mut printing = tokio::task::JoinSet::new();
+    if let Some(mut feed) = feed {
+        printing.spawn(async move {
             while let Some(line) = feed.recv().await {
                 println!("{line}");
             }
-        })
-    });
+        });
+    }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut failed = 0;
     while let Some(text) = lines.next_line().await.context("cannot read stdin")? {
         match execute(&parser, defaults, &text, None).await {
             Flow::Exit => break,
             Flow::Continue { ok } => failed += usize::from(!ok),
+            // No prompt to come back to: Ctrl-C ends the script.
+            Flow::Stopped => anyhow::bail!("stopped (Ctrl-C)"),
         }
-    }
-    if let Some(task) = printing {
-        task.abort();
     }
     anyhow::ensure!(failed == 0, "{failed} of the commands failed");
     Ok(())
