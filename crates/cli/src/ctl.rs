@@ -1009,23 +1009,26 @@ pub(crate) async fn events(args: &LatticeArgs) -> anyhow::Result<()> {
     let mut events = Box::pin(client.events().await?);
     while let Some(event) = events.next().await {
         let mut out = std::io::stdout().lock();
-        if args.output == Output::Json {
-            serde_json::to_writer(&mut out, &event)?;
-            writeln!(out)?;
-        } else {
-            writeln!(
-                out,
-                "{} {} {} {}",
-                event.time,
-                event.name(),
-                event.source,
-                event.data
-            )?;
-        }
+        writeln!(out, "{}", event_line(&event, args.output))?;
         out.flush()?;
     }
     eprintln!("the event stream ended");
     Ok(())
+}
+
+/// One event as `trellis events` prints it (and `trellis repl` above its prompt):
+/// `TIME NAME SOURCE DATA`, or the CloudEvent as one line of JSON.
+pub(crate) fn event_line(event: &trellis_control::CloudEvent, output: Output) -> String {
+    match output {
+        Output::Json => serde_json::to_string(event).unwrap_or_default(),
+        Output::Text => format!(
+            "{} {} {} {}",
+            event.time,
+            event.name(),
+            event.source,
+            event.data
+        ),
+    }
 }
 
 /// Labels the host as draining, waits until the reconciler has moved every workload it

@@ -15,6 +15,7 @@ mod host;
 mod lock;
 mod new;
 mod registry;
+mod repl;
 mod secret;
 mod units;
 
@@ -201,6 +202,9 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// A prompt that runs these commands (without `trellis`), with the lattice's events
+    /// printed above it, history, and Tab completion of commands and ids.
+    Repl(repl::ReplArgs),
 }
 
 #[derive(Args)]
@@ -391,6 +395,8 @@ fn main() -> ExitCode {
     // `trellis dev` prints logs its own way (dev::console).
     match cli.command {
         Command::Dev(_) => {}
+        // The REPL prints log lines above its prompt, not across the line being typed.
+        Command::Repl(_) => repl::init_logging(cli.log_format),
         Command::Up(_) | Command::Host(_) => init_logging(cli.log_format, "info"),
         _ => init_logging(cli.log_format, "warn"),
     }
@@ -458,6 +464,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::New(args) => new::run(args),
+        Command::Repl(args) => repl::run(args, None).await,
     }
 }
 
