@@ -502,6 +502,185 @@ def bench_calls(args, work: Path) -> tuple[str, dict]:
     return "\n".join(lines), {"results": results}
 
 
+def componentize_py_command(out: str) -> str:
+    """The componentize-py command that builds app.py into `out`, for the wasi:http version
+    this workspace's wasmtime serves (its WIT, from cargo metadata)."""
+    meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1"], cwd=REPO,
+                                     capture_output=True, text=True, check=True).stdout)
+    manifest = next(p["manifest_path"] for p in meta["packages"] if p["name"] == "wasmtime-wasi-http")
+    wit = Path(manifest).parent / "wit"
+    version = next(l.strip().removeprefix("package wasi:http@").rstrip(";")
+                   for l in (wit / "deps/http.wit").read_text().splitlines()
+                   if l.strip().startswith("package wasi:http@"))
+    tool = Path(os.environ.get("TRELLIS_TOOLS", "/var/tmp/trellis-tools")) / "venv/bin/componentize-py"
+    if not tool.exists():
+        sh([str(REPO / "scripts/services")])
+    return f"PYTHONDONTWRITEBYTECODE=1 {tool} -d {wit} -w wasi:http/proxy@{version} componentize app -o {out}"
+
+
+def py_component(work: Path) -> Path:
+    """The Python HTTP test component, built by componentize-py (about 15 MB), in a project
+    folder with the manifest `trellis dev` runs."""
+    src = work / "py"
+    src.mkdir()
+    shutil.copy(REPO / "test-components/py-http/app.py", src / "app.py")
+    command = componentize_py_command("build/py_http.wasm")
+    sh(["sh", "-c", command], cwd=src)
+    (src / "app.yaml").write_text(py_manifest(command))
+    return src / "build/py_http.wasm"
+
+
+def dev_edit_to_served(work: Path, project: Path, source: Path, old: str, new: str, compiler: str,
+                       runs: int) -> list[dict]:
+    """Runs `trellis dev` in `project` and times, for each edit of `source`, the seconds from the
+    write to the first response with the new body, and what dev reported for the build and swap."""
+    env = {**os.environ, "XDG_STATE_HOME": str(work / "state"), "NO_COLOR": "1",
+           "TRELLIS_DEV_COMPILER": compiler}
+    port = free_port()
+    proc = subprocess.Popen([str(TRELLIS), "dev", "--http", f"127.0.0.1:{port}", "--admin", "127.0.0.1:0"],
+                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def wait_for(needle: str, timeout: float) -> str:
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if needle in line:
+                return line
+        raise RuntimeError(f"`trellis dev` never printed {needle!r}:\n" + "\n".join(lines[-40:]))
+
+    def served(body: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                return body in r.read().decode()
+        except OSError:
+            return False
+
+    results = []
+    original = source.read_text()
+    try:
+        wait_for("watching for changes", 900)
+        for i in range(runs):
+            text = original.replace(old, f"{new} {i}")
+            start = time.perf_counter()
+            source.write_text(text)
+            while not served(f"{new} {i}"):
+                if time.perf_counter() - start > 300:
+                    raise RuntimeError("the edit was not served within 300 s:\n" + "\n".join(lines[-40:]))
+                time.sleep(0.005)
+            total = time.perf_counter() - start
+            built = wait_for("built ", 60)
+            swapped = wait_for("swapped in", 60)
+            b = re.search(r"in ([\d.]+)(m?s)", built)
+            w = re.search(r"swapped in ([\d.]+)s", swapped)
+            results.append({"total_s": total,
+                            "build_s": float(b.group(1)) / (1000 if b.group(2) == "ms" else 1) if b else None,
+                            "swap_s": float(w.group(1)) if w else None})
+            time.sleep(1)  # let the old copy go before the next edit
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        source.write_text(original)
+    return results
+
+
+def bench_dev(args, work: Path) -> tuple[str, dict]:
+    """trellis dev: compile time by compiler (criterion) and edit-to-served times."""
+    py = py_component(work)
+    size_mb = py.stat().st_size / 1e6
+    out = subprocess.run(["cargo", "bench", "-p", "trellis-runtime", "--bench", "compile", "--",
+                          "--warm-up-time", "1", "--measurement-time", str(max(args.duration, 10))],
+                         cwd=REPO, capture_output=True, text=True, check=True,
+                         env={**os.environ, "TRELLIS_BENCH_COMPONENT": str(py)}).stdout
+    compile_times = {}
+    for name in ("optimizing (cranelift)", "baseline (winch)"):
+        m = re.search(re.escape(name) + r"\s+time:\s+\[([\d.]+ \S+) ([\d.]+ \S+) ([\d.]+ \S+)\]", out)
+        if not m:
+            raise RuntimeError(f"no criterion estimate for {name} in:\n{out}")
+        compile_times[name] = m.group(2)
+
+    def seconds(t: str) -> float:
+        v, unit = t.split()
+        return float(v) * {"s": 1, "ms": 1e-3, "µs": 1e-6}[unit]
+
+    ratio = seconds(compile_times["optimizing (cranelift)"]) / seconds(compile_times["baseline (winch)"])
+
+    runs = 2 if args.quick else 5
+    rust = work / "hello"
+    sh([str(TRELLIS), "new", "hello", "--path", str(rust)])
+    # The project's dependencies built once, before the timed edits.
+    sh(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=rust)
+    edits = {}
+    for compiler in ("baseline", "optimizing"):
+        edits[f"rust {compiler}"] = dev_edit_to_served(
+            work / f"rust-{compiler}", rust, rust / "src/lib.rs", "Hello from Trellis!", "Hello from an edit", compiler, runs)
+    pyproj = py.parent.parent
+    for compiler in ("baseline", "optimizing"):
+        edits[f"python {compiler}"] = dev_edit_to_served(
+            work / f"py-{compiler}", pyproj, pyproj / "app.py", "Hello from Python", "Hello again from Python", compiler, runs)
+
+    def med(rows: list[dict], key: str) -> float:
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return statistics.median(vals) if vals else float("nan")
+
+    lines = [f"`cargo bench -p trellis-runtime --bench compile` on the Python test component "
+             f"(componentize-py, {size_mb:.1f} MB), no cache, side by side:", "",
+             "| compiler | compile time |", "| --- | --- |",
+             *[f"| {k} | {v} |" for k, v in compile_times.items()], "",
+             f"Winch compiles it **{ratio:.1f}×** faster than Cranelift.", "",
+             f"`trellis dev` edit to served (median of {runs} edits each): the source file written, "
+             "until `GET /` answers with the new body; `build` and `swap` are what dev printed "
+             "(the build; the compile and start of the new version after it).", "",
+             "| project | compiler | edit → served | build | swap |", "| --- | --- | --- | --- | --- |"]
+    for key, rows in edits.items():
+        project, compiler = key.split()
+        lines.append(f"| {project} | {compiler} | {med(rows, 'total_s'):.2f} s | {med(rows, 'build_s'):.2f} s | "
+                     f"{med(rows, 'swap_s'):.2f} s |")
+    return "\n".join(lines), {"component_mb": size_mb, "compile": compile_times, "ratio": ratio, "edits": edits}
+
+
+def py_manifest(build_cmd: str) -> str:
+    """The Python component's manifest, with its dev build command."""
+    return f"""apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: py
+  annotations:
+    trellis.dev/build.web: '{build_cmd}'
+    trellis.dev/watch.web: app.py
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: file://./build/py_http.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 4
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            target:
+              name: web
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: default-http
+                  properties:
+                    address: 127.0.0.1:8000
+"""
+
+
 BENCHMARKS = {
     "http": ("HTTP throughput and latency", bench_http),
     "instantiate": ("Instantiation cost (in process)", bench_instantiate),
@@ -509,6 +688,7 @@ BENCHMARKS = {
     "density": ("Density", bench_density),
     "lattice": ("Lattice control: get hosts", bench_lattice),
     "calls": ("Calls between hosts", bench_calls),
+    "dev": ("trellis dev", bench_dev),
 }
 
 

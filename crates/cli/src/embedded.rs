@@ -31,6 +31,8 @@ pub(crate) struct Serving {
     pub(crate) host: Arc<Host>,
     /// The control endpoint's address, unless `--admin off` (or it could not bind).
     pub(crate) admin: Option<SocketAddr>,
+    /// The control endpoint's token.
+    pub(crate) token: String,
     /// Where the CLI finds the address and the token; removed when this is dropped.
     _published: Option<endpoint::Published>,
 }
@@ -94,13 +96,14 @@ impl Embedded {
             Some(addr) => Some(endpoint::publish(
                 &self.manifest,
                 format!("http://{addr}"),
-                self.token,
+                self.token.clone(),
             )?),
             None => None,
         };
         Ok(Serving {
             host: self.host,
             admin,
+            token: self.token,
             _published: published,
         })
     }

@@ -154,6 +154,22 @@ mod tests {
         }
     }
 
+    /// An example that does not parse would teach a command that fails at once.
+    #[test]
+    fn every_example_parses() {
+        for (_, commands) in GROUPS {
+            for (name, example) in *commands {
+                // What the shell keeps for itself: a comment, a redirection.
+                let line = example.split(" #").next().unwrap_or_default();
+                let line = line.split(" > ").next().unwrap_or_default();
+                let words = shell_words::split(line).expect("example splits into words");
+                if let Err(e) = command(crate::Cli::command()).try_get_matches_from(&words) {
+                    panic!("the example of `{name}` does not parse: {example}\n{e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_overview_groups_commands_by_task() {
         let help = command(crate::Cli::command()).render_help().to_string();

@@ -14,6 +14,7 @@ mod help;
 mod host;
 mod lock;
 mod new;
+mod progress;
 mod registry;
 mod repl;
 mod secret;
@@ -567,10 +568,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
     )?;
     let host = embedded.host.clone();
-    let listening = host
-        .deploy(&app)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Fetching and compiling the components: seconds for a big one without the cache.
+    let spinner = progress::spinner(format!("starting app `{}`", app.name));
+    let listening = host.deploy(&app).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let listening = listening.map_err(|e| anyhow::anyhow!("{e}"))?;
     // The embedded reconciler keeps it from here, and `trellis app … --embedded` sees it.
     host.register_app(&manifest)
         .await

@@ -490,6 +490,57 @@ async fn heartbeat_then_stop_host_publishes_host_stopped_and_exits_zero() {
     );
 }
 
+/// The same `component.scale` sent again while the first is still compiling (as a reconciler
+/// does every tick until it sees the component) is the same work, not another compile: ten
+/// at once start the component once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_scale_again_while_it_compiles_is_done_once() {
+    let lattice = Lattice::new("scale-again");
+    let mut events = lattice.events().await;
+    // No compile cache: each scale would compile, which takes far longer than ten requests.
+    let host = lattice.start_host(&["--no-cache"]);
+    let ctl = lattice.ctl().await;
+    let wasm = trellis_test_support::guest("http_hello");
+    let reference = format!("file://{}", wasm.display());
+    let replies = futures::future::join_all((0..10).map(|_| {
+        ctl.scale_component(
+            host.id(),
+            &reference,
+            "conf-again",
+            2,
+            None,
+            Vec::new(),
+            false,
+        )
+    }))
+    .await;
+    for reply in replies {
+        let reply = ok("scale_component", reply, &[&host]);
+        assert_success("scale_component", &reply, &[&host]);
+    }
+    events
+        .expect("component_scaled", EVENT_TIMEOUT, |e| {
+            e.source == host.id() && e.data["component_id"] == "conf-again"
+        })
+        .await;
+    // Any further start would have followed within the time the first took.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut again = 0;
+    while tokio::time::timeout(
+        Duration::from_millis(300),
+        // Dropped by the timeout before its own (which panics) runs out.
+        events.expect("component_scaled", Duration::from_secs(60), |e| {
+            e.data["component_id"] == "conf-again"
+        }),
+    )
+    .await
+    .is_ok()
+    {
+        again += 1;
+    }
+    assert_eq!(again, 0, "the component started more than once{}", logs(&[&host]));
+}
+
 /// `component.scale` with a `file://` component: accepted, `component_scaled` from that host,
 /// and the component in the inventory with its instance count. A registry reference (which
 /// Trellis cannot pull yet) is refused with a reason, not left unanswered.

@@ -68,6 +68,16 @@ pub(crate) struct ControlPlane {
             trellis_control::ctl::ScaleComponent,
         >,
     >,
+    /// The `component.scale` commands whose work runs now (fetching and compiling the image,
+    /// then starting it), by component: the same command again while it runs is already being
+    /// done. The reconciler asks again every tick until it sees the component, and a big
+    /// component takes longer than a tick to compile.
+    pub(crate) scaling: std::sync::Mutex<
+        std::collections::HashMap<
+            trellis_control::ComponentId,
+            trellis_control::ctl::ScaleComponent,
+        >,
+    >,
     /// Components asked for through the control interface that are starting (fetching and
     /// compiling their image) or failed to, for the inventory.
     pub(crate) pending_components:
@@ -94,6 +104,7 @@ impl Default for ControlPlane {
             reconcile_wake: Arc::default(),
             stop_request: tokio::sync::watch::channel(false).0,
             started_components: std::sync::Mutex::default(),
+            scaling: std::sync::Mutex::default(),
             delivery_links: std::sync::Mutex::default(),
             pending_components: std::sync::Mutex::default(),
             scale_failures: std::sync::Mutex::default(),

@@ -173,6 +173,16 @@ impl Host {
                 Err(e) => return CtlResponse::error(e),
             }
         };
+        if image.is_some() {
+            let mut scaling = sync::lock(&self.control.scaling);
+            if scaling.get(&cmd.component_id) == Some(&cmd) {
+                // Asked again while it is being done: a second compile of the same image
+                // would only compete with the first for the CPU.
+                tracing::debug!(component_id = %cmd.component_id, "component.scale: already under way");
+                return CtlResponse::success();
+            }
+            scaling.insert(cmd.component_id.clone(), cmd.clone());
+        }
         self.set_pending(
             &cmd,
             image.as_ref().map(|_| PendingState::Starting {
@@ -263,7 +273,14 @@ impl Host {
                 line: 0,
             });
             // The running version, if any, serves until the new one replaces it.
-            match host.deploy(&app).await {
+            let deployed = host.deploy(&app).await;
+            {
+                let mut scaling = sync::lock(&host.control.scaling);
+                if scaling.get(&cmd.component_id) == Some(&cmd) {
+                    scaling.remove(&cmd.component_id);
+                }
+            }
+            match deployed {
                 Ok(_) => {
                     host.set_pending(&cmd, None);
                     sync::lock(&host.control.started_components)

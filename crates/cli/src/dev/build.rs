@@ -215,7 +215,9 @@ pub(crate) async fn build(
                 std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
             );
             cmd.args(["build", "--target", "wasm32-wasip2"])
-                .args(["--message-format", "json-diagnostic-rendered-ansi"])
+                // The compiler's messages as it renders them, coloured only when dev's
+                // output is.
+                .args(["--message-format", if color { "json-diagnostic-rendered-ansi" } else { "json" }])
                 .args(["--color", if color { "always" } else { "never" }])
                 .current_dir(project);
             if *release {

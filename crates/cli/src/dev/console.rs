@@ -58,6 +58,11 @@ impl Console {
         *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Feed(sender);
     }
 
+    /// Prints on stdout again (the REPL has ended).
+    pub(crate) fn unfeed(&self) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Stdout;
+    }
+
     /// A line from trellis dev itself, after `who`'s prefix (`build`, `dev`).
     pub(crate) fn say(&self, who: &str, message: &str) {
         let style = Style::new().fg_color(Some(AnsiColor::BrightBlack.into()));

@@ -20,9 +20,11 @@ use crate::embedded::{Embedded, Serving};
 use crate::{RunArgs, lock};
 use anyhow::Context as _;
 use build::Source;
+use clap::Parser as _;
 use console::{Console, ConsoleLayer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use trellis_host::HostConfig;
 use trellis_runtime::Compiler;
@@ -46,6 +48,11 @@ pub(crate) struct DevArgs {
     /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     color: clap::ColorChoice,
+
+    /// Open `trellis repl` on this host: a prompt on the last line, with the build and
+    /// component lines printed above it. `exit` or Ctrl-D there stops dev.
+    #[arg(long)]
+    repl: bool,
 
     #[command(flatten)]
     run: RunArgs,
@@ -103,6 +110,28 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         );
     }
 
+    // The REPL, when asked for: dev's lines go above its prompt from now on.
+    // Polled in this task (the line editor has a thread of its own); boxed, since the
+    // commands typed at it run through `crate::run`, which runs dev.
+    let mut repl: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>>>>> = None;
+    if args.repl {
+        let Some(addr) = host.admin else {
+            anyhow::bail!("--repl needs the control interface, which is off (--admin)");
+        };
+        let repl_args = ReplOn::try_parse_from([
+            "repl",
+            "--embedded",
+            &format!("http://{addr}"),
+            "--admin-token",
+            &host.token,
+        ])
+        .context("cannot set up the REPL")?
+        .repl;
+        let (lines, feed) = tokio::sync::mpsc::unbounded_channel();
+        console.feed(lines);
+        repl = Some(Box::pin(crate::repl::run(repl_args, Some(feed))));
+    }
+
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = Watcher::new(changes_tx)?;
     let mut dev = Dev {
@@ -127,6 +156,18 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = &mut signals => break,
             _ = dev.host.host.stop_requested() => break,
+            ended = async {
+                match repl.as_mut() {
+                    Some(repl) => repl.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Err(e) = ended {
+                    console.error("dev", &format!("{e:#}"));
+                }
+                console.unfeed();
+                break;
+            }
             Some(first) = changes.recv() => {
                 let mut paths = BTreeSet::from([first]);
                 // Let the burst of events settle.
@@ -145,6 +186,14 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     console.say("dev", "stopping: finishing in-flight requests");
     dev.host.stop().await;
     Ok(())
+}
+
+/// The REPL's flags for `trellis dev --repl`, parsed as typed ones are (its environment
+/// variables and defaults apply).
+#[derive(clap::Parser)]
+struct ReplOn {
+    #[command(flatten)]
+    repl: crate::repl::ReplArgs,
 }
 
 /// Logs go to the console: component lines with their prefix, the host's warnings.

@@ -54,7 +54,9 @@ pub(super) struct Parser {
 
 impl Parser {
     pub(super) fn new() -> Parser {
-        let mut command = crate::Cli::command();
+        // With the examples and grouping `trellis --help` has, so `COMMAND --help` at the
+        // prompt shows what it shows on the command line.
+        let mut command = crate::help::command(crate::Cli::command());
         // Globals propagated and `help` added, as when parsing: completion reads this too.
         command.build();
         Parser { command }
