@@ -42,19 +42,19 @@ pub(crate) const GROUPS: &[(&str, &[(&str, &str)])] = &[
         "Operate",
         &[
             ("app", "trellis app deploy app.yaml"),
-            ("scale", "trellis scale component hello-http_hello 10"),
+            ("scale", "trellis scale component hello-hello --count 10"),
             (
                 "update",
-                "trellis update component hello-http_hello file:///srv/hello-v2.wasm",
+                "trellis update component hello-hello file:///srv/hello-v2.wasm",
             ),
             (
                 "start",
                 "trellis start provider ghcr.io/wasmcloud/http-server:0.27.0 http",
             ),
-            ("stop", "trellis stop component hello-http_hello"),
-            ("link", "trellis link del hello-http_hello wasi keyvalue"),
+            ("stop", "trellis stop component hello-hello"),
+            ("link", "trellis link del hello-hello wasi:keyvalue"),
             ("config", "trellis config put db url=redis://127.0.0.1:6379"),
-            ("secret", "trellis secret put api-key --from-env API_KEY"),
+            ("secret", "trellis secret put api-key --file api-key.txt"),
             ("label", "trellis label put HOST zone=eu-1"),
             ("drain", "trellis drain HOST"),
         ],
@@ -73,7 +73,7 @@ pub(crate) const GROUPS: &[(&str, &[(&str, &str)])] = &[
             ("lock", "trellis lock app.yaml"),
             (
                 "claims",
-                "trellis claims sign build/hello.wasm --issuer account.nk",
+                "trellis claims sign build/hello.wasm --issuer-key account.nk",
             ),
             ("creds", "trellis creds init ./lattice-creds"),
             ("control-key", "trellis control-key > control.nk"),

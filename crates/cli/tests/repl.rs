@@ -53,6 +53,11 @@ impl Tmux {
 
     /// Opens session `session`, 120×40, running `trellis repl ARGS` in `dir`.
     fn open(&self, session: &str, dir: &Path, state: &Path, args: &[&str]) {
+        self.open_shell(session, dir, state, &repl_command(args));
+    }
+
+    /// Opens session `session`, 120×40, running the shell command `command` in `dir`.
+    fn open_shell(&self, session: &str, dir: &Path, state: &Path, command: &str) {
         let out = Command::new(TMUX)
             .arg("-L")
             .arg(&self.socket)
@@ -68,7 +73,7 @@ impl Tmux {
                 "-c",
             ])
             .arg(dir)
-            .arg(repl_command(args))
+            .arg(command)
             // The server starts with this environment, and so does every session in it.
             .env("XDG_STATE_HOME", state)
             .env("TRELLIS_CACHE_DIR", shared_cache_dir())
@@ -445,6 +450,76 @@ fn on_a_nats_lattice_the_repl_flags_are_every_commands_defaults() {
     tmux.type_text("one", "quit");
     tmux.press("one", "Enter");
     tmux.wait("one", "`quit` to leave", Duration::from_secs(15), |s| {
+        s.iter().any(|l| l == "[exited 0]")
+    });
+}
+
+/// `trellis dev --repl` in a project from `trellis new`: the dev loop's lines (the build, the
+/// swap after an edit) print above the prompt while a command is half typed, the command
+/// then runs against dev's own host, and Ctrl-D stops dev.
+#[test]
+fn dev_with_a_prompt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("state");
+    let project = dir.path().join("hello");
+    let out = run(&["new", "hello", "--path", project.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let tmux = Tmux::new("dev");
+    // Built in the target folder the dev tests share (the component's dependencies once).
+    let command = format!(
+        "CARGO_TARGET_DIR='{}' '{}' dev --repl --http 127.0.0.1:0; echo \"[exited $?]\"; sleep 600",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("dev-guests")
+            .display(),
+        trellis_bin()
+    );
+    tmux.open_shell("dev", &project, state.path(), &command);
+    let screen = tmux.wait("dev", "the app running, the prompt below", Duration::from_secs(600), |s| {
+        s.iter().any(|l| l.contains("watching for changes"))
+            && s.last().is_some_and(|l| l == "trellis>")
+    });
+    assert!(
+        screen.iter().any(|l| l.contains("listening on http://127.0.0.1:")),
+        "{}",
+        screen.join("\n")
+    );
+
+    // Half a command typed; an edit is built and swapped in meanwhile.
+    tmux.type_text("dev", "get inv");
+    tmux.wait_prompt("dev", "get inv");
+    let source = project.join("src/lib.rs");
+    let text = std::fs::read_to_string(&source).expect("read lib.rs");
+    assert!(text.contains("Hello from Trellis!"), "{text}");
+    std::fs::write(&source, text.replace("Hello from Trellis!", "Hello from the prompt!"))
+        .expect("edit");
+    let screen = tmux.wait("dev", "the swap above the half-typed line", Duration::from_secs(300), |s| {
+        s.iter().any(|l| l.contains("hello-hello swapped in"))
+    });
+    assert_eq!(
+        screen.last().map(String::as_str),
+        Some("trellis> get inv"),
+        "the typed text is intact on the last line:\n{}",
+        screen.join("\n")
+    );
+    let swapped = position(&screen, |l| l.contains("swapped in")).expect("swap line");
+    assert!(swapped < screen.len() - 1, "{}", screen.join("\n"));
+
+    // The command finishes and runs against dev's host.
+    tmux.type_text("dev", "entory");
+    tmux.press("dev", "Enter");
+    let screen = tmux.wait("dev", "the inventory table", Duration::from_secs(30), |s| {
+        s.iter().any(|l| l.starts_with("component  hello-hello"))
+            && s.last().is_some_and(|l| l == "trellis>")
+    });
+    let row = screen
+        .iter()
+        .find(|l| l.starts_with("component  hello-hello"))
+        .expect("component row");
+    assert!(row.contains(".trellis/dev/hello-"), "dev's copy runs: {row}");
+
+    // Ctrl-D leaves the REPL, which stops dev.
+    tmux.press("dev", "C-d");
+    tmux.wait("dev", "dev's exit", Duration::from_secs(60), |s| {
         s.iter().any(|l| l == "[exited 0]")
     });
 }

@@ -103,33 +103,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     )?
     .serve()
     .await?;
+    if args.repl && host.admin.is_none() {
+        anyhow::bail!(
+            "--repl needs the control interface, which is off or could not listen (--admin)"
+        );
+    }
     if let Some(addr) = host.admin {
         console.say(
             "dev",
             &format!("control interface on http://{addr} (the CLI finds it from this folder)"),
         );
-    }
-
-    // The REPL, when asked for: dev's lines go above its prompt from now on.
-    // Polled in this task (the line editor has a thread of its own); boxed, since the
-    // commands typed at it run through `crate::run`, which runs dev.
-    let mut repl: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>>>>> = None;
-    if args.repl {
-        let Some(addr) = host.admin else {
-            anyhow::bail!("--repl needs the control interface, which is off (--admin)");
-        };
-        let repl_args = ReplOn::try_parse_from([
-            "repl",
-            "--embedded",
-            &format!("http://{addr}"),
-            "--admin-token",
-            &host.token,
-        ])
-        .context("cannot set up the REPL")?
-        .repl;
-        let (lines, feed) = tokio::sync::mpsc::unbounded_channel();
-        console.feed(lines);
-        repl = Some(Box::pin(crate::repl::run(repl_args, Some(feed))));
     }
 
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
@@ -149,6 +132,29 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let all: Vec<usize> = (0..dev.sources.len()).collect();
     dev.build(&all).await;
     dev.apply().await;
+
+    // The REPL, when asked for, once the app runs: dev's lines go above its prompt from
+    // now on.
+    // Polled in this task (the line editor has a thread of its own); boxed, since the
+    // commands typed at it run through `crate::run`, which runs dev.
+    let mut repl: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>>>>> = None;
+    if args.repl {
+        let Some(addr) = dev.host.admin else {
+            anyhow::bail!("--repl needs the control interface, which is off (--admin)");
+        };
+        let repl_args = ReplOn::try_parse_from([
+            "repl",
+            "--embedded",
+            &format!("http://{addr}"),
+            "--admin-token",
+            &dev.host.token,
+        ])
+        .context("cannot set up the REPL")?
+        .repl;
+        let (lines, feed) = tokio::sync::mpsc::unbounded_channel();
+        console.feed(lines);
+        repl = Some(Box::pin(crate::repl::run(repl_args, Some(feed))));
+    }
 
     let signals = crate::shutdown_signal();
     tokio::pin!(signals);
