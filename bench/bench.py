@@ -765,8 +765,8 @@ def main() -> None:
 
 def measure(args, names: list[str]) -> dict:
     previous = DOCS / "performance.json"
-    if set(names) <= {"lattice", "calls"}:
-        # The lattice benchmarks need neither wasmtime-cli nor wrk.
+    if set(names) <= {"lattice", "calls", "dev"}:
+        # The lattice and dev benchmarks need neither wasmtime-cli nor wrk.
         old = json.loads(previous.read_text()).get("tools") if previous.exists() else None
         tools = old or {"wasmtime": "not used", "wrk": "not used"}
     else:

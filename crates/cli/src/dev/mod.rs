@@ -132,6 +132,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let all: Vec<usize> = (0..dev.sources.len()).collect();
     dev.build(&all).await;
     dev.apply().await;
+    // What the first build wrote (cargo creates target/ through a temporary folder beside
+    // it) is no edit.
+    tokio::time::sleep(SETTLE).await;
+    while changes.try_recv().is_ok() {}
 
     // The REPL, when asked for, once the app runs: dev's lines go above its prompt from
     // now on.
@@ -277,6 +281,7 @@ impl Dev {
 
     /// Acts on changed files.
     async fn changed(&mut self, paths: BTreeSet<PathBuf>, watcher: &mut Watcher) {
+        tracing::debug!(?paths, "files changed");
         let manifest_changed = paths.iter().any(|p| *p == self.manifest);
         if manifest_changed {
             self.console.say("dev", "the manifest changed");
@@ -297,8 +302,14 @@ impl Dev {
             return;
         }
         let built_any = self.build(&to_build).await;
-        if built_any || manifest_changed || !self.deployed {
-            self.apply().await;
+        if (built_any || manifest_changed || !self.deployed)
+            && self.apply().await
+            && manifest_changed
+        {
+            self.console.ok(
+                "dev",
+                "the manifest's new version is deployed; the reconciler applies it (`trellis app status` shows how far)",
+            );
         }
     }
 
@@ -336,21 +347,31 @@ impl Dev {
                         .error("build", &format!("{label}: {e:#}{keep}"));
                 }
                 Ok(files) => {
+                    let mut new = false;
                     for (component, file) in files {
                         match self.keep_copy(&component, &file) {
                             Ok(copy) => {
                                 if self.builds.get(&component) != Some(&copy) {
-                                    changed = true;
+                                    new = true;
                                     self.builds.insert(component, copy);
                                 }
                             }
                             Err(e) => self.console.error("build", &format!("{e:#}")),
                         }
                     }
+                    changed |= new;
                     if !matches!(source.recipe, build::Recipe::File) {
+                        let same = if new || !self.deployed {
+                            ""
+                        } else {
+                            " (the same component as the running one: nothing to swap)"
+                        };
                         self.console.ok(
                             "build",
-                            &format!("built {label} in {:.1}s", started.elapsed().as_secs_f64()),
+                            &format!(
+                                "built {label} in {:.1}s{same}",
+                                started.elapsed().as_secs_f64()
+                            ),
                         );
                     }
                 }
@@ -382,13 +403,13 @@ impl Dev {
 
     /// Runs the manifest with the latest builds: the first time by deploying it, then by
     /// handing the reconciler a new version; waits for changed components to be swapped in.
-    async fn apply(&mut self) {
+    async fn apply(&mut self) -> bool {
         let (text, app) =
             match lock::pinned_manifest(&self.manifest, &self.registry, lock::Mode::Dev).await {
                 Ok(pinned) => pinned,
                 Err(e) => {
                     self.console.error("dev", &format!("{e:#}"));
-                    return;
+                    return false;
                 }
             };
         let images: BTreeMap<String, String> = self
@@ -401,14 +422,14 @@ impl Dev {
             Ok(text) => text,
             Err(e) => {
                 self.console.error("dev", &format!("{e:#}"));
-                return;
+                return false;
             }
         };
         let app = match trellis_manifest::parse(&text, &self.manifest) {
             Ok(app) => app,
             Err(e) => {
                 self.console.error("dev", &e.to_string());
-                return;
+                return false;
             }
         };
         let host = self.host.host.clone();
@@ -436,7 +457,7 @@ impl Dev {
                         "dev",
                         &format!("{e}\nfix it and save: trellis dev is watching"),
                     );
-                    return;
+                    return false;
                 }
             }
         }
@@ -450,7 +471,7 @@ impl Dev {
         if let Err(e) = host.register_app(&text).await {
             self.console
                 .error("dev", &format!("the new version was refused: {e}"));
-            return;
+            return false;
         }
         for c in &app.components {
             let Some(copy) = self.builds.get(&c.name) else {
@@ -464,6 +485,7 @@ impl Dev {
         }
         self.await_swaps(&app.name).await;
         self.clean_copies();
+        true
     }
 
     /// Waits until each swapped component runs its new build, or failed to start (its
