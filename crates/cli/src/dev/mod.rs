@@ -131,11 +131,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     dev.replan(&mut watcher);
     let all: Vec<usize> = (0..dev.sources.len()).collect();
     dev.build(&all).await;
-    dev.apply().await;
     // What the first build wrote (cargo creates target/ through a temporary folder beside
-    // it) is no edit.
+    // it) is no edit. Edits count from "watching for changes" on, printed after this.
     tokio::time::sleep(SETTLE).await;
     while changes.try_recv().is_ok() {}
+    dev.apply().await;
 
     // The REPL, when asked for, once the app runs: dev's lines go above its prompt from
     // now on.
