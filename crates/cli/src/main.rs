@@ -533,10 +533,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     use std::io::IsTerminal as _;
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_ansi(color)
+        .with_writer(progress::LogWriter::new);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -571,9 +573,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Fetching and compiling the components: seconds for a big one without the cache.
     let spinner = progress::spinner(format!("starting app `{}`", app.name));
     let listening = host.deploy(&app).await;
-    if let Some(spinner) = spinner {
-        spinner.finish_and_clear();
-    }
+    drop(spinner);
     let listening = listening.map_err(|e| anyhow::anyhow!("{e}"))?;
     // The embedded reconciler keeps it from here, and `trellis app … --embedded` sees it.
     host.register_app(&manifest)

@@ -1,20 +1,71 @@
 //! Progress shown while something takes more than a moment: on stderr, only when stderr is
-//! a terminal, so logs, pipes and files never see it.
+//! a terminal, so logs, pipes and files never see it. Log lines written meanwhile go above
+//! the spinner ([`LogWriter`]), which is drawn again below them.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// A spinner with `message` and the time taken so far, drawn until it is dropped or
-/// finished; `None` when stderr is not a terminal.
-pub(crate) fn spinner(message: String) -> Option<indicatif::ProgressBar> {
+/// The spinner being drawn, if any, for [`LogWriter`] to print around.
+static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// A spinner on stderr with a message and the time taken so far; cleared when dropped.
+pub(crate) struct Spinner(Option<indicatif::ProgressBar>);
+
+/// Starts a spinner with `message`; draws nothing when stderr is not a terminal.
+pub(crate) fn spinner(message: String) -> Spinner {
     if !std::io::stderr().is_terminal() {
-        return None;
+        return Spinner(None);
     }
-    let spinner = indicatif::ProgressBar::new_spinner();
+    let bar = indicatif::ProgressBar::new_spinner();
     if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        spinner.set_style(style);
+        bar.set_style(style);
     }
-    spinner.set_message(message);
-    spinner.enable_steady_tick(Duration::from_millis(100));
-    Some(spinner)
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+    Spinner(Some(bar))
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Where log lines go (`tracing_subscriber`'s writer): stderr, above a spinner when one is
+/// drawn. Each event is written whole when its writer is dropped.
+pub(crate) struct LogWriter(Vec<u8>);
+
+impl LogWriter {
+    pub(crate) fn new() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match active {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
 }
