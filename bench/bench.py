@@ -572,7 +572,7 @@ def dev_edit_to_served(work: Path, project: Path, source: Path, old: str, new: s
                     raise RuntimeError("the edit was not served within 300 s:\n" + "\n".join(lines[-40:]))
                 time.sleep(0.005)
             total = time.perf_counter() - start
-            built = wait_for("built ", 60)
+            built = wait_for(" | built ", 60)  # dev's own line, not a tool's "built successfully"
             swapped = wait_for("swapped in", 60)
             b = re.search(r"in ([\d.]+)(m?s)", built)
             w = re.search(r"swapped in ([\d.]+)s", swapped)

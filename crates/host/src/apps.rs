@@ -120,6 +120,8 @@ impl Host {
         let store = self.app_store();
         store.put(&name, value, version).await?;
         store.deploy(&name, None).await?;
+        // Applied now, not at the next tick (`trellis dev` waits for it).
+        self.wake_reconciler();
         Ok(())
     }
 
