@@ -126,19 +126,29 @@ fn dev_swaps_edits_without_a_failed_request_and_keeps_serving_through_a_broken_b
 
     // Output to a pipe is plain lines: no colour, no cursor movement.
     let output = dev.lines().join("\n");
-    assert!(!output.contains('\u{1b}'), "escape codes in piped output: {output}");
+    assert!(
+        !output.contains('\u{1b}'),
+        "escape codes in piped output: {output}"
+    );
     assert_eq!(dev.terminate(), Some(0), "{}", dev.stderr());
 }
 
 /// `trellis completions SHELL` prints a script that completes the current commands.
 #[test]
 fn completions_are_printed_for_each_shell() {
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef trellis"), ("fish", "complete -c trellis")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef trellis"),
+        ("fish", "complete -c trellis"),
+    ] {
         let out = run(&["completions", shell]);
         assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
         assert!(out.stdout.contains(marker), "{shell}: {}", out.stdout);
         for command in ["dev", "repl", "new", "app"] {
-            assert!(out.stdout.contains(command), "{shell} completion lacks `{command}`");
+            assert!(
+                out.stdout.contains(command),
+                "{shell} completion lacks `{command}`"
+            );
         }
     }
 }

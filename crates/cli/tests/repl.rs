@@ -474,12 +474,19 @@ fn dev_with_a_prompt() {
         trellis_bin()
     );
     tmux.open_shell("dev", &project, state.path(), &command);
-    let screen = tmux.wait("dev", "the app running, the prompt below", Duration::from_secs(600), |s| {
-        s.iter().any(|l| l.contains("watching for changes"))
-            && s.last().is_some_and(|l| l == "trellis>")
-    });
+    let screen = tmux.wait(
+        "dev",
+        "the app running, the prompt below",
+        Duration::from_secs(600),
+        |s| {
+            s.iter().any(|l| l.contains("watching for changes"))
+                && s.last().is_some_and(|l| l == "trellis>")
+        },
+    );
     assert!(
-        screen.iter().any(|l| l.contains("listening on http://127.0.0.1:")),
+        screen
+            .iter()
+            .any(|l| l.contains("listening on http://127.0.0.1:")),
         "{}",
         screen.join("\n")
     );
@@ -490,11 +497,17 @@ fn dev_with_a_prompt() {
     let source = project.join("src/lib.rs");
     let text = std::fs::read_to_string(&source).expect("read lib.rs");
     assert!(text.contains("Hello from Trellis!"), "{text}");
-    std::fs::write(&source, text.replace("Hello from Trellis!", "Hello from the prompt!"))
-        .expect("edit");
-    let screen = tmux.wait("dev", "the swap above the half-typed line", Duration::from_secs(300), |s| {
-        s.iter().any(|l| l.contains("hello-hello swapped in"))
-    });
+    std::fs::write(
+        &source,
+        text.replace("Hello from Trellis!", "Hello from the prompt!"),
+    )
+    .expect("edit");
+    let screen = tmux.wait(
+        "dev",
+        "the swap above the half-typed line",
+        Duration::from_secs(300),
+        |s| s.iter().any(|l| l.contains("hello-hello swapped in")),
+    );
     assert_eq!(
         screen.last().map(String::as_str),
         Some("trellis> get inv"),
@@ -515,7 +528,10 @@ fn dev_with_a_prompt() {
         .iter()
         .find(|l| l.starts_with("component  hello-hello"))
         .expect("component row");
-    assert!(row.contains(".trellis/dev/hello-"), "dev's copy runs: {row}");
+    assert!(
+        row.contains(".trellis/dev/hello-"),
+        "dev's copy runs: {row}"
+    );
 
     // Ctrl-D leaves the REPL, which stops dev.
     tmux.press("dev", "C-d");

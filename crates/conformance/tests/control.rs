@@ -538,7 +538,12 @@ async fn the_same_scale_again_while_it_compiles_is_done_once() {
     {
         again += 1;
     }
-    assert_eq!(again, 0, "the component started more than once{}", logs(&[&host]));
+    assert_eq!(
+        again,
+        0,
+        "the component started more than once{}",
+        logs(&[&host])
+    );
 }
 
 /// `component.scale` with a `file://` component: accepted, `component_scaled` from that host,

@@ -217,7 +217,14 @@ pub(crate) async fn build(
             cmd.args(["build", "--target", "wasm32-wasip2"])
                 // The compiler's messages as it renders them, coloured only when dev's
                 // output is.
-                .args(["--message-format", if color { "json-diagnostic-rendered-ansi" } else { "json" }])
+                .args([
+                    "--message-format",
+                    if color {
+                        "json-diagnostic-rendered-ansi"
+                    } else {
+                        "json"
+                    },
+                ])
                 .args(["--color", if color { "always" } else { "never" }])
                 .current_dir(project);
             if *release {

@@ -302,14 +302,14 @@ impl Dev {
             return;
         }
         let built_any = self.build(&to_build).await;
-        if (built_any || manifest_changed || !self.deployed)
-            && self.apply().await
-            && manifest_changed
-        {
-            self.console.ok(
-                "dev",
-                "the manifest's new version is deployed; the reconciler applies it (`trellis app status` shows how far)",
-            );
+        if built_any || manifest_changed || !self.deployed {
+            let applied = self.apply().await;
+            if applied && manifest_changed {
+                self.console.ok(
+                    "dev",
+                    "the manifest's new version is deployed; the reconciler applies it (`trellis app status` shows how far)",
+                );
+            }
         }
     }
 
