@@ -4,7 +4,7 @@
 //! Every CLI command runs at the prompt without the `trellis` prefix: the line is split into
 //! words as a shell would (`shell-words`), parsed by the CLI's own clap parser and run by
 //! [`crate::run`], so what it prints is what the command prints on the command line. The
-//! REPL's lattice flags are the defaults of every command typed in it ([`line`]). Commands
+//! REPL's lattice flags are the defaults of every command typed in it ([`mod@line`]). Commands
 //! that run a host (`up`, `host`, `dev`, `repl`) are refused.
 //!
 //! The line editor is `reedline`, on a thread of its own since reading a line blocks:
