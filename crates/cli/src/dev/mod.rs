@@ -654,7 +654,7 @@ mod tests {
             BTreeMap::from([("c".to_owned(), "file:///x/.trellis/dev/c-1.wasm".to_owned())]);
         let out = dev_manifest(text, &images).expect("manifest");
         assert!(out.contains("file:///x/.trellis/dev/c-1.wasm"), "{out}");
-        assert!(!out.contains("v1"), "{out}");
+        assert!(!out.contains("version: v1"), "{out}");
         assert!(out.contains("description: d"), "{out}");
     }
 }
