@@ -681,6 +681,76 @@ spec:
 """
 
 
+def bench_noisy(args, work: Path) -> tuple[str, dict]:
+    """A plain request to one component while guests of another spin until their deadline."""
+    import threading
+    spin_port, hello_port = free_port(), free_port()
+    for name in ("behaviours", "http_hello"):
+        shutil.copy(GUESTS_DIR / f"{name}.wasm", work / f"{name}.wasm")
+
+    def component(name: str, wasm: str) -> str:
+        return (f"    - name: {name}\n      type: component\n      properties:\n        image: file://./{wasm}.wasm\n"
+                "      traits:\n        - type: spreadscaler\n          properties:\n            instances: 16\n")
+
+    def link(name: str, port: int) -> str:
+        return (f"        - type: link\n          properties:\n            name: {name}\n            target:\n"
+                f"              name: {name}\n            namespace: wasi\n            package: http\n"
+                "            interfaces: [incoming-handler]\n            source:\n              config:\n"
+                f"                - name: {name}-http\n                  properties:\n"
+                f"                    address: 127.0.0.1:{port}\n")
+
+    manifest = work / "app.yaml"
+    manifest.write_text("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: noisy\nspec:\n"
+                        "  components:\n" + component("spin", "behaviours") + component("hello", "http_hello")
+                        + "    - name: httpserver\n      type: capability\n      properties:\n"
+                        "        image: ghcr.io/wasmcloud/http-server:0.27.0\n      traits:\n"
+                        + link("spin", spin_port) + link("hello", hello_port))
+    spinners, deadline = 4, 2.0
+
+    def get(port: int, path: str) -> float:
+        start = time.perf_counter()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).read()
+        except OSError:
+            pass  # the spinners end in an error: the deadline
+        return time.perf_counter() - start
+
+    rounds = 2 if args.quick else 5
+    idle, busy, stopped = [], [], []
+    proc = subprocess.Popen([str(TRELLIS), "up", str(manifest), "--admin", "off", "--max-execution-time",
+                             f"{deadline:g}s", "--cache-dir", str(work / "cache")], cwd=work, env=server_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        first_ok(f"http://127.0.0.1:{hello_port}/", 120)
+        for _ in range(rounds):
+            idle += [get(hello_port, "/") for _ in range(20)]
+            threads = [threading.Thread(target=lambda: stopped.append(get(spin_port, "/loop")))
+                       for _ in range(spinners)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)  # every spinner running
+            for _ in range(10):
+                busy.append(get(hello_port, "/"))
+                time.sleep(0.05)
+            for t in threads:
+                t.join()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    ms = lambda v: f"{v * 1000:.1f} ms"
+    lines = [f"`trellis up --max-execution-time {deadline:g}s` with two components on {os.cpu_count()} cores: "
+             f"{spinners} requests to a guest that spins in `loop {{}}` (stopped by the deadline), and meanwhile "
+             f"plain requests to the hello component ({rounds} rounds, {len(busy)} requests; the same requests "
+             "with nothing spinning, in the same run, as the baseline).", "",
+             "| | p50 | max |", "| --- | --- | --- |",
+             f"| hello, idle | {ms(statistics.median(idle))} | {ms(max(idle))} |",
+             f"| hello, while {spinners} guests spin | {ms(statistics.median(busy))} | {ms(max(busy))} |", "",
+             f"The spinning requests ended {min(stopped):.3f}–{max(stopped):.3f} s after they were sent "
+             f"(deadline {deadline:g} s)."]
+    return "\n".join(lines), {"idle_ms": [v * 1000 for v in idle], "busy_ms": [v * 1000 for v in busy],
+                              "spinners_stopped_s": stopped}
+
+
 BENCHMARKS = {
     "http": ("HTTP throughput and latency", bench_http),
     "instantiate": ("Instantiation cost (in process)", bench_instantiate),
@@ -689,6 +759,7 @@ BENCHMARKS = {
     "lattice": ("Lattice control: get hosts", bench_lattice),
     "calls": ("Calls between hosts", bench_calls),
     "dev": ("trellis dev", bench_dev),
+    "noisy": ("Noisy neighbours", bench_noisy),
 }
 
 
@@ -765,8 +836,8 @@ def main() -> None:
 
 def measure(args, names: list[str]) -> dict:
     previous = DOCS / "performance.json"
-    if set(names) <= {"lattice", "calls", "dev"}:
-        # The lattice and dev benchmarks need neither wasmtime-cli nor wrk.
+    if set(names) <= {"lattice", "calls", "dev", "noisy"}:
+        # These benchmarks need neither wasmtime-cli nor wrk.
         old = json.loads(previous.read_text()).get("tools") if previous.exists() else None
         tools = old or {"wasmtime": "not used", "wrk": "not used"}
     else:
