@@ -289,6 +289,12 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = ByteSize::of(defaults().limits.max_memory_bytes), env = "TRELLIS_MAX_MEMORY")]
     max_memory: ByteSize,
 
+    /// Linear memory a finished instance's slot keeps resident and resets in place for the
+    /// next instance, instead of returning it to the kernel (faster fresh instances; 0
+    /// returns it all).
+    #[arg(long, default_value_t = ByteSize::of(defaults().limits.memory_keep_resident_bytes), env = "TRELLIS_MEMORY_KEEP_RESIDENT")]
+    memory_keep_resident: ByteSize,
+
     /// Time one request may run before its instance is stopped (e.g. 30s, 500ms).
     #[arg(long, default_value_t = Span(defaults().limits.max_execution_time), env = "TRELLIS_MAX_EXECUTION_TIME")]
     max_execution_time: Span,
@@ -492,6 +498,7 @@ pub(crate) fn host_config(
             max_execution_time: l.max_execution_time.0,
             max_wasm_stack_bytes: size(l.max_wasm_stack, "--max-wasm-stack")?,
             max_total_instances: l.max_total_instances,
+            memory_keep_resident_bytes: size(l.memory_keep_resident, "--memory-keep-resident")?,
             capabilities: CapabilityLimits {
                 keyvalue: trellis_keyvalue::Limits {
                     max_key_bytes: size(l.max_kv_key, "--max-kv-key")?,

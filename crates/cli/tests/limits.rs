@@ -265,3 +265,26 @@ fn shutdown_stops_waiting_for_requests_after_the_drain_timeout() {
         outcome.map(|r| r.status)
     );
 }
+
+/// Every request runs in a fresh instance whose memory is its own initial memory, whether the
+/// slot it gets was reset in place (`--memory-keep-resident`, the default 1 MiB, or more than
+/// the guest touched) or handed back to the kernel (0): a counter in guest memory is 1 every
+/// time, also right after a request that filled megabytes of memory.
+#[test]
+fn a_fresh_instance_never_sees_the_memory_of_the_one_before() {
+    for keep in ["1MiB", "0", "64MiB"] {
+        let (_dir, trellis) = behaviours(2, &["--memory-keep-resident", keep]);
+        for round in 0..20 {
+            let r = get(trellis.addr(), "/count");
+            assert_eq!(
+                (r.status, r.body.as_str()),
+                (200, "1"),
+                "--memory-keep-resident {keep}, request {round}"
+            );
+            if round % 5 == 0 {
+                let r = get(trellis.addr(), "/alloc?mib=8");
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+        }
+    }
+}

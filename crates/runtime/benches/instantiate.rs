@@ -15,11 +15,42 @@ use trellis_control::ComponentId;
 use trellis_runtime::{InstanceContext, Limits, Runtime, WasiHttpError};
 
 fn handle_request(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let runtime = Runtime::new(Limits::default(), None).expect("runtime");
+    // Slots reset in place (the default) and handed back to the kernel (as before), on a
+    // runtime with worker threads (criterion waits on another thread than the one the guest
+    // runs on: a handoff each way) and on one thread (the request's own cost).
+    for (keep, keep_name) in [
+        (
+            Limits::default().memory_keep_resident_bytes,
+            "slots kept resident",
+        ),
+        (0, "slots released"),
+    ] {
+        for (threads, threads_name) in [(true, "worker threads"), (false, "one thread")] {
+            let rt = if threads {
+                tokio::runtime::Builder::new_multi_thread()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            }
+            .enable_all()
+            .build()
+            .expect("tokio");
+            bench(
+                c,
+                &rt,
+                Limits {
+                    memory_keep_resident_bytes: keep,
+                    ..Limits::default()
+                },
+                &format!(
+                    "hello: instantiate + handle + collect body ({keep_name}, {threads_name})"
+                ),
+            );
+        }
+    }
+}
+
+fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, limits: Limits, name: &str) {
+    let runtime = Runtime::new(limits, None).expect("runtime");
     let id = ComponentId::new("hello");
     let wasm = trellis_test_support::guest("http_hello");
     let component = runtime.load_file(&id, &wasm).expect("load");
@@ -32,8 +63,8 @@ fn handle_request(c: &mut Criterion) {
     };
     let http = runtime.prepare_http(&component, context).expect("prepare");
 
-    c.bench_function("hello: instantiate + handle + collect body", |b| {
-        b.to_async(&rt).iter(|| async {
+    c.bench_function(name, |b| {
+        b.to_async(rt).iter(|| async {
             let request = http::Request::builder()
                 .uri("http://localhost/")
                 .body(Empty::<Bytes>::new().map_err(|never| -> WasiHttpError { match never {} }))

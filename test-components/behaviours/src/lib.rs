@@ -8,6 +8,7 @@
 //! | `GET /loop`         | spins forever, never responds                            |
 //! | `GET /grow`         | leaks memory 1 MiB at a time until the host refuses more |
 //! | `GET /alloc?mib=N`  | allocates and touches N MiB, then 200 `allocated N MiB`  |
+//! | `GET /count`        | 200 with a counter kept in guest memory, after adding one |
 //! | `GET /recurse`      | recurses until the wasm call stack is exhausted          |
 //! | `GET /recurse?depth=N` | recurses N calls deep, then 200 `recursion ended at depth N` |
 //! | `GET /trap`         | panics, which traps                                      |
@@ -63,6 +64,10 @@ impl Guest for Behaviours {
         let (status, body) = match (request.method(), path) {
             (Method::Get, "/") => (200, "hello from behaviours".to_string()),
             (Method::Get, "/loop") => spin_forever(),
+            (Method::Get, "/count") => {
+                let n = REQUESTS_SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+                (200, n.to_string())
+            }
             (Method::Get, "/grow") => grow_forever(),
             (Method::Get, "/alloc") => alloc(query),
             (Method::Get, "/recurse") => {
@@ -152,6 +157,9 @@ fn alloc(query: &str) -> (u16, String) {
 /// The depth at which [`recurse`] stops: `?depth=N`, or never. It is set at run time to a
 /// value the optimiser cannot see, so the recursion is not provably unconditional.
 static RECURSION_LIMIT: AtomicU64 = AtomicU64::new(0);
+
+/// Requests this instance has handled through `/count`: 1 in a fresh instance.
+static REQUESTS_SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// Recurses until the wasm call stack is exhausted. The result of the inner call goes through
 /// two different operations after it returns, so the call is not in tail position and LLVM's
