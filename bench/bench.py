@@ -115,14 +115,17 @@ def first_ok(url: str, timeout: float) -> float:
         time.sleep(0.001)
 
 
-def hello_manifest(dir: Path, wasm: Path, instances: int = 1000, count: int = 1, route: str = "") -> Path:
-    """A manifest with `count` copies of one component, each behind its own HTTP link."""
+def hello_manifest(dir: Path, wasm: Path, instances: int = 1000, count: int = 1, route: str = "",
+                   wasms: list[Path] | None = None) -> Path:
+    """A manifest with `count` copies of one component (or one component per file in `wasms`),
+    each behind its own HTTP link."""
     comps, links = [], []
-    for i in range(count):
+    files = wasms or [wasm] * count
+    for i, file in enumerate(files):
         comps.append(f"""    - name: c{i}
       type: component
       properties:
-        image: file://{wasm}
+        image: file://{file}
       traits:
         - type: spreadscaler
           properties:
@@ -320,6 +323,49 @@ def bench_density(args, work: Path) -> tuple[str, dict]:
             proc.terminate()
             proc.wait(30)
         _ = port
+    # Distinct components: each a different build (the hello component with a custom section
+    # of its own), so nothing is shared between them but the host.
+    distinct = {}
+    for n in args.distinct:
+        d = work / f"distinct-{n}"
+        d.mkdir()
+        base_bytes = HELLO_WASM.read_bytes()
+        files = []
+        for i in range(n):
+            name, payload = b"trellis-bench", i.to_bytes(8, "little")
+            section = bytes([0, 1 + len(name) + len(payload), len(name)]) + name + payload
+            f = d / f"hello-{i}.wasm"
+            f.write_bytes(base_bytes + section)
+            files.append(f)
+        manifest = hello_manifest(d, HELLO_WASM, instances=10, wasms=files)
+        cache = d / "cache"
+        row = {}
+        for phase in ("cold", "warm"):
+            start = time.perf_counter()
+            proc = subprocess.Popen([str(TRELLIS), "up", str(manifest), "--http", "127.0.0.1:0", "--admin", "off",
+                                     "--cache-dir", str(cache)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, env=server_env(), cwd=d)
+            try:
+                listening, first = 0, None
+                assert proc.stdout
+                while listening < n:
+                    line = proc.stdout.readline()
+                    if not line:
+                        proc.wait(30)
+                        raise RuntimeError(f"trellis exited during the distinct run with {proc.returncode}")
+                    if line.startswith("listening on http://"):
+                        listening += 1
+                        first = first or line.split()[2]
+                first_ok(f"{first}/", 60)
+                row[f"{phase}_start_s"] = time.perf_counter() - start
+                time.sleep(1)
+                row[f"{phase}_rss_kib"] = int(next(l.split()[1] for l in Path(f"/proc/{proc.pid}/status")
+                                                   .read_text().splitlines() if l.startswith("VmRSS")))
+            finally:
+                proc.terminate()
+                proc.wait(60)
+        distinct[n] = row
+        log(f"distinct {n}: {row}")
     # Under load: the behaviours component sleeping 200 ms keeps `connections` instances alive.
     behaviours = GUESTS_DIR / "behaviours.wasm"
     conc = args.load_instances
@@ -342,10 +388,20 @@ def bench_density(args, work: Path) -> tuple[str, dict]:
     for n, rss in idle.items():
         per = (rss - base1) / (n - 1) if n > 1 else 0
         lines.append(f"| {n} | {rss / 1024:.1f} | {per:.0f} |" if n > 1 else f"| {n} | {rss / 1024:.1f} | – |")
+    if distinct:
+        lines += ["", "Distinct components, each a different build (the hello component with a custom section of "
+                  "its own, so each is compiled and kept on its own): the time from `trellis up` to every "
+                  "listener answering, and RSS idle after it, with an empty compile cache (cold) and then with the "
+                  "cache that run filled (warm).", "",
+                  "| components | cold start | cold RSS MiB | warm start | warm RSS MiB |",
+                  "| ---: | ---: | ---: | ---: | ---: |"]
+        for n, row in distinct.items():
+            lines.append(f"| {n} | {row['cold_start_s']:.1f} s | {row['cold_rss_kib'] / 1024:.0f} | "
+                         f"{row['warm_start_s']:.1f} s | {row['warm_rss_kib'] / 1024:.0f} |")
     lines += ["", f"Under load: {conc} concurrent requests to a component that sleeps 200 ms "
               f"(so {conc} instances are alive at once): RSS {base / 1024:.1f} MiB idle → "
               f"{peak / 1024:.1f} MiB peak, **{per_instance:.0f} KiB per concurrent instance**."]
-    return "\n".join(lines), {"idle_kib": idle, "load": {"instances": conc, "base_kib": base, "peak_kib": peak,
+    return "\n".join(lines), {"idle_kib": idle, "distinct": distinct, "load": {"instances": conc, "base_kib": base, "peak_kib": peak,
                                                            "per_instance_kib": per_instance}}
 
 
@@ -818,6 +874,8 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--cold-runs", type=int, default=5)
     p.add_argument("--density", type=int, nargs="*", default=[1, 100, 1000])
+    p.add_argument("--distinct", type=int, nargs="*", default=[100, 1000],
+                   help="numbers of distinct components (each a different build) for the density benchmark")
     p.add_argument("--load-instances", type=int, default=64)
     p.add_argument("--lattice-hosts", type=int, default=20)
     p.add_argument("--lattice-runs", type=int, default=10)
@@ -830,6 +888,7 @@ def main() -> None:
     if args.quick:
         args.rounds, args.duration, args.warmup, args.cold_runs = 1, 3, 1, 2
         args.density = [1, 10]
+        args.distinct = [10]
         args.call_iterations = 300
     names = args.benchmarks or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
