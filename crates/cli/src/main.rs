@@ -405,10 +405,10 @@ fn main() -> ExitCode {
     // `trellis dev` prints logs its own way (dev::console).
     match cli.command {
         Command::Dev(_) => {}
-        // The REPL prints log lines above its prompt, not across the line being typed.
-        Command::Repl(_) => repl::init_logging(cli.log_format),
-        Command::Up(_) | Command::Host(_) => init_logging(cli.log_format, "info"),
-        _ => init_logging(cli.log_format, "warn"),
+        // The REPL prints log lines above its prompt (through its external printer: plain).
+        Command::Repl(_) => init_logging(cli.log_format, "warn", false),
+        Command::Up(_) | Command::Host(_) => init_logging(cli.log_format, "info", true),
+        _ => init_logging(cli.log_format, "warn", true),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -543,12 +543,15 @@ pub(crate) fn host_config(
     })
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
+/// Log lines on stderr (or where [`progress::divert_logs`] sends them), coloured when
+/// `color` allows it, stderr is a terminal and `NO_COLOR` is not set.
+fn init_logging(format: LogFormat, default_level: &str, color: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     use std::io::IsTerminal as _;
-    let color = std::io::stderr().is_terminal()
+    let color = color
+        && std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,6 +1,7 @@
 //! Progress shown while something takes more than a moment: on stderr, only when stderr is
 //! a terminal, so logs, pipes and files never see it. Log lines written meanwhile go above
-//! the spinner ([`LogWriter`]), which is drawn again below them.
+//! the spinner ([`LogWriter`]), which is drawn again below them, or wherever
+//! [`divert_logs`] sends them (the REPL, above its prompt).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Mutex;
@@ -8,6 +9,18 @@ use std::time::Duration;
 
 /// The spinner being drawn, if any, for [`LogWriter`] to print around.
 static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Takes whole log lines instead of stderr; returns false when it could not.
+type Divert = Box<dyn Fn(String) -> bool + Send>;
+
+/// Where log lines go instead of stderr, if anywhere.
+static DIVERTED: Mutex<Option<Divert>> = Mutex::new(None);
+
+/// Sends every log line (whole, without its newline) to `to` from now on, or to stderr again
+/// with `None`.
+pub(crate) fn divert_logs(to: Option<Divert>) {
+    *DIVERTED.lock().unwrap_or_else(|e| e.into_inner()) = to;
+}
 
 /// A spinner on stderr with a message and the time taken so far; cleared when dropped.
 pub(crate) struct Spinner(Option<indicatif::ProgressBar>);
@@ -59,6 +72,13 @@ impl std::io::Write for LogWriter {
 
 impl Drop for LogWriter {
     fn drop(&mut self) {
+        if let Some(divert) = DIVERTED.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let text = String::from_utf8_lossy(&self.0);
+            let text = text.trim_end();
+            if text.is_empty() || divert(text.to_owned()) {
+                return;
+            }
+        }
         let write = || {
             let _ = std::io::stderr().lock().write_all(&self.0);
         };

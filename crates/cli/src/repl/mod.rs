@@ -379,66 +379,21 @@ impl reedline::Prompt for Prompt {
     }
 }
 
-/// Log lines (tracing) go above the prompt while the REPL runs, and to stderr otherwise:
-/// written across the line being edited, a warning would break it.
-pub(crate) fn init_logging(format: crate::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(|| LogLine(Vec::new()));
-    match format {
-        crate::LogFormat::Text => builder.init(),
-        crate::LogFormat::Json => builder.json().init(),
-    }
-}
-
-/// Where log lines go while the REPL runs.
-static LOG_SINK: Mutex<Option<mpsc::UnboundedSender<Above>>> = Mutex::new(None);
-
-/// The REPL's claim on log lines, given back when dropped.
+/// The REPL's claim on log lines (above the prompt: written across the line being edited, a
+/// warning would break it), given back when dropped.
 struct LogSink;
 
 impl LogSink {
     fn install(above: mpsc::UnboundedSender<Above>) -> LogSink {
-        *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some(above);
+        crate::progress::divert_logs(Some(Box::new(move |line| {
+            above.send(Above::Line(line)).is_ok()
+        })));
         LogSink
     }
 }
 
 impl Drop for LogSink {
     fn drop(&mut self) {
-        *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-}
-
-/// One log event as the subscriber writes it, sent on when complete (dropped).
-struct LogLine(Vec<u8>);
-
-impl std::io::Write for LogLine {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LogLine {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
-        let text = text.trim_end();
-        if text.is_empty() {
-            return;
-        }
-        let sink = LOG_SINK.lock().unwrap_or_else(|e| e.into_inner());
-        match sink.as_ref() {
-            Some(above) if above.send(Above::Line(text.to_owned())).is_ok() => {}
-            _ => eprintln!("{text}"),
-        }
+        crate::progress::divert_logs(None);
     }
 }
