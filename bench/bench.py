@@ -220,43 +220,77 @@ def wrk(port: int, path: str, connections: int, seconds: int, cpus: str | None) 
 
 # --------------------------------------------------------------------------- benchmarks
 
+HTTP_SYSTEMS = ["trellis", "trellis warm", "wasmtime serve", "trellis p3", "wasmtime serve p3"]
+
+
 def bench_http(args, work: Path) -> tuple[str, dict]:
-    """Hello-world throughput and latency: trellis up vs wasmtime serve, alternating."""
+    """Hello-world throughput and latency, alternating: a WASI 0.2 component with a fresh
+    instance per request (trellis, wasmtime serve), the same with warm instances (trellis), and
+    a WASI 0.3 component (both, each with its default instance reuse)."""
     cache = work / "cache"
     manifest = hello_manifest(work, HELLO_WASM)
+    warm_dir = work / "warm"
+    warm_dir.mkdir(exist_ok=True)
+    warm = hello_manifest(warm_dir, HELLO_WASM)
+    warm.write_text(warm.read_text().replace("  name: bench\n", "  name: bench\n  annotations:\n    trellis.dev/warm: \"true\"\n", 1))
+    p3_wasm = GUESTS_DIR / "hello_p3.wasm"
+    p3_dir = work / "p3"
+    p3_dir.mkdir(exist_ok=True)
+    p3 = hello_manifest(p3_dir, p3_wasm)
+
+    def server(system: str, port: int, cpus: str | None) -> Server:
+        return {
+            "trellis": lambda: trellis_server(port, manifest, cpus, cache),
+            "trellis warm": lambda: trellis_server(port, warm, cpus, cache),
+            "wasmtime serve": lambda: wasmtime_server(port, HELLO_WASM, cpus),
+            "trellis p3": lambda: trellis_server(port, p3, cpus, cache),
+            "wasmtime serve p3": lambda: wasmtime_server(port, p3_wasm, cpus),
+        }[system]()
+
     modes = {"pinned (server on CPU 0, wrk on CPU 1)": ("0", "1"), "unpinned": (None, None)}
     results: dict[str, dict[str, list[dict]]] = {}
     for mode, (server_cpus, load_cpus) in modes.items():
-        results[mode] = {"trellis": [], "wasmtime serve": []}
+        results[mode] = {system: [] for system in HTTP_SYSTEMS}
         for rnd in range(args.rounds):
-            order = ["trellis", "wasmtime serve"] if rnd % 2 == 0 else ["wasmtime serve", "trellis"]
+            order = HTTP_SYSTEMS if rnd % 2 == 0 else list(reversed(HTTP_SYSTEMS))
             for system in order:
                 port = free_port()
-                server = (trellis_server(port, manifest, server_cpus, cache) if system == "trellis"
-                          else wasmtime_server(port, HELLO_WASM, server_cpus))
-                with server:
+                with server(system, port, server_cpus):
                     wrk(port, "/", args.connections, args.warmup, load_cpus)
                     r = wrk(port, "/", args.connections, args.duration, load_cpus)
                 log(f"http {mode} round {rnd + 1} {system}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms")
                 results[mode][system].append(r)
 
-    lines = [f"`wrk -t1 -c{args.connections} -d{args.duration}s --latency` against `GET /` of the hello component, "
-             f"after a {args.warmup}s warm-up, {args.rounds} rounds per system, alternating which goes first. "
-             "Figures are medians over the rounds.", "",
+    lines = [f"`wrk -t1 -c{args.connections} -d{args.duration}s --latency` against `GET /` of the hello component "
+             "(WASI 0.2, `examples/http-hello`) and of `test-components/hello-p3` (WASI 0.3), "
+             f"after a {args.warmup}s warm-up, {args.rounds} rounds per system, alternating the order. "
+             "`trellis` gives each request a fresh instance, `trellis warm` reuses instances "
+             "(`trellis.dev/warm`), `wasmtime serve` gives a WASI 0.2 component a fresh instance per request "
+             "and reuses WASI 0.3 instances (its defaults), `trellis p3` reuses WASI 0.3 instances "
+             "(its defaults). Figures are medians over the rounds.", "",
              "| mode | system | req/s | p50 ms | p99 ms | non-2xx |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     summary = {}
+    comparisons = [("trellis", "wasmtime serve", "p2 fresh vs wasmtime serve"),
+                   ("trellis warm", "wasmtime serve", "p2 warm vs wasmtime serve (fresh)"),
+                   ("trellis p3", "wasmtime serve p3", "p3 vs wasmtime serve p3")]
     for mode, systems in results.items():
         med = {s: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_ms", "p99_ms")} for s, rs in systems.items()}
         for s, m in med.items():
             bad = sum(r["non_2xx"] for r in systems[s])
             lines.append(f"| {mode} | {s} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {bad} |")
-        t, w = med["trellis"], med["wasmtime serve"]
-        summary[mode] = {"throughput_ratio": t["rps"] / w["rps"], "p99_ratio": t["p99_ms"] / w["p99_ms"],
-                         "p50_ratio": t["p50_ms"] / w["p50_ms"], "medians": med}
-    lines += ["", "| mode | throughput trellis / wasmtime | p50 trellis / wasmtime | p99 trellis / wasmtime |",
-              "| --- | ---: | ---: | ---: |"]
+        summary[mode] = {"medians": med}
+        for ours, theirs, label in comparisons:
+            t, w = med[ours], med[theirs]
+            summary[mode][label] = {"throughput_ratio": t["rps"] / w["rps"], "p99_ratio": t["p99_ms"] / w["p99_ms"],
+                                    "p50_ratio": t["p50_ms"] / w["p50_ms"]}
+        # The headline ratios the plot and older reports use.
+        summary[mode].update(summary[mode]["p2 fresh vs wasmtime serve"])
+    lines += ["", "| mode | comparison | throughput ratio | p50 ratio | p99 ratio |",
+              "| --- | --- | ---: | ---: | ---: |"]
     for mode, s in summary.items():
-        lines.append(f"| {mode} | {s['throughput_ratio']:.3f} | {s['p50_ratio']:.3f} | {s['p99_ratio']:.3f} |")
+        for _, _, label in comparisons:
+            c = s[label]
+            lines.append(f"| {mode} | {label} | {c['throughput_ratio']:.3f} | {c['p50_ratio']:.3f} | {c['p99_ratio']:.3f} |")
     plot = DOCS / "performance-http.svg"
     plot.write_text(http_svg(summary))
     lines += ["", "![throughput and latency, trellis vs wasmtime serve](performance-http.svg)"]
@@ -832,7 +866,8 @@ BENCHMARKS = {
 
 def http_svg(summary: dict) -> str:
     """Grouped bars: req/s and p99 per mode, trellis vs wasmtime serve. Plain SVG, no dependencies."""
-    colors = {"trellis": "#2b7a78", "wasmtime serve": "#c0843d"}
+    colors = {"trellis": "#2b7a78", "trellis warm": "#3aafa9", "wasmtime serve": "#c0843d",
+              "trellis p3": "#17252a", "wasmtime serve p3": "#e5a663"}
     panels = [("requests per second", "rps"), ("p50 latency (ms)", "p50_ms"), ("p99 latency (ms)", "p99_ms")]
     w, h, pad = 300, 260, 40
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(panels)}" height="{h + 40}" '

@@ -104,12 +104,17 @@ pub const CATALOGUE: &[Capability] = &[
     Capability {
         namespace: "wasi",
         package: "http",
-        link_interfaces: &["incoming-handler", "outgoing-handler"],
+        // WASI 0.2's names (what wadm manifests list), then WASI 0.3's: `handler` is the
+        // export that takes requests, `client` the import that sends them.
+        link_interfaces: &["incoming-handler", "outgoing-handler", "handler", "client"],
         // Plumbing shared by the incoming and outgoing handlers; making an outgoing request
-        // (`outgoing-handler`) needs a link to an HTTP client provider.
+        // (`outgoing-handler`, or `client` in WASI 0.3) needs a link to an HTTP client
+        // provider.
         host_interfaces: &["types"],
-        companions: &[],
-        host_invoked: &["incoming-handler"],
+        // A link from a component to an HTTP client serves WASI 0.3's `client` whether it
+        // lists that or wadm's `outgoing-handler`.
+        companions: &["client"],
+        host_invoked: &["incoming-handler", "handler"],
         suggested_image: Some("ghcr.io/wasmcloud/http-client:0.13.1"),
     },
     Capability {

@@ -295,6 +295,19 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = ByteSize::of(defaults().limits.memory_keep_resident_bytes), env = "TRELLIS_MEMORY_KEEP_RESIDENT")]
     memory_keep_resident: ByteSize,
 
+    /// Requests one reused instance serves before it is retired: WASI 0.3 components' and
+    /// warm ones' (`trellis.dev/warm.<component>` annotation).
+    #[arg(long, default_value_t = defaults().limits.reuse.max_requests, env = "TRELLIS_INSTANCE_MAX_REQUESTS")]
+    instance_max_requests: usize,
+
+    /// Requests one WASI 0.3 instance serves at once.
+    #[arg(long, default_value_t = defaults().limits.reuse.max_concurrent, env = "TRELLIS_INSTANCE_MAX_CONCURRENT")]
+    instance_max_concurrent: usize,
+
+    /// How long a reused instance with nothing to do is kept (e.g. 10s).
+    #[arg(long, default_value_t = Span(defaults().limits.reuse.idle_timeout), env = "TRELLIS_INSTANCE_IDLE_TIMEOUT")]
+    instance_idle_timeout: Span,
+
     /// Time one request may run before its instance is stopped (e.g. 30s, 500ms).
     #[arg(long, default_value_t = Span(defaults().limits.max_execution_time), env = "TRELLIS_MAX_EXECUTION_TIME")]
     max_execution_time: Span,
@@ -489,6 +502,12 @@ pub(crate) fn host_config(
     cache: &CacheArgs,
     signed: &claims::SignedComponentArgs,
 ) -> anyhow::Result<HostConfig> {
+    let positive = |value: usize, flag: &str| {
+        if value == 0 {
+            anyhow::bail!("{flag} must be at least 1");
+        }
+        Ok(value)
+    };
     let size = |value: ByteSize, flag: &str| {
         usize::try_from(value.0).with_context(|| format!("{flag} is too large"))
     };
@@ -499,6 +518,11 @@ pub(crate) fn host_config(
             max_wasm_stack_bytes: size(l.max_wasm_stack, "--max-wasm-stack")?,
             max_total_instances: l.max_total_instances,
             memory_keep_resident_bytes: size(l.memory_keep_resident, "--memory-keep-resident")?,
+            reuse: trellis_runtime::Reuse {
+                max_requests: positive(l.instance_max_requests, "--instance-max-requests")?,
+                max_concurrent: positive(l.instance_max_concurrent, "--instance-max-concurrent")?,
+                idle_timeout: l.instance_idle_timeout.0,
+            },
             capabilities: CapabilityLimits {
                 keyvalue: trellis_keyvalue::Limits {
                     max_key_bytes: size(l.max_kv_key, "--max-kv-key")?,

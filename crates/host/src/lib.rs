@@ -39,6 +39,7 @@ mod providers;
 mod reconcile;
 mod sync;
 mod wadm;
+mod warm;
 
 pub use deploy::Listening;
 pub use limiter::{ConcurrencyLimiter, QueueFull};

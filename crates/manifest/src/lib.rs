@@ -124,6 +124,7 @@ mod model;
 mod normalize;
 mod positions;
 mod raw;
+pub mod warm;
 
 pub use error::{ErrorKind, ManifestError};
 pub use image::{LATTICE_SCHEME, lattice_image, lattice_image_reference};

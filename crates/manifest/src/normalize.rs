@@ -157,6 +157,7 @@ pub(crate) fn normalize(
         }
     }
 
+    check_warm_annotations(&manifest.metadata.annotations, &components, src)?;
     let annotations = manifest.metadata.annotations;
     Ok(Application {
         name: manifest.metadata.name.clone(),
@@ -319,6 +320,51 @@ fn check_header(manifest: &raw::Manifest, src: &Source<'_>) -> Result<(), Manife
                     "keys are `name` or `prefix/name`: a name is up to 63 letters, digits, `-`, `_` or `.`, \
                      starting and ending with a letter or digit; a prefix is a DNS subdomain such as `wasmcloud.dev`",
                 ));
+        }
+    }
+    Ok(())
+}
+
+/// Every `trellis.dev/warm…` annotation can be read and names a component of the app.
+fn check_warm_annotations(
+    annotations: &BTreeMap<String, String>,
+    components: &[Component],
+    src: &Source<'_>,
+) -> Result<(), ManifestError> {
+    use crate::warm::{HINT, WARM_ANNOTATION, WarmSetting};
+    for (key, value) in annotations {
+        let name = match key.strip_prefix(WARM_ANNOTATION) {
+            Some("") => None,
+            Some(rest) => match rest.strip_prefix('.') {
+                Some(name) => Some(name),
+                None => continue,
+            },
+            None => continue,
+        };
+        let path = format!("metadata.annotations.{key}");
+        if let Err(e) = WarmSetting::parse(value) {
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("`{value}` is not a warm-instance setting: {e}"),
+                )
+                .with_hint(HINT));
+        }
+        if let Some(name) = name
+            && !components.iter().any(|c| c.name == name)
+        {
+            let names: Vec<&str> = components.iter().map(|c| c.name.as_str()).collect();
+            return Err(src
+                .error(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("`{key}` names no component of this app"),
+                )
+                .with_hint(format!(
+                    "the components are: {}; write `{WARM_ANNOTATION}.<component name>`",
+                    names.join(", ")
+                )));
         }
     }
     Ok(())

@@ -1285,3 +1285,47 @@ spec:
     );
     assert!(none.annotations.is_empty());
 }
+
+// --- warm instances ------------------------------------------------------------------------
+
+fn with_annotations(annotations: &str) -> String {
+    manifest(GREETER).replacen(
+        "  name: test-app\n",
+        &format!("  name: test-app\n  annotations:\n{annotations}"),
+        1,
+    )
+}
+
+#[test]
+fn warm_annotations_are_read_and_checked() {
+    let app = parse_ok(&with_annotations(
+        "    trellis.dev/warm.greeter: \"max-requests=10, idle=5s\"\n    trellis.dev/warm: \"false\"\n",
+    ));
+    assert_eq!(
+        warm::lookup(&app.annotations, "greeter").map(|(k, v)| (k, v.clone())),
+        Some((
+            "trellis.dev/warm.greeter".to_owned(),
+            "max-requests=10, idle=5s".to_owned()
+        ))
+    );
+
+    let e = parse_err(&with_annotations(
+        "    trellis.dev/warm.greeter: \"sometimes\"\n",
+    ));
+    assert_eq!(e.path, "metadata.annotations.trellis.dev/warm.greeter");
+    assert!(e.message.contains("`sometimes`"), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("max-requests=500"),
+        "{e}"
+    );
+
+    let e = parse_err(&with_annotations("    trellis.dev/warm.greter: \"true\"\n"));
+    assert!(e.message.contains("names no component"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or_default().contains("greeter"),
+        "{e}"
+    );
+}

@@ -41,7 +41,7 @@ pub use model::{
 pub use planner::plan;
 
 use std::collections::BTreeMap;
-use trellis_manifest::ImageRef;
+use trellis_manifest::{Application, ImageRef};
 
 /// The annotation naming the app that manages a resource; its value is the app name.
 pub const APP_ANNOTATION: &str = "wasmcloud.dev/appspec";
@@ -71,6 +71,15 @@ pub fn managed_app(annotations: &BTreeMap<String, String>) -> Option<&str> {
     }
     annotations.get(APP_ANNOTATION).map(String::as_str)
 }
+
+/// The warm-instance setting the manifest gives component `name` of `app`, if any
+/// ([`trellis_manifest::warm`]). The plan passes it to the component's hosts as the
+/// [`WARM_ANNOTATION`] of `component.scale`, and scales again when it changes.
+pub fn warm_setting<'a>(app: &'a Application, name: &str) -> Option<&'a String> {
+    trellis_manifest::warm::lookup(&app.annotations, name).map(|(_, value)| value)
+}
+
+pub use trellis_manifest::warm::WARM_ANNOTATION;
 
 /// The annotations the plan gives the resources of app `name` at `version`.
 pub fn managed_annotations(name: &str, version: &str) -> BTreeMap<String, String> {

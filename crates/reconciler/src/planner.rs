@@ -5,7 +5,7 @@ use crate::model::{
     ObservedHost, ObservedProvider, Plan, StatusType,
 };
 use crate::placement::{SpreadSlot, distribute, split_by_weight};
-use crate::{image_ref, managed_annotations, managed_app};
+use crate::{WARM_ANNOTATION, image_ref, managed_annotations, managed_app, warm_setting};
 use std::collections::{BTreeMap, BTreeSet};
 use trellis_control::{Link, LinkName, WorkloadId};
 use trellis_manifest::{Component, DEFAULT_SPREAD_WEIGHT, Provider, ScalerKind, Spread};
@@ -548,7 +548,11 @@ impl<'a> Context<'a> {
             }
         };
 
-        let annotations = managed_annotations(&app.name, &app.version);
+        let mut annotations = managed_annotations(&app.name, &app.version);
+        let warm = warm_setting(&app.app, &c.name);
+        if let Some(warm) = warm {
+            annotations.insert(WARM_ANNOTATION.to_owned(), warm.clone());
+        }
         let mut placed = 0u64;
         let mut stopping = Vec::new();
         for (i, host) in self.hosts.iter().enumerate() {
@@ -567,7 +571,11 @@ impl<'a> Context<'a> {
                     report.actions += 1;
                     stopping.push(host.id.to_string());
                 }
-                (want, Some(oc)) if oc.max_instances == want && oc.image_ref == image => {
+                (want, Some(oc))
+                    if oc.max_instances == want
+                        && oc.image_ref == image
+                        && oc.annotations.get(WARM_ANNOTATION) == warm =>
+                {
                     placed += u64::from(want);
                 }
                 (want, current) => {

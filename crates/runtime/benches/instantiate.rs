@@ -61,7 +61,9 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, limits: Limits, name: 
         links: Default::default(),
         calls: None,
     };
-    let http = runtime.prepare_http(&component, context).expect("prepare");
+    let http = runtime
+        .prepare_http(&component, context, 64, None)
+        .expect("prepare");
 
     c.bench_function(name, |b| {
         b.to_async(rt).iter(|| async {

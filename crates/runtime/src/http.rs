@@ -1,33 +1,74 @@
-//! Serving `wasi:http/incoming-handler`: a fresh store and instance per request, from an
-//! [`HttpComponent`] prepared once ([`crate::Runtime::prepare_http`]).
+//! Serving HTTP from an [`HttpComponent`] prepared once ([`crate::Runtime::prepare_http`]):
+//! a WASI 0.2 component (`wasi:http/incoming-handler@0.2`) in a fresh store and instance per
+//! request, or in warm instances when its manifest opts in; a WASI 0.3 component
+//! (`wasi:http/handler@0.3`) in instances that each serve several requests at once. Reused
+//! instances live in a [`crate::reuse`] pool.
 
 use crate::invoke::{GuestFailure, InvokeError, spawn_with_deadline};
+use crate::limits::Reuse;
+use crate::reuse::{self, NoSlot};
 use crate::state::{InstanceBounds, InstanceContext, InstanceState};
 use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::time::{Duration, Instant};
 use trellis_control::ComponentId;
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// The body of a response produced by a guest.
 pub type OutgoingBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+/// Which `wasi:http` a component serves HTTP with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasiHttp {
+    /// WASI 0.2: exports `wasi:http/incoming-handler@0.2.x`.
+    P2,
+    /// WASI 0.3: exports `wasi:http/handler@0.3.x`.
+    P3,
+}
+
 /// A component prepared once to serve HTTP; cheap to clone and share across tasks.
 #[derive(Clone)]
 pub struct HttpComponent {
-    pre: ProxyPre<InstanceState>,
+    serving: Serving,
     context: InstanceContext,
     bounds: InstanceBounds,
 }
 
+#[derive(Clone)]
+enum Serving {
+    /// WASI 0.2, a fresh instance per request.
+    Fresh(ProxyPre<InstanceState>),
+    /// WASI 0.3, or WASI 0.2 with warm instances: a pool of reused instances.
+    Reused {
+        handler: reuse::Handler,
+        version: WasiHttp,
+    },
+}
+
 impl HttpComponent {
-    pub(crate) fn new(
+    pub(crate) fn fresh(
         pre: ProxyPre<InstanceState>,
         context: InstanceContext,
         bounds: InstanceBounds,
     ) -> Self {
         Self {
-            pre,
+            serving: Serving::Fresh(pre),
+            context,
+            bounds,
+        }
+    }
+
+    pub(crate) fn reused(
+        handler: reuse::Handler,
+        version: WasiHttp,
+        context: InstanceContext,
+        bounds: InstanceBounds,
+    ) -> Self {
+        Self {
+            serving: Serving::Reused { handler, version },
             context,
             bounds,
         }
@@ -38,11 +79,31 @@ impl HttpComponent {
         &self.context.component_id
     }
 
-    /// Handles one request in a fresh instance.
-    ///
-    /// The instance runs on its own task so that the response can stream while the guest
-    /// keeps writing the body; the task, and with it the instance, is stopped at the
-    /// execution deadline whatever the guest is doing.
+    /// The `wasi:http` the component serves with.
+    pub fn wasi_http(&self) -> WasiHttp {
+        match &self.serving {
+            Serving::Fresh(_) => WasiHttp::P2,
+            Serving::Reused { version, .. } => *version,
+        }
+    }
+
+    /// How its instances are reused; `None` for a fresh instance per request.
+    pub fn reuse(&self) -> Option<Reuse> {
+        match &self.serving {
+            Serving::Fresh(_) => None,
+            Serving::Reused { handler, .. } => Some(handler.state().reuse()),
+        }
+    }
+
+    /// How many requests may be in flight at once when at most `instances` instances exist:
+    /// `instances` with one request per instance, more for WASI 0.3 instances that serve
+    /// several at once.
+    pub fn max_requests_in_flight(&self, instances: u32) -> u32 {
+        let per_instance = self.reuse().map_or(1, |r| r.max_concurrent.max(1));
+        instances.saturating_mul(u32::try_from(per_instance).unwrap_or(u32::MAX))
+    }
+
+    /// Handles one request: in a fresh instance, or in one of the pool's reused instances.
     pub async fn handle<B>(
         &self,
         request: hyper::Request<B>,
@@ -50,11 +111,77 @@ impl HttpComponent {
     where
         B: http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
+        match &self.serving {
+            Serving::Fresh(pre) => self.handle_fresh(pre, request).await,
+            Serving::Reused { handler, .. } => {
+                self.handle_reused(handler, request.map(|b| b.boxed_unsync()))
+                    .await
+            }
+        }
+    }
+
+    /// Hands the request to the pool, and again whenever the pool had no slot for a new
+    /// instance (a worker or a slot frees up soon; the wait is bounded by the deadline).
+    async fn handle_reused(
+        &self,
+        handler: &reuse::Handler,
+        mut request: wasmtime_wasi_http::handler::Request,
+    ) -> Result<hyper::Response<OutgoingBody>, InvokeError> {
+        let id = &self.context.component_id;
+        let limit = self.bounds.max_execution_time;
+        let started = Instant::now();
+        loop {
+            let error = match handler.handle((), request).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            let error = match error.downcast::<InstantiationError<()>>() {
+                Ok(failed) if failed.error.is::<NoSlot>() => {
+                    request = failed
+                        .request
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let Some(left) = limit.checked_sub(started.elapsed()) else {
+                        return Err(InvokeError::Deadline {
+                            id: id.clone(),
+                            limit,
+                        });
+                    };
+                    let waiting = handler.state().waiting();
+                    let _waiting = waiting.enter();
+                    let _ =
+                        tokio::time::timeout(left.min(Duration::from_millis(2)), waiting.changed())
+                            .await;
+                    continue;
+                }
+                Ok(failed) => {
+                    return Err(InvokeError::Instantiate {
+                        id: id.clone(),
+                        source: wasmtime::format_err!("{:#}", failed.error),
+                    });
+                }
+                Err(error) => error,
+            };
+            return Err(reused_failure(id, limit, started, error));
+        }
+    }
+
+    /// Handles one request in a fresh instance.
+    ///
+    /// The instance runs on its own task so that the response can stream while the guest
+    /// keeps writing the body; the task, and with it the instance, is stopped at the
+    /// execution deadline whatever the guest is doing.
+    async fn handle_fresh<B>(
+        &self,
+        pre: &ProxyPre<InstanceState>,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<OutgoingBody>, InvokeError>
+    where
+        B: http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
+    {
         let id = self.context.component_id.clone();
         let limit = self.bounds.max_execution_time;
-        let mut store = self
-            .bounds
-            .new_store(self.pre.engine(), self.context.clone());
+        let mut store = self.bounds.new_store(pre.engine(), self.context.clone());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let bad_request = |source: wasmtime::Error| InvokeError::BadRequest {
@@ -71,7 +198,7 @@ impl HttpComponent {
             .http()
             .new_response_outparam(sender)
             .map_err(bad_request)?;
-        let pre = self.pre.clone();
+        let pre = pre.clone();
 
         let task = spawn_with_deadline(id.clone(), limit, async move {
             let proxy = pre
@@ -99,4 +226,43 @@ impl HttpComponent {
             },
         }
     }
+}
+
+/// What a failed request in a reused instance tells its caller. The pool reports a request
+/// whose instance was retired under it (a trap in another request of the same instance, or
+/// the instance stopped at a deadline while the guest spun) as [`TrapOrPanicError`]; past the
+/// deadline that is the deadline.
+fn reused_failure(
+    id: &ComponentId,
+    limit: Duration,
+    started: Instant,
+    error: wasmtime::Error,
+) -> InvokeError {
+    let deadline = || InvokeError::Deadline {
+        id: id.clone(),
+        limit,
+    };
+    if error.is::<ExpirationError>() {
+        return deadline();
+    }
+    if error.is::<TrapOrPanicError>() && started.elapsed() >= limit {
+        return deadline();
+    }
+    if let Some(code) =
+        error.downcast_ref::<wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>()
+    {
+        return InvokeError::ErrorCode {
+            id: id.clone(),
+            code: format!("{code:?}"),
+        };
+    }
+    if let Some(code) =
+        error.downcast_ref::<wasmtime_wasi_http::p3::bindings::http::types::ErrorCode>()
+    {
+        return InvokeError::ErrorCode {
+            id: id.clone(),
+            code: format!("{code:?}"),
+        };
+    }
+    GuestFailure::Call(error).into_invoke_error(id, limit)
 }

@@ -23,6 +23,9 @@ pub struct Limits {
     /// `madvise`. 0 releases everything, as wasmtime does by default. Either way a new
     /// instance sees only its own initial memory.
     pub memory_keep_resident_bytes: usize,
+    /// How instances that serve more than one request are reused: every WASI 0.3 HTTP
+    /// component's, and a WASI 0.2 one's when its manifest opts into warm instances.
+    pub reuse: Reuse,
     /// Bounds on capability calls (key and value sizes, message sizes, object sizes).
     pub capabilities: crate::capabilities::CapabilityLimits,
 }
@@ -35,7 +38,34 @@ impl Default for Limits {
             max_wasm_stack_bytes: 512 << 10,
             max_total_instances: 1000,
             memory_keep_resident_bytes: 1 << 20,
+            reuse: Reuse::default(),
             capabilities: crate::capabilities::CapabilityLimits::default(),
+        }
+    }
+}
+
+/// How an instance that serves more than one request is reused, and when it is retired.
+///
+/// An instance is also retired at once when it traps, runs past its execution deadline or is
+/// refused memory; the next request gets a fresh one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    /// Requests one instance serves before it is retired (bounds what a leak in the guest
+    /// can accumulate).
+    pub max_requests: usize,
+    /// Requests one WASI 0.3 instance serves at once. WASI 0.2 instances serve one at a
+    /// time whatever this says.
+    pub max_concurrent: usize,
+    /// How long an instance with nothing to do is kept before it is retired.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Reuse {
+    fn default() -> Self {
+        Self {
+            max_requests: 1000,
+            max_concurrent: 16,
+            idle_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -62,6 +92,9 @@ impl Limits {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // WASI 0.3 components use the component model's async ABI, and instances that serve
+        // several requests run in wasmtime's concurrent event loop (`crate::reuse`).
+        config.wasm_component_model_async(true);
         config.max_wasm_stack(self.max_wasm_stack_bytes);
         // The async stack must hold the wasm stack plus host frames.
         config.async_stack_size(self.max_wasm_stack_bytes + (1 << 20));

@@ -32,6 +32,10 @@ pub(crate) fn host(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    // WASI 0.3 (`@0.3.x` names, beside the 0.2 ones): CLI, clocks, random, filesystem,
+    // sockets and `wasi:http`'s types and client, for components built for WASI 0.3.
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     builtins::add_to_linker(&mut linker, InstanceState::builtins)?;
     bus::add_to_linker(&mut linker, InstanceState::bus)?;
     secrets::add_to_linker(&mut linker, InstanceState::secrets)?;

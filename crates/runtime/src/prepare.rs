@@ -10,25 +10,56 @@
 use crate::capabilities::messaging_v3::bindings::MessagingThreePre;
 use crate::component::Component;
 use crate::exported::{ExportedComponent, exported_functions};
-use crate::http::HttpComponent;
+use crate::http::{HttpComponent, WasiHttp};
 use crate::imports::InterfaceName;
 use crate::invoke::PrepareError;
+use crate::limits::Reuse;
 use crate::linker;
 use crate::messaging::{HandlerPre, MessageComponent};
+use crate::reuse::Pool;
 use crate::runtime::Runtime;
 use crate::state::{InstanceBounds, InstanceContext, InstanceState};
 use crate::watcher::WatcherComponent;
 use wasmtime::component::InstancePre;
+use wasmtime_wasi_http::handler;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 impl Runtime {
-    /// Prepares `component` to serve `wasi:http/incoming-handler`: resolves all its imports
-    /// against the host's linker once, so each request only instantiates.
+    /// Prepares `component` to serve HTTP: resolves all its imports against the host's
+    /// linker once, so each request only instantiates (or finds a warm instance).
+    ///
+    /// A WASI 0.3 component (`wasi:http/handler@0.3`) is served from reused instances, each
+    /// taking several requests at once, at most `max_instances` of them; `warm` says how they
+    /// are reused (the host's [`crate::Limits::reuse`] when `None`). A WASI 0.2 component
+    /// (`wasi:http/incoming-handler`) gets a fresh instance per request unless `warm` opts it
+    /// into warm instances, which serve one request at a time.
     pub fn prepare_http(
         &self,
         component: &Component,
         context: InstanceContext,
+        max_instances: u32,
+        warm: Option<Reuse>,
     ) -> Result<HttpComponent, PrepareError> {
+        let bounds = self.bounds();
+        if component.exports_interface("wasi", "http", "handler") {
+            let instance_pre = self.instance_pre(component, &context)?;
+            let pre = ServicePre::new(instance_pre).map_err(|e| link_error(component, e))?;
+            let handler = Pool::handler(
+                handler::ProxyPre::P3(pre),
+                context.clone(),
+                bounds.clone(),
+                warm.unwrap_or(self.limits.reuse),
+                true,
+                max_instances,
+            );
+            return Ok(HttpComponent::reused(
+                handler,
+                WasiHttp::P3,
+                context,
+                bounds,
+            ));
+        }
         let instance_pre = self.handler_pre(
             component,
             &context,
@@ -36,7 +67,20 @@ impl Runtime {
             "handle HTTP requests",
         )?;
         let pre = ProxyPre::new(instance_pre).map_err(|e| link_error(component, e))?;
-        Ok(HttpComponent::new(pre, context, self.bounds()))
+        Ok(match warm {
+            None => HttpComponent::fresh(pre, context, bounds),
+            Some(reuse) => {
+                let handler = Pool::handler(
+                    handler::ProxyPre::P2(pre),
+                    context.clone(),
+                    bounds.clone(),
+                    reuse,
+                    false,
+                    max_instances,
+                );
+                HttpComponent::reused(handler, WasiHttp::P2, context, bounds)
+            }
+        })
     }
 
     /// Prepares `component` to receive messages: on `wasmcloud:messaging/incoming-handler`

@@ -21,9 +21,10 @@ use crate::output::GuestOutput;
 use crate::secrets::{Secrets, SecretsView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use trellis_control::ComponentId;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -47,7 +48,7 @@ pub(crate) struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: GuestLimits,
     pub(crate) context: InstanceContext,
     pub(crate) capability_limits: Arc<CapabilityLimits>,
     /// Which link each interface's calls go through (`wasmcloud:bus/lattice`).
@@ -68,10 +69,13 @@ impl InstanceState {
             .stdout(GuestOutput::stdout(id.clone()))
             .stderr(GuestOutput::stderr(id))
             .build();
-        let limits = wasmtime::StoreLimitsBuilder::new()
-            .memory_size(max_memory_bytes)
-            .trap_on_grow_failure(false)
-            .build();
+        let limits = GuestLimits {
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(max_memory_bytes)
+                .trap_on_grow_failure(false)
+                .build(),
+            refused: Arc::default(),
+        };
         Self {
             wasi,
             http: WasiHttpCtx::new(),
@@ -199,6 +203,64 @@ impl WasiHttpView for InstanceState {
     }
 }
 
+/// The store's resource limiter: wasmtime's [`StoreLimits`], noting when it refuses to grow a
+/// memory or table, so that a reused instance that hit its limit is retired
+/// ([`crate::reuse`]) instead of serving the next request short of memory.
+pub(crate) struct GuestLimits {
+    limits: StoreLimits,
+    pub(crate) refused: Arc<AtomicBool>,
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused.store(true, Ordering::Relaxed);
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.table_growing(current, desired, maximum)?;
+        if !allowed {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused.store(true, Ordering::Relaxed);
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 /// What bounds every store: memory, execution time, capability call limits.
 #[derive(Clone)]
 pub(crate) struct InstanceBounds {
@@ -225,15 +287,7 @@ impl InstanceBounds {
         context: InstanceContext,
     ) -> wasmtime::Store<InstanceState> {
         let deadline = std::time::Instant::now() + self.max_execution_time;
-        let mut store = wasmtime::Store::new(
-            engine,
-            InstanceState::new(
-                context,
-                self.max_memory_bytes,
-                self.capability_limits.clone(),
-            ),
-        );
-        store.limiter(|s| &mut s.limits);
+        let mut store = self.bare_store(engine, context);
         // Check the deadline on every epoch tick; until then yield to the executor so a
         // guest spinning in a loop shares its thread with other requests.
         store.set_epoch_deadline(1);
@@ -244,6 +298,37 @@ impl InstanceBounds {
                 Ok(wasmtime::UpdateDeadline::Yield(1))
             }
         });
+        store
+    }
+
+    /// A store for an instance that serves several requests ([`crate::reuse`]): its guest
+    /// yields on every epoch tick and is never interrupted from inside, because the pool
+    /// that runs it drops the whole instance when a request outlives its deadline.
+    pub(crate) fn reused_store(
+        &self,
+        engine: &wasmtime::Engine,
+        context: InstanceContext,
+    ) -> wasmtime::Store<InstanceState> {
+        let mut store = self.bare_store(engine, context);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
+        store
+    }
+
+    fn bare_store(
+        &self,
+        engine: &wasmtime::Engine,
+        context: InstanceContext,
+    ) -> wasmtime::Store<InstanceState> {
+        let mut store = wasmtime::Store::new(
+            engine,
+            InstanceState::new(
+                context,
+                self.max_memory_bytes,
+                self.capability_limits.clone(),
+            ),
+        );
+        store.limiter(|s| &mut s.limits);
         store
     }
 }

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 20] = [
+pub const GUESTS: [&str; 21] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -52,6 +52,7 @@ pub const GUESTS: [&str; 20] = [
     "messaging_echo",
     "greeter_front",
     "greeter_back",
+    "hello_p3",
 ];
 
 /// Manifests, relative to the repository root, of the workspaces that produce [`GUESTS`].

@@ -13,6 +13,7 @@
 //! | `GET /recurse?depth=N` | recurses N calls deep, then 200 `recursion ended at depth N` |
 //! | `GET /trap`         | panics, which traps                                      |
 //! | `GET /sleep?ms=N`   | sleeps N ms, then 200 `slept N`                          |
+//! | `GET /exclusive?ms=N` | sleeps N ms, then 200 `alone` or `overlapped` (another request ran in this instance meanwhile), and the `/count` counter |
 //! | `POST /echo`        | reads the whole body, 200 `{len} bytes`                  |
 //! | `GET /log?msg=X`    | logs X at info level, context `behaviours`; 200 `logged` |
 //! | `GET /config?key=K` | 200 with the value of K, or 404 `missing`                |
@@ -80,6 +81,7 @@ impl Guest for Behaviours {
             }
             (Method::Get, "/trap") => panic!("trap requested"),
             (Method::Get, "/sleep") => sleep(query),
+            (Method::Get, "/exclusive") => exclusive(query),
             (Method::Post, "/echo") => echo(&request),
             (Method::Get, "/log") => {
                 let message = query_param(query, "msg").unwrap_or_default();
@@ -174,6 +176,22 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1)
         .wrapping_mul(depth | 1)
         .wrapping_add(depth)
+}
+
+/// Requests inside `/exclusive` in this instance right now.
+static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+
+fn exclusive(query: &str) -> (u16, String) {
+    let before = IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let n = REQUESTS_SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+    let (status, _) = sleep(query);
+    let after = IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    let alone = if before == 0 && after == 1 {
+        "alone"
+    } else {
+        "overlapped"
+    };
+    (status, format!("{alone} {n}"))
 }
 
 fn sleep(query: &str) -> (u16, String) {

@@ -19,6 +19,8 @@ const HTTP_SERVER_KEYS: &[&str] = &["address", "default_address"];
 
 /// The import a component may leave unlinked (see [`check_imports`]).
 const OUTGOING_HTTP: (&str, &str, &str) = ("wasi", "http", "outgoing-handler");
+/// WASI 0.3's name for it, which its `wasi:http/service` world imports.
+const OUTGOING_HTTP_P3: (&str, &str, &str) = ("wasi", "http", "client");
 
 /// What the checks need to know of a component: what it imports and exports.
 pub(crate) trait Interfaces {
@@ -185,7 +187,11 @@ fn http_routes<C: Interfaces>(
         if provider.builtin != Some(Builtin::HTTP_SERVER) {
             continue;
         }
-        if !link.link.carries("wasi", "http", "incoming-handler") {
+        // `incoming-handler` is how wadm manifests say it (WASI 0.2); `handler` is WASI 0.3's
+        // name. Either delivers to a component exporting either.
+        if !link.link.carries("wasi", "http", "incoming-handler")
+            && !link.link.carries("wasi", "http", "handler")
+        {
             problems.push(Problem::new(format!(
                 "capability `{}` is an HTTP server; its link to `{}` must carry wasi:http/incoming-handler (it carries {}:{}/{:?})",
                 provider.name, link.target, link.link.wit_namespace, link.link.wit_package, link.link.interfaces
@@ -203,10 +209,11 @@ fn http_routes<C: Interfaces>(
             Some(c)
                 if !c
                     .component
-                    .exports_interface("wasi", "http", "incoming-handler") =>
+                    .exports_interface("wasi", "http", "incoming-handler")
+                    && !c.component.exports_interface("wasi", "http", "handler") =>
             {
                 problems.push(Problem::new(format!(
-                    "capability `{}` sends HTTP requests to component `{}`, but it does not export wasi:http/incoming-handler (it exports: {})",
+                    "capability `{}` sends HTTP requests to component `{}`, but it exports neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3 (it exports: {})",
                     provider.name,
                     target.name,
                     c.component.exports().join(", ")
@@ -326,7 +333,10 @@ fn check_imports(
         for link in &links {
             check_link_target(app, name, import, &n, link, problems);
         }
-        if links.is_empty() && (n.namespace, n.package, n.interface) == OUTGOING_HTTP {
+        if links.is_empty()
+            && ((n.namespace, n.package, n.interface) == OUTGOING_HTTP
+                || (n.namespace, n.package, n.interface) == OUTGOING_HTTP_P3)
+        {
             warnings.push(
                 Problem::new(format!(
                     "component `{name}` ({}:{line}) imports `{import}` but has no link to an HTTP client: it deploys, and every outgoing request it makes is refused (`http-request-denied`)",
@@ -1042,7 +1052,9 @@ mod tests {
         assert!(checked.routes.is_empty());
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].contains("does not export wasi:http/incoming-handler"),
+            problems[0].contains(
+                "exports neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3"
+            ),
             "{}",
             problems[0]
         );

@@ -73,8 +73,21 @@ impl Host {
             }
             if c.component
                 .exports_interface("wasi", "http", "incoming-handler")
+                || c.component.exports_interface("wasi", "http", "handler")
             {
-                match self.runtime.prepare_http(&c.component, context.clone()) {
+                let warm = match crate::warm::setting(app, name, &self.config.limits.reuse) {
+                    Ok(warm) => warm,
+                    Err(e) => {
+                        problems.push(Problem::new(e));
+                        continue;
+                    }
+                };
+                match self.runtime.prepare_http(
+                    &c.component,
+                    context.clone(),
+                    spec.scale.instances,
+                    warm,
+                ) {
                     Ok(prepared) => {
                         http.insert(name.clone(), prepared);
                     }
@@ -180,11 +193,22 @@ impl Host {
                 self.config.max_queued_requests,
             ));
             if let Some(prepared) = http.remove(&spec.name) {
+                // Instances that take several requests at once let more requests in than
+                // there are instances; the pool still bounds the instances.
+                let in_flight = prepared.max_requests_in_flight(spec.scale.instances);
+                let limiter = if in_flight == spec.scale.instances {
+                    limiter.clone()
+                } else {
+                    Arc::new(ConcurrencyLimiter::new(
+                        in_flight,
+                        self.config.max_queued_requests,
+                    ))
+                };
                 self.dispatch.insert(
                     spec.id.as_str(),
                     Running {
                         http: prepared,
-                        limiter: limiter.clone(),
+                        limiter,
                     },
                 );
             }
