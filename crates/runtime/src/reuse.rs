@@ -129,44 +129,39 @@ impl HandlerState for Pool {
     type WorkerExpiration = Expiry;
     type WorkerState = Worker;
 
-    fn instantiate(
-        &self,
-    ) -> impl Future<Output = wasmtime::Result<Instance<InstanceState, Expiry, Worker>>> + Send
-    {
-        async move {
-            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                return Err(wasmtime::Error::new(NoSlot(self.max_instances)));
-            };
-            let limit = self.bounds.max_execution_time;
-            let mut store = self
-                .bounds
-                .reused_store(self.pre_engine(), self.context.clone());
-            let refused = store.data().limits.refused.clone();
-            let proxy =
-                match tokio::time::timeout(limit, self.pre.instantiate_async(&mut store)).await {
-                    Ok(proxy) => proxy?,
-                    Err(_) => wasmtime::bail!("instantiation took longer than {limit:?}"),
-                };
-            Ok(Instance {
-                store,
-                proxy,
-                view: <InstanceState as WasiHttpView>::http,
-                expiration: Expiry {
-                    limit,
-                    idle: self.reuse.idle_timeout,
-                    timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-                    waiting: self.waiting.clone(),
-                    woken: Box::pin(WaitingWakeup::new(self.waiting.clone())),
-                },
-                state: Worker {
-                    reuse: self.reuse,
-                    limit,
-                    refused,
-                    waiting: self.waiting.clone(),
-                    _slot: slot,
-                },
-            })
-        }
+    async fn instantiate(&self) -> wasmtime::Result<Instance<InstanceState, Expiry, Worker>> {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return Err(wasmtime::Error::new(NoSlot(self.max_instances)));
+        };
+        let limit = self.bounds.max_execution_time;
+        let mut store = self
+            .bounds
+            .reused_store(self.pre_engine(), self.context.clone());
+        let refused = store.data().limits.refused.clone();
+        let proxy = match tokio::time::timeout(limit, self.pre.instantiate_async(&mut store)).await
+        {
+            Ok(proxy) => proxy?,
+            Err(_) => wasmtime::bail!("instantiation took longer than {limit:?}"),
+        };
+        Ok(Instance {
+            store,
+            proxy,
+            view: <InstanceState as WasiHttpView>::http,
+            expiration: Expiry {
+                limit,
+                idle: self.reuse.idle_timeout,
+                timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                waiting: self.waiting.clone(),
+                woken: Box::pin(WaitingWakeup::new(self.waiting.clone())),
+            },
+            state: Worker {
+                reuse: self.reuse,
+                limit,
+                refused,
+                waiting: self.waiting.clone(),
+                _slot: slot,
+            },
+        })
     }
 }
 
