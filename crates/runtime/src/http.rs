@@ -131,11 +131,12 @@ impl HttpComponent {
         let limit = self.bounds.max_execution_time;
         let started = Instant::now();
         loop {
-            let error = match handler.handle((), request).await {
+            let ticket = reuse::Ticket::default();
+            let error = match handler.handle(ticket.clone(), request).await {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };
-            let error = match error.downcast::<InstantiationError<()>>() {
+            let error = match error.downcast::<InstantiationError<reuse::Ticket>>() {
                 Ok(failed) if failed.error.is::<NoSlot>() => {
                     request = failed
                         .request
@@ -162,7 +163,13 @@ impl HttpComponent {
                 }
                 Err(error) => error,
             };
-            return Err(reused_failure(id, limit, started, error));
+            let failure = reused_failure(id, limit, started, error);
+            // A guest that answered with an error code is fine; one that trapped or ran out
+            // of time is not used again.
+            if !matches!(failure, InvokeError::ErrorCode { .. }) {
+                reuse::retire(&ticket);
+            }
+            return Err(failure);
         }
     }
 

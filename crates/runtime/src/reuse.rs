@@ -87,6 +87,18 @@ impl Drop for WaitingGuard {
 /// A component's pool of reused instances; cheap to clone.
 pub(crate) type Handler = ProxyHandler<Pool>;
 
+/// Handed to the pool with each request: the pool puts the retire flag of the instance that
+/// takes the request in it, so that whoever sees the request fail (a trap, a deadline) can
+/// retire that instance before it takes another request.
+pub(crate) type Ticket = Arc<std::sync::OnceLock<Arc<AtomicBool>>>;
+
+/// Retires the instance that served the request `ticket` went with, if one took it.
+pub(crate) fn retire(ticket: &Ticket) {
+    if let Some(retire) = ticket.get() {
+        retire.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Pool {
     /// A pool of at most `max_instances` instances of `pre`, each serving up to
     /// `reuse.max_concurrent` requests at once (`concurrent`: false for 0.2 components).
@@ -137,7 +149,8 @@ impl HandlerState for Pool {
         let mut store = self
             .bounds
             .reused_store(self.pre_engine(), self.context.clone());
-        let refused = store.data().limits.refused.clone();
+        // The limiter sets it when it refuses memory, a failed request through its ticket.
+        let retire = store.data().limits.refused.clone();
         let proxy = match tokio::time::timeout(limit, self.pre.instantiate_async(&mut store)).await
         {
             Ok(proxy) => proxy?,
@@ -157,7 +170,7 @@ impl HandlerState for Pool {
             state: Worker {
                 reuse: self.reuse,
                 limit,
-                refused,
+                retire,
                 waiting: self.waiting.clone(),
                 _slot: slot,
             },
@@ -178,7 +191,8 @@ impl Pool {
 pub(crate) struct Worker {
     reuse: Reuse,
     limit: Duration,
-    refused: Arc<AtomicBool>,
+    /// Set when the instance must take no more requests.
+    retire: Arc<AtomicBool>,
     waiting: Arc<Waiting>,
     _slot: OwnedSemaphorePermit,
 }
@@ -192,10 +206,10 @@ impl Drop for Worker {
 
 impl WorkerState for Worker {
     type StoreData = InstanceState;
-    type RequestData = ();
+    type RequestData = Ticket;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
-        if total >= self.reuse.max_requests || self.refused.load(Ordering::Relaxed) {
+        if total >= self.reuse.max_requests || self.retire.load(Ordering::SeqCst) {
             ShouldAccept::Never
         } else if concurrent >= self.reuse.max_concurrent {
             ShouldAccept::No
@@ -207,9 +221,10 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, InstanceState>,
-        _data: (),
+        ticket: Ticket,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        let _ = ticket.set(self.retire.clone());
         Box::pin(tokio::time::sleep(self.limit))
     }
 
