@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use std::time::{Duration, Instant};
 use trellis_control::ComponentId;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
@@ -237,8 +237,8 @@ impl HttpComponent {
 
 /// What a failed request in a reused instance tells its caller. The pool reports a request
 /// whose instance was retired under it (a trap in another request of the same instance, or
-/// the instance stopped at a deadline while the guest spun) as [`TrapOrPanicError`]; past the
-/// deadline that is the deadline.
+/// the instance stopped at a deadline while the guest spun) as `TrapOrPanicError` or as a
+/// response never set; past the deadline either is the deadline.
 fn reused_failure(
     id: &ComponentId,
     limit: Duration,
@@ -252,7 +252,10 @@ fn reused_failure(
     if error.is::<ExpirationError>() {
         return deadline();
     }
-    if error.is::<TrapOrPanicError>() && started.elapsed() >= limit {
+    // Past the deadline, whatever the pool says: an instance stopped at its deadline ends its
+    // requests with `TrapOrPanicError`, or (WASI 0.2) with "never invoked
+    // `response-outparam::set`".
+    if started.elapsed() >= limit {
         return deadline();
     }
     if let Some(code) =
