@@ -317,7 +317,7 @@ spec:
     let err = up_fails(&write_manifest(dir.path(), &manifest));
     assert!(
         err.contains(
-            "capability `httpserver` sends HTTP requests to component `callee`, but it does not export wasi:http/incoming-handler"
+            "capability `httpserver` sends HTTP requests to component `callee`, but it exports neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3"
         ),
         "{err}"
     );

@@ -1158,7 +1158,7 @@ fn unknown_interfaces_of_known_packages_are_warnings() {
     assert_eq!(
         only_warning(&app),
         format!(
-            "{ORIGIN}:17:86: spec.components[1].traits[0].properties.interfaces[0]: unknown interface `wasi:http/incoming-handlr`; `wasi:http` has `incoming-handler` and `outgoing-handler`: the link is kept, but nothing on the host serves this interface through it\n  hint: did you mean `incoming-handler`?"
+            "{ORIGIN}:17:86: spec.components[1].traits[0].properties.interfaces[0]: unknown interface `wasi:http/incoming-handlr`; `wasi:http` has `incoming-handler`, `outgoing-handler`, `handler` and `client`: the link is kept, but nothing on the host serves this interface through it\n  hint: did you mean `incoming-handler`?"
         )
     );
     assert_eq!(app.links[0].link.interfaces, ["incoming-handlr"]);
