@@ -581,8 +581,8 @@ def bench_calls(args, work: Path) -> tuple[str, dict]:
         nats.wait()
     lines = ["One `trellis host` runs the `callee` test guest (64 instances at most) on a local `nats-server`. "
              "The caller (`crates/lattice/examples/call_latency`, a release build) calls `trellis:test/calls.echo(list<u8>)` "
-             "through `WrpcClient`, the code a host's components call other hosts with: encode, publish, handshake, "
-             "a fresh instance on the callee host, results back. The baseline is an async-nats request to an echo "
+             "through `WrpcClient`, the code a host's components call other hosts with: publish, a fresh instance "
+             "on the callee host, results back (the Trellis-to-Trellis fast path: one message each way). The baseline is an async-nats request to an echo "
              "responder with the same payload through the same server. Both alternate, three rounds each of "
              f"{args.call_iterations} calls per task (fewer for payloads over 1 KiB) after a warm-up; the table "
              "shows the round with the median ratio.", "",

@@ -17,18 +17,32 @@
 //! 3. The callee publishes the encoded results on `rx.results`, in as many messages as they
 //!    need, then an empty message to end them.
 //!
+//! The fast path, between Trellis hosts: a caller whose arguments all fit in the first message
+//! says so with the header `trellis-fast-path: 1` ([`FAST_PATH_HEADER`]). A Trellis callee
+//! that sees it sends no handshake (the caller has nothing more to send) and no empty message
+//! after the results: its last results message carries `trellis-fast-path: end` instead. A
+//! call is then one message each way, as a plain NATS request/reply is. A plain wRPC callee
+//! ignores the header and answers as above, which a Trellis caller understands; a plain wRPC
+//! caller sends no such header and gets exactly the exchange above.
+//!
 //! Errors: NATS answers a call to a component no host runs with a no-responders status, which
 //! the caller reports as "not running". When the callee fails (trap, deadline, bad
 //! arguments), Trellis hosts end the results with an empty message carrying the reason, with
 //! its causes, in a `trellis-error` header; wRPC peers that do not know the header see the results end early.
 //! Bytes are opaque here: the runtime encodes and decodes values, and tells this module when
 //! it has all of them through the `complete` callbacks.
+//!
+//! A client reads its one inbox subscription on whichever of its waiting calls holds the
+//! reader, not on a task of its own: a call alone reads its own results as they arrive, with
+//! no hand-over between tasks; with many calls in flight, the reader hands the others theirs.
 
 use crate::AbortOnDrop;
 use async_nats::{HeaderMap, Message, StatusCode};
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -42,6 +56,13 @@ pub const SOURCE_ID_HEADER: &str = "source-id";
 pub const LINK_NAME_HEADER: &str = "link-name";
 /// Header on the empty end-of-results message when the callee failed.
 pub const ERROR_HEADER: &str = "trellis-error";
+/// Header of the Trellis-to-Trellis fast path: `1` on a call whose arguments all fit in its
+/// first message, and `end` on the last results message of a callee that took the fast path.
+pub const FAST_PATH_HEADER: &str = "trellis-fast-path";
+/// [`FAST_PATH_HEADER`] on a call: all the arguments are in this message.
+const FAST_PATH_CALL: &str = "1";
+/// [`FAST_PATH_HEADER`] on the last results message: the results end here.
+const FAST_PATH_END: &str = "end";
 
 /// Room left in each message for the subject, reply subject and headers.
 const ENVELOPE_ROOM: usize = 1024;
@@ -155,9 +176,80 @@ pub struct Invocation<'a> {
     pub link_name: &'a str,
 }
 
-/// Calls waiting for messages, by inbox subject: where to send them, and whether the call
-/// needs the callee's handshake (to send the rest of its arguments).
-type Pending = Arc<Mutex<HashMap<String, (mpsc::UnboundedSender<(bool, Message)>, bool)>>>;
+/// A call waiting for its messages: where they go, and whether it needs the callee's
+/// handshake (to send the rest of its arguments).
+struct Waiting {
+    tx: mpsc::UnboundedSender<(bool, Message)>,
+    wants_handshake: bool,
+}
+
+/// The client's inbox: one subscription for all its calls, read by whichever waiting call
+/// holds `reader`, which hands other calls' messages to them.
+struct Inbox {
+    /// `{inbox}.`: each call's `rx` is this followed by the call's number.
+    prefix: String,
+    next_call: AtomicU64,
+    reader: tokio::sync::Mutex<async_nats::Subscriber>,
+    waiting: Mutex<HashMap<u64, Waiting>>,
+}
+
+impl Inbox {
+    /// The call a message on the inbox is for, and whether it carries results (on
+    /// `rx.results`) rather than the handshake or a status (on `rx` itself).
+    fn route(&self, msg: &Message) -> Option<(u64, bool)> {
+        let rest = msg.subject.as_str().strip_prefix(self.prefix.as_str())?;
+        let (call, results) = match rest.strip_suffix(".results") {
+            Some(call) => (call, true),
+            None => (rest, false),
+        };
+        Some((call.parse().ok()?, results))
+    }
+
+    /// Whether a call should see a message: a successful handshake matters only to a call
+    /// with arguments left to send.
+    fn wanted(results: bool, wants_handshake: bool, msg: &Message) -> bool {
+        results || wants_handshake || msg.status.is_some_and(|code| !code.is_success())
+    }
+
+    /// The next message for call `call`: from `own` when another call read it off the
+    /// subscription, or read by this call itself while it holds the reader (handing the
+    /// messages of other calls to them). `None` when the subscription has ended.
+    async fn next(
+        &self,
+        call: u64,
+        wants_handshake: bool,
+        own: &mut mpsc::UnboundedReceiver<(bool, Message)>,
+    ) -> Option<(bool, Message)> {
+        tokio::select! {
+            biased;
+            msg = own.recv() => msg,
+            mut reader = self.reader.lock() => {
+                // The previous reader may have handed this call a message before letting go.
+                if let Ok(msg) = own.try_recv() {
+                    return Some(msg);
+                }
+                loop {
+                    let msg = reader.next().await?;
+                    let Some((to, results)) = self.route(&msg) else {
+                        continue;
+                    };
+                    if to == call {
+                        if Self::wanted(results, wants_handshake, &msg) {
+                            return Some((results, msg));
+                        }
+                        continue;
+                    }
+                    let waiting = crate::lock(&self.waiting);
+                    if let Some(w) = waiting.get(&to)
+                        && Self::wanted(results, w.wants_handshake, &msg)
+                    {
+                        let _ = w.tx.send((results, msg));
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Makes calls to components on other hosts; cheap to clone, one inbox subscription for all
 /// calls.
@@ -165,20 +257,18 @@ type Pending = Arc<Mutex<HashMap<String, (mpsc::UnboundedSender<(bool, Message)>
 pub struct WrpcClient {
     nats: async_nats::Client,
     lattice: Arc<str>,
-    inbox: Arc<str>,
-    pending: Pending,
-    _demux: Arc<AbortOnDrop>,
+    inbox: Arc<Inbox>,
 }
 
-/// Removes a call's entry from the demultiplexer however the call ends.
-struct PendingGuard<'a> {
-    pending: &'a Pending,
-    key: String,
+/// Removes a call from the inbox's table however the call ends.
+struct WaitingGuard<'a> {
+    inbox: &'a Inbox,
+    call: u64,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
-        crate::lock(self.pending).remove(&self.key);
+        crate::lock(&self.inbox.waiting).remove(&self.call);
     }
 }
 
@@ -193,41 +283,30 @@ fn chunk_size(nats: &async_nats::Client) -> usize {
         .max(ENVELOPE_ROOM)
 }
 
+fn has_header(msg: &Message, value: &str) -> bool {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(FAST_PATH_HEADER))
+        .is_some_and(|v| v.as_str() == value)
+}
+
 impl WrpcClient {
     /// Subscribes to this client's inbox on `nats` (the host's RPC connection).
     pub async fn new(nats: async_nats::Client, lattice: &str) -> Result<Self, RpcError> {
         let inbox = new_inbox(lattice);
-        let mut sub = nats
+        let sub = nats
             .subscribe(format!("{inbox}.>"))
             .await
             .map_err(transport)?;
-        let pending: Pending = Arc::default();
-        let table = pending.clone();
-        let demux = tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                let (key, results) = match msg.subject.as_str().strip_suffix(".results") {
-                    Some(key) => (key.to_owned(), true),
-                    None => (msg.subject.to_string(), false),
-                };
-                let tx = crate::lock(&table).get(&key).cloned();
-                let Some((tx, wants_handshake)) = tx else {
-                    continue;
-                };
-                // A successful handshake matters only to a call with arguments left to send:
-                // do not wake the others for it.
-                let plain_handshake = !results && msg.status.is_none_or(|code| code.is_success());
-                if plain_handshake && !wants_handshake {
-                    continue;
-                }
-                let _ = tx.send((results, msg));
-            }
-        });
         Ok(Self {
             nats,
             lattice: lattice.into(),
-            inbox: inbox.into(),
-            pending,
-            _demux: Arc::new(AbortOnDrop(demux)),
+            inbox: Arc::new(Inbox {
+                prefix: format!("{inbox}."),
+                next_call: AtomicU64::new(0),
+                reader: tokio::sync::Mutex::new(sub),
+                waiting: Mutex::default(),
+            }),
         })
     }
 
@@ -248,17 +327,29 @@ impl WrpcClient {
             });
         }
         let chunk = chunk_size(&self.nats);
-        let rx = format!("{}.{}", self.inbox, uuid::Uuid::new_v4().simple());
+        let whole = params.len() <= chunk;
+        let call = self.inbox.next_call.fetch_add(1, Ordering::Relaxed);
+        let rx = format!("{}{call}", self.inbox.prefix);
         let (tx, mut messages) = mpsc::unbounded_channel();
-        crate::lock(&self.pending).insert(rx.clone(), (tx, params.len() > chunk));
-        let _guard = PendingGuard {
-            pending: &self.pending,
-            key: rx.clone(),
+        crate::lock(&self.inbox.waiting).insert(
+            call,
+            Waiting {
+                tx,
+                wants_handshake: !whole,
+            },
+        );
+        let _guard = WaitingGuard {
+            inbox: &self.inbox,
+            call,
         };
 
         let mut headers = HeaderMap::new();
         headers.insert(SOURCE_ID_HEADER, invocation.source);
         headers.insert(LINK_NAME_HEADER, invocation.link_name);
+        if whole {
+            // A Trellis callee may skip the handshake and the empty end message.
+            headers.insert(FAST_PATH_HEADER, FAST_PATH_CALL);
+        }
         let (first, mut rest) = params.split_at(params.len().min(chunk));
         let subject = invocation_subject(
             &self.lattice,
@@ -267,13 +358,13 @@ impl WrpcClient {
             invocation.function,
         );
         self.nats
-            .publish_with_reply_and_headers(subject, rx.clone(), headers, first.to_vec().into())
+            .publish_with_reply_and_headers(subject, rx, headers, Bytes::copy_from_slice(first))
             .await
             .map_err(transport)?;
 
         let exchange = async {
             let mut results = Vec::new();
-            while let Some((is_results, msg)) = messages.recv().await {
+            while let Some((is_results, msg)) = self.inbox.next(call, !whole, &mut messages).await {
                 if !is_results {
                     // The handshake, or NATS saying nobody serves the subject.
                     match msg.status {
@@ -296,13 +387,13 @@ impl WrpcClient {
                         while !rest.is_empty() {
                             let (next, after) = rest.split_at(rest.len().min(chunk));
                             self.nats
-                                .publish(params_subject.clone(), next.to_vec().into())
+                                .publish(params_subject.clone(), Bytes::copy_from_slice(next))
                                 .await
                                 .map_err(transport)?;
                             rest = after;
                         }
                         self.nats
-                            .publish(params_subject, bytes::Bytes::new())
+                            .publish(params_subject, Bytes::new())
                             .await
                             .map_err(transport)?;
                     }
@@ -311,7 +402,18 @@ impl WrpcClient {
                 if let Some(error) = msg.headers.as_ref().and_then(|h| h.get(ERROR_HEADER)) {
                     return Err(RpcError::Remote(error.to_string()));
                 }
-                if msg.payload.is_empty() {
+                // The last results message of a Trellis callee on the fast path ends them
+                // too; otherwise an empty message does.
+                let end = msg.payload.is_empty() || has_header(&msg, FAST_PATH_END);
+                results.extend_from_slice(&msg.payload);
+                if results.len() > limits.max_size {
+                    return Err(RpcError::TooLarge {
+                        what: "results",
+                        size: results.len(),
+                        limit: limits.max_size,
+                    });
+                }
+                if end {
                     return if complete(&results) {
                         Ok(results)
                     } else if results.is_empty() {
@@ -321,14 +423,6 @@ impl WrpcClient {
                     } else {
                         Err(RpcError::Ended(format!(" after {} bytes", results.len())))
                     };
-                }
-                results.extend_from_slice(&msg.payload);
-                if results.len() > limits.max_size {
-                    return Err(RpcError::TooLarge {
-                        what: "results",
-                        size: results.len(),
-                        limit: limits.max_size,
-                    });
                 }
                 if complete(&results) {
                     return Ok(results);
@@ -440,9 +534,11 @@ pub async fn serve(
                 };
                 let results = format!("{reply}.results");
                 let reply = reply.to_string();
-                let outcome = answer(&nats, &lattice, &prefix, reply, msg, handler, limits).await;
+                let fast = has_header(&msg, FAST_PATH_CALL);
+                let outcome =
+                    answer(&nats, &lattice, &prefix, reply, msg, fast, handler, limits).await;
                 let sent = match outcome {
-                    Ok(bytes) => send_results(&nats, &results, &bytes).await,
+                    Ok(bytes) => send_results(&nats, &results, bytes, fast).await,
                     Err(e) => {
                         let reason = error_text(&e);
                         tracing::debug!(%reason, "call failed");
@@ -453,7 +549,7 @@ pub async fn serve(
                             .take(4096)
                             .collect();
                         headers.insert(ERROR_HEADER, reason.as_str());
-                        nats.publish_with_headers(results, headers, bytes::Bytes::new())
+                        nats.publish_with_headers(results, headers, Bytes::new())
                             .await
                             .map_err(transport)
                     }
@@ -469,13 +565,16 @@ pub async fn serve(
     })
 }
 
-/// Handshakes, gathers the arguments and runs the call.
+/// Handshakes, gathers the arguments and runs the call. On the fast path (`fast`: a Trellis
+/// caller sent all the arguments in `msg`) there is no handshake: the caller waits for none.
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     nats: &async_nats::Client,
     lattice: &str,
     prefix: &str,
     reply: String,
     msg: Message,
+    fast: bool,
     handler: Arc<dyn WrpcHandler>,
     limits: CallLimits,
 ) -> Result<Vec<u8>, AnswerError> {
@@ -500,43 +599,23 @@ async fn answer(
         });
     }
     let complete = handler.params_complete(instance, function, &params)?;
-    let srx = new_inbox(lattice);
-    let mut more = if complete {
-        None
+    if fast {
+        if !complete {
+            return Err(AnswerError::ArgumentsEndedEarly(params.len()));
+        }
     } else {
-        Some(
-            nats.subscribe(format!("{srx}.params"))
-                .await
-                .map_err(|e| AnswerError::Nats(e.into()))?,
+        gather(
+            nats,
+            lattice,
+            reply,
+            instance,
+            function,
+            &mut params,
+            complete,
+            &*handler,
+            limits,
         )
-    };
-    nats.publish_with_reply(reply, srx, bytes::Bytes::new())
-        .await
-        .map_err(|e| AnswerError::Nats(e.into()))?;
-    if let Some(sub) = more.as_mut() {
-        let gather = async {
-            loop {
-                let Some(chunk) = sub.next().await else {
-                    return Err(AnswerError::ArgumentsEnded);
-                };
-                if chunk.payload.is_empty() {
-                    return Err(AnswerError::ArgumentsEndedEarly(params.len()));
-                }
-                params.extend_from_slice(&chunk.payload);
-                if params.len() > limits.max_size {
-                    return Err(AnswerError::ArgumentsTooLarge {
-                        size: params.len(),
-                        limit: limits.max_size,
-                    });
-                }
-                if handler.params_complete(instance, function, &params)? {
-                    return Ok(());
-                }
-            }
-        };
-        tokio::time::timeout(limits.timeout, gather)
-            .await
-            .map_err(|_| AnswerError::ArgumentsTimedOut(limits.timeout))??;
+        .await?;
     }
     let results = handler
         .call(Incoming {
@@ -555,17 +634,103 @@ async fn answer(
     Ok(results)
 }
 
+/// The standard wRPC exchange: answers the call's `reply` with the handshake and, unless the
+/// arguments are `complete`, reads the rest of them from the caller.
+#[allow(clippy::too_many_arguments)]
+async fn gather(
+    nats: &async_nats::Client,
+    lattice: &str,
+    reply: String,
+    instance: &str,
+    function: &str,
+    params: &mut Vec<u8>,
+    complete: bool,
+    handler: &dyn WrpcHandler,
+    limits: CallLimits,
+) -> Result<(), AnswerError> {
+    let srx = new_inbox(lattice);
+    let mut more = if complete {
+        None
+    } else {
+        Some(
+            nats.subscribe(format!("{srx}.params"))
+                .await
+                .map_err(|e| AnswerError::Nats(e.into()))?,
+        )
+    };
+    nats.publish_with_reply(reply, srx, Bytes::new())
+        .await
+        .map_err(|e| AnswerError::Nats(e.into()))?;
+    let Some(sub) = more.as_mut() else {
+        return Ok(());
+    };
+    let gather = async {
+        loop {
+            let Some(chunk) = sub.next().await else {
+                return Err(AnswerError::ArgumentsEnded);
+            };
+            if chunk.payload.is_empty() {
+                return Err(AnswerError::ArgumentsEndedEarly(params.len()));
+            }
+            params.extend_from_slice(&chunk.payload);
+            if params.len() > limits.max_size {
+                return Err(AnswerError::ArgumentsTooLarge {
+                    size: params.len(),
+                    limit: limits.max_size,
+                });
+            }
+            if handler.params_complete(instance, function, params)? {
+                return Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(limits.timeout, gather)
+        .await
+        .map_err(|_| AnswerError::ArgumentsTimedOut(limits.timeout))?
+}
+
+/// Sends the results in as many messages as they need, then, on the standard path, an
+/// empty message to end them; on the fast path the last results message (an empty one when
+/// there are no result bytes) carries the end instead, in [`FAST_PATH_HEADER`].
 async fn send_results(
     nats: &async_nats::Client,
     subject: &str,
-    results: &[u8],
+    results: Vec<u8>,
+    fast: bool,
 ) -> Result<(), RpcError> {
-    for chunk in results.chunks(chunk_size(nats)) {
-        nats.publish(subject.to_owned(), chunk.to_vec().into())
+    let chunk = chunk_size(nats);
+    if fast && results.len() <= chunk {
+        // The common case: one message, and no copy of the results.
+        let mut headers = HeaderMap::new();
+        headers.insert(FAST_PATH_HEADER, FAST_PATH_END);
+        return nats
+            .publish_with_headers(subject.to_owned(), headers, results.into())
             .await
-            .map_err(transport)?;
+            .map_err(transport);
     }
-    nats.publish(subject.to_owned(), bytes::Bytes::new())
-        .await
-        .map_err(transport)
+    let mut rest = results.as_slice();
+    loop {
+        let (next, after) = rest.split_at(rest.len().min(chunk));
+        rest = after;
+        let payload = Bytes::copy_from_slice(next);
+        if fast && rest.is_empty() {
+            let mut headers = HeaderMap::new();
+            headers.insert(FAST_PATH_HEADER, FAST_PATH_END);
+            return nats
+                .publish_with_headers(subject.to_owned(), headers, payload)
+                .await
+                .map_err(transport);
+        }
+        if !next.is_empty() {
+            nats.publish(subject.to_owned(), payload)
+                .await
+                .map_err(transport)?;
+        }
+        if rest.is_empty() {
+            return nats
+                .publish(subject.to_owned(), Bytes::new())
+                .await
+                .map_err(transport);
+        }
+    }
 }

@@ -281,3 +281,149 @@ async fn callees_refuse_arguments_over_their_limit() {
         "default.callee.wrpc.0.0.1.a:b/c@1.0.0.f"
     );
 }
+
+/// Every message on the lattice's wRPC inboxes, from a connection of its own.
+async fn watch_inboxes(lattice: &str) -> async_nats::Subscriber {
+    let spy = connect().await;
+    let sub = spy
+        .subscribe(format!(
+            "{}.>",
+            trellis_lattice::wrpc::inbox_prefix(lattice)
+        ))
+        .await
+        .expect("subscribe");
+    spy.flush().await.expect("flush");
+    sub
+}
+
+/// The messages `sub` has seen until it has been quiet for a while.
+async fn drain(sub: &mut async_nats::Subscriber) -> Vec<async_nats::Message> {
+    use futures::StreamExt as _;
+    let mut seen = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        seen.push(msg);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn between_trellis_hosts_a_call_is_one_message_each_way() {
+    let nats = connect().await;
+    let lattice = lattice();
+    let handler = Arc::new(Reverse {
+        calls: AtomicUsize::new(0),
+    });
+    let _serving = serve(
+        nats.clone(),
+        &lattice,
+        "callee",
+        handler,
+        CallLimits::default(),
+    )
+    .await
+    .expect("serve");
+    let client = WrpcClient::new(connect().await, &lattice)
+        .await
+        .expect("client");
+    let mut inboxes = watch_inboxes(&lattice).await;
+
+    let out = client
+        .invoke(
+            &invocation("callee", "reverse"),
+            &frame(b"abc"),
+            framed_complete,
+            CallLimits::default(),
+        )
+        .await
+        .expect("call");
+    assert_eq!(out, frame(b"cba"));
+    let seen = drain(&mut inboxes).await;
+    assert_eq!(seen.len(), 1, "no handshake, no end message: {seen:?}");
+    assert!(seen[0].subject.as_str().ends_with(".results"));
+    assert_eq!(
+        seen[0]
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(trellis_lattice::wrpc::FAST_PATH_HEADER))
+            .map(|v| v.as_str()),
+        Some("end")
+    );
+
+    // Arguments larger than one message need the handshake: the standard exchange, which
+    // ends the results with an empty message.
+    let max = nats.server_info().max_payload;
+    let big: Vec<u8> = (0..max + 10).map(|i| (i % 7) as u8).collect();
+    let out = client
+        .invoke(
+            &invocation("callee", "reverse"),
+            &frame(&big),
+            framed_complete,
+            CallLimits::default(),
+        )
+        .await
+        .expect("big call");
+    let mut expected = big;
+    expected.reverse();
+    assert!(
+        out == frame(&expected),
+        "the reversed bytes came back intact"
+    );
+    let seen = drain(&mut inboxes).await;
+    let handshakes = seen
+        .iter()
+        .filter(|m| {
+            !m.subject.as_str().ends_with(".results") && !m.subject.as_str().ends_with(".params")
+        })
+        .count();
+    assert_eq!(handshakes, 1, "one handshake");
+    let last = seen
+        .iter()
+        .rfind(|m| m.subject.as_str().ends_with(".results"))
+        .expect("results");
+    assert!(
+        last.payload.is_empty(),
+        "the results end with an empty message"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_calls_on_one_client_each_get_their_own_results() {
+    let lattice = lattice();
+    let handler = Arc::new(Reverse {
+        calls: AtomicUsize::new(0),
+    });
+    let _serving = serve(
+        connect().await,
+        &lattice,
+        "callee",
+        handler.clone(),
+        CallLimits::default(),
+    )
+    .await
+    .expect("serve");
+    let client = WrpcClient::new(connect().await, &lattice)
+        .await
+        .expect("client");
+    let calls = (0..32u32).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let body: Vec<u8> = format!("call {i} ").repeat(i as usize + 1).into_bytes();
+            let out = client
+                .invoke(
+                    &invocation("callee", "reverse"),
+                    &frame(&body),
+                    framed_complete,
+                    CallLimits::default(),
+                )
+                .await
+                .expect("call");
+            let mut expected = body;
+            expected.reverse();
+            assert_eq!(out, frame(&expected), "call {i}");
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.expect("task");
+    }
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 32);
+}

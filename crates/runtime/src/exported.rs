@@ -9,7 +9,8 @@
 //! interface the host does not call itself whose types carry only plain values.
 
 use crate::by_name::{self, ByNameError};
-use crate::calls::{Call, CallError, Signature, Values, codec};
+use crate::calls::codec::{self, Blob};
+use crate::calls::{Call, CallError, Signature, Values};
 use crate::component::Component;
 use crate::invoke::{GuestFailure, InvokeError, run_with_deadline};
 use crate::state::{InstanceBounds, InstanceContext, InstanceState};
@@ -19,7 +20,9 @@ use trellis_control::ComponentId;
 use trellis_control::ctl::CallReply;
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{ComponentExportIndex, InstancePre, Val};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, InstancePre, Lift, Lower, Val,
+};
 
 /// Interface name (as exported, with version) → function → export.
 pub(crate) type ExportedFunctions = HashMap<String, HashMap<String, Export>>;
@@ -28,6 +31,23 @@ pub(crate) type ExportedFunctions = HashMap<String, HashMap<String, Export>>;
 pub(crate) struct Export {
     index: ComponentExportIndex,
     signature: Signature,
+    /// When its parameters (at most two) and results (at most one) are all `list<u8>` or
+    /// `string`: callers on other hosts reach it as bytes, without `Val`s.
+    blobs: Option<Blobs>,
+}
+
+/// The blob types of a function's parameters and results.
+pub(crate) struct Blobs {
+    params: Vec<Blob>,
+    results: Vec<Blob>,
+}
+
+impl Blobs {
+    fn of(signature: &Signature) -> Option<Self> {
+        let params = Blob::all(&signature.params)?;
+        let results = Blob::all(&signature.results)?;
+        (params.len() <= 2 && results.len() <= 1).then_some(Self { params, results })
+    }
 }
 
 /// A component prepared once to answer calls on the plain-value functions it exports.
@@ -147,11 +167,7 @@ impl ExportedComponent {
         bytes: &[u8],
     ) -> Result<bool, CallError> {
         let export = self.export(instance, function)?;
-        match codec::decode_all(bytes, &export.signature.params) {
-            Ok(_) => Ok(true),
-            Err(codec::DecodeError::Incomplete) => Ok(false),
-            Err(codec::DecodeError::Invalid(why)) => Err(CallError::Encoding(why)),
-        }
+        codec::complete(bytes, &export.signature.params).map_err(CallError::Encoding)
     }
 
     /// Runs `instance.function` with wRPC-encoded arguments (a caller on another host) and
@@ -163,6 +179,9 @@ impl ExportedComponent {
         params: &[u8],
     ) -> Result<Vec<u8>, CallError> {
         let export = self.export(instance, function)?;
+        if let Some(blobs) = &export.blobs {
+            return self.call_blobs(export.index, blobs, params).await;
+        }
         let params = codec::decode_all(params, &export.signature.params)
             .map_err(|e| CallError::Encoding(format!("arguments: {e}")))?;
         let results = self.run_export(export, params).await?;
@@ -170,6 +189,83 @@ impl ExportedComponent {
         codec::encode_all(&results, &export.signature.results, &mut out)
             .map_err(CallError::Encoding)?;
         Ok(out)
+    }
+
+    /// [`Self::call_encoded`] for a function whose values are all blobs: the arguments go
+    /// from the encoding into the guest, and the results back, as byte slices through a typed
+    /// call, with no `Val` per byte.
+    async fn call_blobs(
+        &self,
+        index: ComponentExportIndex,
+        blobs: &Blobs,
+        params: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        let p = codec::blobs(params, &blobs.params)
+            .map_err(|e| CallError::Encoding(format!("arguments: {e}")))?;
+        // `codec::blobs` checked every string's bytes.
+        let text = |i: usize| std::str::from_utf8(p[i]).unwrap_or_default();
+        let mut out = Vec::new();
+        macro_rules! with_results {
+            ($params:expr) => {
+                match blobs.results.as_slice() {
+                    [] => self.run_typed::<_, ()>(index, $params).await?,
+                    [Blob::Bytes] => {
+                        let (r,): (Vec<u8>,) = self.run_typed(index, $params).await?;
+                        codec::put_blob(&r, &mut out).map_err(CallError::Encoding)?;
+                    }
+                    [Blob::Text] => {
+                        let (r,): (String,) = self.run_typed(index, $params).await?;
+                        codec::put_blob(r.as_bytes(), &mut out).map_err(CallError::Encoding)?;
+                    }
+                    _ => return Err(CallError::Encoding("unexpected blob results".into())),
+                }
+            };
+        }
+        use Blob::{Bytes as B, Text as T};
+        match blobs.params.as_slice() {
+            [] => with_results!(()),
+            [B] => with_results!((p[0],)),
+            [T] => with_results!((text(0),)),
+            [B, B] => with_results!((p[0], p[1])),
+            [B, T] => with_results!((p[0], text(1))),
+            [T, B] => with_results!((text(0), p[1])),
+            [T, T] => with_results!((text(0), text(1))),
+            _ => return Err(CallError::Encoding("unexpected blob arguments".into())),
+        }
+        Ok(out)
+    }
+
+    /// Runs the function at `index` with typed parameters and results, like [`Self::run`].
+    async fn run_typed<P, R>(
+        &self,
+        index: ComponentExportIndex,
+        params: P,
+    ) -> Result<R, InvokeError>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let id = self.context.component_id.clone();
+        let limit = self.bounds.max_execution_time;
+        let mut store = self
+            .bounds
+            .new_store(self.pre.engine(), self.context.clone());
+        let pre = self.pre.clone();
+        let run = async move {
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(GuestFailure::Instantiate)?;
+            let func = instance
+                .get_typed_func::<P, R>(&mut store, index)
+                .map_err(GuestFailure::Instantiate)?;
+            func.call_async(&mut store, params)
+                .await
+                .map_err(GuestFailure::Call)
+        };
+        run_with_deadline(limit, run)
+            .await
+            .map_err(|f| f.into_invoke_error(&id, limit))
     }
 
     async fn run_export(&self, export: &Export, params: Vec<Val>) -> Result<Vec<Val>, CallError> {
@@ -248,7 +344,15 @@ pub(crate) fn exported_functions(engine: &Engine, component: &Component) -> Expo
             else {
                 continue;
             };
-            functions.insert(function.to_owned(), Export { index, signature });
+            let blobs = Blobs::of(&signature);
+            functions.insert(
+                function.to_owned(),
+                Export {
+                    index,
+                    signature,
+                    blobs,
+                },
+            );
         }
         if !functions.is_empty() {
             exports.insert(name.to_owned(), functions);

@@ -21,6 +21,12 @@
 //!
 //! Resources, streams and futures do not cross hosts: [`check_type`] refuses them before a
 //! component is ever linked, so encoding never meets one.
+//!
+//! Whether bytes hold all the values ([`complete`]) is answered by walking them, without
+//! building any value. Functions whose parameters and results are all `list<u8>` or `string`
+//! ([`Blob`]) skip `Val`s altogether: their values are byte slices, read from and written to
+//! the encoding directly ([`blobs`], [`put_blob`]), so a `list<u8>` is one copy, not one value
+//! per byte.
 
 use wasmtime::component::{Type, Val};
 
@@ -91,6 +97,190 @@ pub(crate) fn decode_all(bytes: &[u8], types: &[Type]) -> Result<Vec<Val>, Decod
         )));
     }
     Ok(values)
+}
+
+/// Whether `bytes` hold exactly one value of each of `types`: `Ok(false)` when they end
+/// early, an error when they cannot be such values (trailing bytes included). Only the
+/// structure is checked (lengths, tags, cases); decoding checks the rest.
+pub(crate) fn complete(bytes: &[u8], types: &[Type]) -> Result<bool, String> {
+    let mut r = Reader { bytes, pos: 0 };
+    for t in types {
+        match skip(&mut r, t) {
+            Ok(()) => {}
+            Err(DecodeError::Incomplete) => return Ok(false),
+            Err(DecodeError::Invalid(why)) => return Err(why),
+        }
+    }
+    if r.pos != bytes.len() {
+        return Err(format!(
+            "{} bytes left over after the last value",
+            bytes.len() - r.pos
+        ));
+    }
+    Ok(true)
+}
+
+/// Moves past one value of type `t`.
+fn skip(r: &mut Reader<'_>, t: &Type) -> Result<(), DecodeError> {
+    match t {
+        Type::Bool | Type::S8 | Type::U8 => {
+            r.take(1)?;
+        }
+        Type::S16 => {
+            r.sleb(16)?;
+        }
+        Type::U16 => {
+            r.uleb(16)?;
+        }
+        Type::S32 => {
+            r.sleb(32)?;
+        }
+        Type::U32 => {
+            r.uleb(32)?;
+        }
+        Type::S64 => {
+            r.sleb(64)?;
+        }
+        Type::U64 => {
+            r.uleb(64)?;
+        }
+        Type::Float32 => {
+            r.take(4)?;
+        }
+        Type::Float64 => {
+            r.take(8)?;
+        }
+        Type::Char => {
+            decode(r, t)?;
+        }
+        Type::String => {
+            let n = r.len()?;
+            r.take(n)?;
+        }
+        Type::List(l) => {
+            let n = r.len()?;
+            let ty = l.ty();
+            if let Type::U8 | Type::S8 | Type::Bool = ty {
+                r.take(n)?;
+            } else {
+                for _ in 0..n {
+                    skip(r, &ty)?;
+                }
+            }
+        }
+        Type::Record(rt) => {
+            for f in rt.fields() {
+                skip(r, &f.ty)?;
+            }
+        }
+        Type::Tuple(tt) => {
+            for ty in tt.types() {
+                skip(r, &ty)?;
+            }
+        }
+        Type::Variant(vt) => {
+            let index = r.uleb(32)? as usize;
+            let case = vt.cases().nth(index).ok_or_else(|| {
+                invalid(format!(
+                    "variant case {index} does not exist ({} cases)",
+                    vt.cases().len()
+                ))
+            })?;
+            if let Some(ty) = case.ty {
+                skip(r, &ty)?;
+            }
+        }
+        Type::Enum(e) => {
+            let index = r.uleb(32)? as usize;
+            if index >= e.names().len() {
+                return Err(invalid(format!(
+                    "enum case {index} does not exist ({} cases)",
+                    e.names().len()
+                )));
+            }
+        }
+        Type::Option(o) => match r.byte()? {
+            0 => {}
+            1 => skip(r, &o.ty())?,
+            b => return Err(invalid(format!("{b} is not an option tag"))),
+        },
+        Type::Result(rt) => {
+            let ty = match r.byte()? {
+                0 => rt.ok(),
+                1 => rt.err(),
+                b => return Err(invalid(format!("{b} is not a result tag"))),
+            };
+            if let Some(ty) = ty {
+                skip(r, &ty)?;
+            }
+        }
+        Type::Flags(f) => {
+            r.take(f.names().len().div_ceil(8))?;
+        }
+        other => {
+            return Err(invalid(format!(
+                "values of type {} cannot cross between components",
+                type_name(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A type whose values are bytes on both sides of the wire: `list<u8>` or `string`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blob {
+    /// `list<u8>`.
+    Bytes,
+    /// `string`.
+    Text,
+}
+
+impl Blob {
+    /// `Some` when `t` is `list<u8>` or `string`.
+    pub(crate) fn of(t: &Type) -> Option<Self> {
+        match t {
+            Type::String => Some(Blob::Text),
+            Type::List(l) if matches!(l.ty(), Type::U8) => Some(Blob::Bytes),
+            _ => None,
+        }
+    }
+
+    /// `Some` when every one of `types` is a blob.
+    pub(crate) fn all(types: &[Type]) -> Option<Vec<Self>> {
+        types.iter().map(Self::of).collect()
+    }
+}
+
+/// The values of `blobs`, in order, as slices of `bytes` (a string's checked to be UTF-8);
+/// trailing bytes are an error.
+pub(crate) fn blobs<'a>(bytes: &'a [u8], blobs: &[Blob]) -> Result<Vec<&'a [u8]>, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut out = Vec::with_capacity(blobs.len());
+    for blob in blobs {
+        let n = r.len()?;
+        let start = r.pos;
+        r.take(n)?;
+        let value = &bytes[start..start + n];
+        if *blob == Blob::Text {
+            std::str::from_utf8(value).map_err(|e| invalid(format!("invalid string: {e}")))?;
+        }
+        out.push(value);
+    }
+    if r.pos != bytes.len() {
+        return Err(DecodeError::Invalid(format!(
+            "{} bytes left over after the last value",
+            bytes.len() - r.pos
+        )));
+    }
+    Ok(out)
+}
+
+/// Appends the encoding of one `list<u8>` or `string` with these bytes.
+pub(crate) fn put_blob(value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    put_len(value.len(), out)?;
+    out.extend_from_slice(value);
+    Ok(())
 }
 
 fn mismatch(v: &Val, t: &Type) -> String {

@@ -150,10 +150,7 @@ impl Call {
     /// Whether `bytes` hold all of this call's encoded results (so the transport can stop
     /// reading), or cannot be its results at all (so it can stop too).
     pub fn results_complete(&self, bytes: &[u8]) -> bool {
-        !matches!(
-            codec::decode_all(bytes, &self.route.signature.results),
-            Err(codec::DecodeError::Incomplete)
-        )
+        codec::complete(bytes, &self.route.signature.results).unwrap_or(true)
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,7 @@
 //! The wRPC value encoding, against hand-computed bytes and the real types of a test guest.
 
 use super::Signature;
-use super::codec::{DecodeError, decode_all, encode_all};
+use super::codec::{Blob, DecodeError, blobs, complete, decode_all, encode_all, put_blob};
 use crate::limits::Limits;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Type, Val};
@@ -49,14 +49,17 @@ fn assert_round_trip(values: &[Val], types: &[Type]) -> Vec<u8> {
             "prefix of {n} of {} bytes",
             bytes.len()
         );
+        assert_eq!(complete(&bytes[..n], types), Ok(false), "prefix of {n}");
     }
     assert_eq!(decode_all(&bytes, types).expect("decode"), values);
+    assert_eq!(complete(&bytes, types), Ok(true));
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(matches!(
         decode_all(&longer, types),
         Err(DecodeError::Invalid(why)) if why.contains("left over")
     ));
+    assert!(complete(&longer, types).is_err_and(|why| why.contains("left over")));
     bytes
 }
 
@@ -261,4 +264,47 @@ fn values_of_another_type_are_refused() {
     assert!(err.contains("does not match"), "{err}");
     let err = encode_all(&[], &sig.params, &mut out).expect_err("count");
     assert!(err.contains("0 values for 1 types"), "{err}");
+}
+
+#[test]
+fn lists_of_bytes_and_strings_cross_as_blobs() {
+    let echo = signature("echo");
+    let greet = signature("greet");
+    assert_eq!(Blob::all(&echo.params), Some(vec![Blob::Bytes]));
+    assert_eq!(Blob::all(&greet.results), Some(vec![Blob::Text]));
+    assert_eq!(Blob::all(&signature("divide").params), None);
+
+    // A blob's encoding is the encoding of the `Val` it stands for, both ways.
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let as_vals = encode(
+        &[Val::List(data.iter().map(|b| Val::U8(*b)).collect())],
+        &echo.params,
+    );
+    let mut as_blob = Vec::new();
+    put_blob(&data, &mut as_blob).expect("blob");
+    assert!(as_blob == as_vals, "the same bytes");
+    assert_eq!(
+        blobs(&as_blob, &[Blob::Bytes]).expect("blobs"),
+        vec![data.as_slice()]
+    );
+    assert_eq!(
+        blobs(&as_blob[..as_blob.len() - 1], &[Blob::Bytes]),
+        Err(DecodeError::Incomplete)
+    );
+    let mut longer = as_blob.clone();
+    longer.push(0);
+    assert!(matches!(
+        blobs(&longer, &[Blob::Bytes]),
+        Err(DecodeError::Invalid(why)) if why.contains("left over")
+    ));
+
+    let text = encode(&[Val::String("grüße".into())], &greet.results);
+    assert_eq!(
+        blobs(&text, &[Blob::Text]).expect("text"),
+        vec!["grüße".as_bytes()]
+    );
+    assert!(matches!(
+        blobs(&[2, 0xc3, 0x28], &[Blob::Text]),
+        Err(DecodeError::Invalid(why)) if why.contains("invalid string")
+    ));
 }
