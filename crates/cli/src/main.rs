@@ -15,6 +15,8 @@ mod host;
 mod lock;
 mod new;
 mod progress;
+#[cfg(test)]
+mod reference;
 mod registry;
 mod repl;
 mod secret;
