@@ -20,15 +20,6 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 /// The body of a response produced by a guest.
 pub type OutgoingBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-/// Which `wasi:http` a component serves HTTP with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WasiHttp {
-    /// WASI 0.2: exports `wasi:http/incoming-handler@0.2.x`.
-    P2,
-    /// WASI 0.3: exports `wasi:http/handler@0.3.x`.
-    P3,
-}
-
 /// A component prepared once to serve HTTP; cheap to clone and share across tasks.
 #[derive(Clone)]
 pub struct HttpComponent {
@@ -42,10 +33,7 @@ enum Serving {
     /// WASI 0.2, a fresh instance per request.
     Fresh(ProxyPre<InstanceState>),
     /// WASI 0.3, or WASI 0.2 with warm instances: a pool of reused instances.
-    Reused {
-        handler: reuse::Handler,
-        version: WasiHttp,
-    },
+    Reused(reuse::Handler),
 }
 
 impl HttpComponent {
@@ -63,12 +51,11 @@ impl HttpComponent {
 
     pub(crate) fn reused(
         handler: reuse::Handler,
-        version: WasiHttp,
         context: InstanceContext,
         bounds: InstanceBounds,
     ) -> Self {
         Self {
-            serving: Serving::Reused { handler, version },
+            serving: Serving::Reused(handler),
             context,
             bounds,
         }
@@ -79,19 +66,11 @@ impl HttpComponent {
         &self.context.component_id
     }
 
-    /// The `wasi:http` the component serves with.
-    pub fn wasi_http(&self) -> WasiHttp {
-        match &self.serving {
-            Serving::Fresh(_) => WasiHttp::P2,
-            Serving::Reused { version, .. } => *version,
-        }
-    }
-
     /// How its instances are reused; `None` for a fresh instance per request.
     pub fn reuse(&self) -> Option<Reuse> {
         match &self.serving {
             Serving::Fresh(_) => None,
-            Serving::Reused { handler, .. } => Some(handler.state().reuse()),
+            Serving::Reused(handler) => Some(handler.state().reuse()),
         }
     }
 
@@ -113,7 +92,7 @@ impl HttpComponent {
     {
         match &self.serving {
             Serving::Fresh(pre) => self.handle_fresh(pre, request).await,
-            Serving::Reused { handler, .. } => {
+            Serving::Reused(handler) => {
                 self.handle_reused(handler, request.map(|b| b.boxed_unsync()))
                     .await
             }

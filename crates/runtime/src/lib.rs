@@ -84,7 +84,7 @@ pub use capabilities::{Backend, Capabilities, CapabilityLimits, Linked};
 pub use component::Component;
 pub use error::{LoadError, RuntimeError};
 pub use exported::ExportedComponent;
-pub use http::{HttpComponent, OutgoingBody, WasiHttp};
+pub use http::{HttpComponent, OutgoingBody};
 pub use invoke::{InvokeError, PrepareError};
 pub use limits::{Compiler, Limits, Reuse};
 pub use links::Links;

@@ -10,7 +10,7 @@
 use crate::capabilities::messaging_v3::bindings::MessagingThreePre;
 use crate::component::Component;
 use crate::exported::{ExportedComponent, exported_functions};
-use crate::http::{HttpComponent, WasiHttp};
+use crate::http::HttpComponent;
 use crate::imports::InterfaceName;
 use crate::invoke::PrepareError;
 use crate::limits::Reuse;
@@ -53,12 +53,7 @@ impl Runtime {
                 true,
                 max_instances,
             );
-            return Ok(HttpComponent::reused(
-                handler,
-                WasiHttp::P3,
-                context,
-                bounds,
-            ));
+            return Ok(HttpComponent::reused(handler, context, bounds));
         }
         let instance_pre = self.handler_pre(
             component,
@@ -78,7 +73,7 @@ impl Runtime {
                     false,
                     max_instances,
                 );
-                HttpComponent::reused(handler, WasiHttp::P2, context, bounds)
+                HttpComponent::reused(handler, context, bounds)
             }
         })
     }
