@@ -99,6 +99,8 @@ mod op {
     pub const SECRET_LIST: &str = "secret.list";
     /// Trellis's own: not a wasmCloud v1 operation, under a noun wasmCloud does not use.
     pub const TRELLIS_CALL: &str = "trellis.call";
+    /// Trellis's own: what a host counted ([`crate::stats::HostStats`]).
+    pub const TRELLIS_STATS: &str = "trellis.stats";
 }
 
 /// One control-interface request.
@@ -162,6 +164,9 @@ pub enum CtlRequest {
     /// host calls a function a component running there exports, with arguments as text, and
     /// answers a [`CallReply`] (what `trellis call` sends).
     CallComponent(CallComponent),
+    /// `trellis.stats.{host_id}`, Trellis's own: that host's counters, a
+    /// [`crate::stats::HostStats`] (what the dashboard shows as rates).
+    GetStats(HostId),
 }
 
 /// Why a control request could not be understood; the message is what the reply says.
@@ -493,6 +498,7 @@ impl CtlRequest {
                 from_subject(&mut call.host_id, id);
                 Self::CallComponent(call)
             }
+            ("trellis", "stats", Some(id)) => Self::GetStats(HostId::new(id)),
             (noun @ ("component" | "provider"), verb, Some(_)) => {
                 return Err(ParseError::Unsupported(format!("{noun}.{verb}")));
             }
@@ -528,6 +534,7 @@ impl CtlRequest {
             Self::DeleteSecret(name) => with(op::SECRET_DEL, name),
             Self::ListSecrets => op::SECRET_LIST.to_owned(),
             Self::CallComponent(r) => with(op::TRELLIS_CALL, r.host_id.as_str()),
+            Self::GetStats(id) => with(op::TRELLIS_STATS, id.as_str()),
         }
     }
 
@@ -549,7 +556,8 @@ impl CtlRequest {
             | Self::GetLinks
             | Self::GetClaims
             | Self::GetSecretsKey
-            | Self::ListSecrets => Vec::new(),
+            | Self::ListSecrets
+            | Self::GetStats(_) => Vec::new(),
             Self::PutSecret { sealed, .. } => json(sealed),
             Self::DeleteSecret(_) => b"{}".to_vec(),
             Self::StopHost(r) => json(r),
@@ -579,6 +587,7 @@ impl CtlRequest {
             Self::StartProvider(r) => Some(&r.host_id),
             Self::StopProvider(r) => Some(&r.host_id),
             Self::CallComponent(r) => Some(&r.host_id),
+            Self::GetStats(id) => Some(id),
             _ => None,
         }
     }
@@ -670,6 +679,7 @@ mod tests {
             function: "wasmcloud:examples/invoke.call".into(),
             args: vec!["\"x\"".into(), "{a: 1}".into()],
         }));
+        round_trip(CtlRequest::GetStats(HostId::new("NHOST")));
         round_trip(CtlRequest::ComponentAuction(ComponentAuction {
             component_ref: "file:///x.wasm".into(),
             component_id: ComponentId::new("x"),

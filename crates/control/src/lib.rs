@@ -11,6 +11,7 @@
 //! - [`ctl`]: the control interface's requests ([`CtlRequest`]), one variant per operation,
 //!   each knowing its subject, body and how it is parsed;
 //! - [`secret`]: secret references, sealed values and revealed ones;
+//! - [`stats`]: what a host counted (`trellis.stats`), for the dashboard;
 //! - [`wadm`]: the deployment manager's API ([`wadm::AppRequest`]) and its replies;
 //! - ids, [`Link`], the host inventory, the reply envelope ([`CtlResponse`]) and
 //!   [`CloudEvent`], the shapes both carry; [`error_text`], how an error and its causes
@@ -22,6 +23,7 @@ mod ids;
 mod inventory;
 mod link;
 pub mod secret;
+pub mod stats;
 pub mod wadm;
 
 pub use ctl::{CtlRequest, HostSubjects};

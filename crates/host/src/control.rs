@@ -412,8 +412,41 @@ impl Host {
             | CtlRequest::DeleteSecret(_)
             | CtlRequest::ListSecrets) => self.secret_request(request).await,
             CtlRequest::CallComponent(call) => reply(&self.call_by_name(call).await),
+            CtlRequest::GetStats(_) => reply(&CtlResponse::ok(self.stats())),
         };
         Some(body)
+    }
+
+    /// What `trellis.stats` answers. The counters are still to come (issue 17, metrics):
+    /// for now the components with their limits and the providers with their health.
+    fn stats(&self) -> trellis_control::stats::HostStats {
+        use trellis_control::stats::{ComponentStats, HostStats, ProviderStats};
+        let inventory = self.inventory();
+        HostStats {
+            host_id: self.id.clone(),
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default(),
+            components: inventory
+                .components
+                .iter()
+                .map(|c| ComponentStats {
+                    component_id: c.id.clone(),
+                    max_instances: u64::from(c.max_instances),
+                    ..ComponentStats::default()
+                })
+                .collect(),
+            providers: inventory
+                .providers
+                .iter()
+                .map(|p| ProviderStats {
+                    provider_id: p.id.clone(),
+                    healthy: matches!(p.status, trellis_control::ProviderStatus::Running),
+                    ..ProviderStats::default()
+                })
+                .collect(),
+        }
     }
 
     /// What `host.ping` answers.

@@ -450,6 +450,16 @@ impl CtlClient {
             .ok_or_else(|| CtlError::Refused("the host sent no results".into()))
     }
 
+    /// What host `host_id` has counted: `trellis.stats`, Trellis's own operation.
+    pub async fn stats(
+        &self,
+        host_id: &HostId,
+    ) -> Result<trellis_control::stats::HostStats, CtlError> {
+        self.request(&CtlRequest::GetStats(host_id.clone()))
+            .await?
+            .ok_or_else(|| CtlError::Refused("the host sent no stats".into()))
+    }
+
     /// Every link in the lattice.
     pub async fn links(&self) -> Result<Vec<Link>, CtlError> {
         Ok(self

@@ -20,6 +20,7 @@
 //! at once. They share one target directory, and cargo's lock on it makes all but the first wait
 //! and then find nothing left to do.
 
+pub mod browser;
 pub mod registry;
 
 use std::env;
