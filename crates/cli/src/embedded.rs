@@ -24,6 +24,7 @@ pub(crate) struct Embedded {
     manifest: PathBuf,
     admin: Option<tokio::net::TcpListener>,
     token: String,
+    metrics: Option<crate::observe::MetricsListener>,
 }
 
 /// An embedded host answering on its control endpoint.
@@ -33,6 +34,8 @@ pub(crate) struct Serving {
     pub(crate) admin: Option<SocketAddr>,
     /// The control endpoint's token.
     pub(crate) token: String,
+    /// Where Prometheus scrapes it (`--metrics`), when asked for.
+    pub(crate) metrics: Option<String>,
     /// Where the CLI finds the address and the token; removed when this is dropped.
     _published: Option<endpoint::Published>,
 }
@@ -65,11 +68,16 @@ impl Embedded {
                 None
             }
         };
+        let metrics = run.observe.bind()?;
         let config = HostConfig {
             http_address_override: run.http,
             config_file,
             secrets_dir,
-            protected_addresses: admin.iter().filter_map(|l| l.local_addr().ok()).collect(),
+            protected_addresses: admin
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .chain(metrics.iter().filter_map(|m| m.local_addr()))
+                .collect(),
             ..config
         };
         let host =
@@ -79,6 +87,7 @@ impl Embedded {
             manifest: manifest.to_owned(),
             admin,
             token: run.admin_token.clone().unwrap_or_else(endpoint::new_token),
+            metrics,
         })
     }
 
@@ -92,6 +101,10 @@ impl Embedded {
                 addr
             }
         };
+        let metrics = match self.metrics {
+            Some(listener) => listener.serve(&self.host).await,
+            None => None,
+        };
         let published = match admin {
             Some(addr) => Some(endpoint::publish(
                 &self.manifest,
@@ -104,6 +117,7 @@ impl Embedded {
             host: self.host,
             admin,
             token: self.token,
+            metrics,
             _published: published,
         })
     }
@@ -114,6 +128,9 @@ impl Serving {
     pub(crate) fn announce(&self, out: &mut impl Write) -> std::io::Result<()> {
         if let Some(addr) = self.admin {
             writeln!(out, "control interface on http://{addr}")?;
+        }
+        if let Some(url) = &self.metrics {
+            writeln!(out, "metrics on {url}")?;
         }
         for p in self.host.inventory().providers {
             if let trellis_control::ProviderStatus::Failed { reason } = &p.status {

@@ -99,6 +99,9 @@ pub(crate) struct HostArgs {
 
     #[command(flatten)]
     signed: crate::claims::SignedComponentArgs,
+
+    #[command(flatten)]
+    pub(crate) observe: crate::observe::ObserveArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -236,8 +239,14 @@ pub(crate) async fn run(args: HostArgs) -> anyhow::Result<()> {
             "net.ipv4.tcp_migrate_req is 0: when a workload moves off this host, connections queued on its HTTP listener at that instant are reset; `sysctl -w net.ipv4.tcp_migrate_req=1` makes moves between hosts on one machine lossless"
         );
     }
+    let metrics = args.observe.bind()?;
     let lattice = Lattice::nats(args.lattice.clone(), connections);
     let host = Host::new(config, lattice).context("cannot start the host")?;
+    if let Some(metrics) = metrics
+        && let Some(url) = metrics.serve(&host).await
+    {
+        tracing::info!(%url, "serving metrics on {url}");
+    }
     host.serve_control()
         .await
         .context("cannot serve the control interface")?;

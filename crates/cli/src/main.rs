@@ -13,7 +13,9 @@ mod endpoint;
 mod help;
 mod host;
 mod lock;
+mod logs;
 mod new;
+mod observe;
 mod progress;
 #[cfg(test)]
 mod reference;
@@ -134,6 +136,14 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Show what components logged (wasi:logging, stdout, stderr), from every host; -f to
+    /// follow.
+    Logs {
+        #[command(flatten)]
+        args: logs::LogsArgs,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
     /// Deploy and manage applications (manifests) across the lattice.
     App {
         #[command(subcommand)]
@@ -249,6 +259,9 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     signed: claims::SignedComponentArgs,
+
+    #[command(flatten)]
+    observe: observe::ObserveArgs,
 }
 
 #[derive(Args)]
@@ -325,6 +338,11 @@ pub(crate) struct LimitArgs {
     /// Requests that may wait for a busy component before the host answers 503.
     #[arg(long, default_value_t = defaults().max_queued_requests, env = "TRELLIS_MAX_QUEUED_REQUESTS")]
     max_queued_requests: usize,
+
+    /// Component log lines each host keeps for `trellis logs` (the most recent ones; 0 keeps
+    /// none, `trellis logs -f` still streams them).
+    #[arg(long, default_value_t = defaults().log_lines, env = "TRELLIS_LOG_LINES")]
+    log_lines: usize,
 
     /// Largest request body accepted; larger ones get 413 (e.g. 10MiB).
     #[arg(long, default_value_t = ByteSize(defaults().server.max_request_body_bytes), env = "TRELLIS_MAX_REQUEST_BODY")]
@@ -418,6 +436,17 @@ fn main() -> ExitCode {
     };
     // Commands that run a host log what they do; client commands only what went wrong.
     // `trellis dev` prints logs its own way (dev::console).
+    // Hosts export traces when told where (`--otlp-endpoint`, `OTEL_EXPORTER_OTLP_*`).
+    let observe = match &cli.command {
+        Command::Up(args) => Some(&args.run.observe),
+        Command::Dev(args) => Some(&args.run.observe),
+        Command::Host(args) => Some(&args.observe),
+        _ => None,
+    };
+    if let Some(Err(e)) = observe.map(observe::init_tracing) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match cli.command {
         Command::Dev(_) => {}
         // The REPL prints log lines above its prompt (through its external printer: plain).
@@ -441,6 +470,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(run(cli.command));
+    drop(runtime);
+    observe::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -469,6 +500,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Scale { cmd, lattice } => ctl::scale(&lattice, cmd).await,
         Command::Update { cmd, lattice } => ctl::update(&lattice, cmd).await,
         Command::Events { lattice } => ctl::events(&lattice).await,
+        Command::Logs { args, lattice } => logs::run(&args, &lattice).await,
         Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
         Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
         Command::Secret {
@@ -560,6 +592,7 @@ pub(crate) fn host_config(
             drain_timeout: l.drain_timeout.0,
         },
         max_queued_requests: l.max_queued_requests,
+        log_lines: l.log_lines,
         provider_health_interval: l.provider_health_interval.0,
         call_limits: trellis_lattice::wrpc::CallLimits {
             max_size: size(l.max_call_size, "--max-call-size")?,
@@ -571,7 +604,13 @@ pub(crate) fn host_config(
 
 /// Log lines on stderr (or where [`progress::divert_logs`] sends them), coloured when
 /// `color` allows it, stderr is a terminal and `NO_COLOR` is not set.
+/// Logs to stderr as `format` (filtered by `TRELLIS_LOG`, else `RUST_LOG`, else
+/// `default_level`), and the host's spans to OpenTelemetry when traces are configured
+/// ([`observe::spans_layer`]).
 fn init_logging(format: LogFormat, default_level: &str, color: bool) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -579,14 +618,17 @@ fn init_logging(format: LogFormat, default_level: &str, color: bool) {
     let color = color
         && std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(color)
         .with_writer(progress::LogWriter::new);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(observe::spans_layer())
+        .init();
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {

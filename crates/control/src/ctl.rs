@@ -101,6 +101,8 @@ mod op {
     pub const TRELLIS_CALL: &str = "trellis.call";
     /// Trellis's own: what a host counted ([`crate::stats::HostStats`]).
     pub const TRELLIS_STATS: &str = "trellis.stats";
+    /// Trellis's own: a host's recent component log lines ([`crate::logs::LogsRequest`]).
+    pub const TRELLIS_LOGS: &str = "trellis.logs";
 }
 
 /// One control-interface request.
@@ -167,6 +169,9 @@ pub enum CtlRequest {
     /// `trellis.stats.{host_id}`, Trellis's own: that host's counters, a
     /// [`crate::stats::HostStats`] (what the dashboard shows as rates).
     GetStats(HostId),
+    /// `trellis.logs.{host_id}`, Trellis's own: that host's most recent component log
+    /// lines, a list of [`crate::logs::LogRecord`] (what `trellis logs` shows).
+    GetLogs(crate::logs::LogsRequest),
 }
 
 /// Why a control request could not be understood; the message is what the reply says.
@@ -499,6 +504,21 @@ impl CtlRequest {
                 Self::CallComponent(call)
             }
             ("trellis", "stats", Some(id)) => Self::GetStats(HostId::new(id)),
+            ("trellis", "logs", Some(id)) => {
+                // An empty body asks for the defaults.
+                let mut logs: crate::logs::LogsRequest =
+                    if payload.iter().all(u8::is_ascii_whitespace) {
+                        crate::logs::LogsRequest::default()
+                    } else {
+                        body(
+                            payload,
+                            "trellis.logs",
+                            " (expected {\"component_id\"?, \"level\"?, \"limit\"?})",
+                        )?
+                    };
+                from_subject(&mut logs.host_id, id);
+                Self::GetLogs(logs)
+            }
             (noun @ ("component" | "provider"), verb, Some(_)) => {
                 return Err(ParseError::Unsupported(format!("{noun}.{verb}")));
             }
@@ -535,6 +555,7 @@ impl CtlRequest {
             Self::ListSecrets => op::SECRET_LIST.to_owned(),
             Self::CallComponent(r) => with(op::TRELLIS_CALL, r.host_id.as_str()),
             Self::GetStats(id) => with(op::TRELLIS_STATS, id.as_str()),
+            Self::GetLogs(r) => with(op::TRELLIS_LOGS, r.host_id.as_str()),
         }
     }
 
@@ -573,6 +594,7 @@ impl CtlRequest {
             Self::ComponentAuction(r) => json(r),
             Self::ProviderAuction(r) => json(r),
             Self::CallComponent(r) => json(r),
+            Self::GetLogs(r) => json(r),
         }
     }
 
@@ -588,6 +610,7 @@ impl CtlRequest {
             Self::StopProvider(r) => Some(&r.host_id),
             Self::CallComponent(r) => Some(&r.host_id),
             Self::GetStats(id) => Some(id),
+            Self::GetLogs(r) => Some(&r.host_id),
             _ => None,
         }
     }
@@ -680,6 +703,14 @@ mod tests {
             args: vec!["\"x\"".into(), "{a: 1}".into()],
         }));
         round_trip(CtlRequest::GetStats(HostId::new("NHOST")));
+        round_trip(CtlRequest::GetLogs(crate::logs::LogsRequest {
+            host_id: HostId::new("NHOST"),
+            filter: crate::logs::LogFilter {
+                component_id: Some(ComponentId::new("web")),
+                level: Some(crate::logs::LogLevel::Warn),
+            },
+            limit: 20,
+        }));
         round_trip(CtlRequest::ComponentAuction(ComponentAuction {
             component_ref: "file:///x.wasm".into(),
             component_id: ComponentId::new("x"),

@@ -12,6 +12,7 @@
 //!   each knowing its subject, body and how it is parsed;
 //! - [`secret`]: secret references, sealed values and revealed ones;
 //! - [`stats`]: what a host counted (`trellis.stats`), for the dashboard;
+//! - [`logs`]: component log lines (`trellis.logs`, and the subject they stream on);
 //! - [`wadm`]: the deployment manager's API ([`wadm::AppRequest`]) and its replies;
 //! - ids, [`Link`], the host inventory, the reply envelope ([`CtlResponse`]) and
 //!   [`CloudEvent`], the shapes both carry; [`error_text`], how an error and its causes
@@ -22,6 +23,7 @@ pub mod ctl;
 mod ids;
 mod inventory;
 mod link;
+pub mod logs;
 pub mod secret;
 pub mod stats;
 pub mod wadm;

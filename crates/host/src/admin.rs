@@ -3,7 +3,9 @@
 //! `wasmbus.ctl.v1.{lattice}.{operation}` answers on a lattice, so the CLI and scripts work
 //! the same in both modes. `GET /v1/events` streams every event the host publishes from then
 //! on as newline-delimited JSON (one CloudEvent per line, `application/x-ndjson`), what
-//! `wasmbus.evt.{lattice}.>` carries on a lattice; the stream ends when the host stops. It
+//! `wasmbus.evt.{lattice}.>` carries on a lattice; the stream ends when the host stops.
+//! `GET /v1/logs` streams the components' log lines the same way (one
+//! `trellis_control::logs::LogRecord` per line), what `trellis.logs.{lattice}.>` carries. It
 //! listens on loopback only by default: it is an admin endpoint, and every request must
 //! carry its token (`Authorization: Bearer TOKEN`); one without it gets 401 and changes
 //! nothing. `trellis up` makes the token and writes it where the CLI finds it.
@@ -74,6 +76,12 @@ impl IncomingHandler for Admin {
                 }
                 return events_response(&host);
             }
+            if request.uri().path() == "/v1/logs" {
+                if request.method() != http::Method::GET {
+                    return text_response(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+                }
+                return ndjson_response(host.logs.follow(), host.shutdown.subscribe(), "log line");
+            }
             if let Some(operation) = request.uri().path().strip_prefix("/v1/wadm/") {
                 let operation = operation.to_owned();
                 if request.method() != http::Method::POST {
@@ -105,7 +113,7 @@ impl IncomingHandler for Admin {
             else {
                 return text_response(
                     StatusCode::NOT_FOUND,
-                    "use POST /v1/ctl/{operation} (for example /v1/ctl/host.ping), POST /v1/wadm/{operation} (the app API) or GET /v1/events\n",
+                    "use POST /v1/ctl/{operation} (for example /v1/ctl/host.ping), POST /v1/wadm/{operation} (the app API), GET /v1/events or GET /v1/logs\n",
                 );
             };
             if request.method() != http::Method::POST {
@@ -136,15 +144,29 @@ impl IncomingHandler for Admin {
 /// holds no reference to the host: a waiting stream does not keep it alive, and it ends as
 /// soon as shutdown begins, so it never holds up the server's drain.
 fn events_response(host: &Host) -> Response<ResponseBody> {
-    struct Watch {
-        events: broadcast::Receiver<CloudEvent>,
+    ndjson_response::<CloudEvent>(
+        host.lattice().subscribe_events(),
+        host.shutdown.subscribe(),
+        "event",
+    )
+}
+
+/// What `received` yields from now on as newline-delimited JSON, until `shutdown` or the
+/// sender goes away; `what` names an item in the warning about a client that fell behind.
+fn ndjson_response<T: serde::Serialize + Clone + Send + 'static>(
+    received: broadcast::Receiver<T>,
+    shutdown: watch::Receiver<bool>,
+    what: &'static str,
+) -> Response<ResponseBody> {
+    struct Watch<T> {
+        events: broadcast::Receiver<T>,
         shutdown: watch::Receiver<bool>,
     }
     let state = Watch {
-        events: host.lattice().subscribe_events(),
-        shutdown: host.shutdown.subscribe(),
+        events: received,
+        shutdown,
     };
-    let lines = futures::stream::unfold(state, |mut state| async move {
+    let lines = futures::stream::unfold(state, move |mut state| async move {
         loop {
             let received = tokio::select! {
                 // Also when the host is gone (the sender dropped).
@@ -157,12 +179,12 @@ fn events_response(host: &Host) -> Response<ResponseBody> {
                         line.push(b'\n');
                         return Some((Ok::<_, BoxError>(Frame::data(Bytes::from(line))), state));
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot encode event"),
+                    Err(e) => tracing::warn!(error = %e, "cannot encode {what}"),
                 },
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,
-                        "an event stream client fell behind; it misses {missed} events"
+                        "a stream client fell behind; it misses {missed} of the {what}s"
                     );
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,

@@ -17,6 +17,7 @@ use crate::sync;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
+use tracing::Instrument as _;
 use trellis_control::ctl::{CallComponent, CallReply};
 use trellis_control::{ComponentId, CtlResponse, error_text};
 use trellis_lattice::wrpc::{
@@ -90,7 +91,38 @@ fn busy(id: &ComponentId, full: impl std::fmt::Display) -> String {
 }
 
 impl Host {
+    /// Routes `call`, counted in the metrics as a call (and, when the target runs here, as
+    /// an invocation of the target).
     async fn route_call(&self, call: Call) -> Result<Reply, CallError> {
+        let source = call.source().as_str().to_owned();
+        let target = call.target().as_str().to_owned();
+        let local = sync::read(&self.calls.exported).contains_key(&target);
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "call",
+            otel.name = %format!("call {target} {}.{}", call.instance(), call.function()),
+            otel.kind = "client",
+            component_id = %source,
+            target = %target,
+            locality = if local { "local" } else { "remote" },
+        );
+        let result = self.route_call_unmetered(call).instrument(span).await;
+        self.metrics
+            .call(&source, &target, !local, result.is_ok(), started.elapsed());
+        if local {
+            self.metrics.invocation(
+                &target,
+                "call",
+                result
+                    .as_ref()
+                    .err()
+                    .map(|_| crate::metrics::Failure::Other),
+            );
+        }
+        result
+    }
+
+    async fn route_call_unmetered(&self, call: Call) -> Result<Reply, CallError> {
         let local = sync::read(&self.calls.exported)
             .get(call.target().as_str())
             .cloned();
@@ -116,12 +148,14 @@ impl Host {
             .await
             .map_err(|e| CallError::Transport(error_text(&e)))?;
         let params = call.encode_params()?;
+        let traceparent = crate::trace::traceparent();
         let invocation = Invocation {
             target: call.target().as_str(),
             instance: call.instance(),
             function: call.function(),
             source: call.source().as_str(),
             link_name: call.link_name().as_str(),
+            traceparent: traceparent.as_deref(),
         };
         let limits = self.config.call_limits;
         match client
@@ -160,6 +194,7 @@ impl Host {
                 let handler = Arc::new(Handler {
                     component: component.clone(),
                     limiter: limiter.clone(),
+                    metrics: self.metrics.clone(),
                 });
                 match trellis_lattice::wrpc::serve(
                     connections.rpc.clone(),
@@ -294,12 +329,14 @@ impl Host {
             .get_or_try_init(|| WrpcClient::new(connections.rpc.clone(), self.lattice.name()))
             .await
             .map_err(|e| CallError::Transport(error_text(&e)))?;
+        let traceparent = crate::trace::traceparent();
         let invocation = Invocation {
             target: target.as_str(),
             instance,
             function,
             source,
             link_name: "default",
+            traceparent: traceparent.as_deref(),
         };
         match client
             .invoke(&invocation, params, complete, self.config.call_limits)
@@ -324,6 +361,7 @@ impl Host {
 struct Handler {
     component: ExportedComponent,
     limiter: Arc<ConcurrencyLimiter>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl WrpcHandler for Handler {
@@ -341,16 +379,34 @@ impl WrpcHandler for Handler {
     fn call(&self, call: Incoming) -> BoxFuture<'static, Result<Vec<u8>, HandlerError>> {
         let component = self.component.clone();
         let limiter = self.limiter.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let _permit = limiter
                 .acquire()
                 .await
                 .map_err(|full| HandlerError::Failed(busy(component.id(), full).into()))?;
             tracing::debug!(component_id = %component.id(), source = ?call.source, instance = %call.instance, function = %call.function, "call from the lattice");
-            component
+            let span = tracing::info_span!(
+                "call.serve",
+                otel.name = %format!("serve {}.{}", call.instance, call.function),
+                otel.kind = "server",
+                component_id = %component.id(),
+                source = call.source.as_deref().unwrap_or_default(),
+            );
+            crate::trace::set_parent(&span, call.traceparent.as_deref());
+            let result = component
                 .call_encoded(&call.instance, &call.function, &call.params)
-                .await
-                .map_err(|e| HandlerError::Failed(e.into()))
+                .instrument(span)
+                .await;
+            metrics.invocation(
+                component.id().as_str(),
+                "call",
+                result
+                    .as_ref()
+                    .err()
+                    .map(|_| crate::metrics::Failure::Other),
+            );
+            result.map_err(|e| HandlerError::Failed(e.into()))
         })
     }
 }

@@ -340,7 +340,23 @@ impl Host {
         }
     }
 
+    /// Answers `request`, counted in the metrics by its operation and outcome.
     async fn handle_control(self: &Arc<Self>, request: CtlRequest) -> Option<Bytes> {
+        let operation = request.operation();
+        let body = self.answer_control(request).await;
+        if let Some(body) = &body {
+            #[derive(serde::Deserialize)]
+            struct Outcome {
+                #[serde(default)]
+                success: bool,
+            }
+            let ok = serde_json::from_slice::<Outcome>(body).is_ok_and(|o| o.success);
+            self.metrics.control_request(operation_kind(&operation), ok);
+        }
+        body
+    }
+
+    async fn answer_control(self: &Arc<Self>, request: CtlRequest) -> Option<Bytes> {
         if let Some(id) = request.host_id()
             && *id != self.id
         {
@@ -413,40 +429,9 @@ impl Host {
             | CtlRequest::ListSecrets) => self.secret_request(request).await,
             CtlRequest::CallComponent(call) => reply(&self.call_by_name(call).await),
             CtlRequest::GetStats(_) => reply(&CtlResponse::ok(self.stats())),
+            CtlRequest::GetLogs(request) => reply(&CtlResponse::ok(self.logs.recent(&request))),
         };
         Some(body)
-    }
-
-    /// What `trellis.stats` answers. The counters are still to come (issue 17, metrics):
-    /// for now the components with their limits and the providers with their health.
-    fn stats(&self) -> trellis_control::stats::HostStats {
-        use trellis_control::stats::{ComponentStats, HostStats, ProviderStats};
-        let inventory = self.inventory();
-        HostStats {
-            host_id: self.id.clone(),
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or_default(),
-            components: inventory
-                .components
-                .iter()
-                .map(|c| ComponentStats {
-                    component_id: c.id.clone(),
-                    max_instances: u64::from(c.max_instances),
-                    ..ComponentStats::default()
-                })
-                .collect(),
-            providers: inventory
-                .providers
-                .iter()
-                .map(|p| ProviderStats {
-                    provider_id: p.id.clone(),
-                    healthy: matches!(p.status, trellis_control::ProviderStatus::Running),
-                    ..ProviderStats::default()
-                })
-                .collect(),
-        }
     }
 
     /// What `host.ping` answers.
@@ -562,5 +547,14 @@ impl Host {
             }
             Err(e) => CtlResponse::error(error_text(&e)),
         }
+    }
+}
+
+/// An operation without the host id or name it addresses (`component.scale.NHOST` →
+/// `component.scale`): a metrics label with a bounded set of values.
+pub(crate) fn operation_kind(operation: &str) -> &str {
+    match operation.match_indices('.').nth(1) {
+        Some((end, _)) => &operation[..end],
+        None => operation,
     }
 }

@@ -1,12 +1,14 @@
 //! Routing an HTTP request from the HTTP server provider to a component instance.
 
 use crate::limiter::ConcurrencyLimiter;
+use crate::metrics::{Failure, Metrics};
 use crate::sync;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use tracing::Instrument as _;
 use trellis_http_server::{
     BodyTooLarge, BoxError, IncomingHandler, RequestBody, ResponseBody, text_response,
 };
@@ -16,6 +18,8 @@ use trellis_runtime::{HttpComponent, InvokeError, WasiHttpError};
 pub(crate) struct Running {
     pub(crate) http: HttpComponent,
     pub(crate) limiter: Arc<ConcurrencyLimiter>,
+    /// Where its requests are counted.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The host's [`IncomingHandler`]: finds the target component, waits for an instance slot,
@@ -63,30 +67,64 @@ impl IncomingHandler for Dispatch {
         request: Request<RequestBody>,
     ) -> BoxFuture<'static, Response<ResponseBody>> {
         let running = self.get(&target);
-        Box::pin(async move {
+        let span = tracing::info_span!(
+            "http.request",
+            otel.name = %format!("{} {}", request.method(), target),
+            otel.kind = "server",
+            component_id = %target,
+            http.request.method = %request.method(),
+            url.path = %request.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        crate::trace::set_parent(
+            &span,
+            request
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let record = span.clone();
+        let handled = async move {
             let Some(running) = running else {
                 return text_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("component `{target}` is not running on this host\n"),
                 );
             };
+            let started = std::time::Instant::now();
             let _permit = match running.limiter.acquire().await {
                 Ok(permit) => permit,
                 Err(full) => {
                     tracing::warn!(component_id = %target, %full, "request refused: queue full");
-                    return text_response(
+                    let response = text_response(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!("component `{target}` is busy: {full}; retry later\n"),
                     );
+                    running
+                        .metrics
+                        .http_request(&target, response.status(), started.elapsed());
+                    return response;
                 }
             };
             let request = request.map(|body| body.map_err(to_wasi_error));
-            match running.http.handle(request).await {
+            let response = match running.http.handle(request).await {
                 Ok(response) => {
                     response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
                 }
-                Err(error) => error_response(&error),
-            }
+                Err(error) => {
+                    running.metrics.failure(&target, Failure::of(&error));
+                    error_response(&error)
+                }
+            };
+            running
+                .metrics
+                .http_request(&target, response.status(), started.elapsed());
+            response
+        };
+        Box::pin(async move {
+            let response = handled.instrument(span).await;
+            record.record("http.response.status_code", response.status().as_u16());
+            response
         })
     }
 }

@@ -4,10 +4,12 @@
 use crate::Host;
 use crate::deploy::{SubscriptionLink, WatchLink};
 use crate::limiter::ConcurrencyLimiter;
+use crate::metrics::Failure;
 use crate::providers::{Instance, ProviderState};
 use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 use trellis_control::ProviderStatus;
 use trellis_control::error_text;
 use trellis_manifest::{Application, Builtin};
@@ -131,6 +133,7 @@ impl Host {
             let handler = handler.clone();
             let limiter = limiter.clone();
             let provider = provider.name.clone();
+            let metrics = self.metrics.clone();
             tasks.push(self.spawn_background(async move {
                 loop {
                     let mut stream = match backend.subscribe(&spec.subject, spec.queue.as_deref()).await {
@@ -151,10 +154,27 @@ impl Host {
                             }
                         };
                         let handler = handler.clone();
+                        let metrics = metrics.clone();
                         tokio::spawn(async move {
                             let _permit = permit;
                             let subject = message.subject.clone();
-                            if let Err(e) = handler.handle(message).await {
+                            let span = tracing::info_span!(
+                                "message",
+                                otel.name = %format!("message {subject}"),
+                                otel.kind = "consumer",
+                                component_id = %handler.id(),
+                                messaging.destination.name = %subject,
+                            );
+                            let result = handler.handle(message).instrument(span).await;
+                            metrics.invocation(
+                                handler.id().as_str(),
+                                "message",
+                                result.as_ref().err().map(|e| match e {
+                                    trellis_runtime::HandleMessageError::Invoke(e) => Failure::of(e),
+                                    _ => Failure::Other,
+                                }),
+                            );
+                            if let Err(e) = result {
                                 tracing::warn!(component_id = %handler.id(), %subject, error = %error_text(&e), "message handler failed");
                             }
                         });
@@ -196,6 +216,7 @@ impl Host {
         let spec = watch.spec.clone();
         let provider_name = provider.name.clone();
         let stopped = provider.stopped();
+        let metrics = self.metrics.clone();
         let keys: Vec<String> = spec.keys().into_iter().collect();
         let source = format!("{} -> {}", provider.name, watcher.id());
         // The first attempt before the deploy returns, so that a write made once the app is
@@ -245,7 +266,13 @@ impl Host {
                         }
                     };
                     let key = change.key().to_owned();
-                    if let Err(e) = watcher.deliver(bucket, change).await {
+                    let result = watcher.deliver(bucket, change).await;
+                    metrics.invocation(
+                        watcher.id().as_str(),
+                        "watch",
+                        result.as_ref().err().map(Failure::of),
+                    );
+                    if let Err(e) = result {
                         tracing::warn!(component_id = %watcher.id(), %key, error = %error_text(&e), "key-value watcher failed");
                     }
                     drop(permit);

@@ -21,7 +21,9 @@
 //!   `health` (provider health, listener retries, message subscriptions), `operations`
 //!   (control-interface starts and stops), `admin` (local HTTP control), `apps` (the wadm
 //!   API), `reconcile` (the reconciler), `wadm` (the wadm status provider: app status to
-//!   components), `sync` (the lock helper).
+//!   components), `metrics` (what the host counts: Prometheus `/metrics` and
+//!   `trellis.stats`), `logs` (component log lines: kept, followed, published for
+//!   `trellis logs`), `sync` (the lock helper).
 
 mod admin;
 mod apps;
@@ -33,11 +35,14 @@ mod health;
 mod inventory;
 mod limiter;
 mod listeners;
+mod logs;
+mod metrics;
 mod operations;
 mod problems;
 mod providers;
 mod reconcile;
 mod sync;
+mod trace;
 mod wadm;
 mod warm;
 
@@ -77,6 +82,8 @@ pub struct HostConfig {
     pub server: ServerLimits,
     /// Requests that may wait for a busy component before the host answers 503.
     pub max_queued_requests: usize,
+    /// Component log lines the host keeps for `trellis logs` (the most recent ones).
+    pub log_lines: usize,
     /// Replaces every HTTP listen address in manifests (tests use `127.0.0.1:0`).
     pub http_address_override: Option<SocketAddr>,
     /// How often providers are health-checked (and failed HTTP listeners retried).
@@ -130,6 +137,7 @@ impl Default for HostConfig {
             compiler: Compiler::default(),
             server: ServerLimits::default(),
             max_queued_requests: 1000,
+            log_lines: 1000,
             http_address_override: None,
             provider_health_interval: std::time::Duration::from_secs(10),
             heartbeat_interval: std::time::Duration::from_secs(30),
@@ -185,6 +193,10 @@ pub struct Host {
     subscriptions: Mutex<std::collections::HashMap<ComponentId, Vec<tokio::task::AbortHandle>>>,
     /// App status delivered to components by `wadm` providers.
     wadm_feeds: wadm::Feeds,
+    /// What this host counts, for `--metrics` and `trellis.stats`.
+    metrics: Arc<metrics::Metrics>,
+    /// Its components' log lines, for `trellis logs`.
+    logs: Arc<logs::Logs>,
 }
 
 impl Host {
@@ -205,7 +217,15 @@ impl Host {
         labels.insert("hostcore.arch".into(), std::env::consts::ARCH.into());
         labels.insert("hostcore.osfamily".into(), std::env::consts::FAMILY.into());
         let (shutdown, _) = watch::channel(false);
-        let host = Arc::new_cyclic(|me| Self {
+        let logs = Arc::new(logs::Logs::new(id.clone(), config.log_lines));
+        logs.publish_on(&lattice);
+        let host = Arc::new_cyclic(|me: &std::sync::Weak<Host>| Self {
+            logs,
+            metrics: Arc::new({
+                let mut metrics = metrics::Metrics::new(&id);
+                metrics.attach(me.clone());
+                metrics
+            }),
             me: me.clone(),
             id,
             friendly_name,

@@ -60,6 +60,11 @@ impl ConcurrencyLimiter {
             })
     }
 
+    /// How many invocations hold a slot now.
+    pub fn in_use(&self) -> usize {
+        (self.max_instances as usize).saturating_sub(self.permits.available_permits())
+    }
+
     /// How many callers are waiting now.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Acquire)

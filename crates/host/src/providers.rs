@@ -202,6 +202,7 @@ pub(crate) fn linked<T: ?Sized>(
 ) -> Linked<T> {
     Linked {
         provider: provider.name.clone(),
+        provider_id: provider.id.as_str().to_owned(),
         backend: match backend {
             Ok(b) => Backend::Ready(b),
             Err(reason) => Backend::Failed(reason),

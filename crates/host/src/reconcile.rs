@@ -192,17 +192,13 @@ impl Host {
             _ => 3,
         });
         for action in &additions {
-            if let Err(e) = client.command(&action.request()).await {
-                tracing::warn!(?action, error = %error_text(&e), "reconciler action failed");
-            }
+            self.reconciler_act(client, action).await;
         }
         if !removals.is_empty() && additions.iter().any(|a| a.placement().is_some()) {
             wait_until_placed(client, &additions).await;
         }
         for action in &removals {
-            if let Err(e) = client.command(&action.request()).await {
-                tracing::warn!(?action, error = %error_text(&e), "reconciler action failed");
-            }
+            self.reconciler_act(client, action).await;
         }
         for (app, status) in &plan.status {
             let report = AppStatusReport {
@@ -261,6 +257,18 @@ impl Host {
 
     /// Records an app's status and, when it changed, publishes it on
     /// `wadm.status.{lattice}.{app}`.
+    /// Sends one action, counted in the metrics by its operation.
+    async fn reconciler_act(&self, client: &CtlClient, action: &Action) {
+        let request = action.request();
+        let operation = request.operation();
+        let kind = crate::control::operation_kind(&operation);
+        let result = client.command(&request).await;
+        self.metrics.reconciler_action(kind, result.is_ok());
+        if let Err(e) = result {
+            tracing::warn!(?action, error = %error_text(&e), "reconciler action failed");
+        }
+    }
+
     async fn set_status(&self, store: &AppStore, app: &str, status: AppStatusReport) {
         if store.status(app).await.ok().flatten().as_ref() == Some(&status) {
             return;

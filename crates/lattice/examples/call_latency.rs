@@ -148,6 +148,7 @@ async fn main() {
                     function: "echo",
                     source: "bench",
                     link_name: "default",
+                    traceparent: None,
                 };
                 let results = rpc
                     .invoke(&invocation, &params, complete, CallLimits::default())

@@ -113,6 +113,7 @@ pub fn permissions(role: Role, lattice: &str) -> Permissions {
     let calls = format!("{lattice}.*.wrpc.>");
     let call_inboxes = format!("{}.>", wrpc::inbox_prefix(lattice));
     let inboxes = "_INBOX.>".to_owned();
+    let logs = trellis_control::logs::log_subject(lattice, "*");
     // The account's own usage, which clients ask for before some JetStream operations.
     let account_info = API_PREFIXES.map(|api| format!("{api}.INFO"));
     match role {
@@ -120,6 +121,7 @@ pub fn permissions(role: Role, lattice: &str) -> Permissions {
             let mut publish = vec![
                 control.clone(),
                 events.clone(),
+                logs.clone(),
                 app_status.clone(),
                 inboxes.clone(),
                 calls.clone(),
@@ -155,7 +157,7 @@ pub fn permissions(role: Role, lattice: &str) -> Permissions {
             publish.extend(object_store(&components::bucket(lattice)));
             Permissions {
                 publish,
-                subscribe: vec![events, app_status, inboxes],
+                subscribe: vec![events, logs, app_status, inboxes],
                 allow_responses: false,
             }
         }

@@ -697,7 +697,10 @@ impl CtlClient {
         let nats = match &self.transport {
             Transport::Nats(nats) => nats,
             Transport::Http { base, client } => {
-                return Ok(self.http_events(base, client).await?.right_stream());
+                return Ok(self
+                    .http_ndjson(base, client, "/v1/events")
+                    .await?
+                    .right_stream());
             }
             Transport::Local(_) => {
                 return Err(CtlError::Refused(
@@ -718,15 +721,60 @@ impl CtlClient {
             .left_stream())
     }
 
-    /// Opens the embedded host's event stream. The timeout covers the answer's head only:
-    /// the body stays open as long as the host runs.
-    async fn http_events(
+    /// Every component log line from now on, from every host: on NATS the lattice's log
+    /// subjects, from an embedded host its `GET /v1/logs` stream.
+    pub async fn follow_logs(
+        &self,
+    ) -> Result<impl Stream<Item = trellis_control::logs::LogRecord> + use<>, CtlError> {
+        let nats = match &self.transport {
+            Transport::Nats(nats) => nats,
+            Transport::Http { base, client } => {
+                return Ok(self
+                    .http_ndjson(base, client, "/v1/logs")
+                    .await?
+                    .right_stream());
+            }
+            Transport::Local(_) => {
+                return Err(CtlError::Refused(
+                    "an in-process client follows the host's logs directly".into(),
+                ));
+            }
+        };
+        let subject = trellis_control::logs::log_subject(&self.lattice, "*");
+        let subscription = nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| CtlError::Nats {
+                subject,
+                source: e.into(),
+            })?;
+        Ok(subscription
+            .filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() })
+            .left_stream())
+    }
+
+    /// The most recent log lines host `request.host_id` kept that pass the request's filter:
+    /// `trellis.logs`, Trellis's own operation.
+    pub async fn logs(
+        &self,
+        request: trellis_control::logs::LogsRequest,
+    ) -> Result<Vec<trellis_control::logs::LogRecord>, CtlError> {
+        Ok(self
+            .request(&CtlRequest::GetLogs(request))
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Opens one of the embedded host's streams (`path`: `/v1/events`, `/v1/logs`). The
+    /// timeout covers the answer's head only: the body stays open as long as the host runs.
+    async fn http_ndjson<T: DeserializeOwned>(
         &self,
         base: &str,
         client: &HttpClient,
-    ) -> Result<impl Stream<Item = CloudEvent> + use<>, CtlError> {
+        path: &str,
+    ) -> Result<impl Stream<Item = T> + use<T>, CtlError> {
         use http_body_util::BodyExt as _;
-        let url = format!("{base}/v1/events");
+        let url = format!("{base}{path}");
         let unreachable = |source: async_nats::Error| CtlError::Unreachable {
             base: base.to_owned(),
             source,
@@ -760,21 +808,22 @@ impl CtlClient {
                 .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
                 .unwrap_or_default();
             return Err(CtlError::Refused(format!(
-                "{url} answered {status}: {body}; does this host stream events (a Trellis older than this CLI does not)?"
+                "{url} answered {status}: {body}; does this host stream these (a Trellis older than this CLI does not)?"
             )));
         }
-        Ok(ndjson_events(
+        Ok(ndjson(
             http_body_util::BodyDataStream::new(response.into_body()),
             url,
         ))
     }
 }
 
-/// One CloudEvent per line of `chunks` (newline-delimited JSON, split anywhere). Blank lines
-/// are skipped; a line that is not a CloudEvent, or a failing read, ends the stream with a
-/// warning naming `source`.
-fn ndjson_events<S, E>(chunks: S, source: String) -> impl Stream<Item = CloudEvent>
+/// One `T` (a CloudEvent, a log line) per line of `chunks` (newline-delimited JSON, split
+/// anywhere). Blank lines are skipped; a line that is not a `T`, or a failing read, ends the
+/// stream with a warning naming `source`.
+fn ndjson<T, S, E>(chunks: S, source: String) -> impl Stream<Item = T>
 where
+    T: DeserializeOwned,
     S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
@@ -784,14 +833,14 @@ where
         ended: bool,
         source: String,
     }
-    fn parse(line: &[u8], source: &str) -> Option<CloudEvent> {
+    fn parse<T: DeserializeOwned>(line: &[u8], source: &str) -> Option<T> {
         serde_json::from_slice(line)
             .inspect_err(|e| {
                 tracing::warn!(
                     %source,
                     error = %e,
                     line = %String::from_utf8_lossy(line),
-                    "not a CloudEvent; the event stream ends here"
+                    "not what the stream carries; it ends here"
                 );
             })
             .ok()
@@ -824,7 +873,7 @@ where
             match lines.chunks.next().await {
                 Some(Ok(chunk)) => lines.buffer.extend_from_slice(&chunk),
                 Some(Err(e)) => {
-                    tracing::warn!(source = %lines.source, error = %e, "the event stream broke off");
+                    tracing::warn!(source = %lines.source, error = %e, "the stream broke off");
                     return None;
                 }
                 None => lines.ended = true,
@@ -844,8 +893,8 @@ mod tests {
     }
 
     async fn names(chunks: Vec<Result<bytes::Bytes, String>>) -> Vec<String> {
-        ndjson_events(futures::stream::iter(chunks), "test".into())
-            .map(|e| e.name().to_owned())
+        ndjson(futures::stream::iter(chunks), "test".into())
+            .map(|e: CloudEvent| e.name().to_owned())
             .collect()
             .await
     }

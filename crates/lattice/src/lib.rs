@@ -94,6 +94,20 @@ impl Lattice {
         self.nats.as_ref()
     }
 
+    /// How many times the NATS connections reconnected after their first connection; `None`
+    /// when this lattice is in process.
+    pub fn reconnects(&self) -> Option<u64> {
+        let nats = self.nats.as_ref()?;
+        let reconnects = |client: &async_nats::Client| {
+            client
+                .statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_sub(1)
+        };
+        Some(reconnects(&nats.ctl) + reconnects(&nats.rpc))
+    }
+
     /// The lattice name, for example `default`.
     pub fn name(&self) -> &str {
         &self.name
@@ -102,6 +116,31 @@ impl Lattice {
     /// The subject an event is published on, for example `wasmbus.evt.default.host_started`.
     pub fn event_subject(&self, event_name: &str) -> String {
         event_subject(&self.name, event_name)
+    }
+
+    /// On a lattice, publishes every log line `lines` yields on host `host_id`'s log subject
+    /// ([`trellis_control::logs::log_subject`]), from a task of its own, until `lines` ends;
+    /// in process, nothing (the host keeps and streams its lines itself).
+    pub fn publish_logs(
+        &self,
+        host_id: &HostId,
+        mut lines: tokio::sync::mpsc::Receiver<trellis_control::logs::LogRecord>,
+    ) {
+        let Some(nats) = &self.nats else {
+            return;
+        };
+        let client = nats.ctl.clone();
+        let subject = trellis_control::logs::log_subject(&self.name, host_id.as_str());
+        tokio::spawn(async move {
+            while let Some(record) = lines.recv().await {
+                let Ok(body) = serde_json::to_vec(&record) else {
+                    continue;
+                };
+                if let Err(e) = client.publish(subject.clone(), body.into()).await {
+                    tracing::debug!(%subject, error = %e, "cannot publish a log line");
+                }
+            }
+        });
     }
 
     /// Publishes `event_name` with `data` as a CloudEvent from `source`.

@@ -52,6 +52,9 @@ use trellis_control::error_text;
 pub const PROTOCOL: &str = "wrpc.0.0.1";
 /// Header naming the calling component.
 pub const SOURCE_ID_HEADER: &str = "source-id";
+/// The W3C trace context of the caller's span (`00-{trace id}-{span id}-{flags}`), so that
+/// the callee's spans join the caller's trace; absent when the caller traces nothing.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// Header naming the link the call goes through.
 pub const LINK_NAME_HEADER: &str = "link-name";
 /// Header on the empty end-of-results message when the callee failed.
@@ -174,6 +177,8 @@ pub struct Invocation<'a> {
     pub source: &'a str,
     /// The link's name.
     pub link_name: &'a str,
+    /// The caller's trace context (W3C `traceparent`), when it is traced.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A call waiting for its messages: where they go, and whether it needs the callee's
@@ -346,6 +351,9 @@ impl WrpcClient {
         let mut headers = HeaderMap::new();
         headers.insert(SOURCE_ID_HEADER, invocation.source);
         headers.insert(LINK_NAME_HEADER, invocation.link_name);
+        if let Some(traceparent) = invocation.traceparent {
+            headers.insert(TRACEPARENT_HEADER, traceparent);
+        }
         if whole {
             // A Trellis callee may skip the handshake and the empty end message.
             headers.insert(FAST_PATH_HEADER, FAST_PATH_CALL);
@@ -447,6 +455,8 @@ pub struct Incoming {
     pub params: Vec<u8>,
     /// The caller, from the `source-id` header.
     pub source: Option<String>,
+    /// The caller's trace context, from the `traceparent` header.
+    pub traceparent: Option<String>,
 }
 
 /// Why a [`WrpcHandler`] could not serve a call. The caller receives its text and its causes
@@ -583,6 +593,11 @@ async fn answer(
         .as_ref()
         .and_then(|h| h.get(SOURCE_ID_HEADER))
         .map(|v| v.to_string());
+    let traceparent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(TRACEPARENT_HEADER))
+        .map(|v| v.to_string());
     let path = msg
         .subject
         .as_str()
@@ -623,6 +638,7 @@ async fn answer(
             function: function.to_owned(),
             params,
             source,
+            traceparent,
         })
         .await?;
     if results.len() > limits.max_size {

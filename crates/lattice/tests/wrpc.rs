@@ -89,6 +89,7 @@ fn invocation<'a>(target: &'a str, function: &'a str) -> Invocation<'a> {
         function,
         source: "caller",
         link_name: "default",
+        traceparent: None,
     }
 }
 

@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, limits: Limits, name: 
         secrets: Default::default(),
         links: Default::default(),
         calls: None,
+        observer: None,
     };
     let http = runtime
         .prepare_http(&component, context, 64, None)

@@ -35,6 +35,8 @@ pub(crate) struct Builtins<'a> {
     pub(crate) component_id: &'a ComponentId,
     /// What `wasi:config` returns.
     pub(crate) config: &'a BTreeMap<String, String>,
+    /// Also told of each line (the host's log stream), when anyone listens.
+    pub(crate) observer: Option<&'a dyn crate::Observer>,
 }
 
 /// Adds `wasi:logging/logging` and `wasi:config/{runtime,store}` to `linker`; `view` picks
@@ -72,6 +74,18 @@ impl HasData for HasBuiltins {
 
 impl logging::Host for Builtins<'_> {
     fn log(&mut self, level: logging::Level, context: String, message: String) {
+        if let Some(observer) = self.observer {
+            use trellis_control::logs::LogLevel;
+            let level = match level {
+                logging::Level::Trace => LogLevel::Trace,
+                logging::Level::Debug => LogLevel::Debug,
+                logging::Level::Info => LogLevel::Info,
+                logging::Level::Warn => LogLevel::Warn,
+                logging::Level::Error => LogLevel::Error,
+                logging::Level::Critical => LogLevel::Critical,
+            };
+            observer.log(level, "logging", &context, &message);
+        }
         let component_id = self.component_id.as_str();
         match level {
             logging::Level::Trace => {

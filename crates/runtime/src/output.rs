@@ -24,20 +24,30 @@ pub const MAX_LINE_BYTES: usize = 16 << 10;
 pub(crate) struct GuestOutput {
     component_id: Arc<str>,
     stream: &'static str,
+    /// Also told of each line (the host's log stream), when anyone listens.
+    observer: Option<Arc<dyn crate::Observer>>,
 }
 
 impl GuestOutput {
-    pub(crate) fn stdout(component_id: Arc<str>) -> Self {
+    pub(crate) fn stdout(
+        component_id: Arc<str>,
+        observer: Option<Arc<dyn crate::Observer>>,
+    ) -> Self {
         Self {
             component_id,
             stream: "stdout",
+            observer,
         }
     }
 
-    pub(crate) fn stderr(component_id: Arc<str>) -> Self {
+    pub(crate) fn stderr(
+        component_id: Arc<str>,
+        observer: Option<Arc<dyn crate::Observer>>,
+    ) -> Self {
         Self {
             component_id,
             stream: "stderr",
+            observer,
         }
     }
 }
@@ -104,6 +114,15 @@ impl LineWriter {
             stream = output.stream,
             "{line}"
         );
+        if let Some(observer) = &output.observer {
+            // stderr is where panics and most error reports go.
+            let level = if output.stream == "stderr" {
+                trellis_control::logs::LogLevel::Warn
+            } else {
+                trellis_control::logs::LogLevel::Info
+            };
+            observer.log(level, output.stream, "", line);
+        }
     }
 }
 

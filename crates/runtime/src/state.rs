@@ -41,6 +41,8 @@ pub struct InstanceContext {
     pub links: Arc<Links>,
     /// Its links to other components and who routes the calls, when it has any.
     pub calls: Option<ComponentCalls>,
+    /// Told what happens inside its instances (the host's metrics), when anyone listens.
+    pub observer: Option<Arc<dyn crate::Observer>>,
 }
 
 /// The `T` of every `Store<T>`.
@@ -66,8 +68,8 @@ impl InstanceState {
         // never its stdout, which carries the host's own messages that scripts read).
         let id: Arc<str> = context.component_id.as_str().into();
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(GuestOutput::stdout(id.clone()))
-            .stderr(GuestOutput::stderr(id))
+            .stdout(GuestOutput::stdout(id.clone(), context.observer.clone()))
+            .stderr(GuestOutput::stderr(id, context.observer.clone()))
             .build();
         let limits = GuestLimits {
             limits: wasmtime::StoreLimitsBuilder::new()
@@ -75,6 +77,7 @@ impl InstanceState {
                 .trap_on_grow_failure(false)
                 .build(),
             refused: Arc::default(),
+            observer: context.observer.clone(),
         };
         Self {
             wasi,
@@ -106,6 +109,7 @@ impl InstanceState {
         Builtins {
             component_id: &self.context.component_id,
             config: &self.context.config,
+            observer: self.context.observer.as_deref(),
         }
     }
 
@@ -136,6 +140,7 @@ impl InstanceState {
             link_name: self.selection.name("wasi:keyvalue/store"),
             limits: &self.capability_limits.keyvalue,
             table: &mut self.table,
+            observer: self.context.observer.as_ref(),
         }
     }
 
@@ -209,6 +214,18 @@ impl WasiHttpView for InstanceState {
 pub(crate) struct GuestLimits {
     limits: StoreLimits,
     pub(crate) refused: Arc<AtomicBool>,
+    observer: Option<Arc<dyn crate::Observer>>,
+}
+
+impl GuestLimits {
+    /// Notes a refusal; the observer hears of the first one of each instance.
+    fn refuse(&self) {
+        if !self.refused.swap(true, Ordering::Relaxed)
+            && let Some(observer) = &self.observer
+        {
+            observer.memory_limit_hit();
+        }
+    }
 }
 
 impl ResourceLimiter for GuestLimits {
@@ -220,13 +237,13 @@ impl ResourceLimiter for GuestLimits {
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if !allowed {
-            self.refused.store(true, Ordering::Relaxed);
+            self.refuse();
         }
         Ok(allowed)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.refused.store(true, Ordering::Relaxed);
+        self.refuse();
         self.limits.memory_grow_failed(error)
     }
 
@@ -238,13 +255,13 @@ impl ResourceLimiter for GuestLimits {
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.table_growing(current, desired, maximum)?;
         if !allowed {
-            self.refused.store(true, Ordering::Relaxed);
+            self.refuse();
         }
         Ok(allowed)
     }
 
     fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.refused.store(true, Ordering::Relaxed);
+        self.refuse();
         self.limits.table_grow_failed(error)
     }
 

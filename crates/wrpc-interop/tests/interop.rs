@@ -199,6 +199,7 @@ async fn a_trellis_client_calls_a_plain_wrpc_server() {
         function: "echo",
         source: "caller",
         link_name: "default",
+        traceparent: None,
     };
     for len in [0, 16, 3 * max] {
         let data = payload(len);

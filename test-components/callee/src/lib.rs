@@ -37,6 +37,8 @@ impl Guest for Callee {
             .ok()
             .flatten()
             .unwrap_or_else(|| DEFAULT_WHO.to_string());
+        // A line on stdout, which the host keeps for `trellis logs` (tests/logs.rs).
+        println!("greeting {name}");
         format!("hello {name} from {who}")
     }
 

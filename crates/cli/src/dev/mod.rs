@@ -55,7 +55,7 @@ pub(crate) struct DevArgs {
     repl: bool,
 
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -213,11 +213,16 @@ fn init_logging(console: &Console) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("warn,{}=trace", trellis_runtime::GUEST_LOG))
     });
+    use tracing_subscriber::Layer as _;
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(ConsoleLayer {
-            console: console.clone(),
-        })
+        .with(
+            ConsoleLayer {
+                console: console.clone(),
+            }
+            .with_filter(filter),
+        )
+        // Spans to OpenTelemetry, when traces are configured (docs/tracing.md).
+        .with(crate::observe::spans_layer())
         .try_init();
 }
 

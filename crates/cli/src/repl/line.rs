@@ -166,6 +166,7 @@ fn lattice_of(command: &mut Command) -> Option<&mut LatticeArgs> {
         | Command::Update { lattice, .. }
         | Command::Stop { lattice, .. }
         | Command::Events { lattice }
+        | Command::Logs { lattice, .. }
         | Command::App { lattice, .. }
         | Command::Secret { lattice, .. }
         | Command::Call { lattice, .. }

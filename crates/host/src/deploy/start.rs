@@ -62,6 +62,11 @@ impl Host {
                     }),
                     links,
                 }),
+                observer: Some(Arc::new(crate::metrics::ComponentObserver {
+                    metrics: self.metrics.clone(),
+                    logs: self.logs.clone(),
+                    component_id: spec.id.as_str().to_owned(),
+                })),
             };
             // Every component can be called by name (`trellis call`); those exporting
             // plain-value interfaces also answer other components.
@@ -192,6 +197,7 @@ impl Host {
                 spec.scale.instances,
                 self.config.max_queued_requests,
             ));
+            self.metrics.track(&spec.id, &limiter);
             if let Some(prepared) = http.remove(&spec.name) {
                 // Instances that take several requests at once let more requests in than
                 // there are instances; the pool still bounds the instances.
@@ -209,6 +215,7 @@ impl Host {
                     Running {
                         http: prepared,
                         limiter,
+                        metrics: self.metrics.clone(),
                     },
                 );
             }

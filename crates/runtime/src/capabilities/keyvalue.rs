@@ -5,6 +5,7 @@
 use super::Linked;
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use std::sync::Arc;
+use tracing::Instrument as _;
 use trellis_keyvalue::{Bucket, Error, KeyValue, Limits};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -19,6 +20,8 @@ pub(crate) struct KeyValueView<'a> {
     pub(crate) limits: &'a Limits,
     /// The instance's resource table.
     pub(crate) table: &'a mut ResourceTable,
+    /// Told of every operation (the host's metrics).
+    pub(crate) observer: Option<&'a Arc<dyn crate::Observer>>,
 }
 
 /// Adds `wasi:keyvalue/{store,atomics,batch}` to `linker`; `view` picks out what these
@@ -167,6 +170,30 @@ impl KeyValueView<'_> {
     fn kv_limits(&self) -> &Limits {
         self.limits
     }
+
+    /// A span for one `operation` (a span of the request's trace when traces are exported).
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        let provider = self.linked.map_or("", |l| l.provider_id.as_str());
+        tracing::info_span!(
+            "keyvalue",
+            otel.name = %format!("keyvalue {operation}"),
+            otel.kind = "client",
+            provider_id = %provider,
+            operation,
+        )
+    }
+
+    /// Tells the observer how `operation` went, through the link chosen now.
+    fn observed<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, store::Error>,
+    ) -> Result<T, store::Error> {
+        if let (Some(observer), Some(linked)) = (self.observer, self.linked) {
+            observer.capability_call(&linked.provider_id, "keyvalue", operation, result.is_ok());
+        }
+        result
+    }
 }
 
 type Outcome<T> = wasmtime::Result<Result<T, store::Error>>;
@@ -199,9 +226,14 @@ impl store::HostBucket for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&this).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("get", Err(e))),
         };
-        Ok(bucket.get(&key).await.map_err(to_wit))
+        let result = bucket
+            .get(&key)
+            .instrument(self.span("get"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("get", result))
     }
 
     async fn set(
@@ -217,9 +249,14 @@ impl store::HostBucket for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&this).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("set", Err(e))),
         };
-        Ok(bucket.set(&key, value).await.map_err(to_wit))
+        let result = bucket
+            .set(&key, value)
+            .instrument(self.span("set"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("set", result))
     }
 
     async fn delete(&mut self, this: Resource<BucketHandle>, key: String) -> Outcome<()> {
@@ -228,9 +265,14 @@ impl store::HostBucket for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&this).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("delete", Err(e))),
         };
-        Ok(bucket.delete(&key).await.map_err(to_wit))
+        let result = bucket
+            .delete(&key)
+            .instrument(self.span("delete"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("delete", result))
     }
 
     async fn exists(&mut self, this: Resource<BucketHandle>, key: String) -> Outcome<bool> {
@@ -239,9 +281,14 @@ impl store::HostBucket for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&this).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("exists", Err(e))),
         };
-        Ok(bucket.exists(&key).await.map_err(to_wit))
+        let result = bucket
+            .exists(&key)
+            .instrument(self.span("exists"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("exists", result))
     }
 
     async fn list_keys(
@@ -251,17 +298,19 @@ impl store::HostBucket for KeyValueView<'_> {
     ) -> Outcome<store::KeyResponse> {
         let bucket = match self.bucket(&this).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("list-keys", Err(e))),
         };
         let limit = self.kv_limits().list_page_size;
-        Ok(bucket
+        let result = bucket
             .list_keys(cursor, limit)
+            .instrument(self.span("list-keys"))
             .await
             .map(|page| store::KeyResponse {
                 keys: page.keys,
                 cursor: page.cursor,
             })
-            .map_err(to_wit))
+            .map_err(to_wit);
+        Ok(self.observed("list-keys", result))
     }
 
     async fn drop(&mut self, this: Resource<BucketHandle>) -> wasmtime::Result<()> {
@@ -282,9 +331,14 @@ impl atomics::Host for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&bucket).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("increment", Err(e))),
         };
-        Ok(bucket.increment(&key, delta).await.map_err(to_wit))
+        let result = bucket
+            .increment(&key, delta)
+            .instrument(self.span("increment"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("increment", result))
     }
 }
 
@@ -302,9 +356,14 @@ impl batch::Host for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&bucket).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("get-many", Err(e))),
         };
-        Ok(bucket.get_many(keys).await.map_err(to_wit))
+        let result = bucket
+            .get_many(keys)
+            .instrument(self.span("get-many"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("get-many", result))
     }
 
     async fn set_many(
@@ -323,9 +382,14 @@ impl batch::Host for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&bucket).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("set-many", Err(e))),
         };
-        Ok(bucket.set_many(key_values).await.map_err(to_wit))
+        let result = bucket
+            .set_many(key_values)
+            .instrument(self.span("set-many"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("set-many", result))
     }
 
     async fn delete_many(
@@ -341,8 +405,13 @@ impl batch::Host for KeyValueView<'_> {
         }
         let bucket = match self.bucket(&bucket).await? {
             Ok(bucket) => bucket,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.observed("delete-many", Err(e))),
         };
-        Ok(bucket.delete_many(keys).await.map_err(to_wit))
+        let result = bucket
+            .delete_many(keys)
+            .instrument(self.span("delete-many"))
+            .await
+            .map_err(to_wit);
+        Ok(self.observed("delete-many", result))
     }
 }

@@ -630,6 +630,7 @@ mod tests {
         let mut links = Links::default();
         links.capabilities_mut(&LinkName::default()).messaging = Some(Linked {
             provider: "broker".into(),
+            provider_id: "broker".into(),
             backend: Backend::Ready(broker.clone()),
             stopped: Arc::new(AtomicBool::new(false)),
         });

@@ -104,6 +104,8 @@ impl<T: ?Sized> Clone for Backend<T> {
 pub struct Linked<T: ?Sized> {
     /// The provider's name in the manifest, for error messages.
     pub provider: String,
+    /// The provider's id, for the host's metrics.
+    pub provider_id: String,
     /// What calls go to.
     pub backend: Backend<T>,
     /// Set when the provider is stopped: calls fail from then on.
@@ -114,6 +116,7 @@ impl<T: ?Sized> Clone for Linked<T> {
     fn clone(&self) -> Self {
         Self {
             provider: self.provider.clone(),
+            provider_id: self.provider_id.clone(),
             backend: self.backend.clone(),
             stopped: self.stopped.clone(),
         }

@@ -1,0 +1,333 @@
+//! `--metrics ADDR`: Prometheus metrics of a real host, scraped over HTTP, and the same
+//! counters through `trellis.stats`.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The address in the `metrics on http://ADDR/metrics` line of `trellis up`.
+fn metrics_addr(trellis: &Trellis) -> SocketAddr {
+    trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics on http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics line in {:?}", trellis.stdout))
+        .parse()
+        .expect("metrics address")
+}
+
+/// Every sample of the exposition, `name{labels}` → value, and the names of the metric
+/// families (`# TYPE` lines).
+struct Scrape {
+    samples: BTreeMap<String, f64>,
+    families: Vec<String>,
+    text: String,
+}
+
+fn scrape_metrics(addr: SocketAddr) -> Scrape {
+    let response = get(addr, "/metrics");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let content_type = response
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(
+        response.body.trim_end().ends_with("# EOF"),
+        "{}",
+        response.body
+    );
+    let mut samples = BTreeMap::new();
+    let mut families = Vec::new();
+    for line in response.body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            families.push(rest.split(' ').next().unwrap_or_default().to_owned());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        samples.insert(series.to_owned(), value.parse().expect("sample value"));
+    }
+    Scrape {
+        samples,
+        families,
+        text: response.body,
+    }
+}
+
+impl Scrape {
+    /// The value of the one sample of `name` whose labels include every `labels` pair.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let matching: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|(series, _)| {
+                series.starts_with(&format!("{name}{{"))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        assert!(
+            matching.len() <= 1,
+            "{name} {labels:?} matches several series:\n{}",
+            self.text
+        );
+        matching.first().copied()
+    }
+
+    fn expect(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.value(name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{}", self.text))
+    }
+}
+
+#[test]
+fn requests_traps_deadlines_and_memory_are_counted_per_component() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "behaviours");
+    let manifest = write_manifest(dir.path(), &http_app("metered", "behaviours", 2, ""));
+    let trellis = Trellis::up(
+        &manifest,
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--max-execution-time",
+            "1s",
+            "--admin-token",
+            "t0ken",
+        ],
+    );
+    let addr = trellis.addr();
+    let metrics = metrics_addr(&trellis);
+    let component = "metered-web";
+    let host_id = trellis
+        .stdout
+        .iter()
+        .find_map(|l| l.split("is running on host ").nth(1))
+        .expect("host id")
+        .trim()
+        .to_owned();
+
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/").status, 200);
+    }
+    assert_eq!(get(addr, "/trap").status, 500);
+    assert_eq!(get(addr, "/loop").status, 504);
+    let grown = get(addr, "/grow");
+    assert!(grown.status >= 500, "{}", grown.body);
+
+    let scrape = scrape_metrics(metrics);
+    let with = |class: &str| {
+        scrape.expect(
+            "trellis_http_requests_total",
+            &[
+                ("component_id", component),
+                ("status_class", class),
+                ("host_id", &host_id),
+            ],
+        )
+    };
+    assert_eq!(with("2xx"), 3.0);
+    assert_eq!(with("5xx"), 3.0);
+    assert_eq!(
+        scrape.expect(
+            "trellis_http_request_duration_seconds_count",
+            &[("component_id", component)]
+        ),
+        6.0
+    );
+    let looped = scrape.expect(
+        "trellis_http_request_duration_seconds_sum",
+        &[("component_id", component)],
+    );
+    assert!(looped >= 1.0, "the 1 s deadline is in the sum: {looped}");
+    for (name, want) in [
+        // `/trap` panics; `/grow`'s allocator aborts when refused memory, which traps too.
+        ("trellis_component_traps_total", 2.0),
+        ("trellis_component_deadline_hits_total", 1.0),
+        ("trellis_component_memory_limit_hits_total", 1.0),
+        ("trellis_component_instances_max", 2.0),
+        ("trellis_component_instances_in_use", 0.0),
+        ("trellis_component_queue_depth", 0.0),
+    ] {
+        assert_eq!(
+            scrape.expect(name, &[("component_id", component)]),
+            want,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        scrape.expect(
+            "trellis_provider_up",
+            &[("provider_id", "metered-httpserver")]
+        ),
+        1.0
+    );
+
+    // Every family is on the metrics page, with its labels.
+    let page = std::fs::read_to_string(trellis_test_support::repo_root().join("docs/metrics.md"))
+        .expect("docs/metrics.md");
+    for family in &scrape.families {
+        assert!(
+            page.contains(&format!("`{family}")),
+            "docs/metrics.md does not describe {family}"
+        );
+    }
+
+    // The same counters through the control interface, as the dashboard reads them.
+    let stats = request_with(
+        &trellis.admin_address(),
+        &format!("/v1/ctl/trellis.stats.{host_id}"),
+        "t0ken",
+    );
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("stats JSON");
+    assert_eq!(stats["success"], true, "{stats}");
+    let web = stats["response"]["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["component_id"] == component)
+        .unwrap_or_else(|| panic!("no {component} in {stats}"))
+        .clone();
+    assert_eq!(web["requests"]["2xx"], 3, "{web}");
+    assert_eq!(web["requests"]["5xx"], 3, "{web}");
+    assert_eq!(web["errors"], 3, "{web}");
+    assert_eq!(web["traps"], 2, "{web}");
+    assert_eq!(web["deadline_hits"], 1, "{web}");
+    assert_eq!(web["max_instances"], 2, "{web}");
+
+    // Read-only: one path, GET only.
+    assert_eq!(get(metrics, "/").status, 404);
+    assert_eq!(request(metrics, "POST", "/metrics", b"").status, 405);
+}
+
+/// POSTs an empty body to `path` on the admin endpoint with `token`; the body of the answer.
+fn request_with(admin: &str, path: &str, token: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(admin).expect("connect");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (_, body) = text.split_once("\r\n\r\n").expect("head and body");
+    body.to_owned()
+}
+
+#[test]
+fn provider_operations_and_health_are_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "kv_counter");
+    let kv = ("wasi", "keyvalue", "atomics, store");
+    let manifest = write_manifest(
+        dir.path(),
+        &capability_app(
+            "kv_counter",
+            "trellis+builtin://keyvalue-memory",
+            kv,
+            "",
+            "",
+        ),
+    );
+    let trellis = Trellis::up(&manifest, &["--metrics", "127.0.0.1:0"]);
+    for _ in 0..4 {
+        assert_eq!(get(trellis.addr(), "/").status, 200);
+    }
+    let scrape = scrape_metrics(metrics_addr(&trellis));
+    let ok: f64 = scrape
+        .samples
+        .iter()
+        .filter(|(s, _)| {
+            s.starts_with("trellis_provider_operations_total{")
+                && s.contains("capability=\"keyvalue\"")
+                && s.contains("outcome=\"ok\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(ok >= 4.0, "{}", scrape.text);
+    drop(trellis);
+
+    // A provider whose backend is not there: down in the gauge, its failures counted.
+    let port = free_port();
+    let manifest = write_manifest(
+        dir.path(),
+        &capability_app(
+            "kv_counter",
+            "ghcr.io/wasmcloud/keyvalue-redis:0.30.0",
+            kv,
+            &format!("                    url: redis://127.0.0.1:{port}\n"),
+            "",
+        ),
+    );
+    let trellis = Trellis::up(
+        &manifest,
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--provider-health-interval",
+            "300ms",
+        ],
+    );
+    assert_eq!(get(trellis.addr(), "/").status, 500);
+    let metrics = metrics_addr(&trellis);
+    let scrape = eventually(
+        "the provider reported down",
+        Duration::from_secs(10),
+        || {
+            let scrape = scrape_metrics(metrics);
+            let down = scrape
+                .samples
+                .iter()
+                .any(|(s, v)| s.starts_with("trellis_provider_up{") && *v == 0.0);
+            down.then_some(scrape)
+        },
+    );
+    let errors: f64 = scrape
+        .samples
+        .iter()
+        .filter(|(s, _)| {
+            s.starts_with("trellis_provider_operations_total{") && s.contains("outcome=\"error\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(errors >= 1.0, "{}", scrape.text);
+}
+
+#[test]
+fn a_taken_metrics_port_is_an_error_that_names_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "behaviours");
+    let manifest = write_manifest(dir.path(), &http_app("metered", "behaviours", 1, ""));
+    let out = run(&[
+        "up",
+        manifest.to_str().expect("path"),
+        "--http",
+        "127.0.0.1:0",
+        "--metrics",
+        &addr,
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr
+            .contains(&format!("cannot serve metrics on {addr} (--metrics)")),
+        "{}",
+        out.stderr
+    );
+}
