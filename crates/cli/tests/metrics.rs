@@ -331,3 +331,115 @@ fn a_taken_metrics_port_is_an_error_that_names_the_flag() {
         out.stderr
     );
 }
+
+#[test]
+fn a_lattice_host_counts_control_requests_reconciler_actions_calls_and_reconnects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let nats = NatsServer::start(port, &dir.path().join("nats"));
+    let url = nats.url();
+    let lattice = "metered";
+    let host = LatticeHost::start(
+        &url,
+        lattice,
+        &["--metrics", "127.0.0.1:0", "--friendly-name", "metered"],
+    );
+    let metrics: SocketAddr = host
+        .trellis
+        .wait_for_stderr("serving metrics on http://", Duration::from_secs(10))
+        .lines()
+        .find_map(|l| l.split("serving metrics on http://").nth(1))
+        .and_then(|rest| rest.split("/metrics").next())
+        .expect("metrics address")
+        .parse()
+        .expect("socket address");
+
+    // The greeter example, both components on this host: the reconciler starts them, and
+    // a request makes a local call from front to back.
+    install_guest(dir.path(), "greeter_front");
+    install_guest(dir.path(), "greeter_back");
+    let http = free_port();
+    let manifest = std::fs::read_to_string(
+        trellis_test_support::repo_root().join("examples/greeter/app.yaml"),
+    )
+    .expect("manifest")
+    .replace("127.0.0.1:8000", &format!("127.0.0.1:{http}"));
+    let manifest = write_manifest(dir.path(), &manifest);
+    let deployed = run(&[
+        "app",
+        "deploy",
+        manifest.to_str().expect("path"),
+        "--nats",
+        &url,
+        "--lattice",
+        lattice,
+    ]);
+    assert_eq!(deployed.code, Some(0), "{}", deployed.stderr);
+    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
+    eventually("the greeter answers", Duration::from_secs(60), || {
+        try_request(addr, "GET", "/?name=Ada", b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let hosts = run(&["get", "hosts", "--nats", &url, "--lattice", lattice]);
+    assert_eq!(hosts.code, Some(0), "{}", hosts.stderr);
+
+    let scrape = scrape_metrics(metrics);
+    assert!(
+        scrape.expect(
+            "trellis_control_requests_total",
+            &[("operation", "host.ping"), ("outcome", "ok")]
+        ) >= 1.0
+    );
+    let scaled: f64 = scrape
+        .samples
+        .iter()
+        .filter(|(s, _)| {
+            s.starts_with("trellis_reconciler_actions_total{")
+                && s.contains("action=\"component.scale\"")
+                && s.contains("outcome=\"ok\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(scaled >= 2.0, "front and back scaled:\n{}", scrape.text);
+    assert_eq!(
+        scrape.expect(
+            "trellis_calls_total",
+            &[
+                ("component_id", "greeter-front"),
+                ("target", "greeter-back"),
+                ("locality", "local"),
+                ("outcome", "ok")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        scrape.expect(
+            "trellis_call_duration_seconds_count",
+            &[("component_id", "greeter-front"), ("target", "greeter-back")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        scrape.expect(
+            "trellis_component_invocations_total",
+            &[
+                ("component_id", "greeter-back"),
+                ("kind", "call"),
+                ("outcome", "ok")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(scrape.expect("trellis_nats_reconnects_total", &[]), 0.0);
+
+    // NATS goes away and comes back: both connections reconnect.
+    drop(nats);
+    std::thread::sleep(Duration::from_millis(500));
+    let _nats = NatsServer::start(port, &dir.path().join("nats"));
+    eventually("the reconnects counted", Duration::from_secs(30), || {
+        let scrape = scrape_metrics(metrics);
+        (scrape.expect("trellis_nats_reconnects_total", &[]) >= 2.0).then_some(())
+    });
+}

@@ -153,6 +153,7 @@ impl InstanceState {
                 .as_ref(),
             link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
+            observer: self.context.observer.as_ref(),
         }
     }
 

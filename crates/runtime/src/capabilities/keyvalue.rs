@@ -173,14 +173,7 @@ impl KeyValueView<'_> {
 
     /// A span for one `operation` (a span of the request's trace when traces are exported).
     fn span(&self, operation: &'static str) -> tracing::Span {
-        let provider = self.linked.map_or("", |l| l.provider_id.as_str());
-        tracing::info_span!(
-            "keyvalue",
-            otel.name = %format!("keyvalue {operation}"),
-            otel.kind = "client",
-            provider_id = %provider,
-            operation,
-        )
+        super::span(self.linked, "keyvalue", operation)
     }
 
     /// Tells the observer how `operation` went, through the link chosen now.
@@ -189,9 +182,7 @@ impl KeyValueView<'_> {
         operation: &'static str,
         result: Result<T, store::Error>,
     ) -> Result<T, store::Error> {
-        if let (Some(observer), Some(linked)) = (self.observer, self.linked) {
-            observer.capability_call(&linked.provider_id, "keyvalue", operation, result.is_ok());
-        }
+        super::observe(self.observer, self.linked, "keyvalue", operation, &result);
         result
     }
 }

@@ -5,6 +5,7 @@ use super::Linked;
 use super::bindings::wasmcloud::messaging::{consumer, types};
 use bytes::Bytes;
 use std::sync::Arc;
+use tracing::Instrument as _;
 use std::time::Duration;
 use trellis_messaging::{Limits, Message, Messaging, subject};
 use wasmtime::component::{HasData, Linker};
@@ -17,6 +18,8 @@ pub(crate) struct MessagingView<'a> {
     pub(crate) link_name: &'a str,
     /// The host's messaging bounds.
     pub(crate) limits: &'a Limits,
+    /// Told of every operation (the host's metrics).
+    pub(crate) observer: Option<&'a Arc<dyn crate::Observer>>,
 }
 
 /// Adds `wasmcloud:messaging/{types,consumer}` to `linker`; `view` picks out what these
@@ -77,15 +80,18 @@ impl consumer::Host for MessagingView<'_> {
         };
         let max = self.limits.max_request_timeout;
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(max);
-        Ok(backend
+        let result = backend
             .request(&subject, Bytes::from(body), timeout)
+            .instrument(super::span(self.linked, "messaging", "request"))
             .await
             .map(|reply| types::BrokerMessage {
                 subject: reply.subject,
                 body: reply.body.to_vec(),
                 reply_to: reply.reply_to,
             })
-            .map_err(|e| e.to_string()))
+            .map_err(|e| e.to_string());
+        super::observe(self.observer, self.linked, "messaging", "request", &result);
+        Ok(result)
     }
 
     async fn publish(&mut self, msg: types::BrokerMessage) -> wasmtime::Result<Result<(), String>> {
@@ -100,12 +106,15 @@ impl consumer::Host for MessagingView<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend
+        let result = backend
             .publish(Message {
                 reply_to: msg.reply_to,
                 ..Message::new(msg.subject, msg.body)
             })
+            .instrument(super::span(self.linked, "messaging", "publish"))
             .await
-            .map_err(|e| e.to_string()))
+            .map_err(|e| e.to_string());
+        super::observe(self.observer, self.linked, "messaging", "publish", &result);
+        Ok(result)
     }
 }

@@ -68,6 +68,37 @@ pub(crate) mod bindings {
     });
 }
 
+/// Tells `observer` (the host's metrics) how `operation` of `capability` went through
+/// `linked`, the link chosen when it was made.
+pub(crate) fn observe<T, E, B: ?Sized>(
+    observer: Option<&Arc<dyn crate::Observer>>,
+    linked: Option<&Linked<B>>,
+    capability: &'static str,
+    operation: &'static str,
+    result: &Result<T, E>,
+) {
+    if let (Some(observer), Some(linked)) = (observer, linked) {
+        observer.capability_call(&linked.provider_id, capability, operation, result.is_ok());
+    }
+}
+
+/// A span for one `operation` of `capability` through `linked` (a span of the request's
+/// trace when traces are exported).
+pub(crate) fn span<B: ?Sized>(
+    linked: Option<&Linked<B>>,
+    capability: &'static str,
+    operation: &'static str,
+) -> tracing::Span {
+    let provider = linked.map_or("", |l| l.provider_id.as_str());
+    tracing::info_span!(
+        "capability",
+        otel.name = %format!("{capability} {operation}"),
+        otel.kind = "client",
+        provider_id = %provider,
+        operation,
+    )
+}
+
 /// What a guest hears when it uses a capability it has no link to under the chosen name.
 fn no_link(capability: &str, link_name: &str) -> String {
     if link_name == "default" {
