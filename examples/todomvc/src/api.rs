@@ -13,7 +13,8 @@
 //! Every failure answers `{"error": "…"}` with a 4xx status when the request is at fault:
 //! `400` for a body that is not JSON or not the expected fields (unknown fields are refused,
 //! so a typo is not silently ignored), an empty or too long title; `404` for an unknown id;
-//! `405` for a method a path does not take; `409` when adding past [`MAX_TODOS`]; `413` for a
+//! `405` for a method a path does not take; `409` when adding past the most todos kept (the
+//! config key `max_todos`, [`store::DEFAULT_MAX_TODOS`] when unset); `413` for a
 //! body over [`MAX_BODY_BYTES`]; `415` for a body not sent as `application/json`, which also
 //! keeps other sites' plain HTML forms from posting here. A key-value failure answers `503`
 //! (the backend failed, try again) or `500` (the deployment is wrong), naming the failure.
@@ -35,9 +36,6 @@ pub const PREFIX: &str = "/api/todos";
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The longest title, in characters after trimming.
 pub const MAX_TITLE_CHARS: usize = 500;
-/// The most todos kept. A list the page shows in full has to stop somewhere, and this keeps
-/// every listing to a handful of key-value calls.
-pub const MAX_TODOS: usize = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,12 +71,15 @@ pub fn collection(request: Request) -> Reply {
                 Err(reply) => return reply,
             };
             with_store(|todos| {
-                if todos.ids()?.len() >= MAX_TODOS {
+                // Counted before adding, so requests adding at the same time may together go
+                // a little past the limit; it bounds the list, it is not a quota.
+                if todos.ids()?.len() >= todos.max_todos {
                     return Ok(Reply::error(
                         409,
                         format!(
-                            "there are already {MAX_TODOS} todos, the most this app keeps; \
-                             delete some first"
+                            "there are already {} todos, the most this app keeps; delete some \
+                             first",
+                            todos.max_todos
                         ),
                     ));
                 }

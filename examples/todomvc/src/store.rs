@@ -40,6 +40,9 @@ use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 
 /// The bucket opened when the component's config sets no `bucket`.
 pub const DEFAULT_BUCKET: &str = "todomvc";
+/// The most todos kept when the config sets no `max_todos`. A list the page shows in full
+/// has to stop somewhere, and this keeps every listing to a handful of key-value calls.
+pub const DEFAULT_MAX_TODOS: usize = 1000;
 /// The most keys one listing goes through before giving up (see the module docs).
 pub const MAX_KEYS_LISTED: usize = 100_000;
 /// Keys per `get-many`, `set-many` or `delete-many`: well under the host's default batch limit
@@ -66,6 +69,12 @@ pub enum Error {
     },
     /// The component's config could not be read.
     Config(config::ConfigError),
+    /// A config value is not what its key takes.
+    Setting {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     /// The bucket holds more keys than one listing goes through.
     TooManyKeys,
 }
@@ -99,6 +108,14 @@ impl std::fmt::Display for Error {
             | Error::Config(config::ConfigError::Io(message)) => {
                 write!(f, "could not read the component's config: {message}")
             }
+            Error::Setting {
+                key,
+                value,
+                expected,
+            } => write!(
+                f,
+                "the component's config sets {key} to {value:?}; it takes {expected}"
+            ),
             Error::TooManyKeys => write!(
                 f,
                 "the key-value bucket holds more than {MAX_KEYS_LISTED} keys, more than one \
@@ -141,16 +158,27 @@ fn flag(completed: bool) -> Vec<u8> {
 /// The todos' bucket, opened for one request.
 pub struct Todos {
     bucket: store::Bucket,
+    /// How many todos may exist: adding past it is refused.
+    pub max_todos: usize,
 }
 
 impl Todos {
-    /// Opens the bucket named by the config key `bucket`, or [`DEFAULT_BUCKET`].
+    /// Opens the bucket named by the config key `bucket`, or [`DEFAULT_BUCKET`], with the
+    /// limit that `max_todos` sets, or [`DEFAULT_MAX_TODOS`].
     pub fn open() -> Result<Todos, Error> {
         let name = config::get("bucket")
             .map_err(Error::Config)?
             .unwrap_or_else(|| DEFAULT_BUCKET.to_owned());
+        let max_todos = match config::get("max_todos").map_err(Error::Config)? {
+            None => DEFAULT_MAX_TODOS,
+            Some(value) => value.trim().parse().map_err(|_| Error::Setting {
+                key: "max_todos",
+                value,
+                expected: "a whole number",
+            })?,
+        };
         let bucket = store::open(&name).map_err(kv("open"))?;
-        Ok(Todos { bucket })
+        Ok(Todos { bucket, max_todos })
     }
 
     /// The ids of every todo, in order.
