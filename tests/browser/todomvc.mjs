@@ -91,9 +91,10 @@ async function fresh(page) {
     'Call the bank',
     'Book the train',
   ];
-  for (const title of titles) await add(page, title);
-  // Spaces around a title are trimmed; a blank one adds nothing.
+  // A blank title adds nothing; spaces around a title are trimmed.
   await add(page, '   ');
+  for (const title of titles.slice(0, -1)) await add(page, title);
+  await add(page, `  ${titles[titles.length - 1]}  `);
   await expectShown(
     page,
     titles.map((title) => ({ title, completed: false })),
