@@ -3,7 +3,8 @@
 //   URL    the app, http://127.0.0.1:PORT/
 //   STEP   `fresh`: starting from no todos, add, complete, edit (and cancel an edit), delete,
 //          filter, toggle all and clear completed, then reload and find the same todos;
-//          `kept`: find the todos `fresh` left (after Trellis restarted)
+//          `kept`: find the todos `fresh` left (after Trellis restarted);
+//          `unreachable`: the store is away, and the page says why
 //   LABEL  names the screenshots: todomvc-LABEL-STEP.png
 //
 // Run by crates/cli/tests/todomvc.rs. Prints `ok` and the final todos as JSON.
@@ -203,6 +204,18 @@ async function kept(page) {
   );
 }
 
+async function unreachable(page) {
+  await page.goto(url);
+  const error = page.locator('.error');
+  await error.waitFor({ state: 'visible', timeout: 15_000 });
+  const text = await error.textContent();
+  check(
+    text.includes('GET /api/todos: 503') && text.includes('key-value store failed'),
+    `the error line says ${JSON.stringify(text)}`,
+  );
+  check((await shown(page)).length === 0, 'todos show without a store');
+}
+
 const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 800, height: 560 } });
@@ -213,10 +226,13 @@ try {
   });
   if (step === 'fresh') await fresh(page);
   else if (step === 'kept') await kept(page);
-  else throw new Error(`STEP is ${step}; it is fresh or kept`);
+  else if (step === 'unreachable') await unreachable(page);
+  else throw new Error(`STEP is ${step}; it is fresh, kept or unreachable`);
   await page.locator('.new-todo').blur();
   await screenshot(page, `todomvc-${label}-${step}`);
-  check(problems.length === 0, problems.join('\n'));
+  // A failed request is logged by the browser itself; only `unreachable` expects them.
+  const unexpected = step === 'unreachable' ? problems.filter((p) => !p.includes('503')) : problems;
+  check(unexpected.length === 0, unexpected.join('\n'));
   console.log('ok');
   console.log(JSON.stringify(await shown(page)));
 } finally {

@@ -196,6 +196,9 @@ fn the_todomvc_api_answers_and_refuses_with_reasons() {
     let page = get(addr, "/");
     assert_eq!(page.status, 200);
     assert_eq!(header(&page, "content-type"), Some("text/html; charset=utf-8"));
+    assert!(
+        header(&page, "content-security-policy").is_some_and(|csp| csp.contains("default-src 'self'"))
+    );
     assert!(page.body.contains(r#"<section class="todoapp">"#));
     for (path, content_type) in [
         ("/app.js", "text/javascript; charset=utf-8"),
@@ -321,6 +324,7 @@ fn todomvc_says_why_when_redis_is_away() {
     let (_dir, path) = todomvc("redis.yaml", &[("redis://127.0.0.1:6379/0", &url)]);
     let trellis = Trellis::up(&path, &[]);
     refused(get(trellis.addr(), "/api/todos"), 503, "key-value store failed");
-    // The page itself does not need the store.
+    // The page itself does not need the store, and shows the reason.
     assert_eq!(get(trellis.addr(), "/").status, 200);
+    in_browser(trellis.addr(), "unreachable", "redis");
 }
