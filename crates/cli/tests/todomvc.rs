@@ -195,9 +195,13 @@ fn the_todomvc_api_answers_and_refuses_with_reasons() {
     // The front end, with its content types and revalidation.
     let page = get(addr, "/");
     assert_eq!(page.status, 200);
-    assert_eq!(header(&page, "content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert!(
-        header(&page, "content-security-policy").is_some_and(|csp| csp.contains("default-src 'self'"))
+        header(&page, "content-security-policy")
+            .is_some_and(|csp| csp.contains("default-src 'self'"))
     );
     assert!(page.body.contains(r#"<section class="todoapp">"#));
     for (path, content_type) in [
@@ -230,7 +234,11 @@ fn the_todomvc_api_answers_and_refuses_with_reasons() {
     assert_eq!(json(&patched.body)["completed"], true);
     let patched = send_json(addr, "PATCH", &item, r#"{"title": "Buy oat milk"}"#);
     assert_eq!(json(&patched.body)["title"], "Buy oat milk");
-    assert_eq!(json(&patched.body)["completed"], true, "an edit kept the flag");
+    assert_eq!(
+        json(&patched.body)["completed"],
+        true,
+        "an edit kept the flag"
+    );
     assert_eq!(json(&get(addr, &item).body)["title"], "Buy oat milk");
     let second = json(&send_json(addr, "POST", "/api/todos", r#"{"title": "Call"}"#).body);
     let all = send_json(addr, "PATCH", "/api/todos", r#"{"completed": true}"#);
@@ -242,7 +250,12 @@ fn the_todomvc_api_answers_and_refuses_with_reasons() {
             .iter()
             .all(|t| t["completed"] == true)
     );
-    send_json(addr, "PATCH", &format!("/api/todos/{}", second["id"]), r#"{"completed": false}"#);
+    send_json(
+        addr,
+        "PATCH",
+        &format!("/api/todos/{}", second["id"]),
+        r#"{"completed": false}"#,
+    );
     let cleared = request(addr, "DELETE", "/api/todos?completed=true", b"");
     assert_eq!(cleared.status, 200, "{}", cleared.body);
     assert_eq!(listed(addr), [("Call".to_owned(), false)]);
@@ -258,35 +271,82 @@ fn the_todomvc_api_answers_and_refuses_with_reasons() {
         "application/json",
     );
     refused(
-        send(addr, "POST", "/api/todos", &["Content-Type: text/plain"], br#"{"title": "x"}"#),
+        send(
+            addr,
+            "POST",
+            "/api/todos",
+            &["Content-Type: text/plain"],
+            br#"{"title": "x"}"#,
+        ),
         415,
         "text/plain",
     );
-    refused(send_json(addr, "POST", "/api/todos", "{title: x}"), 400, "not valid JSON");
-    refused(send_json(addr, "POST", "/api/todos", "{}"), 400, "missing field `title`");
     refused(
-        send_json(addr, "POST", "/api/todos", r#"{"title": "x", "done": true}"#),
+        send_json(addr, "POST", "/api/todos", "{title: x}"),
+        400,
+        "not valid JSON",
+    );
+    refused(
+        send_json(addr, "POST", "/api/todos", "{}"),
+        400,
+        "missing field `title`",
+    );
+    refused(
+        send_json(
+            addr,
+            "POST",
+            "/api/todos",
+            r#"{"title": "x", "done": true}"#,
+        ),
         400,
         "unknown field `done`",
     );
-    refused(send_json(addr, "POST", "/api/todos", r#"{"title": 7}"#), 400, "invalid type");
-    refused(send_json(addr, "POST", "/api/todos", r#"{"title": " \t "}"#), 400, "empty");
+    refused(
+        send_json(addr, "POST", "/api/todos", r#"{"title": 7}"#),
+        400,
+        "invalid type",
+    );
+    refused(
+        send_json(addr, "POST", "/api/todos", r#"{"title": " \t "}"#),
+        400,
+        "empty",
+    );
     refused(
         send_json(addr, "POST", "/api/todos", r#"{"title": "two\nlines"}"#),
         400,
         "control character",
     );
     let long = format!(r#"{{"title": "{}"}}"#, "x".repeat(501));
-    refused(send_json(addr, "POST", "/api/todos", &long), 400, "501 characters");
+    refused(
+        send_json(addr, "POST", "/api/todos", &long),
+        400,
+        "501 characters",
+    );
     let fits = format!(r#"{{"title": "{}"}}"#, "x".repeat(500));
     assert_eq!(send_json(addr, "POST", "/api/todos", &fits).status, 201);
     let huge = format!(r#"{{"title": "x", "pad": "{}"}}"#, " ".repeat(20_000));
-    refused(send_json(addr, "POST", "/api/todos", &huge), 413, "16384 bytes");
+    refused(
+        send_json(addr, "POST", "/api/todos", &huge),
+        413,
+        "16384 bytes",
+    );
 
     // Ids, methods and routes that do not exist.
-    refused(send_json(addr, "PATCH", "/api/todos/999", r#"{"completed": true}"#), 404, "999");
-    refused(send_json(addr, "PATCH", "/api/todos/abc", r#"{"completed": true}"#), 404, "abc");
-    refused(send_json(addr, "PATCH", "/api/todos/+1", r#"{"completed": true}"#), 404, "+1");
+    refused(
+        send_json(addr, "PATCH", "/api/todos/999", r#"{"completed": true}"#),
+        404,
+        "999",
+    );
+    refused(
+        send_json(addr, "PATCH", "/api/todos/abc", r#"{"completed": true}"#),
+        404,
+        "abc",
+    );
+    refused(
+        send_json(addr, "PATCH", "/api/todos/+1", r#"{"completed": true}"#),
+        404,
+        "+1",
+    );
     let listed_id = json(&get(addr, "/api/todos").body)[0]["id"].clone();
     refused(
         send_json(addr, "PATCH", &format!("/api/todos/{listed_id}"), "{}"),
@@ -298,7 +358,11 @@ fn the_todomvc_api_answers_and_refuses_with_reasons() {
         400,
         "unknown field `title`",
     );
-    refused(request(addr, "DELETE", "/api/todos", b""), 400, "?completed=true");
+    refused(
+        request(addr, "DELETE", "/api/todos", b""),
+        400,
+        "?completed=true",
+    );
     let put = request(addr, "PUT", "/api/todos", b"");
     assert_eq!(header(&put, "allow"), Some("GET, POST, PATCH, DELETE"));
     refused(put, 405, "PUT");
@@ -323,7 +387,11 @@ fn todomvc_says_why_when_redis_is_away() {
     let url = format!("redis://127.0.0.1:{}/0", free_port());
     let (_dir, path) = todomvc("redis.yaml", &[("redis://127.0.0.1:6379/0", &url)]);
     let trellis = Trellis::up(&path, &[]);
-    refused(get(trellis.addr(), "/api/todos"), 503, "key-value store failed");
+    refused(
+        get(trellis.addr(), "/api/todos"),
+        503,
+        "key-value store failed",
+    );
     // The page itself does not need the store, and shows the reason.
     assert_eq!(get(trellis.addr(), "/").status, 200);
     in_browser(trellis.addr(), "unreachable", "redis");
