@@ -2,9 +2,10 @@
 //!
 //! The guests live outside the host workspace because they target `wasm32-wasip2`: the
 //! examples (`examples/http-hello`, `examples/kv-counter`, `examples/messaging`,
-//! `examples/greeter`) and the `test-components` workspace (`behaviours`, `needs-kv`,
-//! `kv-ops`, `kv-watch`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`, `msg-v3-request`,
-//! `callee`, `caller`, `pg-query`, `secrets-reader`, `typed-exports`, `wadm-status`).
+//! `examples/greeter`, `examples/todomvc`) and the `test-components` workspace (`behaviours`,
+//! `needs-kv`, `kv-ops`, `kv-watch`, `blob-ops`, `http-fetch`, `msg-client`, `msg-v3`,
+//! `msg-v3-request`, `callee`, `caller`, `pg-query`, `secrets-reader`, `typed-exports`,
+//! `wadm-status`).
 //! [`guest`] builds all of them the first time a test process asks for one, so a test never
 //! runs against a stale or committed binary.
 //!
@@ -32,7 +33,7 @@ use std::sync::OnceLock;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guests [`guest`] knows how to build, by the file stem of their `.wasm` output.
-pub const GUESTS: [&str; 21] = [
+pub const GUESTS: [&str; 22] = [
     "http_hello",
     "behaviours",
     "needs_kv",
@@ -54,14 +55,16 @@ pub const GUESTS: [&str; 21] = [
     "greeter_front",
     "greeter_back",
     "hello_p3",
+    "todomvc",
 ];
 
 /// Manifests, relative to the repository root, of the workspaces that produce [`GUESTS`].
-const GUEST_MANIFESTS: [&str; 5] = [
+const GUEST_MANIFESTS: [&str; 6] = [
     "examples/http-hello/Cargo.toml",
     "examples/kv-counter/Cargo.toml",
     "examples/messaging/Cargo.toml",
     "examples/greeter/Cargo.toml",
+    "examples/todomvc/Cargo.toml",
     "test-components/Cargo.toml",
 ];
 
