@@ -114,6 +114,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             &format!("control interface on http://{addr} (the CLI finds it from this folder)"),
         );
     }
+    if let Some(url) = host.dashboard_url() {
+        console.say("dev", &format!("dashboard on {url}"));
+    }
 
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = Watcher::new(changes_tx)?;
