@@ -55,21 +55,22 @@ fn token_of(url: &str) -> &str {
     url.split_once("#token=").expect("a #token= fragment").1
 }
 
-/// `trellis up` with a component running and a Redis provider that cannot connect: the
+/// `trellis up` with a component running and a Redis provider with a bad URL: the
 /// page lists the component with its limit, shows the provider as failed with the reason
 /// `trellis up` printed, and follows a `trellis scale` without a reload.
 #[test]
 fn the_embedded_hosts_dashboard_shows_its_app_and_follows_a_scale() {
     let dir = tempfile::tempdir().expect("tempdir");
     install_guest(dir.path(), "kv_counter");
-    let closed = free_port();
+    // A Redis URL that is no URL fails the provider at start (a closed port would only
+    // make it unhealthy at its first health check).
     let manifest = write_manifest(
         dir.path(),
         &capability_app(
             "kv_counter",
             "ghcr.io/wasmcloud/keyvalue-redis:0.30.0",
             ("wasi", "keyvalue", "atomics, store"),
-            &format!("                    url: redis://127.0.0.1:{closed}\n"),
+            "                    URL: not a url\n",
             "",
         ),
     );
