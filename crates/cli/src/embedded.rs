@@ -1,7 +1,8 @@
 //! One embedded host, as `trellis up` and `trellis dev` run it: an in-process lattice, the
 //! project's local state beside the manifest (`.trellis/`: named config, secrets), the
-//! control endpoint on loopback with its token published where the CLI finds it, and a
-//! graceful stop on Ctrl-C, SIGTERM or `trellis stop host`.
+//! control endpoint on loopback with its token published where the CLI finds it (and the
+//! web dashboard on the same listener), and a graceful stop on Ctrl-C, SIGTERM or
+//! `trellis stop host`.
 
 use crate::{RunArgs, endpoint};
 use anyhow::Context as _;
@@ -97,7 +98,10 @@ impl Embedded {
             None => None,
             Some(listener) => {
                 let addr = listener.local_addr().ok();
-                self.host.serve_admin(listener, self.token.clone()).await;
+                let pages = addr.map(|addr| dashboard(addr, &self.token));
+                self.host
+                    .serve_admin(listener, self.token.clone(), pages)
+                    .await;
                 addr
             }
         };
@@ -123,14 +127,49 @@ impl Embedded {
     }
 }
 
+/// The web dashboard on the control endpoint at `admin`. It reads the host through that
+/// same endpoint over loopback, as `trellis dashboard` would from another process: one
+/// code path for both modes, and its event streams end when the endpoint's do, at shutdown.
+fn dashboard(admin: SocketAddr, token: &str) -> Arc<dyn trellis_http_server::IncomingHandler> {
+    let client =
+        trellis_lattice::client::CtlClient::embedded(format!("http://{}", reachable(admin)))
+            .with_token(Some(token.to_owned()));
+    trellis_dashboard::Dashboard::new(client, "embedded", token.to_owned())
+}
+
+/// `addr` as a client connects to it: a listener on every address (`--admin 0.0.0.0:…`)
+/// is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 impl Serving {
-    /// The lines after the app's own on stdout: the control endpoint, failed providers.
+    /// The web dashboard's address, with the token in its fragment (which browsers never
+    /// send to a server): `http://ADDR/#token=TOKEN`.
+    pub(crate) fn dashboard_url(&self) -> Option<String> {
+        self.admin
+            .map(|addr| format!("http://{}/#token={}", reachable(addr), self.token))
+    }
+
+    /// The lines after the app's own on stdout: the control endpoint, the dashboard, failed
+    /// providers.
     pub(crate) fn announce(&self, out: &mut impl Write) -> std::io::Result<()> {
         if let Some(addr) = self.admin {
             writeln!(out, "control interface on http://{addr}")?;
         }
         if let Some(url) = &self.metrics {
             writeln!(out, "metrics on {url}")?;
+        }
+        if let Some(url) = self.dashboard_url() {
+            writeln!(out, "dashboard on {url}")?;
         }
         for p in self.host.inventory().providers {
             if let trellis_control::ProviderStatus::Failed { reason } = &p.status {

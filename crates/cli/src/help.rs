@@ -35,6 +35,10 @@ pub(crate) const GROUPS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("get", "trellis get inventory -o json"),
             ("events", "trellis events"),
+            (
+                "dashboard",
+                "trellis dashboard --nats nats://127.0.0.1:4222",
+            ),
             ("inspect", "trellis inspect localhost:5000/demo/hello:0.1.0"),
         ],
     ),

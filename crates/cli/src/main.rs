@@ -7,6 +7,7 @@ mod app;
 mod claims;
 mod creds;
 mod ctl;
+mod dashboard;
 mod dev;
 mod embedded;
 mod endpoint;
@@ -144,6 +145,9 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Serve the web dashboard for a lattice (hosts, components, providers, links, apps,
+    /// events; read-only) and print its address; `trellis up` serves it itself.
+    Dashboard(Box<dashboard::DashboardArgs>),
     /// Deploy and manage applications (manifests) across the lattice.
     App {
         #[command(subcommand)]
@@ -501,6 +505,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Update { cmd, lattice } => ctl::update(&lattice, cmd).await,
         Command::Events { lattice } => ctl::events(&lattice).await,
         Command::Logs { args, lattice } => logs::run(&args, &lattice).await,
+        Command::Dashboard(args) => dashboard::run(*args).await,
         Command::App { cmd, lattice } => app::run(&lattice, cmd).await,
         Command::Drain { host, lattice } => ctl::drain(&lattice, &host).await,
         Command::Secret {

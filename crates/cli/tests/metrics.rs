@@ -417,7 +417,10 @@ fn a_lattice_host_counts_control_requests_reconciler_actions_calls_and_reconnect
     assert_eq!(
         scrape.expect(
             "trellis_call_duration_seconds_count",
-            &[("component_id", "greeter-front"), ("target", "greeter-back")]
+            &[
+                ("component_id", "greeter-front"),
+                ("target", "greeter-back")
+            ]
         ),
         1.0
     );

@@ -9,6 +9,9 @@
 //! listens on loopback only by default: it is an admin endpoint, and every request must
 //! carry its token (`Authorization: Bearer TOKEN`); one without it gets 401 and changes
 //! nothing. `trellis up` makes the token and writes it where the CLI finds it.
+//!
+//! Paths outside `/v1/` may go to another handler on the same listener (`trellis up` puts
+//! the web dashboard there, which checks the same token on its API itself).
 
 use crate::Host;
 use bytes::Bytes;
@@ -30,6 +33,8 @@ struct Admin {
     host: Weak<Host>,
     /// What `Authorization: Bearer …` must say.
     token: String,
+    /// Answers every path outside `/v1/`, when given.
+    pages: Option<Arc<dyn IncomingHandler>>,
 }
 
 impl Admin {
@@ -55,9 +60,14 @@ impl Admin {
 impl IncomingHandler for Admin {
     fn handle(
         &self,
-        _target: Arc<str>,
+        target: Arc<str>,
         request: Request<RequestBody>,
     ) -> BoxFuture<'static, Response<ResponseBody>> {
+        if let Some(pages) = &self.pages
+            && !request.uri().path().starts_with("/v1/")
+        {
+            return pages.handle(target, request);
+        }
         let host = self.host.upgrade();
         let authorized = self.authorized(&request);
         Box::pin(async move {
@@ -213,11 +223,18 @@ async fn read_body(body: RequestBody) -> Result<Bytes, String> {
 
 impl Host {
     /// Serves the control interface over HTTP on `listener` until shutdown, to requests
-    /// that carry `token`.
-    pub async fn serve_admin(self: &Arc<Self>, listener: tokio::net::TcpListener, token: String) {
+    /// that carry `token`; requests for paths outside `/v1/` go to `pages` when given (it
+    /// checks whatever it needs itself).
+    pub async fn serve_admin(
+        self: &Arc<Self>,
+        listener: tokio::net::TcpListener,
+        token: String,
+        pages: Option<Arc<dyn IncomingHandler>>,
+    ) {
         let handler: Arc<dyn IncomingHandler> = Arc::new(Admin {
             host: Arc::downgrade(self),
             token,
+            pages,
         });
         let mut shutdown = self.shutdown.subscribe();
         self.servers.lock().await.spawn(trellis_http_server::serve(

@@ -117,6 +117,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(url) = &host.metrics {
         console.say("dev", &format!("metrics on {url}"));
     }
+    if let Some(url) = host.dashboard_url() {
+        console.say("dev", &format!("dashboard on {url}"));
+    }
 
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = Watcher::new(changes_tx)?;

@@ -23,6 +23,10 @@ pub(super) const REFUSED: &[(&str, &str)] = &[
         "dev",
         "`dev` runs a host until it stops, which would take this prompt away; run `trellis dev --repl` for a dev loop with this prompt",
     ),
+    (
+        "dashboard",
+        "`dashboard` serves a web page until it stops, which would take this prompt away; run `trellis dashboard` in another terminal",
+    ),
     ("repl", "this is the REPL already"),
 ];
 

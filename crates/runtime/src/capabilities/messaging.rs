@@ -5,8 +5,8 @@ use super::Linked;
 use super::bindings::wasmcloud::messaging::{consumer, types};
 use bytes::Bytes;
 use std::sync::Arc;
-use tracing::Instrument as _;
 use std::time::Duration;
+use tracing::Instrument as _;
 use trellis_messaging::{Limits, Message, Messaging, subject};
 use wasmtime::component::{HasData, Linker};
 
