@@ -35,6 +35,7 @@ pub(crate) const GROUPS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("get", "trellis get inventory -o json"),
             ("events", "trellis events"),
+            ("logs", "trellis logs -f --level warn"),
             (
                 "dashboard",
                 "trellis dashboard --nats nats://127.0.0.1:4222",
