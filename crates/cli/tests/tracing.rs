@@ -219,7 +219,8 @@ fn one_request_through_two_components_on_two_hosts_is_one_trace() {
     });
     assert!(body.contains("Hello, Ada"), "{body}");
 
-    let spans = eventually("both hosts' spans", Duration::from_secs(20), || {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let spans = loop {
         let spans: Vec<Received> = receiver
             .spans()
             .into_iter()
@@ -227,8 +228,16 @@ fn one_request_through_two_components_on_two_hosts_is_one_trace() {
             .collect();
         let served = spans.iter().any(|s| s.name.starts_with("serve "));
         let request = spans.iter().any(|s| s.name.starts_with("GET "));
-        (served && request).then_some(spans)
-    });
+        if served && request {
+            break spans;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request and served spans in trace {trace_id}; received:\n{:#?}",
+            receiver.spans()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let find = |prefix: &str| {
         spans
             .iter()

@@ -7,6 +7,7 @@
 //! here once.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 use trellis_control::ComponentId;
 
 /// Why a component cannot be prepared for a kind of invocation.
@@ -104,11 +105,16 @@ pub(crate) fn spawn_with_deadline<T: Send + 'static>(
     limit: Duration,
     run: impl Future<Output = Result<T, GuestFailure>> + Send + 'static,
 ) -> tokio::task::JoinHandle<Result<T, InvokeError>> {
-    tokio::spawn(async move {
-        run_with_deadline(limit, run)
-            .await
-            .map_err(|f| f.into_invoke_error(&id, limit))
-    })
+    // The task runs in the caller's span, so that what the guest does (calls, capability
+    // operations) shows in the request's trace.
+    tokio::spawn(
+        async move {
+            run_with_deadline(limit, run)
+                .await
+                .map_err(|f| f.into_invoke_error(&id, limit))
+        }
+        .instrument(tracing::Span::current()),
+    )
 }
 
 /// Runs a guest invocation on the current task, stopped at the execution deadline.
