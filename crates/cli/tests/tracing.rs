@@ -241,8 +241,7 @@ fn one_request_through_two_components_on_two_hosts_is_one_trace() {
     let find = |prefix: &str| {
         spans
             .iter()
-            .filter(|s| s.name.starts_with(prefix))
-            .last()
+            .rfind(|s| s.name.starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix}… span in {spans:#?}"))
             .clone()
     };

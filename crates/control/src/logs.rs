@@ -153,7 +153,12 @@ mod tests {
     fn levels_order_and_parse() {
         assert!(LogLevel::Warn > LogLevel::Info);
         assert_eq!("WARN".parse::<LogLevel>(), Ok(LogLevel::Warn));
-        assert!("loud".parse::<LogLevel>().unwrap_err().contains("warn"));
+        assert!(
+            "loud"
+                .parse::<LogLevel>()
+                .expect_err("refused")
+                .contains("warn")
+        );
         assert_eq!(
             serde_json::to_string(&LogLevel::Critical).expect("json"),
             "\"critical\""
