@@ -40,20 +40,7 @@ struct Admin {
 impl Admin {
     /// Whether `request` carries the token (compared in constant time).
     fn authorized(&self, request: &Request<RequestBody>) -> bool {
-        let given = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default()
-            .as_bytes();
-        let want = self.token.as_bytes();
-        given.len() == want.len()
-            && given
-                .iter()
-                .zip(want)
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
+        trellis_http_server::bearer_matches(request, &self.token)
     }
 }
 

@@ -261,6 +261,25 @@ fn head_size<B>(request: &Request<B>) -> usize {
     })
 }
 
+/// Whether `request` carries `Authorization: Bearer TOKEN` with `token`, compared in
+/// constant time (the admin endpoint's and the dashboard's check).
+pub fn bearer_matches<B>(request: &Request<B>, token: &str) -> bool {
+    let given = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .as_bytes();
+    let want = token.as_bytes();
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 /// A plain-text response with `status` and `message`.
 pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response<ResponseBody> {
     let body = http_body_util::Full::new(Bytes::from(message.into()))

@@ -694,31 +694,12 @@ impl CtlClient {
     /// `wasmbus.evt.{lattice}.>`; for an embedded host the newline-delimited JSON of
     /// `GET {base}/v1/events`, which ends when the host stops.
     pub async fn events(&self) -> Result<impl Stream<Item = CloudEvent> + use<>, CtlError> {
-        let nats = match &self.transport {
-            Transport::Nats(nats) => nats,
-            Transport::Http { base, client } => {
-                return Ok(self
-                    .http_ndjson(base, client, "/v1/events")
-                    .await?
-                    .right_stream());
-            }
-            Transport::Local(_) => {
-                return Err(CtlError::Refused(
-                    "an in-process client watches the lattice's events directly".into(),
-                ));
-            }
-        };
-        let subject = crate::event_subject(&self.lattice, ">");
-        let subscription = nats
-            .subscribe(subject.clone())
-            .await
-            .map_err(|e| CtlError::Nats {
-                subject,
-                source: e.into(),
-            })?;
-        Ok(subscription
-            .filter_map(|m| async move { serde_json::from_slice(&m.payload).ok() })
-            .left_stream())
+        self.stream(
+            crate::event_subject(&self.lattice, ">"),
+            "/v1/events",
+            "an in-process client watches the lattice's events directly",
+        )
+        .await
     }
 
     /// Every component log line from now on, from every host: on NATS the lattice's log
@@ -726,21 +707,29 @@ impl CtlClient {
     pub async fn follow_logs(
         &self,
     ) -> Result<impl Stream<Item = trellis_control::logs::LogRecord> + use<>, CtlError> {
+        self.stream(
+            trellis_control::logs::log_subject(&self.lattice, "*"),
+            "/v1/logs",
+            "an in-process client follows the host's logs directly",
+        )
+        .await
+    }
+
+    /// One `T` per message on `subject` over NATS, or per line of an embedded host's
+    /// `path` stream; an in-process client is refused with `local`.
+    async fn stream<T: DeserializeOwned + 'static>(
+        &self,
+        subject: String,
+        path: &str,
+        local: &str,
+    ) -> Result<impl Stream<Item = T> + use<T>, CtlError> {
         let nats = match &self.transport {
             Transport::Nats(nats) => nats,
             Transport::Http { base, client } => {
-                return Ok(self
-                    .http_ndjson(base, client, "/v1/logs")
-                    .await?
-                    .right_stream());
+                return Ok(self.http_ndjson(base, client, path).await?.right_stream());
             }
-            Transport::Local(_) => {
-                return Err(CtlError::Refused(
-                    "an in-process client follows the host's logs directly".into(),
-                ));
-            }
+            Transport::Local(_) => return Err(CtlError::Refused(local.into())),
         };
-        let subject = trellis_control::logs::log_subject(&self.lattice, "*");
         let subscription = nats
             .subscribe(subject.clone())
             .await
