@@ -117,7 +117,7 @@ impl Host {
         providers: &[Arc<ProviderState>],
     ) -> Vec<tokio::task::AbortHandle> {
         let mut tasks = Vec::new();
-        let Some(provider) = providers.iter().find(|p| p.name == sub.provider) else {
+        let Some(provider) = crate::providers::named(providers, &sub.provider) else {
             return tasks;
         };
         let backend = match provider.instance(&sub.config).await {
@@ -201,7 +201,7 @@ impl Host {
         limiter: Arc<ConcurrencyLimiter>,
         providers: &[Arc<ProviderState>],
     ) {
-        let Some(provider) = providers.iter().find(|p| p.name == watch.provider) else {
+        let Some(provider) = crate::providers::named(providers, &watch.provider) else {
             return;
         };
         let backend = match provider.instance(&watch.config).await {

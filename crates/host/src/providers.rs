@@ -59,6 +59,20 @@ impl Instance {
 type Config = BTreeMap<String, String>;
 
 /// One provider entry of a deployed app.
+/// The provider an app calls `name`: by its name in the manifest, or by its id. An app made
+/// for a control request (a component scaled through the control interface) names each
+/// provider by its id, while a provider started by a manifest keeps its manifest name, and
+/// both share the one running provider.
+pub(crate) fn named<'a>(
+    providers: &'a [Arc<ProviderState>],
+    name: &str,
+) -> Option<&'a Arc<ProviderState>> {
+    providers
+        .iter()
+        .find(|p| p.name == name)
+        .or_else(|| providers.iter().find(|p| p.id.as_str() == name))
+}
+
 pub(crate) struct ProviderState {
     pub(crate) name: String,
     pub(crate) id: ProviderId,

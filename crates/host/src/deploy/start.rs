@@ -135,7 +135,7 @@ impl Host {
                         route.address, route.component
                     );
                     tracing::error!(provider = %route.provider, %reason, "HTTP server failed to start; retrying on every health check");
-                    if let Some(p) = providers.iter().find(|p| p.name == route.provider) {
+                    if let Some(p) = crate::providers::named(&providers, &route.provider) {
                         p.set_status(ProviderStatus::Failed { reason });
                     }
                     self.listeners.retry_later(route);
@@ -247,6 +247,15 @@ impl Host {
                 ImageRef::File(p) => format!("file://{}", p.display()),
                 ImageRef::Remote(r) => r.clone(),
             };
+            // A manifest's warm-instance setting shows on the component as the reconciler
+            // would have passed it, so that the embedded reconciler finds it as planned
+            // instead of scaling it again.
+            let mut annotations = annotations.clone();
+            if !app.annotations.contains_key(LATTICE_OPERATION)
+                && let Some(warm) = trellis_reconciler::warm_setting(app, &spec.name)
+            {
+                annotations.insert(trellis_reconciler::WARM_ANNOTATION.to_owned(), warm.clone());
+            }
             let mut event = serde_json::json!({
                 "component_id": spec.id,
                 "image_ref": image_ref,
@@ -263,7 +272,7 @@ impl Host {
                 id: spec.id.clone(),
                 image_ref,
                 name: Some(spec.name.clone()),
-                annotations: annotations.clone(),
+                annotations,
                 revision: 0,
                 max_instances: spec.scale.instances,
             });
@@ -380,7 +389,7 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
                 interface,
             );
         }
-        let Some(p) = providers.iter().find(|p| p.name == link.target) else {
+        let Some(p) = crate::providers::named(providers, &link.target) else {
             continue;
         };
         let caps = links.capabilities_mut(&spec.name);
@@ -441,7 +450,7 @@ async fn links_for(app: &Application, name: &str, providers: &[Arc<ProviderState
     // A key-value provider watching keys for the component also serves its key-value calls
     // under that link's name, when the component has no key-value link of its own there.
     for link in watcher_links_to(app, name) {
-        let Some(p) = providers.iter().find(|p| p.name == link.source) else {
+        let Some(p) = crate::providers::named(providers, &link.source) else {
             continue;
         };
         let spec = &link.link;
