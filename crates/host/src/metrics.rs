@@ -464,6 +464,10 @@ impl trellis_runtime::Observer for ComponentObserver {
         self.metrics
             .provider_operation(provider, capability, operation, ok);
     }
+
+    fn traceparent(&self) -> Option<String> {
+        crate::trace::traceparent()
+    }
 }
 
 /// How an invocation failed, as the metrics tell failures apart.

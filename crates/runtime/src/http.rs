@@ -110,7 +110,7 @@ impl HttpComponent {
         let limit = self.bounds.max_execution_time;
         let started = Instant::now();
         loop {
-            let ticket = reuse::Ticket::default();
+            let ticket = reuse::RequestTicket::new(tracing::Span::current());
             let error = match handler.handle(ticket.clone(), request).await {
                 Ok(response) => return Ok(response),
                 Err(error) => error,

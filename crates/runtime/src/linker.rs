@@ -22,6 +22,7 @@ use crate::secrets;
 use crate::state::{InstanceContext, InstanceState};
 use std::borrow::Cow;
 use std::sync::Arc;
+use tracing::Instrument as _;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime::component::types::ComponentItem;
@@ -144,7 +145,17 @@ pub(crate) fn for_component<'a>(
                     .cloned()
                     .ok_or_else(|| no_link(&routes, chosen));
                 let router = router.clone();
-                Box::new(async move { calls::forward(&*router, route?, params, results).await })
+                // A reused instance's calls nest under the request it serves, as a fresh
+                // instance's do under the span its task runs in.
+                let span = store
+                    .data()
+                    .request_span
+                    .clone()
+                    .unwrap_or_else(tracing::Span::current);
+                Box::new(
+                    async move { calls::forward(&*router, route?, params, results).await }
+                        .instrument(span),
+                )
             })
             .map_err(link_error)?;
         }

@@ -34,4 +34,40 @@ pub trait Observer: Send + Sync + 'static {
     ) {
         let _ = (provider, capability, operation, ok);
     }
+
+    /// The W3C `traceparent` of the current span, which an outgoing HTTP request carries to
+    /// the service it calls; `None` when traces are not exported.
+    fn traceparent(&self) -> Option<String> {
+        None
+    }
+}
+
+/// An [`Observer`] that remembers the capability calls it is told of, for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Recorder {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+#[cfg(test)]
+impl Recorder {
+    /// The calls so far, as `provider capability operation ok|error`, and forgets them.
+    pub(crate) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *crate::sync::lock(&self.calls))
+    }
+}
+
+#[cfg(test)]
+impl Observer for Recorder {
+    fn capability_call(
+        &self,
+        provider: &str,
+        capability: &'static str,
+        operation: &'static str,
+        ok: bool,
+    ) {
+        let outcome = if ok { "ok" } else { "error" };
+        crate::sync::lock(&self.calls)
+            .push(format!("{provider} {capability} {operation} {outcome}"));
+    }
 }

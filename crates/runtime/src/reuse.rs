@@ -87,14 +87,31 @@ impl Drop for WaitingGuard {
 /// A component's pool of reused instances; cheap to clone.
 pub(crate) type Handler = ProxyHandler<Pool>;
 
-/// Handed to the pool with each request: the pool puts the retire flag of the instance that
-/// takes the request in it, so that whoever sees the request fail (a trap, a deadline) can
+/// Handed to the pool with each request.
+pub(crate) type Ticket = Arc<RequestTicket>;
+
+/// What goes with a request into the pool: the request's span, which the instance's
+/// capability and call spans nest under, and a place for the retire flag of the instance
+/// that takes the request, so that whoever sees the request fail (a trap, a deadline) can
 /// retire that instance before it takes another request.
-pub(crate) type Ticket = Arc<std::sync::OnceLock<Arc<AtomicBool>>>;
+pub(crate) struct RequestTicket {
+    retire: std::sync::OnceLock<Arc<AtomicBool>>,
+    span: tracing::Span,
+}
+
+impl RequestTicket {
+    /// A ticket for a request handled in `span`.
+    pub(crate) fn new(span: tracing::Span) -> Ticket {
+        Arc::new(Self {
+            retire: std::sync::OnceLock::new(),
+            span,
+        })
+    }
+}
 
 /// Retires the instance that served the request `ticket` went with, if one took it.
 pub(crate) fn retire(ticket: &Ticket) {
-    if let Some(retire) = ticket.get() {
+    if let Some(retire) = ticket.retire.get() {
         retire.store(true, Ordering::SeqCst);
     }
 }
@@ -172,6 +189,7 @@ impl HandlerState for Pool {
                 limit,
                 retire,
                 waiting: self.waiting.clone(),
+                in_flight: Arc::default(),
                 _slot: slot,
             },
         })
@@ -194,6 +212,8 @@ pub(crate) struct Worker {
     /// Set when the instance must take no more requests.
     retire: Arc<AtomicBool>,
     waiting: Arc<Waiting>,
+    /// The requests it is serving now.
+    in_flight: Arc<AtomicUsize>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -220,18 +240,48 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, InstanceState>,
+        mut store: StoreContextMut<'_, InstanceState>,
         ticket: Ticket,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
-        let _ = ticket.set(self.retire.clone());
-        Box::pin(tokio::time::sleep(self.limit))
+        let _ = ticket.retire.set(self.retire.clone());
+        // The instance's spans nest under the request while it serves that one alone; with
+        // several at once, a host call cannot tell whose it is, so they nest under none.
+        let alone = self.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
+        store
+            .data_mut()
+            .set_request_span(alone.then(|| ticket.span.clone()));
+        // The pool drops this future when the request ends, either way.
+        Box::pin(InFlight {
+            deadline: Box::pin(tokio::time::sleep(self.limit)),
+            in_flight: self.in_flight.clone(),
+        })
     }
 
     fn drop(&self, _store: wasmtime::Store<InstanceState>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
             tracing::debug!(error = %format!("{e:#}"), "reused instance retired after a failure");
         }
+    }
+}
+
+/// A request's deadline, which counts the request in flight until it is dropped.
+struct InFlight {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Future for InFlight {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.deadline.as_mut().poll(cx)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::builtins::Builtins;
 use crate::bus::BusView;
 use crate::calls::ComponentCalls;
 use crate::capabilities::CapabilityLimits;
+use crate::capabilities::Observing;
 use crate::capabilities::blobstore::BlobstoreView;
 use crate::capabilities::http_client::OutgoingHooks;
 use crate::capabilities::keyvalue::KeyValueView;
@@ -56,6 +57,9 @@ pub(crate) struct InstanceState {
     /// Which link each interface's calls go through (`wasmcloud:bus/lattice`).
     pub(crate) selection: Selection,
     http_hooks: OutgoingHooks,
+    /// The request a reused instance is serving alone, which its spans nest under
+    /// ([`crate::reuse`]); `None` in a fresh instance, whose task runs in the request's span.
+    pub(crate) request_span: Option<tracing::Span>,
 }
 
 impl InstanceState {
@@ -86,8 +90,11 @@ impl InstanceState {
             limits,
             http_hooks: OutgoingHooks {
                 client: context.links.default_capabilities().http_client.clone(),
+                observer: context.observer.clone(),
+                request_span: None,
             },
             selection: Selection::default(),
+            request_span: None,
             context,
             capability_limits,
         }
@@ -105,6 +112,12 @@ impl WasiView for InstanceState {
 
 /// The views the bindings in [`crate::builtins`] and [`crate::capabilities`] work on.
 impl InstanceState {
+    /// Sets the request the instance serves now (`None`: several, or none).
+    pub(crate) fn set_request_span(&mut self, span: Option<tracing::Span>) {
+        self.http_hooks.request_span.clone_from(&span);
+        self.request_span = span;
+    }
+
     pub(crate) fn builtins(&mut self) -> Builtins<'_> {
         Builtins {
             component_id: &self.context.component_id,
@@ -140,7 +153,10 @@ impl InstanceState {
             link_name: self.selection.name("wasi:keyvalue/store"),
             limits: &self.capability_limits.keyvalue,
             table: &mut self.table,
-            observer: self.context.observer.as_ref(),
+            observing: Observing {
+                observer: self.context.observer.as_ref(),
+                request_span: self.request_span.as_ref(),
+            },
         }
     }
 
@@ -153,7 +169,10 @@ impl InstanceState {
                 .as_ref(),
             link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
-            observer: self.context.observer.as_ref(),
+            observing: Observing {
+                observer: self.context.observer.as_ref(),
+                request_span: self.request_span.as_ref(),
+            },
         }
     }
 
@@ -164,6 +183,10 @@ impl InstanceState {
             link_name: self.selection.name("wasmcloud:messaging/consumer"),
             limits: &self.capability_limits.messaging,
             table: &mut self.table,
+            observing: Observing {
+                observer: self.context.observer.as_ref(),
+                request_span: self.request_span.as_ref(),
+            },
         }
     }
 
@@ -182,6 +205,10 @@ impl InstanceState {
             prepared_link_name: self.selection.name(prepared),
             component_id: &self.context.component_id,
             limits: &self.capability_limits.postgres,
+            observing: Observing {
+                observer: self.context.observer.as_ref(),
+                request_span: self.request_span.as_ref(),
+            },
         }
     }
 
@@ -195,6 +222,10 @@ impl InstanceState {
             link_name: self.selection.name("wasi:blobstore/blobstore"),
             limits: &self.capability_limits.blobstore,
             table: &mut self.table,
+            observing: Observing {
+                observer: self.context.observer.as_ref(),
+                request_span: self.request_span.as_ref(),
+            },
         }
     }
 }

@@ -23,7 +23,14 @@ pub struct OutgoingValue {
     buffer: Arc<Mutex<Buffer>>,
     stream_taken: bool,
     /// Where `write-data` put it, so that bytes written after that call still land.
-    written_to: Option<(Arc<dyn Blobstore>, String, String, usize)>,
+    written_to: Option<WrittenTo>,
+}
+
+/// Where an outgoing value was written: the container, object and length written then.
+struct WrittenTo {
+    container: ContainerHandle,
+    object: String,
+    len: usize,
 }
 
 #[derive(Default)]
@@ -41,6 +48,8 @@ pub struct IncomingValue {
 pub struct ContainerHandle {
     name: String,
     backend: Arc<dyn Blobstore>,
+    /// The link it was opened through, which its operations are counted against.
+    linked: Linked<dyn Blobstore>,
 }
 
 /// The host side of `stream-object-names`.
@@ -95,6 +104,8 @@ pub(crate) struct BlobstoreView<'a> {
     pub(crate) limits: &'a Limits,
     /// The instance's resource table, shared with `wasi:io` for the streams.
     pub(crate) table: &'a mut ResourceTable,
+    /// Where its operations are reported.
+    pub(crate) observing: super::Observing<'a>,
 }
 
 /// Adds `wasi:blobstore/{types,container,blobstore}` to `linker`; `view` picks out what these
@@ -119,17 +130,44 @@ impl HasData for HasBlobstore {
 
 type Outcome<T> = wasmtime::Result<Result<T, String>>;
 
-impl BlobstoreView<'_> {
-    fn blobstore(&self) -> Result<Arc<dyn Blobstore>, String> {
+/// A blobstore link and its running backend.
+type Ready<'a> = (&'a Linked<dyn Blobstore>, Arc<dyn Blobstore>);
+
+impl<'a> BlobstoreView<'a> {
+    /// The link chosen now and its backend, or what the guest hears when there is none.
+    fn blobstore(&self) -> Result<Ready<'a>, String> {
         match self.linked {
-            Some(linked) => linked.ready().cloned(),
+            Some(linked) => Ok((linked, linked.ready()?.clone())),
             None => Err(super::no_link("blobstore", self.link_name)),
         }
+    }
+
+    /// A copy of the container behind `this`, to call its backend without holding the table.
+    fn container(&self, this: &Resource<ContainerHandle>) -> wasmtime::Result<ContainerHandle> {
+        let c = self.table.get(this)?;
+        Ok(ContainerHandle {
+            name: c.name.clone(),
+            backend: c.backend.clone(),
+            linked: c.linked.clone(),
+        })
     }
 
     fn max_object_bytes(&self) -> u64 {
         self.limits.max_object_bytes
     }
+}
+
+/// Runs `operation` through `linked`, traced and counted; the guest sees errors as text.
+async fn traced<T>(
+    observing: super::Observing<'_>,
+    linked: &Linked<dyn Blobstore>,
+    operation: &'static str,
+    operation_future: impl Future<Output = Result<T, trellis_blobstore::Error>>,
+) -> Result<T, String> {
+    observing
+        .traced(Some(linked), "blobstore", operation, operation_future)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 impl types::Host for BlobstoreView<'_> {}
@@ -162,7 +200,12 @@ impl types::HostOutgoingValue for BlobstoreView<'_> {
 
     async fn finish(&mut self, this: Resource<OutgoingValue>) -> Outcome<()> {
         let value = self.table.delete(this)?;
-        let Some((backend, container, object, written_len)) = value.written_to else {
+        let Some(WrittenTo {
+            container,
+            object,
+            len,
+        }) = value.written_to
+        else {
             return Ok(Ok(()));
         };
         let (bytes, overflowed) = {
@@ -172,13 +215,13 @@ impl types::HostOutgoingValue for BlobstoreView<'_> {
         if overflowed {
             return Ok(Err(too_large(self.max_object_bytes())));
         }
-        if bytes.len() == written_len {
+        if bytes.len() == len {
             return Ok(Ok(()));
         }
-        Ok(backend
-            .write_data(&container, &object, bytes)
-            .await
-            .map_err(|e| e.to_string()))
+        let write = container
+            .backend
+            .write_data(&container.name, &object, bytes);
+        Ok(traced(self.observing, &container.linked, "write-data", write).await)
     }
 
     async fn drop(&mut self, this: Resource<OutgoingValue>) -> wasmtime::Result<()> {
@@ -228,16 +271,14 @@ impl container::HostContainer for BlobstoreView<'_> {
     }
 
     async fn info(&mut self, this: Resource<ContainerHandle>) -> Outcome<types::ContainerMetadata> {
-        let c = self.table.get(&this)?;
-        let (name, backend) = (c.name.clone(), c.backend.clone());
-        Ok(backend
-            .container_info(&name)
+        let c = self.container(&this)?;
+        let info = c.backend.container_info(&c.name);
+        Ok(traced(self.observing, &c.linked, "container-info", info)
             .await
             .map(|i| types::ContainerMetadata {
                 name: i.name,
                 created_at: i.created_at,
-            })
-            .map_err(|e| e.to_string()))
+            }))
     }
 
     async fn get_data(
@@ -247,17 +288,17 @@ impl container::HostContainer for BlobstoreView<'_> {
         start: u64,
         end: u64,
     ) -> Outcome<Resource<IncomingValue>> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
+        let c = self.container(&this)?;
         if end < start {
             return Ok(Err(format!(
                 "invalid range: end {end} is before start {start}"
             )));
         }
         let max = self.max_object_bytes();
-        match backend.get_data(&container, &name, start, end, max).await {
+        let get = c.backend.get_data(&c.name, &name, start, end, max);
+        match traced(self.observing, &c.linked, "get-data", get).await {
             Ok(data) => Ok(Ok(self.table.push(IncomingValue { data })?)),
-            Err(e) => Ok(Err(e.to_string())),
+            Err(e) => Ok(Err(e)),
         }
     }
 
@@ -267,8 +308,7 @@ impl container::HostContainer for BlobstoreView<'_> {
         name: String,
         data: Resource<OutgoingValue>,
     ) -> Outcome<()> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
+        let c = self.container(&this)?;
         let limit = self.max_object_bytes();
         let value = self.table.get_mut(&data)?;
         let (bytes, overflowed) = {
@@ -278,29 +318,27 @@ impl container::HostContainer for BlobstoreView<'_> {
         if overflowed {
             return Ok(Err(too_large(limit)));
         }
-        value.written_to = Some((
-            backend.clone(),
-            container.clone(),
-            name.clone(),
-            bytes.len(),
-        ));
-        Ok(backend
-            .write_data(&container, &name, bytes)
-            .await
-            .map_err(|e| e.to_string()))
+        let write = c.backend.write_data(&c.name, &name, bytes.clone());
+        let written = traced(self.observing, &c.linked, "write-data", write).await;
+        self.table.get_mut(&data)?.written_to = Some(WrittenTo {
+            container: c,
+            object: name,
+            len: bytes.len(),
+        });
+        Ok(written)
     }
 
     async fn list_objects(
         &mut self,
         this: Resource<ContainerHandle>,
     ) -> Outcome<Resource<ObjectNames>> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
-        match backend.list_objects(&container).await {
+        let c = self.container(&this)?;
+        let list = c.backend.list_objects(&c.name);
+        match traced(self.observing, &c.linked, "list-objects", list).await {
             Ok(names) => Ok(Ok(self.table.push(ObjectNames {
                 names: names.into(),
             })?)),
-            Err(e) => Ok(Err(e.to_string())),
+            Err(e) => Ok(Err(e)),
         }
     }
 
@@ -309,12 +347,9 @@ impl container::HostContainer for BlobstoreView<'_> {
         this: Resource<ContainerHandle>,
         name: String,
     ) -> Outcome<()> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
-        Ok(backend
-            .delete_object(&container, &name)
-            .await
-            .map_err(|e| e.to_string()))
+        let c = self.container(&this)?;
+        let delete = c.backend.delete_object(&c.name, &name);
+        Ok(traced(self.observing, &c.linked, "delete-object", delete).await)
     }
 
     async fn delete_objects(
@@ -322,23 +357,20 @@ impl container::HostContainer for BlobstoreView<'_> {
         this: Resource<ContainerHandle>,
         names: Vec<String>,
     ) -> Outcome<()> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
-        for name in names {
-            if let Err(e) = backend.delete_object(&container, &name).await {
-                return Ok(Err(e.to_string()));
+        let c = self.container(&this)?;
+        let delete = async {
+            for name in &names {
+                c.backend.delete_object(&c.name, name).await?;
             }
-        }
-        Ok(Ok(()))
+            Ok(())
+        };
+        Ok(traced(self.observing, &c.linked, "delete-objects", delete).await)
     }
 
     async fn has_object(&mut self, this: Resource<ContainerHandle>, name: String) -> Outcome<bool> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
-        Ok(backend
-            .has_object(&container, &name)
-            .await
-            .map_err(|e| e.to_string()))
+        let c = self.container(&this)?;
+        let has = c.backend.has_object(&c.name, &name);
+        Ok(traced(self.observing, &c.linked, "has-object", has).await)
     }
 
     async fn object_info(
@@ -346,24 +378,22 @@ impl container::HostContainer for BlobstoreView<'_> {
         this: Resource<ContainerHandle>,
         name: String,
     ) -> Outcome<types::ObjectMetadata> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
-        Ok(backend
-            .object_info(&container, &name)
+        let c = self.container(&this)?;
+        let info = c.backend.object_info(&c.name, &name);
+        Ok(traced(self.observing, &c.linked, "object-info", info)
             .await
             .map(|i| types::ObjectMetadata {
                 name: i.name,
                 container: i.container,
                 created_at: i.created_at,
                 size: i.size,
-            })
-            .map_err(|e| e.to_string()))
+            }))
     }
 
     async fn clear(&mut self, this: Resource<ContainerHandle>) -> Outcome<()> {
-        let c = self.table.get(&this)?;
-        let (container, backend) = (c.name.clone(), c.backend.clone());
-        Ok(backend.clear(&container).await.map_err(|e| e.to_string()))
+        let c = self.container(&this)?;
+        let clear = c.backend.clear(&c.name);
+        Ok(traced(self.observing, &c.linked, "clear", clear).await)
     }
 
     async fn drop(&mut self, this: Resource<ContainerHandle>) -> wasmtime::Result<()> {
@@ -403,68 +433,71 @@ impl container::HostStreamObjectNames for BlobstoreView<'_> {
 
 impl blobstore::Host for BlobstoreView<'_> {
     async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let backend = match self.blobstore() {
+        let (linked, backend) = match self.blobstore() {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        match backend.create_container(&name).await {
-            Ok(_) => Ok(Ok(self.table.push(ContainerHandle { name, backend })?)),
-            Err(e) => Ok(Err(e.to_string())),
+        let create = backend.create_container(&name);
+        match traced(self.observing, linked, "create-container", create).await {
+            Ok(_) => Ok(Ok(self.table.push(ContainerHandle {
+                name,
+                backend,
+                linked: linked.clone(),
+            })?)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
     async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let backend = match self.blobstore() {
+        let (linked, backend) = match self.blobstore() {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        match backend.container_info(&name).await {
-            Ok(_) => Ok(Ok(self.table.push(ContainerHandle { name, backend })?)),
-            Err(e) => Ok(Err(e.to_string())),
+        let info = backend.container_info(&name);
+        match traced(self.observing, linked, "get-container", info).await {
+            Ok(_) => Ok(Ok(self.table.push(ContainerHandle {
+                name,
+                backend,
+                linked: linked.clone(),
+            })?)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
     async fn delete_container(&mut self, name: String) -> Outcome<()> {
-        let backend = match self.blobstore() {
+        let (linked, backend) = match self.blobstore() {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend
-            .delete_container(&name)
-            .await
-            .map_err(|e| e.to_string()))
+        let delete = backend.delete_container(&name);
+        Ok(traced(self.observing, linked, "delete-container", delete).await)
     }
 
     async fn container_exists(&mut self, name: String) -> Outcome<bool> {
-        let backend = match self.blobstore() {
+        let (linked, backend) = match self.blobstore() {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend
-            .container_exists(&name)
-            .await
-            .map_err(|e| e.to_string()))
+        let exists = backend.container_exists(&name);
+        Ok(traced(self.observing, linked, "container-exists", exists).await)
     }
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        let backend = match self.blobstore() {
+        let (linked, backend) = match self.blobstore() {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend
-            .copy_object(&src.container, &src.object, &dest.container, &dest.object)
-            .await
-            .map_err(|e| e.to_string()))
+        let copy = backend.copy_object(&src.container, &src.object, &dest.container, &dest.object);
+        Ok(traced(self.observing, linked, "copy-object", copy).await)
     }
 
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        let backend = match self.blobstore() {
+        let (linked, backend) = match self.blobstore() {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend
-            .move_object(&src.container, &src.object, &dest.container, &dest.object)
-            .await
-            .map_err(|e| e.to_string()))
+        let rename =
+            backend.move_object(&src.container, &src.object, &dest.container, &dest.object);
+        Ok(traced(self.observing, linked, "move-object", rename).await)
     }
 }

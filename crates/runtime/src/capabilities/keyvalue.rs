@@ -20,8 +20,8 @@ pub(crate) struct KeyValueView<'a> {
     pub(crate) limits: &'a Limits,
     /// The instance's resource table.
     pub(crate) table: &'a mut ResourceTable,
-    /// Told of every operation (the host's metrics).
-    pub(crate) observer: Option<&'a Arc<dyn crate::Observer>>,
+    /// Where its operations are reported.
+    pub(crate) observing: super::Observing<'a>,
 }
 
 /// Adds `wasi:keyvalue/{store,atomics,batch}` to `linker`; `view` picks out what these
@@ -173,7 +173,7 @@ impl KeyValueView<'_> {
 
     /// A span for one `operation` (a span of the request's trace when traces are exported).
     fn span(&self, operation: &'static str) -> tracing::Span {
-        super::span(self.linked, "keyvalue", operation)
+        self.observing.span(self.linked, "keyvalue", operation)
     }
 
     /// Tells the observer how `operation` went, through the link chosen now.
@@ -182,7 +182,8 @@ impl KeyValueView<'_> {
         operation: &'static str,
         result: Result<T, store::Error>,
     ) -> Result<T, store::Error> {
-        super::observe(self.observer, self.linked, "keyvalue", operation, &result);
+        self.observing
+            .observe(self.linked, "keyvalue", operation, &result);
         result
     }
 }

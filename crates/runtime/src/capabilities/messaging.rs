@@ -6,7 +6,6 @@ use super::bindings::wasmcloud::messaging::{consumer, types};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument as _;
 use trellis_messaging::{Limits, Message, Messaging, subject};
 use wasmtime::component::{HasData, Linker};
 
@@ -18,8 +17,8 @@ pub(crate) struct MessagingView<'a> {
     pub(crate) link_name: &'a str,
     /// The host's messaging bounds.
     pub(crate) limits: &'a Limits,
-    /// Told of every operation (the host's metrics).
-    pub(crate) observer: Option<&'a Arc<dyn crate::Observer>>,
+    /// Where its operations are reported.
+    pub(crate) observing: super::Observing<'a>,
 }
 
 /// Adds `wasmcloud:messaging/{types,consumer}` to `linker`; `view` picks out what these
@@ -80,9 +79,10 @@ impl consumer::Host for MessagingView<'_> {
         };
         let max = self.limits.max_request_timeout;
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(max);
-        let result = backend
-            .request(&subject, Bytes::from(body), timeout)
-            .instrument(super::span(self.linked, "messaging", "request"))
+        let request = backend.request(&subject, Bytes::from(body), timeout);
+        let result = self
+            .observing
+            .traced(self.linked, "messaging", "request", request)
             .await
             .map(|reply| types::BrokerMessage {
                 subject: reply.subject,
@@ -90,7 +90,6 @@ impl consumer::Host for MessagingView<'_> {
                 reply_to: reply.reply_to,
             })
             .map_err(|e| e.to_string());
-        super::observe(self.observer, self.linked, "messaging", "request", &result);
         Ok(result)
     }
 
@@ -106,15 +105,15 @@ impl consumer::Host for MessagingView<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        let result = backend
-            .publish(Message {
-                reply_to: msg.reply_to,
-                ..Message::new(msg.subject, msg.body)
-            })
-            .instrument(super::span(self.linked, "messaging", "publish"))
+        let publish = backend.publish(Message {
+            reply_to: msg.reply_to,
+            ..Message::new(msg.subject, msg.body)
+        });
+        let result = self
+            .observing
+            .traced(self.linked, "messaging", "publish", publish)
             .await
             .map_err(|e| e.to_string());
-        super::observe(self.observer, self.linked, "messaging", "publish", &result);
         Ok(result)
     }
 }

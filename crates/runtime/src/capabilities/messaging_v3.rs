@@ -140,6 +140,9 @@ pub struct RequestOptions {
     expected_replies: Option<u32>,
 }
 
+/// A messaging link and its running backend.
+type Ready<'a> = (&'a Linked<dyn Messaging>, Arc<dyn Messaging>);
+
 /// A component's messaging links by name ([`crate::links::Links`] is one).
 pub(crate) trait MessagingLinks: Sync {
     /// The messaging link called `link_name`, if the component has one.
@@ -158,6 +161,8 @@ pub(crate) struct MessagingV3View<'a> {
     pub(crate) limits: &'a Limits,
     /// The instance's resource table.
     pub(crate) table: &'a mut ResourceTable,
+    /// Where its operations are reported.
+    pub(crate) observing: super::Observing<'a>,
 }
 
 /// Tells the generated `add_to_linker` functions that the host traits are implemented by a
@@ -293,12 +298,12 @@ fn to_wit(e: trellis_messaging::Error) -> types::Error {
 
 type Outcome<T> = wasmtime::Result<Result<T, types::Error>>;
 
-impl MessagingV3View<'_> {
-    /// The backend behind `client`, or why there is none.
+impl<'a> MessagingV3View<'a> {
+    /// The link behind `client` and its backend, or why there is none.
     fn backend(
         &self,
         client: &Resource<Client>,
-    ) -> wasmtime::Result<Result<Arc<dyn Messaging>, types::Error>> {
+    ) -> wasmtime::Result<Result<Ready<'a>, types::Error>> {
         let client = self.table.get(client)?;
         if client.disconnected {
             return Ok(Err(types::Error::Connection(format!(
@@ -306,15 +311,37 @@ impl MessagingV3View<'_> {
                 client.link_name
             ))));
         }
-        Ok(self
-            .linked(&client.link_name)
-            .and_then(|linked| linked.ready().cloned().map_err(types::Error::Connection)))
+        Ok(self.ready(&client.link_name))
     }
 
-    fn linked(&self, link_name: &str) -> Result<&Linked<dyn Messaging>, types::Error> {
+    fn linked(&self, link_name: &str) -> Result<&'a Linked<dyn Messaging>, types::Error> {
         self.links
             .messaging(link_name)
             .ok_or_else(|| types::Error::Connection(super::no_link("messaging", link_name)))
+    }
+
+    /// The link called `link_name` and its backend, or why there is none.
+    fn ready(&self, link_name: &str) -> Result<Ready<'a>, types::Error> {
+        let linked = self.linked(link_name)?;
+        let backend = linked.ready().map_err(types::Error::Connection)?;
+        Ok((linked, backend.clone()))
+    }
+
+    /// Publishes `outgoing` through `linked` as `operation`, traced and counted.
+    fn publish(
+        &self,
+        (linked, backend): Ready<'a>,
+        operation: &'static str,
+        outgoing: Message,
+    ) -> impl Future<Output = Result<(), types::Error>> + use<'a> {
+        let observing = self.observing;
+        async move {
+            let publish = backend.publish(outgoing);
+            observing
+                .traced(Some(linked), "messaging", operation, publish)
+                .await
+                .map_err(to_wit)
+        }
     }
 
     /// Refuses a message over the size bound or breaking NATS's rules.
@@ -377,11 +404,16 @@ impl MessagingV3View<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        let backend = match self.backend(&client)? {
+        let (linked, backend) = match self.backend(&client)? {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        match backend.request_many(outgoing, timeout, replies).await {
+        let request = backend.request_many(outgoing, timeout, replies);
+        match self
+            .observing
+            .traced(Some(linked), "messaging", "request", request)
+            .await
+        {
             Ok(replies) => Ok(Ok(replies
                 .into_iter()
                 .map(|r| self.table.push(GuestMessage::received(r)))
@@ -523,11 +555,11 @@ impl producer::Host for MessagingV3View<'_> {
         if let Err(e) = self.check(&outgoing) {
             return Ok(Err(e));
         }
-        let backend = match self.backend(&client)? {
+        let ready = match self.backend(&client)? {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend.publish(outgoing).await.map_err(to_wit))
+        Ok(self.publish(ready, "send", outgoing).await)
     }
 }
 
@@ -562,14 +594,11 @@ impl request_reply::Host for MessagingV3View<'_> {
             return Ok(Err(e));
         }
         // A reply goes through the link the instance uses for messaging, like wasmCloud's.
-        let backend = match self
-            .linked(self.link_name)
-            .and_then(|l| l.ready().cloned().map_err(types::Error::Connection))
-        {
+        let ready = match self.ready(self.link_name) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(backend.publish(outgoing).await.map_err(to_wit))
+        Ok(self.publish(ready, "reply", outgoing).await)
     }
 }
 
@@ -636,11 +665,17 @@ mod tests {
         });
         let limits = Limits::default();
         let mut table = ResourceTable::new();
+        let recorder = Arc::new(crate::observe::Recorder::default());
+        let observer: Arc<dyn crate::Observer> = recorder.clone();
         let mut view = MessagingV3View {
             links: &links,
             link_name: "default",
             limits: &limits,
             table: &mut table,
+            observing: crate::capabilities::Observing {
+                observer: Some(&observer),
+                request_span: None,
+            },
         };
 
         // "" is the link in use, a name is that link, a missing one a connection error.
@@ -676,6 +711,7 @@ mod tests {
             (&got.body[..], got.headers),
             (&b"hi"[..], vec![("k".into(), "v".into())])
         );
+        assert_eq!(recorder.take(), ["broker messaging send ok"]);
 
         // A message the guest made cannot be replied to, nor sent as a request.
         let mine = HostMessage::new(&mut view, Vec::new())
@@ -714,6 +750,8 @@ mod tests {
             .await
             .expect("no trap");
         assert!(matches!(refused, Err(types::Error::Connection(_))));
+        // Refused before the backend saw them: nothing was counted.
+        assert_eq!(recorder.take(), Vec::<String>::new());
     }
 
     #[test]

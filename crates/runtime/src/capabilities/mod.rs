@@ -26,6 +26,7 @@ pub(crate) mod postgres;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::Instrument as _;
 use trellis_blobstore::Blobstore;
 use trellis_keyvalue::KeyValue;
 use trellis_messaging::Messaging;
@@ -68,35 +69,75 @@ pub(crate) mod bindings {
     });
 }
 
-/// Tells `observer` (the host's metrics) how `operation` of `capability` went through
-/// `linked`, the link chosen when it was made.
-pub(crate) fn observe<T, E, B: ?Sized>(
-    observer: Option<&Arc<dyn crate::Observer>>,
-    linked: Option<&Linked<B>>,
-    capability: &'static str,
-    operation: &'static str,
-    result: &Result<T, E>,
-) {
-    if let (Some(observer), Some(linked)) = (observer, linked) {
-        observer.capability_call(&linked.provider_id, capability, operation, result.is_ok());
-    }
+/// Where an instance's capability operations are reported: the host's observer (its
+/// metrics), and the span of the request a reused instance is serving, which their spans
+/// nest under (a fresh instance's run inside the request's span already).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Observing<'a> {
+    /// Told of every operation, when anyone listens.
+    pub(crate) observer: Option<&'a Arc<dyn crate::Observer>>,
+    /// The request being served, when the instance is reused ([`crate::reuse`]).
+    pub(crate) request_span: Option<&'a tracing::Span>,
 }
 
-/// A span for one `operation` of `capability` through `linked` (a span of the request's
-/// trace when traces are exported).
-pub(crate) fn span<B: ?Sized>(
-    linked: Option<&Linked<B>>,
-    capability: &'static str,
-    operation: &'static str,
-) -> tracing::Span {
-    let provider = linked.map_or("", |l| l.provider_id.as_str());
-    tracing::info_span!(
-        "capability",
-        otel.name = %format!("{capability} {operation}"),
-        otel.kind = "client",
-        provider_id = %provider,
-        operation,
-    )
+impl Observing<'_> {
+    /// Tells the observer how `operation` of `capability` went through `linked`, the link
+    /// chosen when it was made.
+    pub(crate) fn observe<T, E, B: ?Sized>(
+        &self,
+        linked: Option<&Linked<B>>,
+        capability: &'static str,
+        operation: &'static str,
+        result: &Result<T, E>,
+    ) {
+        if let (Some(observer), Some(linked)) = (self.observer, linked) {
+            observer.capability_call(&linked.provider_id, capability, operation, result.is_ok());
+        }
+    }
+
+    /// Makes a span with `make`, as a child of the request being served.
+    pub(crate) fn child(&self, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+        match self.request_span {
+            Some(request) => request.in_scope(make),
+            None => make(),
+        }
+    }
+
+    /// A span for one `operation` of `capability` through `linked` (a span of the request's
+    /// trace when traces are exported).
+    pub(crate) fn span<B: ?Sized>(
+        &self,
+        linked: Option<&Linked<B>>,
+        capability: &'static str,
+        operation: &'static str,
+    ) -> tracing::Span {
+        let provider = linked.map_or("", |l| l.provider_id.as_str());
+        self.child(|| {
+            tracing::info_span!(
+                "capability",
+                otel.name = %format!("{capability} {operation}"),
+                otel.kind = "client",
+                provider_id = %provider,
+                operation,
+            )
+        })
+    }
+
+    /// Runs `operation` of `capability` through `linked`: inside its [`Self::span`], and
+    /// told to the observer when it finishes.
+    pub(crate) async fn traced<T, E, B: ?Sized>(
+        self,
+        linked: Option<&Linked<B>>,
+        capability: &'static str,
+        operation: &'static str,
+        operation_future: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let result = operation_future
+            .instrument(self.span(linked, capability, operation))
+            .await;
+        self.observe(linked, capability, operation, &result);
+        result
+    }
 }
 
 /// What a guest hears when it uses a capability it has no link to under the chosen name.

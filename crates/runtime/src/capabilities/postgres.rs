@@ -29,6 +29,8 @@ pub(crate) struct PostgresView<'a> {
     pub(crate) component_id: &'a ComponentId,
     /// The host's Postgres bounds.
     pub(crate) limits: &'a Limits,
+    /// Where its operations are reported.
+    pub(crate) observing: super::Observing<'a>,
 }
 
 /// Adds `wasmcloud:postgres/{types,query,prepared}` to `linker`; `view` picks out what these
@@ -61,6 +63,20 @@ fn backend(
     }
 }
 
+impl PostgresView<'_> {
+    /// Runs `operation` through `linked`, traced and counted.
+    async fn traced<T, E>(
+        &self,
+        linked: Option<&Linked<Postgres>>,
+        operation: &'static str,
+        operation_future: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        self.observing
+            .traced(linked, "postgres", operation, operation_future)
+            .await
+    }
+}
+
 fn owner(component_id: &ComponentId, link_name: &str) -> String {
     format!("{component_id}/{link_name}")
 }
@@ -78,8 +94,9 @@ impl query::Host for PostgresView<'_> {
             Err(e) => return Ok(Err(wit::QueryError::Unexpected(e))),
         };
         let params: Vec<pg::PgValue> = params.conv();
-        Ok(db
-            .query(&sql, &params, self.limits)
+        let query = db.query(&sql, &params, self.limits);
+        Ok(self
+            .traced(self.query, "query", query)
             .await
             .map(Conv::conv)
             .map_err(Conv::conv))
@@ -90,7 +107,11 @@ impl query::Host for PostgresView<'_> {
             Ok(db) => db,
             Err(e) => return Ok(Err(wit::QueryError::Unexpected(e))),
         };
-        Ok(db.query_batch(&sql, self.limits).await.map_err(Conv::conv))
+        let batch = db.query_batch(&sql, self.limits);
+        Ok(self
+            .traced(self.query, "query-batch", batch)
+            .await
+            .map_err(Conv::conv))
     }
 }
 
@@ -104,8 +125,9 @@ impl prepared::Host for PostgresView<'_> {
             Err(e) => return Ok(Err(wit::StatementPrepareError::Unexpected(e))),
         };
         let owner = owner(self.component_id, self.prepared_link_name);
-        Ok(db
-            .prepare(&owner, &statement, self.limits)
+        let prepare = db.prepare(&owner, &statement, self.limits);
+        Ok(self
+            .traced(self.prepared, "prepare", prepare)
             .await
             .map_err(|PrepareError::Unexpected(e)| wit::StatementPrepareError::Unexpected(e)))
     }
@@ -121,8 +143,9 @@ impl prepared::Host for PostgresView<'_> {
         };
         let owner = owner(self.component_id, self.prepared_link_name);
         let params: Vec<pg::PgValue> = params.conv();
-        Ok(db
-            .exec(&owner, &token, &params, self.limits)
+        let exec = db.exec(&owner, &token, &params, self.limits);
+        Ok(self
+            .traced(self.prepared, "exec", exec)
             .await
             .map_err(|e| match e {
                 ExecError::UnknownPreparedQuery => {
