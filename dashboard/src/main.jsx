@@ -174,8 +174,8 @@ function Snapshot({ snap, rates }) {
                   <td data-testid="instances">
                     {r ? r.inUse : '–'} / <span data-testid="max-instances">{c.max_instances}</span>
                   </td>
-                  <td>{r?.rate == null ? '–' : r.rate.toFixed(1)}</td>
-                  <td class={r?.errors ? 'bad' : ''}>
+                  <td data-testid="rate">{r?.rate == null ? '–' : r.rate.toFixed(1)}</td>
+                  <td data-testid="errors" class={r?.errors ? 'bad' : ''}>
                     {r ? `${r.errors}${r.errorRate ? ` (${r.errorRate.toFixed(1)}/s)` : ''}` : '–'}
                   </td>
                 </tr>

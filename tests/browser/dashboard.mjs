@@ -3,9 +3,10 @@
 //
 //   DASHBOARD_URL   the address `trellis up` or `trellis dashboard` printed (…/#token=…)
 //   MODE            `embedded` or `lattice`
-//   embedded:  COMPONENT_ID, MAX_INSTANCES (its limit now), PROVIDER_ID, PROVIDER_REASON
-//              (what `trellis up` printed), SCALE_COMMAND (a JSON argv that scales the
-//              component) and SCALED_TO (the limit after it)
+//   embedded:  COMPONENT_ID, COMPONENT_URL (where it serves; its requests fail, since its
+//              provider failed), MAX_INSTANCES (its limit now), PROVIDER_ID,
+//              PROVIDER_REASON (what `trellis up` printed), SCALE_COMMAND (a JSON argv that
+//              scales the component) and SCALED_TO (the limit after it)
 //   lattice:   HOST_ID, LABEL (`key=value`, one of the host's labels)
 import { launch, screenshot, required, check } from './lib.mjs';
 import { execFileSync } from 'node:child_process';
@@ -67,6 +68,23 @@ async function embedded(page) {
   const shown = await provider.locator('[data-testid=provider-reason]').innerText();
   check(shown.trim() === reason.trim(), `the page gives the reason as ${JSON.stringify(shown)}, trellis up printed ${JSON.stringify(reason)}`);
   await page.locator('[data-testid=live]', { hasText: 'live' }).waitFor({ timeout: TIMEOUT });
+
+  // Requests to the component (from outside the page) show as a rate and as errors.
+  const componentUrl = required('COMPONENT_URL');
+  let sending = true;
+  const load = (async () => {
+    while (sending) {
+      await fetch(componentUrl).then((r) => r.arrayBuffer()).catch(() => {});
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    await expectMatch(component.locator('[data-testid=rate]'), (t) => Number(t) > 0, 'the request rate');
+    await expectMatch(component.locator('[data-testid=errors]'), (t) => parseInt(t, 10) > 0, 'the error count');
+  } finally {
+    sending = false;
+    await load;
+  }
   await screenshot(page, 'dashboard-embedded');
 
   // Scaled from outside the page: the page follows without a reload.
@@ -88,6 +106,18 @@ async function lattice(page) {
   await host.locator('.label', { hasText: label }).waitFor({ timeout: TIMEOUT });
   await page.locator('[data-testid=live]', { hasText: 'live' }).waitFor({ timeout: TIMEOUT });
   await screenshot(page, 'dashboard-lattice');
+}
+
+/** Waits until `locator`'s text passes `test`; fails naming `what` and what it showed. */
+async function expectMatch(locator, test, what) {
+  const deadline = Date.now() + TIMEOUT;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = (await locator.innerText().catch(() => '')).trim();
+    if (test(text)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: the page shows ${JSON.stringify(text)}`);
 }
 
 /** Waits until `locator`'s text is `want`; fails naming `what` and what it showed. */

@@ -27,7 +27,7 @@ fn blob_app(dir: &std::path::Path) -> std::path::PathBuf {
 fn containers_and_objects_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = blob_app(dir.path());
-    let trellis = Trellis::up(&manifest, &[]);
+    let trellis = Trellis::up(&manifest, &["--metrics", "127.0.0.1:0"]);
     let addr = trellis.addr();
 
     assert_eq!(get(addr, "/container-exists?c=photos").body, "false");
@@ -106,6 +106,28 @@ fn containers_and_objects_round_trip() {
     let r = get(addr, "/object?c=photos&o=missing");
     assert_eq!(r.status, 500);
     assert!(r.body.starts_with("blob error:"), "{}", r.body);
+
+    // Every operation was counted against the provider, by its WIT name.
+    let scrape = metrics::scrape_metrics(metrics::metrics_addr(&trellis));
+    for (operation, outcome, count) in [
+        ("container-exists", "ok", 3.0),
+        ("create-container", "ok", 2.0),
+        ("copy-object", "ok", 1.0),
+        ("move-object", "ok", 1.0),
+        ("clear", "ok", 1.0),
+        ("delete-container", "ok", 1.0),
+        ("delete-object", "ok", 1.0),
+        // A missing object: the component asks for its size first.
+        ("object-info", "error", 1.0),
+    ] {
+        assert_eq!(
+            scrape.operations("blobstore", operation, outcome),
+            count,
+            "{operation} {outcome}:\n{}",
+            scrape.text
+        );
+    }
+    assert!(scrape.operations("blobstore", "write-data", "ok") >= 2.0);
 }
 
 #[test]

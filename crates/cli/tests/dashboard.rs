@@ -116,6 +116,7 @@ fn the_embedded_hosts_dashboard_shows_its_app_and_follows_a_scale() {
             ("DASHBOARD_URL", &url),
             ("MODE", "embedded"),
             ("COMPONENT_ID", "capabilities-web"),
+            ("COMPONENT_URL", &format!("http://{}/", trellis.addr())),
             ("MAX_INSTANCES", "4"),
             ("PROVIDER_ID", "capabilities-cap"),
             ("PROVIDER_REASON", &reason),

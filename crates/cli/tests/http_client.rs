@@ -4,64 +4,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// A keep-alive HTTP/1.1 upstream that counts the connections it accepts.
-fn upstream() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counter = connections.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { break };
-            counter.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut writer = stream;
-                loop {
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let path = request_line
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or("")
-                        .to_owned();
-                    let reply = format!("upstream saw {path}");
-                    let _ = write!(
-                        writer,
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{reply}",
-                        reply.len()
-                    );
-                }
-            });
-        }
-    });
-    (port, connections)
-}
 
 fn fetch_app(dir: &std::path::Path, provider_config: &str) -> std::path::PathBuf {
     install_guest(dir, "http_fetch");
@@ -79,13 +23,14 @@ fn fetch_app(dir: &std::path::Path, provider_config: &str) -> std::path::PathBuf
 
 #[test]
 fn allowed_requests_go_through_on_a_reused_connection() {
-    let (port, connections) = upstream();
+    let upstream = Upstream::start();
+    let port = upstream.port;
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = fetch_app(
         dir.path(),
         &format!("              allowed_hosts: 127.0.0.1:{port}\n"),
     );
-    let trellis = Trellis::up(&manifest, &[]);
+    let trellis = Trellis::up(&manifest, &["--metrics", "127.0.0.1:0"]);
     let addr = trellis.addr();
     for i in 0..3 {
         let url = format!("http%3A%2F%2F127.0.0.1%3A{port}%2Fitem%2F{i}");
@@ -94,16 +39,57 @@ fn allowed_requests_go_through_on_a_reused_connection() {
         assert_eq!(r.body, format!("status=200\nupstream saw /item/{i}"));
     }
     assert_eq!(
-        connections.load(Ordering::SeqCst),
+        upstream.connections(),
         1,
         "three sequential requests should share one pooled connection"
     );
+
+    // Each request is an operation of the provider; one refused by the allow-list an error.
+    let r = get(addr, "/fetch?url=http%3A%2F%2F127.0.0.2%3A1%2F");
+    assert_eq!(r.status, 502, "{}", r.body);
+    let scrape = metrics::scrape_metrics(metrics::metrics_addr(&trellis));
+    assert_eq!(
+        scrape.operations("http-client", "send", "ok"),
+        3.0,
+        "{}",
+        scrape.text
+    );
+    assert_eq!(
+        scrape.operations("http-client", "send", "error"),
+        1.0,
+        "{}",
+        scrape.text
+    );
+    // Scaled from the command line, it keeps its link to the manifest's provider.
+    let admin = trellis.admin_address();
+    let scaled = run(&[
+        "scale",
+        "component",
+        "capabilities-web",
+        "--count",
+        "7",
+        "--embedded",
+        &admin,
+    ]);
+    assert_eq!(scaled.code, Some(0), "{}", scaled.stderr);
+    eventually(
+        "the component runs 7 instances",
+        Duration::from_secs(10),
+        || {
+            let out = run(&["get", "inventory", "--embedded", &admin, "-o", "json"]);
+            out.stdout.contains("\"max_instances\": 7").then_some(())
+        },
+    );
+    let url = format!("http%3A%2F%2F127.0.0.1%3A{port}%2Fafter-scale");
+    let r = get(addr, &format!("/fetch?url={url}"));
+    assert_eq!(r.body, "status=200\nupstream saw /after-scale");
 }
 
 #[test]
 fn hosts_off_the_allow_list_are_refused_before_connecting() {
-    let (port, connections) = upstream();
-    let (other_port, other_connections) = upstream();
+    let upstream = Upstream::start();
+    let other = Upstream::start();
+    let (port, other_port) = (upstream.port, other.port);
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = fetch_app(
         dir.path(),
@@ -114,8 +100,8 @@ fn hosts_off_the_allow_list_are_refused_before_connecting() {
     let r = get(trellis.addr(), &format!("/fetch?url={url}"));
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
-    assert_eq!(other_connections.load(Ordering::SeqCst), 0);
-    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    assert_eq!(other.connections(), 0);
+    assert_eq!(upstream.connections(), 0);
 
     // A refused connection is an error value too, not a trap.
     let closed = free_port();

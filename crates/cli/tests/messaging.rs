@@ -562,7 +562,7 @@ spec:
         h_gatherer = handler("gatherer", "handler", format!("{subject}.gather")),
     );
     let manifest = write_manifest(dir.path(), &manifest);
-    let trellis = Trellis::up(&manifest, &[]);
+    let trellis = Trellis::up(&manifest, &["--metrics", "127.0.0.1:0"]);
     trellis.wait_for_stderr("subscribed", Duration::from_secs(20));
     let addr = trellis.addr();
     let ask = |to: String, body: &str| {
@@ -594,6 +594,21 @@ spec:
     );
     let nobody = ask(gather, &format!("1 - {subject}.nobody"));
     assert!(nobody.contains("no responders"), "{nobody}");
+
+    // 0.3.0's operations are counted: the replies (HI, and four to the fan-out), and the
+    // request nobody answered as an error.
+    let scrape = metrics::scrape_metrics(metrics::metrics_addr(&trellis));
+    assert!(
+        scrape.operations("messaging", "reply", "ok") >= 5.0,
+        "{}",
+        scrape.text
+    );
+    assert_eq!(
+        scrape.operations("messaging", "request", "error"),
+        1.0,
+        "{}",
+        scrape.text
+    );
 }
 
 /// The 0.3.0 guests on a lattice: two `trellis host`s on a NATS server of the test's own,

@@ -3,96 +3,10 @@
 
 mod common;
 
+use common::metrics::*;
 use common::*;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// The address in the `metrics on http://ADDR/metrics` line of `trellis up`.
-fn metrics_addr(trellis: &Trellis) -> SocketAddr {
-    trellis
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("metrics on http://"))
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no metrics line in {:?}", trellis.stdout))
-        .parse()
-        .expect("metrics address")
-}
-
-/// Every sample of the exposition, `name{labels}` → value, and the names of the metric
-/// families (`# TYPE` lines).
-struct Scrape {
-    samples: BTreeMap<String, f64>,
-    families: Vec<String>,
-    text: String,
-}
-
-fn scrape_metrics(addr: SocketAddr) -> Scrape {
-    let response = get(addr, "/metrics");
-    assert_eq!(response.status, 200, "{}", response.body);
-    let content_type = response
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    assert!(
-        response.body.trim_end().ends_with("# EOF"),
-        "{}",
-        response.body
-    );
-    let mut samples = BTreeMap::new();
-    let mut families = Vec::new();
-    for line in response.body.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            families.push(rest.split(' ').next().unwrap_or_default().to_owned());
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').expect("sample line");
-        samples.insert(series.to_owned(), value.parse().expect("sample value"));
-    }
-    Scrape {
-        samples,
-        families,
-        text: response.body,
-    }
-}
-
-impl Scrape {
-    /// The value of the one sample of `name` whose labels include every `labels` pair.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let matching: Vec<f64> = self
-            .samples
-            .iter()
-            .filter(|(series, _)| {
-                series.starts_with(&format!("{name}{{"))
-                    && labels
-                        .iter()
-                        .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-            })
-            .map(|(_, v)| *v)
-            .collect();
-        assert!(
-            matching.len() <= 1,
-            "{name} {labels:?} matches several series:\n{}",
-            self.text
-        );
-        matching.first().copied()
-    }
-
-    fn expect(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.value(name, labels)
-            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{}", self.text))
-    }
-}
 
 #[test]
 fn requests_traps_deadlines_and_memory_are_counted_per_component() {
@@ -356,26 +270,7 @@ fn a_lattice_host_counts_control_requests_reconciler_actions_calls_and_reconnect
 
     // The greeter example, both components on this host: the reconciler starts them, and
     // a request makes a local call from front to back.
-    install_guest(dir.path(), "greeter_front");
-    install_guest(dir.path(), "greeter_back");
-    let http = free_port();
-    let manifest = std::fs::read_to_string(
-        trellis_test_support::repo_root().join("examples/greeter/app.yaml"),
-    )
-    .expect("manifest")
-    .replace("127.0.0.1:8000", &format!("127.0.0.1:{http}"));
-    let manifest = write_manifest(dir.path(), &manifest);
-    let deployed = run(&[
-        "app",
-        "deploy",
-        manifest.to_str().expect("path"),
-        "--nats",
-        &url,
-        "--lattice",
-        lattice,
-    ]);
-    assert_eq!(deployed.code, Some(0), "{}", deployed.stderr);
-    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
+    let addr = deploy_greeter(dir.path(), "app.yaml", &url, lattice);
     eventually("the greeter answers", Duration::from_secs(60), || {
         try_request(addr, "GET", "/?name=Ada", b"")
             .ok()

@@ -146,7 +146,12 @@ fn queries_take_parameters_and_return_rows_and_the_link_config_wins() {
 #[test]
 fn prepared_statements_outlive_the_instance_that_prepared_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let trellis = deploy(dir.path(), &shared_server(""), "", &[]);
+    let trellis = deploy(
+        dir.path(),
+        &shared_server(""),
+        "",
+        &["--metrics", "127.0.0.1:0"],
+    );
     let t = table("prepared");
     assert_eq!(
         post(
@@ -188,6 +193,23 @@ fn prepared_statements_outlive_the_instance_that_prepared_them() {
     assert!(r.body.contains("syntax error at or near"), "{}", r.body);
     assert_eq!(psql(&format!("SELECT count(*), sum(n) FROM {t}")), "5|9");
     psql(&format!("DROP TABLE {t}"));
+
+    // Every operation was counted, with the error values as errors.
+    let scrape = metrics::scrape_metrics(metrics::metrics_addr(&trellis));
+    for (operation, outcome, count) in [
+        ("query-batch", "ok", 1.0),
+        ("prepare", "ok", 2.0),
+        ("prepare", "error", 1.0),
+        ("exec", "ok", 2.0),
+        ("exec", "error", 2.0),
+    ] {
+        assert_eq!(
+            scrape.operations("postgres", operation, outcome),
+            count,
+            "{operation} {outcome}:\n{}",
+            scrape.text
+        );
+    }
 }
 
 #[test]

@@ -183,30 +183,11 @@ fn one_request_through_two_components_on_two_hosts_is_one_trace() {
     let _back = traced_host(&url, lattice, "back-host", "b", &receiver);
 
     // The greeter example as shipped, on a free port: front on zone a, back on zone b.
-    install_guest(dir.path(), "greeter_front");
-    install_guest(dir.path(), "greeter_back");
-    let port = free_port();
-    let manifest = std::fs::read_to_string(
-        trellis_test_support::repo_root().join("examples/greeter/lattice.yaml"),
-    )
-    .expect("manifest")
-    .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"));
-    let manifest = write_manifest(dir.path(), &manifest);
-    let deployed = run(&[
-        "app",
-        "deploy",
-        manifest.to_str().expect("path"),
-        "--nats",
-        &url,
-        "--lattice",
-        lattice,
-    ]);
-    assert_eq!(deployed.code, Some(0), "{}", deployed.stderr);
+    let addr = deploy_greeter(dir.path(), "lattice.yaml", &url, lattice);
 
     // The caller's own trace: the request carries its traceparent.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let body = eventually("the greeter answers", Duration::from_secs(60), || {
         let mut stream = std::net::TcpStream::connect(addr).ok()?;
         write!(
@@ -274,4 +255,98 @@ fn one_request_through_two_components_on_two_hosts_is_one_trace() {
             .contains(&("component_id".into(), "greeter-back".into())),
         "{served:?}"
     );
+}
+
+#[test]
+fn a_request_a_component_sends_out_is_a_span_of_the_trace_and_carries_it() {
+    outgoing_requests_are_traced(false);
+}
+
+/// Warm instances serve one request after another from one instance: each request's spans
+/// still nest under that request.
+#[test]
+fn a_warm_instance_nests_each_requests_spans_under_that_request() {
+    outgoing_requests_are_traced(true);
+}
+
+/// Three requests to a component that fetches from an upstream, each in a trace of its own:
+/// the component's request out is a client span under the request it served, and the
+/// upstream is told the trace with that client span as its parent.
+fn outgoing_requests_are_traced(warm: bool) {
+    let receiver = Receiver::start();
+    let upstream = Upstream::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_guest(dir.path(), "http_fetch");
+    let mut manifest = capability_app(
+        "http_fetch",
+        "ghcr.io/wasmcloud/http-client:0.13.1",
+        ("wasi", "http", "outgoing-handler"),
+        "",
+        &format!("              allowed_hosts: 127.0.0.1:{}\n", upstream.port),
+    );
+    if warm {
+        manifest = manifest.replace(
+            "  name: capabilities\n",
+            "  name: capabilities\n  annotations:\n    trellis.dev/warm: \"true\"\n",
+        );
+    }
+    let manifest = write_manifest(dir.path(), &manifest);
+    let mut cmd = Command::new(trellis_bin());
+    cmd.arg("up")
+        .arg(&manifest)
+        .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--otlp-endpoint", &receiver.endpoint()])
+        .env("OTEL_RESOURCE_ATTRIBUTES", "host.name=embedded")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let trellis = Trellis::start(cmd);
+
+    let caller_span = "b7ad6b7169203331";
+    let trace_ids: Vec<String> = (0..3)
+        .map(|i| format!("0af7651916cd43dd8448eb211c80319{i}"))
+        .collect();
+    for trace_id in &trace_ids {
+        let mut stream = std::net::TcpStream::connect(trellis.addr()).expect("connect");
+        write!(
+            stream,
+            "GET /fetch?url=http%3A%2F%2F127.0.0.1%3A{}%2Fitem HTTP/1.1\r\nHost: x\r\ntraceparent: 00-{trace_id}-{caller_span}-01\r\nConnection: close\r\n\r\n",
+            upstream.port
+        )
+        .expect("write");
+        let response = read_response(&mut stream).expect("response");
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert_eq!(response.body, "status=200\nupstream saw /item");
+    }
+
+    let mut told = Vec::new();
+    for trace_id in &trace_ids {
+        let spans = eventually(
+            "the request's spans are exported",
+            Duration::from_secs(20),
+            || {
+                let spans: Vec<Received> = receiver
+                    .spans()
+                    .into_iter()
+                    .filter(|s| &s.trace_id == trace_id)
+                    .collect();
+                let sent = spans.iter().any(|s| s.name == "GET");
+                let served = spans.iter().any(|s| s.name.starts_with("GET "));
+                (sent && served).then_some(spans)
+            },
+        );
+        let served = spans
+            .iter()
+            .find(|s| s.name.starts_with("GET "))
+            .expect("server span");
+        assert_eq!(served.parent_span_id, caller_span, "{served:?}");
+        let sent = spans.iter().find(|s| s.name == "GET").expect("client span");
+        assert_eq!(sent.parent_span_id, served.span_id, "{spans:#?}");
+        assert!(
+            sent.attributes
+                .contains(&("server.address".into(), "127.0.0.1".into())),
+            "{sent:?}"
+        );
+        told.push(Some(format!("00-{trace_id}-{}-01", sent.span_id)));
+    }
+    // The upstream was told each trace, with the client span as its parent.
+    assert_eq!(upstream.header("traceparent"), told);
 }

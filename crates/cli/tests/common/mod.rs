@@ -2,10 +2,13 @@
 
 #![allow(dead_code)]
 
+pub mod metrics;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -733,7 +736,7 @@ impl Load {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let (mut ok, mut failed) = (0u32, Vec::new());
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            while !flag.load(Ordering::Relaxed) {
                 match try_request(addr, "GET", "/", b"") {
                     Ok(r) if r.status == 200 => ok += 1,
                     Ok(r) => failed.push(format!("{} {}", r.status, r.body)),
@@ -747,7 +750,7 @@ impl Load {
 
     /// Stops, asserts that no request failed and enough went through; the count of them.
     pub fn finish_without_failures(self) -> u32 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         let (ok, failed) = self.thread.join().expect("load thread");
         assert!(
             failed.is_empty(),
@@ -812,4 +815,128 @@ pub fn wasi_http_version(wit: &Path) -> String {
         .find_map(|l| l.trim().strip_prefix("package wasi:http@"))
         .map(|v| v.trim_end_matches(';').to_owned())
         .expect("package line in http.wit")
+}
+
+/// The headers of one request, names in lower case.
+pub type Headers = Vec<(String, String)>;
+
+/// A keep-alive HTTP/1.1 upstream on a free port that answers `upstream saw PATH`, counting
+/// the connections it accepts and keeping the headers of every request (names in lower
+/// case), for components that call out through the HTTP client.
+pub struct Upstream {
+    pub port: u16,
+    pub connections: Arc<AtomicUsize>,
+    pub requests: Arc<Mutex<Vec<Headers>>>,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (counter, kept) = (connections.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let kept = kept.clone();
+                std::thread::spawn(move || answer_upstream(stream, &kept));
+            }
+        });
+        Upstream {
+            port,
+            connections,
+            requests,
+        }
+    }
+
+    /// The connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The value of header `name` in every request received so far.
+    pub fn header(&self, name: &str) -> Vec<Option<String>> {
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+}
+
+fn answer_upstream(stream: TcpStream, kept: &Mutex<Vec<Headers>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0;
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                if name == "content-length" {
+                    length = value.parse().unwrap_or(0);
+                }
+                headers.push((name, value));
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        kept.lock().expect("lock").push(headers);
+        let path = request_line.split_whitespace().nth(1).unwrap_or("");
+        let reply = format!("upstream saw {path}");
+        let _ = write!(
+            writer,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{reply}",
+            reply.len()
+        );
+    }
+}
+
+/// Deploys the greeter example's `manifest` (`app.yaml` or `lattice.yaml` in
+/// examples/greeter) with its HTTP port moved to a free one, to `lattice` on the NATS server
+/// at `nats`, and returns the address it will serve on.
+pub fn deploy_greeter(dir: &Path, manifest: &str, nats: &str, lattice: &str) -> SocketAddr {
+    install_guest(dir, "greeter_front");
+    install_guest(dir, "greeter_back");
+    let port = free_port();
+    let text = std::fs::read_to_string(
+        trellis_test_support::repo_root()
+            .join("examples/greeter")
+            .join(manifest),
+    )
+    .expect("manifest")
+    .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"));
+    let path = write_manifest(dir, &text);
+    let deployed = run(&[
+        "app",
+        "deploy",
+        path.to_str().expect("path"),
+        "--nats",
+        nats,
+        "--lattice",
+        lattice,
+    ]);
+    assert_eq!(deployed.code, Some(0), "{}", deployed.stderr);
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
